@@ -1,0 +1,103 @@
+"""The `edgemap` command line: one sub-command per stage.
+
+User errors (EdgemapError) become one line on stderr and exit status 2; heavy libraries are
+imported inside the commands so that `edgemap --help` and the edge commands stay light.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from edgemap.errors import EdgemapError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Map deep-learning models onto edge devices.")
+
+
+@app.command("models")
+def models_cmd(all_: bool = typer.Option(False, "--all", help="include test-only models")) -> None:
+    """List the model zoo with parameters and MACs."""
+    from edgemap.commands.models import list_models
+
+    list_models(include_test=all_)
+
+
+@app.command("train")
+def train_cmd(
+    model: str = typer.Option("resnet9s", help="zoo architecture"),
+    epochs: int = typer.Option(30),
+    batch_size: int = typer.Option(512),
+    lr: float = typer.Option(0.4, help="peak learning rate"),
+    schedule: str = typer.Option("onecycle", help="onecycle or cosine"),
+    label_smoothing: float = typer.Option(0.1),
+    weight_decay: float = typer.Option(5e-4),
+    seed: int = typer.Option(0),
+    threads: int = typer.Option(0, help="torch threads (0: default)"),
+    data: Optional[Path] = typer.Option(None, help="CIFAR-10 location (default $EDGEMAP_CIFAR10)"),
+    out: Path = typer.Option(Path("runs/model.safetensors"), help="checkpoint to write"),
+    run_dir: Optional[Path] = typer.Option(None, help="resumable state (default: next to --out)"),
+    limit: int = typer.Option(0, help="train on the first N images only (0: all)"),
+) -> None:
+    """Train a zoo model on CIFAR-10 and write a safetensors checkpoint + JSON sidecar."""
+    from edgemap.commands.train import run_training
+    from edgemap.train.loop import TrainConfig
+
+    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule, label_smoothing=label_smoothing,
+                      weight_decay=weight_decay, seed=seed, threads=threads)
+    run_training(model, cfg, data, out, run_dir or out.with_suffix(".run"), limit, " ".join(["edgemap"] + sys.argv[1:]))
+
+
+@app.command("eval")
+def eval_cmd(
+    checkpoint: Optional[Path] = typer.Argument(None, help="checkpoint (.safetensors); default: the shipped model"),
+    data: Optional[Path] = typer.Option(None, help="CIFAR-10 location, .npz, or image folder; default: $EDGEMAP_CIFAR10 else the shipped sample"),
+    split: str = typer.Option("test"),
+    confusion: bool = typer.Option(True, help="print the confusion matrix"),
+) -> None:
+    """Top-1 accuracy on the whole test split and on its exact subset, and the confusion matrix."""
+    from edgemap.commands.evaluate import run_eval
+
+    run_eval(checkpoint, data, split, confusion)
+
+
+# Sub-commands contributed by stage modules: each edgemap/commands/<name>.py defines register(app).
+# Add a module's name here (one line) to expose its commands.
+COMMAND_MODULES: tuple[str, ...] = ()
+
+
+def _register_stage_commands() -> None:
+    import importlib
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"edgemap.commands.{name}").register(app)
+
+
+_register_stage_commands()
+
+
+def main() -> None:
+    """Entry point: run the app, turning user errors into one line and exit status 2."""
+    try:
+        app(standalone_mode=False)
+    except EdgemapError as exc:
+        print(f"edgemap: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except (typer.Abort, KeyboardInterrupt):
+        print("edgemap: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except Exception as exc:  # click usage errors carry their own exit codes
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Exit):
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""`edgemap train`: train a zoo model on CIFAR-10 and write a checkpoint with its evidence."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from rich.console import Console
+
+from edgemap.core.evidence import machine_evidence
+from edgemap.data.cifar10 import load_cifar10
+from edgemap.data.transforms import Normalization
+from edgemap.models import zoo
+from edgemap.models.checkpoint import CheckpointInfo, save_checkpoint
+from edgemap.train.evaluate import evaluate
+from edgemap.train.loop import TrainConfig, train
+
+
+def run_training(arch: str, cfg: TrainConfig, data: Path | None, out: Path, run_dir: Path, limit: int, command: str) -> dict:
+    """Train, evaluate on the test split (all and exact), save checkpoint; returns the sidecar dict."""
+    console = Console(stderr=True)
+    model = zoo.build(arch)
+    train_set = load_cifar10("train", data)
+    test_set = load_cifar10("test", data)
+    if limit:
+        train_set = train_set.subset(slice(0, limit))
+    norm = Normalization()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    console.print(f"training {arch} on {len(train_set):,} images from {train_set.source} for {cfg.epochs} epochs")
+    t0 = time.perf_counter()
+    state = train(model, train_set, cfg, norm, val_set=test_set.exact(), run_dir=run_dir)
+    wall = time.perf_counter() - t0
+    result = evaluate(model, test_set, norm)
+    history = state["history"]
+    info = CheckpointInfo(
+        architecture=arch, normalization=norm, class_names=train_set.class_names,
+        metrics={"test": result.to_dict()},
+        training={"command": command, "config": asdict(cfg), "train_images": len(train_set),
+                  "train_wall_s_total": round(sum(h["wall_s"] for h in history), 1),
+                  "wall_s_this_invocation": round(wall, 1),
+                  "images_per_s_median": sorted(h["images_per_s"] for h in history)[len(history) // 2],
+                  "history": history, "evidence": machine_evidence()},
+    )
+    save_checkpoint(model, info, out)
+    exact = f"{result.top1_exact:.2f}%" if result.top1_exact is not None else "n/a"
+    Console().print(f"{arch}: top-1 {result.top1:.2f}% on {result.n:,} test images, {exact} on the {result.n_exact:,} exact ones"
+                    f" -> {out}")
+    return info.to_dict()

@@ -1,0 +1,53 @@
+"""PyTorch -> ONNX: one self-contained file, chosen opset, dynamic batch axis."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from edgemap.core.atomic import atomic_path
+from edgemap.errors import EdgemapError
+
+INPUT_NAME, OUTPUT_NAME = "input", "logits"
+
+
+def export_onnx(model: nn.Module, path: str | Path, input_shape: tuple[int, ...] = (3, 32, 32), opset: int = 18,
+                dynamic_batch: bool = True) -> Path:
+    """Export `model` (eval mode) to a single .onnx file (weights inside, no .onnx.data) at `path`."""
+    import onnx
+
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)  # torchvision absence
+    path = Path(path)
+    model = model.eval().to(memory_format=torch.contiguous_format)
+    example = (torch.randn(2, *input_shape),)
+    dynamic = {"x": {0: torch.export.Dim("batch", min=1, max=4096)}} if dynamic_batch else None
+    with atomic_path(path) as tmp:
+        try:
+            # the exporter prints progress to stdout and warns about onnxscript internals; keep the CLI quiet
+            with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+                warnings.simplefilter("ignore")
+                program = torch.onnx.export(model, example, dynamo=True, input_names=[INPUT_NAME],
+                                            output_names=[OUTPUT_NAME], opset_version=opset,
+                                            dynamic_shapes=_rename(dynamic, model), optimize=True)
+        except Exception as exc:  # the exporter raises many types; the user needs the first line
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+            raise EdgemapError(f"ONNX export failed: {first}") from None
+        program.save(str(tmp), external_data=False)
+        onnx.checker.check_model(str(tmp))
+    return path
+
+
+def _rename(dynamic: dict | None, model: nn.Module) -> dict | None:
+    """Key the dynamic-shape spec by the forward's real first argument name."""
+    if dynamic is None:
+        return None
+    import inspect
+
+    params = [p for p in inspect.signature(model.forward).parameters if p != "self"]
+    return {params[0]: dynamic["x"]}

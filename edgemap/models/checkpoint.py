@@ -1,0 +1,110 @@
+"""Checkpoints: safetensors weights + a JSON sidecar (never pickle).
+
+`name.safetensors` holds the state dict; `name.json` says how to rebuild and feed the model:
+architecture, number of classes, input shape, normalisation, class names, metrics.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from edgemap import __version__
+from edgemap.core.atomic import atomic_path, write_json
+from edgemap.data.dataset import CIFAR10_CLASSES
+from edgemap.data.transforms import Normalization
+from edgemap.errors import EdgemapError
+from edgemap.models import zoo
+
+
+@dataclass
+class CheckpointInfo:
+    """What the JSON sidecar records about a checkpoint."""
+
+    architecture: str
+    num_classes: int = 10
+    input_shape: tuple[int, int, int] = (3, 32, 32)
+    normalization: Normalization = field(default_factory=Normalization)
+    class_names: tuple[str, ...] = CIFAR10_CLASSES
+    metrics: dict = field(default_factory=dict)
+    training: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "format": "edgemap-checkpoint/1", "edgemap_version": __version__,
+            "architecture": self.architecture, "num_classes": self.num_classes,
+            "input_shape": list(self.input_shape), "normalization": self.normalization.to_dict(),
+            "class_names": list(self.class_names), "metrics": self.metrics, "training": self.training,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict, where: str) -> "CheckpointInfo":
+        try:
+            return cls(
+                architecture=str(d["architecture"]), num_classes=int(d["num_classes"]),
+                input_shape=tuple(int(v) for v in d["input_shape"]),  # type: ignore[arg-type]
+                normalization=Normalization.from_dict(d["normalization"]),
+                class_names=tuple(str(c) for c in d["class_names"]),
+                metrics=dict(d.get("metrics", {})), training=dict(d.get("training", {})),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise EdgemapError(f"{where}: malformed checkpoint sidecar ({exc!r})") from None
+
+
+def sidecar_path(weights: str | Path) -> Path:
+    """model.safetensors -> model.json."""
+    return Path(weights).with_suffix(".json")
+
+
+def save_checkpoint(model: nn.Module, info: CheckpointInfo, weights: str | Path) -> Path:
+    """Write weights and sidecar atomically; returns the weights path."""
+    weights = Path(weights)
+    state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+    with atomic_path(weights) as tmp:
+        save_file(state, str(tmp), metadata={"architecture": info.architecture})
+    write_json(sidecar_path(weights), info.to_dict())
+    return weights
+
+
+def read_info(weights: str | Path) -> CheckpointInfo:
+    """Read only the sidecar of a checkpoint."""
+    side = sidecar_path(weights)
+    if not side.is_file():
+        raise EdgemapError(f"{side}: checkpoint sidecar not found (a checkpoint is NAME.safetensors + NAME.json)")
+    try:
+        return CheckpointInfo.from_dict(json.loads(side.read_text()), str(side))
+    except json.JSONDecodeError as exc:
+        raise EdgemapError(f"{side}: not valid JSON ({exc})") from None
+
+
+def load_checkpoint(weights: str | Path) -> tuple[nn.Module, CheckpointInfo]:
+    """Rebuild the zoo model named in the sidecar and load its weights (strictly)."""
+    weights = Path(weights)
+    if not weights.is_file():
+        raise EdgemapError(f"{weights}: checkpoint not found")
+    info = read_info(weights)
+    model = zoo.build(info.architecture, num_classes=info.num_classes)
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError) as exc:
+        raise EdgemapError(f"{weights}: not a readable safetensors file ({exc})") from None
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise EdgemapError(f"{weights}: weights do not match architecture {info.architecture!r} ({first})") from None
+    model.eval()
+    return model, info
+
+
+def to_float_input(images_nhwc_uint8, info: CheckpointInfo) -> torch.Tensor:
+    """uint8 images -> the float NCHW tensor this checkpoint expects."""
+    from edgemap.data.transforms import to_nchw_float
+
+    return torch.from_numpy(to_nchw_float(images_nhwc_uint8, info.normalization))

@@ -1,0 +1,1 @@
+"""Inference backends, one module per engine, found by name. Import-light: numpy only at this level."""

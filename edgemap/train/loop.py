@@ -1,0 +1,171 @@
+"""Supervised training: SGD + Nesterov, one-cycle (or cosine) schedule, label smoothing, resumable.
+
+A run directory keeps the last epoch's weights, optimizer momentum and history, so a killed
+run continues from the last finished epoch with the same result it would have had.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from edgemap.core.atomic import atomic_path, write_json
+from edgemap.data.dataset import ImageSet
+from edgemap.data.transforms import Normalization, to_nchw_float
+from edgemap.errors import EdgemapError
+from edgemap.train.augment import random_crop_flip
+from edgemap.train.evaluate import evaluate
+
+# ---- hyper-parameters (defaults; every one can be set from the command line) ----------------
+#   epochs          30      passes over the training set
+#   batch_size      512     images per step
+#   lr              0.4     peak learning rate of the one-cycle schedule (linear up, linear down)
+#   warmup          0.2     fraction of steps spent rising to the peak
+#   momentum        0.9     Nesterov momentum
+#   weight_decay    5e-4    L2 on all weights
+#   label_smoothing 0.1
+#   pad             4       random-crop padding (reflect)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters of one training run (see the table above)."""
+
+    epochs: int = 30
+    batch_size: int = 512
+    lr: float = 0.4
+    schedule: str = "onecycle"
+    warmup: float = 0.2
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.1
+    pad: int = 4
+    augment: bool = True
+    seed: int = 0
+    threads: int = 0  # 0: leave torch's default
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise EdgemapError("epochs and batch size must be at least 1")
+        if self.schedule not in ("onecycle", "cosine"):
+            raise EdgemapError(f"unknown schedule {self.schedule!r}; use onecycle or cosine")
+        if not 0 <= self.label_smoothing < 1 or not 0 <= self.warmup < 1:
+            raise EdgemapError("label smoothing and warmup must lie in [0, 1)")
+
+
+def lr_at(cfg: TrainConfig, step: int, total: int) -> float:
+    """Learning rate at a step: one-cycle (linear warm-up, linear decay to 0) or cosine with warm-up."""
+    rise = max(1, int(cfg.warmup * total))
+    if step < rise:
+        return cfg.lr * (step + 1) / rise
+    frac = (step - rise) / max(1, total - rise)
+    if cfg.schedule == "onecycle":
+        return cfg.lr * (1.0 - frac)
+    return cfg.lr * 0.5 * (1 + math.cos(math.pi * frac))
+
+
+# A loss function gets (logits, labels, input batch) so distillation can run its teacher on the batch.
+LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def _state_paths(run_dir: Path) -> tuple[Path, Path, Path]:
+    return run_dir / "last.safetensors", run_dir / "last_optim.safetensors", run_dir / "state.json"
+
+
+def _save_state(run_dir: Path, model: nn.Module, opt: torch.optim.Optimizer, state: dict) -> None:
+    w, o, s = _state_paths(run_dir)
+    with atomic_path(w) as tmp:
+        save_file({k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}, str(tmp))
+    bufs = {f"m{i}": opt.state[p]["momentum_buffer"].contiguous()
+            for i, p in enumerate(opt.param_groups[0]["params"]) if opt.state[p].get("momentum_buffer") is not None}
+    with atomic_path(o) as tmp:
+        save_file(bufs, str(tmp))
+    write_json(s, state)
+
+
+def _load_state(run_dir: Path, model: nn.Module, opt: torch.optim.Optimizer) -> dict | None:
+    w, o, s = _state_paths(run_dir)
+    if not s.is_file():
+        return None
+    model.load_state_dict(load_file(str(w)))
+    bufs = load_file(str(o))
+    for i, p in enumerate(opt.param_groups[0]["params"]):
+        if f"m{i}" in bufs:
+            opt.state[p]["momentum_buffer"] = bufs[f"m{i}"]
+    return json.loads(s.read_text())
+
+
+def train(
+    model: nn.Module,
+    train_set: ImageSet,
+    cfg: TrainConfig,
+    norm: Normalization,
+    val_set: ImageSet | None = None,
+    run_dir: str | Path | None = None,
+    loss_fn: LossFn | None = None,
+    progress: bool = True,
+) -> dict:
+    """Train `model` in place and return the history (per-epoch loss, accuracy, images/s, wall time)."""
+    from edgemap.train.progress import EpochProgress
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    x_all = torch.from_numpy(to_nchw_float(train_set.images, norm)).contiguous(memory_format=torch.channels_last)
+    y_all = torch.from_numpy(train_set.labels)
+    model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0,
+                          weight_decay=cfg.weight_decay)
+    steps_per_epoch = math.ceil(len(train_set) / cfg.batch_size)
+    total = cfg.epochs * steps_per_epoch
+    run_path = Path(run_dir) if run_dir else None
+    state = (_load_state(run_path, model, opt) if run_path else None) or {"epoch": 0, "history": [], "config": asdict(cfg)}
+    if state["config"] != asdict(cfg):
+        raise EdgemapError(f"{run_path}: holds a run with different settings; use another --run-dir or the same settings")
+    loss_fn = loss_fn or (lambda logits, y, _x: F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing))
+    bar = EpochProgress(cfg.epochs, steps_per_epoch, enabled=progress, start_epoch=state["epoch"])
+    for epoch in range(state["epoch"], cfg.epochs):
+        gen = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)  # per-epoch seed: resume reproduces the run
+        order = torch.randperm(len(train_set), generator=gen)
+        model.train()
+        t0, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
+        for i in range(steps_per_epoch):
+            idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+            x, y = x_all[idx], y_all[idx]
+            if cfg.augment:
+                x = random_crop_flip(x, cfg.pad, gen).contiguous(memory_format=torch.channels_last)
+            for g in opt.param_groups:
+                g["lr"] = lr_at(cfg, epoch * steps_per_epoch + i, total)
+            logits = model(x)
+            loss = loss_fn(logits, y, x)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            seen += len(y)
+            loss_sum += float(loss.detach()) * len(y)
+            correct += int((logits.argmax(1) == y).sum())
+            bar.step(loss_sum / seen, 100 * correct / seen, seen / (time.perf_counter() - t0))
+        wall = time.perf_counter() - t0
+        record = {"epoch": epoch + 1, "loss": round(loss_sum / seen, 4), "train_top1": round(100 * correct / seen, 2),
+                  "images_per_s": round(seen / wall, 1), "wall_s": round(wall, 1)}
+        if val_set is not None:
+            record["val_top1"] = round(evaluate(model, val_set, norm).top1, 2)
+        state["history"].append(record)
+        state["epoch"] = epoch + 1
+        if run_path:
+            _save_state(run_path, model, opt, state)
+        bar.end_epoch(record)
+    bar.close()
+    model.eval()
+    return state
