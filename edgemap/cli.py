@@ -63,6 +63,22 @@ def eval_cmd(
     run_eval(checkpoint, data, split, confusion)
 
 
+@app.command("demo")
+def demo_cmd(
+    out: Path = typer.Option(Path("out/demo"), help="where the ONNX model and figures go"),
+    runs: int = typer.Option(300, help="timed runs per runtime"),
+    threads: int = typer.Option(0, help="threads for both runtimes (0: library default)"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="also write the figures as JSON"),
+) -> None:
+    """The main job on the built-in default: shipped model -> ONNX -> parity -> ONNX Runtime, timed beside PyTorch."""
+    from edgemap.commands.demo import run_demo
+    from edgemap.core.atomic import write_json
+
+    figures = run_demo(out, runs, threads)
+    if json_out:
+        write_json(json_out, figures)
+
+
 # Sub-commands contributed by stage modules: each edgemap/commands/<name>.py defines register(app).
 # Add a module's name here (one line) to expose its commands.
 COMMAND_MODULES: tuple[str, ...] = ()

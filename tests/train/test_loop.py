@@ -1,0 +1,82 @@
+import numpy as np
+import pytest
+import torch
+
+from edgemap.data.cifar10 import load_npz
+from edgemap.data.transforms import Normalization
+from edgemap.errors import EdgemapError
+from edgemap.models import zoo
+from edgemap.train.augment import random_crop_flip
+from edgemap.train.evaluate import evaluate
+from edgemap.train.loop import TrainConfig, lr_at, train
+
+FAST = dict(batch_size=8, lr=0.05, label_smoothing=0.0, augment=False, threads=1)
+
+
+def test_training_learns_a_learnable_task(tiny_npz):
+    data = load_npz(tiny_npz)
+    torch.manual_seed(0)
+    model = zoo.build("tiny")
+    norm = Normalization()
+    before = evaluate(model, data, norm).top1
+    state = train(model, data, TrainConfig(epochs=25, **FAST), norm, progress=False)
+    after = evaluate(model, data, norm).top1
+    assert state["history"][-1]["loss"] < state["history"][0]["loss"]
+    assert after >= 60 and after > before + 20
+
+
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tiny_npz, tmp_path):
+    data = load_npz(tiny_npz)
+    norm = Normalization()
+    cfg = TrainConfig(epochs=3, **{**FAST, "augment": True, "pad": 2})
+    torch.manual_seed(1)
+    straight = zoo.build("tiny")
+    init = {k: v.clone() for k, v in straight.state_dict().items()}
+    train(straight, data, cfg, norm, progress=False)
+    # an interrupted run: killed in the middle of epoch 3, then restarted from the run directory
+    part = zoo.build("tiny")
+    part.load_state_dict(init)
+    calls = {"n": 0}
+
+    def dies_in_epoch_three(logits, y, _x):
+        calls["n"] += 1
+        if calls["n"] == 12:  # 5 steps per epoch
+            raise KeyboardInterrupt
+        return torch.nn.functional.cross_entropy(logits, y)
+
+    with pytest.raises(KeyboardInterrupt):
+        train(part, data, cfg, norm, run_dir=tmp_path, loss_fn=dies_in_epoch_three, progress=False)
+    resumed = zoo.build("tiny")
+    state = train(resumed, data, cfg, norm, run_dir=tmp_path, progress=False)
+    assert state["epoch"] == 3
+    for k, v in straight.state_dict().items():
+        assert torch.allclose(v.float(), resumed.state_dict()[k].float(), atol=1e-6), k
+
+
+def test_run_dir_with_other_settings_is_refused(tiny_npz, tmp_path):
+    data = load_npz(tiny_npz)
+    train(zoo.build("tiny"), data, TrainConfig(epochs=1, **FAST), Normalization(), run_dir=tmp_path, progress=False)
+    with pytest.raises(EdgemapError, match="different settings"):
+        train(zoo.build("tiny"), data, TrainConfig(epochs=2, **FAST), Normalization(), run_dir=tmp_path, progress=False)
+
+
+def test_one_cycle_schedule_rises_then_falls_to_zero():
+    cfg = TrainConfig(epochs=1, lr=1.0, warmup=0.25)
+    lrs = [lr_at(cfg, s, 100) for s in range(100)]
+    assert max(lrs) == pytest.approx(1.0) and lrs.index(max(lrs)) == 24
+    assert lrs[-1] < 0.02 and all(a >= b for a, b in zip(lrs[24:], lrs[25:]))
+
+
+def test_augmentation_keeps_shape_and_moves_pixels():
+    x = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).reshape(2, 3, 8, 8)
+    out = random_crop_flip(x, 2, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape
+    assert not torch.equal(out, x)
+    # every output row is a (possibly flipped, shifted) piece of the reflect-padded input: values stay in range
+    assert out.min() >= x.min() and out.max() <= x.max()
+
+
+@pytest.mark.parametrize("kwargs", [dict(epochs=0), dict(schedule="step"), dict(label_smoothing=1.5)])
+def test_bad_config(kwargs):
+    with pytest.raises(EdgemapError):
+        TrainConfig(**kwargs)
