@@ -34,14 +34,19 @@ class CheckpointInfo:
     class_names: tuple[str, ...] = CIFAR10_CLASSES
     metrics: dict = field(default_factory=dict)
     training: dict = field(default_factory=dict)
+    # Layer widths that differ from the zoo build (pruned models): module name -> constructor sizes.
+    layers: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {
+        d = {
             "format": "edgemap-checkpoint/1", "edgemap_version": __version__,
             "architecture": self.architecture, "num_classes": self.num_classes,
             "input_shape": list(self.input_shape), "normalization": self.normalization.to_dict(),
             "class_names": list(self.class_names), "metrics": self.metrics, "training": self.training,
         }
+        if self.layers:
+            d["layers"] = self.layers
+        return d
 
     @classmethod
     def from_dict(cls, d: dict, where: str) -> "CheckpointInfo":
@@ -52,6 +57,7 @@ class CheckpointInfo:
                 normalization=Normalization.from_dict(d["normalization"]),
                 class_names=tuple(str(c) for c in d["class_names"]),
                 metrics=dict(d.get("metrics", {})), training=dict(d.get("training", {})),
+                layers=dict(d.get("layers", {})),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise EdgemapError(f"{where}: malformed checkpoint sidecar ({exc!r})") from None
@@ -90,6 +96,8 @@ def load_checkpoint(weights: str | Path) -> tuple[nn.Module, CheckpointInfo]:
         raise EdgemapError(f"{weights}: checkpoint not found")
     info = read_info(weights)
     model = zoo.build(info.architecture, num_classes=info.num_classes)
+    if info.layers:
+        apply_layer_shapes(model, info.layers, str(sidecar_path(weights)))
     try:
         state = load_file(str(weights))
     except (SafetensorError, OSError) as exc:
@@ -101,6 +109,38 @@ def load_checkpoint(weights: str | Path) -> tuple[nn.Module, CheckpointInfo]:
         raise EdgemapError(f"{weights}: weights do not match architecture {info.architecture!r} ({first})") from None
     model.eval()
     return model, info
+
+
+def layer_shapes(model: nn.Module) -> dict:
+    """The sizes of every Conv2d / Linear / BatchNorm2d, for the sidecar of a model whose widths were changed."""
+    out: dict[str, dict] = {}
+    for name, m in model.named_modules():
+        if isinstance(m, nn.Conv2d):
+            out[name] = {"type": "Conv2d", "in": m.in_channels, "out": m.out_channels, "groups": m.groups,
+                         "bias": m.bias is not None}
+        elif isinstance(m, nn.Linear):
+            out[name] = {"type": "Linear", "in": m.in_features, "out": m.out_features, "bias": m.bias is not None}
+        elif isinstance(m, nn.BatchNorm2d):
+            out[name] = {"type": "BatchNorm2d", "features": m.num_features}
+    return out
+
+
+def apply_layer_shapes(model: nn.Module, layers: dict, where: str = "checkpoint") -> None:
+    """Re-create the named layers of a fresh zoo model with the saved sizes (kernel, stride, padding kept)."""
+    modules = dict(model.named_modules())
+    for name, shape in layers.items():
+        old = modules.get(name)
+        if old is None or type(old).__name__ != shape.get("type"):
+            raise EdgemapError(f"{where}: layer {name!r} ({shape.get('type')}) does not exist in this architecture")
+        if isinstance(old, nn.Conv2d):
+            new: nn.Module = nn.Conv2d(shape["in"], shape["out"], old.kernel_size, old.stride, old.padding,
+                                       old.dilation, shape["groups"], shape["bias"])
+        elif isinstance(old, nn.Linear):
+            new = nn.Linear(shape["in"], shape["out"], shape["bias"])
+        else:
+            new = nn.BatchNorm2d(shape["features"], eps=old.eps, momentum=old.momentum)
+        parent_name, _, attr = name.rpartition(".")
+        setattr(modules[parent_name] if parent_name else model, attr, new)
 
 
 def to_float_input(images_nhwc_uint8, info: CheckpointInfo) -> torch.Tensor:

@@ -1,0 +1,29 @@
+"""What a pass gets besides its config: the data sets, where to keep resumable state, how hard to measure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgemap.data.dataset import ImageSet
+
+
+@dataclass
+class PassContext:
+    """Shared inputs of the passes in one run.
+
+    train_set: fine-tuning / distillation / calibration source; eval_set: accuracy before -> after
+    (None: accuracy is not measured); run_dir: resumable training state (None: not resumable);
+    latency_runs: timed batch-1 runs per model (0: latency is not measured).
+    """
+
+    train_set: ImageSet | None = None
+    eval_set: ImageSet | None = None
+    run_dir: Path | None = None
+    latency_runs: int = 200
+    threads: int = 0
+    progress: bool = False
+
+    def sub_run_dir(self, name: str) -> Path | None:
+        """A per-pass folder inside run_dir, so two passes never share training state."""
+        return None if self.run_dir is None else Path(self.run_dir) / name

@@ -1,0 +1,215 @@
+"""Structured (channel) pruning with Torch-Pruning's dependency graph: channels are physically removed.
+
+The dependency graph keeps coupled layers consistent (a residual sum prunes the same channels
+on both branches; a depthwise conv follows its input), so the pruned model is a smaller dense
+model that runs faster on any runtime. The classifier's output size is never pruned.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from edgemap.compress.context import PassContext
+from edgemap.compress.finetune import finetune
+from edgemap.compress.measure import latency_pair, torch_accuracy, torch_latency
+from edgemap.compress.report import CompressionReport, file_size, timed
+from edgemap.core.passes import config_to_dict, pass_function, register_pass
+from edgemap.data.dataset import ImageSet
+from edgemap.errors import EdgemapError
+from edgemap.models.checkpoint import CheckpointInfo, layer_shapes, load_checkpoint, save_checkpoint, to_float_input
+from edgemap.models.stats import count_macs, count_parameters
+
+IMPORTANCES = ("l1", "l2", "taylor")
+_TARGET_STEPS = 40  # resolution of the ratio search when a MAC target is given
+_MAX_RATIO = 0.95  # never remove a whole layer
+
+
+@register_pass("prune_channels", consumes="checkpoint", produces="checkpoint", needs_data=True)
+@dataclass(frozen=True)
+class PruneChannels:
+    """Remove a fraction of the channels of every conv/linear layer (or reach a MAC target), then fine-tune.
+
+    ratio: fraction of channels removed (per layer, or over the whole net when global_pruning).
+    target_macs: instead of ratio, prune in small steps until the model has at most this many MACs.
+    layer_ratios: per-layer overrides, module name -> ratio.
+    iterative_steps: reach the ratio in this many steps (scores recomputed between steps),
+    with step_finetune_epochs of fine-tuning after each step but the last.
+    finetune_epochs: fine-tuning after pruning; distill: use the unpruned model as teacher.
+    """
+
+    ratio: float | None = 0.5
+    target_macs: int | None = None
+    importance: str = "l2"
+    global_pruning: bool = False
+    layer_ratios: dict = field(default_factory=dict)
+    iterative_steps: int = 1
+    step_finetune_epochs: int = 0
+    round_to: int | None = None
+    finetune_epochs: int = 0
+    finetune_lr: float = 0.05
+    batch_size: int = 256
+    distill: bool = False
+    temperature: float = 4.0
+    alpha: float = 0.5
+
+    def __post_init__(self) -> None:
+        if (self.ratio is None) == (self.target_macs is None):
+            raise EdgemapError("prune_channels: give exactly one of ratio and target_macs")
+        for name, r in [("ratio", self.ratio), *self.layer_ratios.items()]:
+            if r is not None and not 0 < float(r) < 1:
+                raise EdgemapError(f"prune_channels: {name} must lie in (0, 1), got {r}")
+        if self.target_macs is not None and self.target_macs <= 0:
+            raise EdgemapError(f"prune_channels: target_macs must be positive, got {self.target_macs}")
+        if self.importance not in IMPORTANCES:
+            raise EdgemapError(f"prune_channels: importance must be one of {', '.join(IMPORTANCES)}, got {self.importance!r}")
+        if self.iterative_steps < 1 or self.finetune_epochs < 0 or self.step_finetune_epochs < 0:
+            raise EdgemapError("prune_channels: iterative_steps must be >= 1 and epochs >= 0")
+        if self.round_to is not None and self.round_to < 1:
+            raise EdgemapError("prune_channels: round_to must be >= 1")
+        if not 0 <= self.alpha <= 1 or self.temperature <= 0:
+            raise EdgemapError("prune_channels: alpha must lie in [0, 1] and temperature be positive")
+
+
+def output_layers(model: nn.Module) -> list[nn.Module]:
+    """The classifier: the last Linear (or, without one, the last Conv2d) in module order."""
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    last = linears[-1:] or convs[-1:]
+    return last
+
+
+def _importance(name: str):  # noqa: ANN202 - a torch_pruning Importance
+    import torch_pruning as tp
+
+    if name == "taylor":
+        return tp.importance.GroupTaylorImportance()
+    return tp.importance.GroupMagnitudeImportance(p=1 if name == "l1" else 2)
+
+
+def _pruner(model: nn.Module, example: torch.Tensor, cfg: PruneChannels, ratio: float, steps: int):  # noqa: ANN202
+    import torch_pruning as tp
+
+    modules = dict(model.named_modules())
+    unknown = [n for n in cfg.layer_ratios if n not in modules]
+    if unknown:
+        raise EdgemapError(f"prune_channels: no layer named {', '.join(unknown)} in this model")
+    try:
+        return tp.pruner.BasePruner(
+            model, example, importance=_importance(cfg.importance), global_pruning=cfg.global_pruning,
+            pruning_ratio=ratio, pruning_ratio_dict={modules[n]: float(r) for n, r in cfg.layer_ratios.items()} or None,
+            max_pruning_ratio=_MAX_RATIO, iterative_steps=steps, ignored_layers=output_layers(model),
+            round_to=cfg.round_to)
+    except Exception as exc:  # tracing failures surface as many exception types
+        raise EdgemapError(f"prune_channels: Torch-Pruning cannot trace this model ({type(exc).__name__}: "
+                           f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''})") from None
+
+
+def _taylor_grads(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor] | None) -> None:
+    """Taylor importance needs the loss gradient of every weight on a batch of real data."""
+    if batch is None:
+        raise EdgemapError("prune_channels: taylor importance needs a batch of labelled data")
+    model.zero_grad(set_to_none=True)
+    model.train()
+    F.cross_entropy(model(batch[0]), batch[1]).backward()
+    model.eval()
+
+
+def prune_model(model: nn.Module, cfg: PruneChannels, input_shape: tuple[int, ...] = (3, 32, 32),
+                batch: tuple[torch.Tensor, torch.Tensor] | None = None,
+                between_steps=None) -> nn.Module:  # noqa: ANN001 - callable(model, step)
+    """A pruned copy of `model` (the original is untouched). `batch` feeds Taylor importance;
+    `between_steps(model, step)` runs after every step but the last (fine-tuning)."""
+    model = copy.deepcopy(model).eval().to(memory_format=torch.contiguous_format)
+    example = torch.zeros(1, *input_shape)
+    num_out = _num_outputs(model, example)
+    if cfg.target_macs is not None:
+        _prune_to_macs(model, cfg, example, batch)
+    else:
+        pruner = _pruner(model, example, cfg, float(cfg.ratio), cfg.iterative_steps)
+        for step in range(cfg.iterative_steps):
+            if cfg.importance == "taylor":
+                _taylor_grads(model, batch)
+            pruner.step()
+            if between_steps is not None and step < cfg.iterative_steps - 1:
+                between_steps(model, step)
+    model.zero_grad(set_to_none=True)
+    if _num_outputs(model, example) != num_out:
+        raise EdgemapError("prune_channels: pruning changed the number of outputs (the classifier was pruned)")
+    return model.eval()
+
+
+def _prune_to_macs(model: nn.Module, cfg: PruneChannels, example: torch.Tensor, batch) -> None:  # noqa: ANN001
+    """Prune in small steps until the MAC count falls to the target (error when even the maximum ratio misses it)."""
+    pruner = _pruner(model, example, cfg, _MAX_RATIO, _TARGET_STEPS)
+    shape = tuple(example.shape[1:])
+    for _ in range(_TARGET_STEPS):
+        if count_macs(model, shape) <= cfg.target_macs:
+            return
+        if cfg.importance == "taylor":
+            _taylor_grads(model, batch)
+        pruner.step()
+    if count_macs(model, shape) > cfg.target_macs:
+        raise EdgemapError(f"prune_channels: cannot reach {cfg.target_macs:,} MACs; the smallest reached is "
+                           f"{count_macs(model, shape):,}")
+
+
+def _num_outputs(model: nn.Module, example: torch.Tensor) -> int:
+    with torch.no_grad():
+        return int(model(example).shape[-1])
+
+
+@pass_function(PruneChannels)
+def prune_checkpoint(cfg: PruneChannels, source: str | Path, out: str | Path, ctx: PassContext) -> CompressionReport:
+    """Prune a checkpoint, fine-tune it (optionally distilling from the unpruned model), save it with its
+    new layer widths, and report parameters, MACs, file size, accuracy and measured batch-1 latency."""
+    model, info = load_checkpoint(source)
+    report = CompressionReport("prune_channels", config_to_dict(cfg))
+    with timed(report):
+        if ctx.train_set is None and (cfg.importance == "taylor" or cfg.finetune_epochs or cfg.step_finetune_epochs):
+            raise EdgemapError("prune_channels: fine-tuning and taylor importance need training data")
+        batch = _first_batch(ctx.train_set, info, cfg.batch_size) if ctx.train_set is not None else None
+        teacher = copy.deepcopy(model) if cfg.distill else None
+
+        def tune(m: nn.Module, epochs: int, tag: str) -> list[dict]:
+            return finetune(m, ctx.train_set, epochs, cfg.finetune_lr, info.normalization, cfg.batch_size,  # type: ignore[arg-type]
+                            teacher, cfg.temperature, cfg.alpha, ctx.sub_run_dir(f"prune_{tag}"), progress=ctx.progress)
+
+        pruned = prune_model(model, cfg, info.input_shape, batch,
+                             between_steps=lambda m, s: tune(m, cfg.step_finetune_epochs, f"step{s}"))
+        before_acc = torch_accuracy(model, ctx.eval_set, info.normalization)
+        pruned_acc = torch_accuracy(pruned, ctx.eval_set, info.normalization)
+        history = tune(pruned, cfg.finetune_epochs, "final")
+        report.accuracy = {"before": before_acc, "after": torch_accuracy(pruned, ctx.eval_set, info.normalization),
+                           "pruned_before_finetune": pruned_acc}
+        _save_pruned(pruned, info, out, report, history)
+    _fill_sizes(report, model, pruned, info.input_shape, source, out)
+    if ctx.latency_runs:
+        lat = torch_latency({"before": model, "after": pruned}, info.input_shape, ctx.latency_runs)
+        report.latency = {**latency_pair(lat["before"], lat["after"]), "runtime": "torch eager, batch 1"}
+    return report
+
+
+def _first_batch(data: ImageSet, info: CheckpointInfo, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    return to_float_input(data.images[:n], info), torch.from_numpy(data.labels[:n])
+
+
+def _save_pruned(pruned: nn.Module, info: CheckpointInfo, out: str | Path, report: CompressionReport,
+                 history: list[dict]) -> None:
+    new_info = dataclasses.replace(info, layers=layer_shapes(pruned), metrics={"test": report.accuracy.get("after")},
+                                   training={**info.training, "compression": [report.config], "finetune_history": history})
+    save_checkpoint(pruned, new_info, out)
+    report.output = str(out)
+
+
+def _fill_sizes(report: CompressionReport, model: nn.Module, pruned: nn.Module, shape: tuple[int, ...],
+                source: str | Path, out: str | Path) -> None:
+    report.params = (count_parameters(model), count_parameters(pruned))
+    report.macs = (count_macs(model, shape), count_macs(pruned, shape))
+    report.file_bytes = (file_size(source), file_size(out))
