@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgemap.data.dataset import ImageSet
+from edgemap.data.transforms import Normalization
 
 
 @dataclass
@@ -14,7 +15,8 @@ class PassContext:
 
     train_set: fine-tuning / distillation / calibration source; eval_set: accuracy before -> after
     (None: accuracy is not measured); run_dir: resumable training state (None: not resumable);
-    latency_runs: timed batch-1 runs per model (0: latency is not measured).
+    latency_runs: timed batch-1 runs per model (0: latency is not measured); norm and input_shape
+    say how images feed an ONNX model (a checkpoint's sidecar says it for torch passes).
     """
 
     train_set: ImageSet | None = None
@@ -23,6 +25,8 @@ class PassContext:
     latency_runs: int = 200
     threads: int = 0
     progress: bool = False
+    norm: Normalization = field(default_factory=Normalization)  # how images are fed to ONNX inputs
+    input_shape: tuple[int, int, int] = (3, 32, 32)
 
     def sub_run_dir(self, name: str) -> Path | None:
         """A per-pass folder inside run_dir, so two passes never share training state."""

@@ -1,0 +1,239 @@
+"""Post-training quantization of ONNX models with ONNX Runtime's quantizer: static INT8 (QDQ), dynamic INT8, FP16.
+
+Static INT8 is the one that speeds up CNNs on CPUs: weights per channel, activations calibrated
+on real images, QDQ format that ONNX Runtime fuses into QLinearConv kernels. Every INT8 result
+is checked to run integer kernels in the graph the runtime executes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgemap.compress.calibration import calibration_array, check_calibration, data_reader, model_input_shape
+from edgemap.compress.context import PassContext
+from edgemap.compress.inspect import op_counts, require_integer_kernels, require_quantizable
+from edgemap.compress.onnx_report import onnx_report
+from edgemap.core.atomic import atomic_path
+from edgemap.core.passes import pass_function, register_pass
+from edgemap.errors import EdgemapError
+
+CALIBRATIONS = ("minmax", "entropy", "percentile")
+
+
+@register_pass("quantize_static", consumes="onnx", produces="onnx", needs_data=True)
+@dataclass(frozen=True)
+class QuantizeStatic:
+    """Static INT8, QDQ format: per-channel symmetric int8 weights, activations calibrated on `samples` images
+    (uint8 asymmetric, or int8 symmetric with symmetric_activations). max_accuracy_drop (points): keep the
+    most sensitive layers in float until the drop is met (accuracy control); exclude: nodes kept in float."""
+
+    calibration: str = "minmax"
+    samples: int = 512
+    per_channel: bool = True
+    symmetric_activations: bool = False
+    percentile: float = 99.999
+    max_accuracy_drop: float | None = None
+    exclude: tuple[str, ...] = ()
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.calibration not in CALIBRATIONS:
+            raise EdgemapError(f"quantize_static: calibration must be one of {', '.join(CALIBRATIONS)}, got {self.calibration!r}")
+        if self.samples < 1:
+            raise EdgemapError(f"quantize_static: samples must be >= 1, got {self.samples}")
+        if not 50 < self.percentile <= 100:
+            raise EdgemapError(f"quantize_static: percentile must lie in (50, 100], got {self.percentile}")
+        if self.max_accuracy_drop is not None and self.max_accuracy_drop < 0:
+            raise EdgemapError("quantize_static: max_accuracy_drop must be >= 0")
+
+
+class StaticQuantizer:
+    """Pre-processes a model and calibrates once; quantize() then writes variants (e.g. with layers excluded).
+
+    The calibration ranges are cached in a temporary folder, so accuracy control can try many
+    exclusion sets without re-running calibration.
+    """
+
+    def __init__(self, source: str | Path, calib: np.ndarray, cfg: QuantizeStatic) -> None:
+        self.source, self.cfg = Path(source), cfg
+        self.nodes = require_quantizable(source)
+        check_calibration(calib, source)
+        self._tmp = tempfile.TemporaryDirectory(prefix="edgemap-quant-")
+        self.pre = Path(self._tmp.name) / "pre.onnx"
+        preprocess(source, self.pre)
+        self.input_name, shape = model_input_shape(self.pre)
+        self.calib = calib
+        self.batch = shape[0] if isinstance(shape[0], int) else 32  # a fixed-batch model takes its own batch
+        self._cache = Path(self._tmp.name) / "calibration.json"
+
+    def quantize(self, out: str | Path, exclude: list[str] | tuple[str, ...] = ()) -> dict:
+        """Write the INT8 model to `out` (atomically) and return its runtime integer-kernel summary."""
+        from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+        method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+                  "percentile": CalibrationMethod.Percentile}[self.cfg.calibration]
+        extra = {"ActivationSymmetric": self.cfg.symmetric_activations, "WeightSymmetric": True,
+                 "CalibPercentile": self.cfg.percentile}
+        unknown = sorted(set(exclude) - set(self.nodes))
+        if unknown:
+            raise EdgemapError(f"quantize_static: no quantizable node named {', '.join(unknown)}; nodes: {', '.join(self.nodes)}")
+        # the calibrators print progress to stdout; keep the CLI output to the report
+        with atomic_path(out) as tmp, warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            quantize_static(str(self.pre), str(tmp), data_reader(self.calib, self.input_name, self.batch),
+                            quant_format=QuantFormat.QDQ, per_channel=self.cfg.per_channel,
+                            activation_type=QuantType.QInt8 if self.cfg.symmetric_activations else QuantType.QUInt8,
+                            weight_type=QuantType.QInt8, calibrate_method=method, nodes_to_exclude=list(exclude),
+                            extra_options=extra, calibration_cache_path=str(self._cache))
+            return require_integer_kernels(tmp)
+
+    def close(self) -> None:
+        self._tmp.cleanup()
+
+    def __enter__(self) -> "StaticQuantizer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def preprocess(source: str | Path, out: str | Path) -> None:
+    """ONNX Runtime's quant_pre_process (shape inference + graph optimisation); symbolic shape inference is
+    skipped when it cannot handle the graph (it fails on some exporter outputs), and unnamed nodes get names."""
+    import onnx
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    try:
+        quant_pre_process(str(source), str(out))
+    except Exception:  # symbolic inference raises TypeError/Exception on graphs it does not understand
+        quant_pre_process(str(source), str(out), skip_symbolic_shape=True)
+    model = onnx.load(str(out))
+    if any(not n.name for n in model.graph.node):
+        for i, n in enumerate(model.graph.node):
+            n.name = n.name or f"{n.op_type}_{i}"
+        onnx.save(model, str(out))
+
+
+def quantize_static_onnx(source: str | Path, out: str | Path, calib: np.ndarray, cfg: QuantizeStatic) -> dict:
+    """Static INT8 QDQ quantization of one ONNX file with a given calibration array (float32 NCHW)."""
+    with StaticQuantizer(source, calib, cfg) as q:
+        return q.quantize(out, cfg.exclude)
+
+
+def calibration_for(ctx: PassContext, samples: int, seed: int) -> tuple[np.ndarray, str]:
+    """Calibration array from the training data, or the shipped sample when no training data is given."""
+    from edgemap.data.sample import load_sample
+
+    data = ctx.train_set if ctx.train_set is not None else load_sample()
+    return calibration_array(data, samples, ctx.norm, seed), data.source
+
+
+@pass_function(QuantizeStatic)
+def quantize_static_file(cfg: QuantizeStatic, source: str | Path, out: str | Path, ctx: PassContext):  # noqa: ANN201
+    """The quantize_static pass: INT8 model at `out` with a CompressionReport (accuracy control when asked)."""
+    from edgemap.compress.accuracy_control import quantize_with_accuracy_control
+
+    calib, calib_source = calibration_for(ctx, cfg.samples, cfg.seed)
+
+    def work(report) -> None:  # noqa: ANN001
+        with StaticQuantizer(source, calib, cfg) as q:
+            if cfg.max_accuracy_drop is None:
+                report.extra["int8"] = q.quantize(out, cfg.exclude)
+                return
+            if ctx.eval_set is None:
+                raise EdgemapError("quantize_static: max_accuracy_drop needs evaluation data")
+            control = quantize_with_accuracy_control(q, out, ctx.eval_set, ctx.norm, cfg.max_accuracy_drop)
+            report.extra["accuracy_control"] = control
+            report.extra["int8"] = require_integer_kernels(out)
+            if not control["met"]:
+                report.notes.append(f"accuracy drop {control['best_drop']:.2f} > {cfg.max_accuracy_drop} points cannot be "
+                                    f"met; wrote the best found ({len(control['excluded'])} layers kept in float)")
+
+    report = onnx_report("quantize_static", cfg, source, out, ctx, work)
+    report.extra["calibration"] = {"samples": len(calib), "source": calib_source, "method": cfg.calibration}
+    return report
+
+
+@register_pass("quantize_dynamic", consumes="onnx", produces="onnx", needs_data=False)
+@dataclass(frozen=True)
+class QuantizeDynamic:
+    """Dynamic INT8: weights stored int8, activations quantized at run time. Meant for MatMul/Gemm-heavy models;
+    on convolutions ONNX Runtime runs ConvInteger, several times slower than float (a warning says so)."""
+
+    per_channel: bool = False
+    weight_type: str = "auto"  # auto: uint8 when the model has Conv (ConvInteger has no int8-weight CPU kernel), else int8
+
+    def __post_init__(self) -> None:
+        if self.weight_type not in ("auto", "int8", "uint8"):
+            raise EdgemapError(f"quantize_dynamic: weight_type must be auto, int8 or uint8, got {self.weight_type!r}")
+
+
+@pass_function(QuantizeDynamic)
+def quantize_dynamic_file(cfg: QuantizeDynamic, source: str | Path, out: str | Path, ctx: PassContext):  # noqa: ANN201
+    """The quantize_dynamic pass (no calibration data needed)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    require_quantizable(source)
+    has_conv = op_counts(source).get("Conv", 0) > 0
+    wtype = cfg.weight_type if cfg.weight_type != "auto" else ("uint8" if has_conv else "int8")
+
+    def work(report) -> None:  # noqa: ANN001
+        with tempfile.TemporaryDirectory(prefix="edgemap-quant-") as d, atomic_path(out) as tmp:
+            pre = Path(d) / "pre.onnx"
+            preprocess(source, pre)
+            quantize_dynamic(str(pre), str(tmp), per_channel=cfg.per_channel,
+                             weight_type=QuantType.QUInt8 if wtype == "uint8" else QuantType.QInt8)
+            report.extra["int8"] = require_integer_kernels(tmp)
+        if has_conv:
+            report.notes.append("dynamic INT8 on a convolutional model runs ConvInteger, typically ~4x slower than "
+                                "FP32 on CPU; use quantize_static for CNNs")
+            warnings.warn("quantize_dynamic on a convolutional model: expect it to be slower than FP32; "
+                          "use quantize_static", stacklevel=2)
+
+    return onnx_report("quantize_dynamic", cfg, source, out, ctx, work)
+
+
+@register_pass("quantize_fp16", consumes="onnx", produces="onnx", needs_data=False)
+@dataclass(frozen=True)
+class QuantizeFp16:
+    """FP16 weights and activations (inputs and outputs stay float32 unless keep_io_types is false)."""
+
+    keep_io_types: bool = True
+
+
+@pass_function(QuantizeFp16)
+def quantize_fp16_file(cfg: QuantizeFp16, source: str | Path, out: str | Path, ctx: PassContext):  # noqa: ANN201
+    """The quantize_fp16 pass, with onnxruntime.transformers' float16 converter (onnxconverter-common's code)."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+    from onnxruntime.transformers.onnx_model import OnnxModel
+
+    def work(report) -> None:  # noqa: ANN001
+        model = onnx.load(str(source))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            half = convert_float_to_float16(model, keep_io_types=cfg.keep_io_types)
+        wrapped = OnnxModel(half)
+        wrapped.topological_sort()  # the converter appends the input casts after their consumers
+        half = wrapped.model
+        with atomic_path(out) as tmp:
+            onnx.save(half, str(tmp))
+            onnx.checker.check_model(str(tmp))
+        report.notes.append("ONNX Runtime's CPU provider has few FP16 kernels: it runs most FP16 ops through casts "
+                            "to float32, so FP16 halves the file but is not faster on this CPU")
+
+    return onnx_report("quantize_fp16", cfg, source, out, ctx, work)
+
+
+def copy_file(src: str | Path, dst: str | Path) -> None:
+    """Atomic copy (a half-copied model never appears at `dst`)."""
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)
