@@ -1,0 +1,1 @@
+"""The hardware-aware mapping search: space, strategy (Optuna), executors, Pareto front."""

@@ -1,0 +1,78 @@
+"""Where candidates are evaluated: in this process, or as Ray tasks (local Ray or an existing cluster).
+
+Both call the same `evaluate_one(context, candidate_dict) -> metrics`; the Ray executor ships the
+context (plain data: paths and settings) to each task, so results do not depend on the executor.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from edgemap.errors import EdgemapError
+from edgemap.search.space import Candidate
+
+EvaluateOne = Callable[[dict, dict], dict]
+
+
+class LocalExecutor:
+    """Evaluate candidates one after another in this process."""
+
+    name = "local"
+    parallel = 1
+
+    def __init__(self, evaluate_one: EvaluateOne, context: dict) -> None:
+        self.evaluate_one, self.context = evaluate_one, context
+
+    def __call__(self, candidates: list[Candidate]) -> list[dict]:
+        return [self.evaluate_one(self.context, c.to_dict()) for c in candidates]
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class RayExecutor:
+    """Evaluate candidates as Ray tasks; `address=None` starts a local Ray with `workers` CPUs."""
+
+    name = "ray"
+
+    def __init__(self, evaluate_one: EvaluateOne, context: dict, address: str | None = None, workers: int = 2,
+                 cpus_per_task: float = 1.0) -> None:
+        try:
+            import ray
+        except ModuleNotFoundError:
+            raise EdgemapError("the Ray executor needs ray: pip install 'ray[default]'") from None
+        self._ray = ray
+        self._started_here = not ray.is_initialized()
+        if self._started_here:
+            try:
+                if address:
+                    ray.init(address=address, log_to_driver=False)
+                else:
+                    ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+            except (ConnectionError, ValueError, RuntimeError) as exc:
+                raise EdgemapError(f"cannot start or reach Ray{' at ' + address if address else ''}: {exc}") from None
+        self.parallel = max(1, int(ray.cluster_resources().get("CPU", workers) // cpus_per_task))
+        self._task = ray.remote(num_cpus=cpus_per_task, max_retries=1)(evaluate_one)
+        self._context = ray.put(context)
+
+    def __call__(self, candidates: list[Candidate]) -> list[dict]:
+        refs = [self._task.remote(self._context, c.to_dict()) for c in candidates]
+        try:
+            return self._ray.get(refs)
+        except self._ray.exceptions.RayTaskError as exc:
+            raise EdgemapError(f"a Ray task failed: {str(exc).strip().splitlines()[-1]}") from None
+
+    def close(self) -> None:
+        """Shut down the Ray instance if this executor started it."""
+        if self._started_here:
+            self._ray.shutdown()
+
+
+def make_executor(kind: str, evaluate_one: EvaluateOne, context: dict, ray_address: str | None = None,
+                  workers: int = 2) -> LocalExecutor | RayExecutor:
+    """The executor named `kind` ("local" or "ray")."""
+    if kind == "local":
+        return LocalExecutor(evaluate_one, context)
+    if kind == "ray":
+        return RayExecutor(evaluate_one, context, ray_address, workers)
+    raise EdgemapError(f"unknown executor {kind!r}; use local or ray")

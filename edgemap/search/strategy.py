@@ -1,0 +1,138 @@
+"""Multi-objective search with Optuna (TPE or NSGA-II), resumable through SQLite storage.
+
+Trials are asked in batches of `parallel`, evaluated by an executor (local or Ray), then told.
+A candidate already measured is never measured again: results are cached by candidate key
+in the study itself, so a resumed or repeated search reuses them.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from edgemap.errors import EdgemapError
+from edgemap.search.space import Candidate, SearchSpace
+
+OBJECTIVES = {"latency": "latency_ms", "energy": "energy_mj", "size": "size_bytes"}
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """Limits a mapping must meet; None means no limit."""
+
+    max_accuracy_drop: float | None = 1.0
+    max_latency_ms: float | None = None
+    max_ram_mb: float | None = None
+
+    def violations(self, m: dict) -> list[str]:
+        """Human-readable reasons `m` (a trial's metrics) fails; empty when it fits."""
+        out = list(m.get("device_violations", []))
+        if self.max_accuracy_drop is not None and m["accuracy_drop"] > self.max_accuracy_drop:
+            out.append(f"accuracy drop {m['accuracy_drop']:.2f} > {self.max_accuracy_drop:g} points")
+        if self.max_latency_ms is not None and m["latency_ms"] > self.max_latency_ms:
+            out.append(f"latency {m['latency_ms']:.3f} ms > {self.max_latency_ms:g} ms")
+        if self.max_ram_mb is not None and m["ram_bytes"] / 1e6 > self.max_ram_mb:
+            out.append(f"RAM {m['ram_bytes'] / 1e6:.2f} MB > {self.max_ram_mb:g} MB")
+        return out
+
+    def slack(self, m: dict) -> list[float]:
+        """Optuna constraint values (<= 0 means satisfied), one per limit, plus device fit."""
+        vals = [0.0 if not m.get("device_violations") else 1.0]
+        if self.max_accuracy_drop is not None:
+            vals.append(m["accuracy_drop"] - self.max_accuracy_drop)
+        if self.max_latency_ms is not None:
+            vals.append(m["latency_ms"] / self.max_latency_ms - 1)
+        if self.max_ram_mb is not None:
+            vals.append(m["ram_bytes"] / 1e6 / self.max_ram_mb - 1)
+        return vals
+
+
+def suggest(trial, space: SearchSpace) -> Candidate:  # noqa: ANN001 - optuna.Trial
+    """Define-by-run sampling: calibration is only asked for int8, and only feasible candidates come back."""
+    grid = space.grid()
+    if not grid:
+        raise EdgemapError("no candidate in the search space can run on this device")
+    ratios = sorted({c.prune_ratio for c in grid})
+    r = trial.suggest_categorical("prune_ratio", ratios)
+    p = trial.suggest_categorical("precision", sorted({c.precision for c in grid}))
+    cals = sorted({c.calibration for c in grid if c.precision == "int8"})
+    cal = trial.suggest_categorical("calibration", cals) if p == "int8" and cals else "none"
+    b = trial.suggest_categorical("backend", sorted({c.backend for c in grid}))
+    t = trial.suggest_categorical("threads", sorted({c.threads for c in grid}))
+    return Candidate(r, p, cal, b, t)
+
+
+def make_study(storage: Path, name: str, sampler: str, seed: int):  # noqa: ANN201
+    """Create or reopen the study (SQLite file at `storage`)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+    # constraints reach the samplers through Trial.set_constraint (Optuna 5), see run_search
+    if sampler == "tpe":
+        s = optuna.samplers.TPESampler(seed=seed, n_startup_trials=8, multivariate=True, group=True)
+    elif sampler == "nsga2":
+        s = optuna.samplers.NSGAIISampler(seed=seed, population_size=10)
+    else:
+        raise EdgemapError(f"unknown sampler {sampler!r}; use tpe or nsga2")
+    storage.parent.mkdir(parents=True, exist_ok=True)
+    return optuna.create_study(study_name=name, storage=f"sqlite:///{storage}", sampler=s,
+                               directions=["maximize", "minimize"], load_if_exists=True)
+
+
+def _recover_interrupted(study) -> None:  # noqa: ANN001
+    """Trials left RUNNING by a killed process are failed and their candidates queued again."""
+    import optuna
+
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+        study.enqueue_trial(t.params, skip_if_exists=True)
+
+
+def cached_results(study) -> dict[str, dict]:  # noqa: ANN001
+    """Metrics of every finished trial, by candidate key."""
+    import optuna
+
+    return {t.user_attrs["key"]: json.loads(t.user_attrs["metrics"])
+            for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)) if "metrics" in t.user_attrs}
+
+
+Evaluate = Callable[[list[Candidate]], list[dict]]
+
+
+def run_search(space: SearchSpace, evaluate: Evaluate, study, trials: int, objective: str, constraints: Constraints,
+               parallel: int = 1, on_result: Callable[[dict], None] | None = None, max_asks: int | None = None) -> dict[str, dict]:
+    """Evaluate up to `trials` distinct candidates (counting those a previous run finished); returns all results."""
+    import optuna
+
+    if objective not in OBJECTIVES:
+        raise EdgemapError(f"unknown objective {objective!r}; use {', '.join(OBJECTIVES)}")
+    _recover_interrupted(study)
+    results = cached_results(study)
+    limit = min(trials, len(space.grid()))
+    asks, max_asks = 0, max_asks or 20 * limit
+    while len(results) < limit and asks < max_asks:
+        batch = [study.ask() for _ in range(min(parallel, limit - len(results)))]
+        asks += len(batch)
+        cands = [suggest(t, space) for t in batch]
+        fresh = {c.key(): c for c in cands if c.key() not in results}
+        if fresh:
+            for m in evaluate(list(fresh.values())):
+                results[m["key"]] = m
+                if on_result:
+                    on_result(m)
+        for trial, cand in zip(batch, cands):
+            m = results[cand.key()]
+            trial.set_user_attr("key", cand.key())
+            trial.set_user_attr("metrics", json.dumps(m))
+            for i, value in enumerate(constraints.slack(m) if m.get("error") is None else [1.0]):
+                trial.set_constraint(f"c{i}", value)
+            if m.get("error"):
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            else:
+                study.tell(trial, [m["accuracy"], m[OBJECTIVES[objective]]])
+    return results

@@ -1,0 +1,62 @@
+"""The search driver on a known landscape: it must respect constraints, never re-measure, and resume."""
+
+import pytest
+
+from edgemap.search.space import Candidate, SearchSpace
+from edgemap.search.strategy import Constraints, make_study, run_search
+
+SPACE = SearchSpace(prune_ratios=(0.0, 0.25, 0.5), backends=("onnxruntime", "openvino"), threads=(1, 2))
+
+
+def landscape(c: Candidate) -> dict:
+    """Smaller and lower precision is faster and less accurate; openvino is a little faster; 2 threads help."""
+    speed = {"fp32": 1.0, "fp16": 1.1, "int8": 3.0}[c.precision] * (1 + 2 * c.prune_ratio) * (1.2 if c.backend == "openvino" else 1)
+    speed *= 1.5 if c.threads == 2 else 1
+    drop = {"fp32": 0.0, "fp16": 0.05, "int8": {"minmax": 0.6, "entropy": 0.3, "percentile": 0.4, "none": 0}[c.calibration]}[c.precision]
+    drop += 3 * c.prune_ratio ** 2
+    return {"key": c.key(), "candidate": c.to_dict(), "accuracy": 90 - drop, "accuracy_drop": drop,
+            "latency_ms": 1.0 / speed, "energy_mj": 1.0 / speed, "size_bytes": 1e6, "ram_bytes": 1e6, "error": None}
+
+
+class Counting:
+    def __init__(self, fail_after=None):
+        self.calls, self.fail_after = [], fail_after
+
+    def __call__(self, cands):
+        out = []
+        for c in cands:
+            if self.fail_after is not None and len(self.calls) >= self.fail_after:
+                raise KeyboardInterrupt  # a killed search
+            self.calls.append(c.key())
+            out.append(landscape(c))
+        return out
+
+
+def test_search_finds_a_feasible_fast_mapping_without_repeats(tmp_path):
+    cons = Constraints(max_accuracy_drop=1.0)
+    study = make_study(tmp_path / "s.db", "t", "tpe", 0)
+    ev = Counting()
+    results = run_search(SPACE, ev, study, trials=20, objective="latency", constraints=cons)
+    assert len(ev.calls) == len(set(ev.calls)) == 20 == len(results)
+    feasible = [m for m in results.values() if not cons.violations(m)]
+    best = min(feasible, key=lambda m: m["latency_ms"])
+    grid_best = min((landscape(c) for c in SPACE.grid() if landscape(c)["accuracy_drop"] <= 1.0), key=lambda m: m["latency_ms"])
+    assert best["latency_ms"] <= grid_best["latency_ms"] * 1.25
+
+
+def test_an_interrupted_search_resumes_without_repeating_finished_trials(tmp_path):
+    cons = Constraints(max_accuracy_drop=1.0)
+    first = Counting(fail_after=7)
+    with pytest.raises(KeyboardInterrupt):
+        run_search(SPACE, first, make_study(tmp_path / "s.db", "t", "tpe", 0), 15, "latency", cons)
+    second = Counting()
+    results = run_search(SPACE, second, make_study(tmp_path / "s.db", "t", "tpe", 0), 15, "latency", cons)
+    assert len(results) == 15
+    assert not set(first.calls) & set(second.calls)
+    assert len(second.calls) == 15 - 7
+
+
+def test_constraint_violations_are_explained():
+    m = {"accuracy_drop": 2.0, "latency_ms": 3.0, "ram_bytes": 5e6, "device_violations": ["needs fp16"]}
+    v = Constraints(max_accuracy_drop=1.0, max_latency_ms=2.0, max_ram_mb=4.0).violations(m)
+    assert v == ["needs fp16", "accuracy drop 2.00 > 1 points", "latency 3.000 ms > 2 ms", "RAM 5.00 MB > 4 MB"]
