@@ -1,0 +1,65 @@
+"""`edgemap convert`: turn a checkpoint or an .onnx file into ONNX / OpenVINO IR / .tflite, gated on parity."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+FORMATS = ("onnx", "openvino", "litert")
+SUFFIXES = {"onnx": ".onnx", "openvino": ".xml", "litert": ".tflite"}
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `convert` command to the CLI."""
+
+    @app.command("convert")
+    def convert_cmd(
+        source: Optional[str] = typer.Argument(None, help="checkpoint (.safetensors), .onnx file, or zoo:NAME; default: the shipped model"),
+        to: str = typer.Option("onnx", "--to", help="onnx, openvino or litert"),
+        out: Optional[Path] = typer.Option(None, help="output file (default: SOURCE name + format suffix, in the current folder)"),
+        precision: str = typer.Option("fp32", help="fp32; openvino also fp16, int8; litert also int8"),
+        opset: int = typer.Option(18, help="ONNX opset"),
+        simplify: bool = typer.Option(True, help="simplify the ONNX graph with onnxslim"),
+        calibration: int = typer.Option(300, help="calibration images for INT8 (from the shipped sample)"),
+        parity_n: int = typer.Option(1000, help="inputs the parity gate compares on"),
+        max_diff: Optional[float] = typer.Option(None, help="parity: largest allowed |logit diff| (default by precision)"),
+        min_agreement: Optional[float] = typer.Option(None, help="parity: smallest allowed top-1 agreement, 0..1"),
+        report: Optional[Path] = typer.Option(None, help="write the conversion record as JSON here"),
+    ) -> None:
+        """Convert a model; refuse (no file written) when the result disagrees with the original."""
+        run_convert(source, to, out, precision, opset, simplify, calibration, parity_n, max_diff, min_agreement, report)
+
+
+def run_convert(source: str | None, to: str, out: Path | None, precision: str, opset: int, simplify: bool,
+                calibration: int, parity_n: int, max_diff: float | None, min_agreement: float | None,
+                report: Path | None) -> dict:
+    """The body of `edgemap convert`; returns the conversion record."""
+    from rich.console import Console
+
+    from edgemap.convert.api import convert
+    from edgemap.convert.parity import DEFAULT_TOLERANCES, Tolerance
+    from edgemap.core.atomic import write_json
+    from edgemap.errors import EdgemapError
+    from edgemap.models.shipped import shipped_checkpoint
+
+    if to not in FORMATS:
+        raise EdgemapError(f"unknown target format {to!r}; choose from {', '.join(FORMATS)}")
+    source = source or str(shipped_checkpoint())
+    stem = source[4:] if source.startswith("zoo:") else Path(source).stem
+    out = out or Path(f"{stem}{'' if precision == 'fp32' else '_' + precision}{SUFFIXES[to]}")
+    tolerance = None
+    if max_diff is not None or min_agreement is not None:
+        base = DEFAULT_TOLERANCES.get(precision, DEFAULT_TOLERANCES["fp32"])
+        tolerance = Tolerance(max_diff if max_diff is not None else base.max_abs_diff,
+                              min_agreement if min_agreement is not None else base.min_agreement)
+    result = convert(source, to, out, precision=precision, opset=opset, simplify=simplify, calibration_n=calibration,
+                     parity_n=parity_n, tolerance=tolerance)
+    record = result.to_dict()
+    if report:
+        write_json(report, record)
+    Console().print(f"{result.source} -> {result.path} ({to}, {result.precision}, {result.size_bytes / 1024:.1f} KiB, "
+                    f"{result.seconds:.1f} s)\nparity: {result.parity.summary()}"
+                    + "".join(f"\nnote: {n}" for n in result.notes))
+    return record

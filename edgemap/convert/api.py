@@ -1,0 +1,41 @@
+"""One entry point for every conversion: `convert(source, to, out, ...)`.
+
+    from edgemap.convert.api import convert
+    convert("runs/resnet9s.safetensors", "openvino", "out/resnet9s_int8.xml", precision="int8")
+
+`source` is a checkpoint, an .onnx file, `zoo:NAME`, or an already opened Source.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgemap.convert.parity import Tolerance
+from edgemap.convert.result import ConversionResult
+from edgemap.convert.source import Source, open_source
+from edgemap.errors import EdgemapError
+
+TARGETS = ("onnx", "openvino", "litert")
+
+
+def convert(source: str | Path | Source, to: str, out: str | Path, precision: str = "fp32", opset: int = 18,
+            simplify: bool = True, calibration_n: int = 300, parity_n: int = 1000,
+            tolerance: Tolerance | None = None) -> ConversionResult:
+    """Convert `source` to the `to` format at `out`; raises EdgemapError (and writes nothing) on failure."""
+    src = source if isinstance(source, Source) else open_source(source)
+    if to == "onnx":
+        from edgemap.convert.onnx_convert import convert_to_onnx
+
+        if precision != "fp32":
+            raise EdgemapError("ONNX conversion writes FP32; INT8 ONNX models come from the quantize pass "
+                               "(edgemap.compress), and their .onnx file converts to OpenVINO with --precision int8")
+        return convert_to_onnx(src, out, opset=opset, simplify=simplify, parity_n=parity_n, tolerance=tolerance)
+    if to == "openvino":
+        from edgemap.convert.openvino_convert import convert_to_openvino
+
+        return convert_to_openvino(src, out, precision, calibration_n, parity_n, tolerance, opset)
+    if to == "litert":
+        from edgemap.convert.litert_convert import convert_to_litert
+
+        return convert_to_litert(src, out, precision, calibration_n, parity_n, tolerance)
+    raise EdgemapError(f"unknown target format {to!r}; choose from {', '.join(TARGETS)}")
