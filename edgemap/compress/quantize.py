@@ -73,6 +73,7 @@ class StaticQuantizer:
         self.calib = calib
         self.batch = shape[0] if isinstance(shape[0], int) else 32  # a fixed-batch model takes its own batch
         self._cache = Path(self._tmp.name) / "calibration.json"
+        self.overrides: dict = {}  # TensorQuantOverrides, e.g. activation ranges learned by QAT
 
     def quantize(self, out: str | Path, exclude: list[str] | tuple[str, ...] = ()) -> dict:
         """Write the INT8 model to `out` (atomically) and return its runtime integer-kernel summary."""
@@ -82,6 +83,8 @@ class StaticQuantizer:
                   "percentile": CalibrationMethod.Percentile}[self.cfg.calibration]
         extra = {"ActivationSymmetric": self.cfg.symmetric_activations, "WeightSymmetric": True,
                  "CalibPercentile": self.cfg.percentile}
+        if self.overrides:
+            extra["TensorQuantOverrides"] = self.overrides
         unknown = sorted(set(exclude) - set(self.nodes))
         if unknown:
             raise EdgemapError(f"quantize_static: no quantizable node named {', '.join(unknown)}; nodes: {', '.join(self.nodes)}")

@@ -68,12 +68,21 @@ def sidecar_path(weights: str | Path) -> Path:
     return Path(weights).with_suffix(".json")
 
 
-def save_checkpoint(model: nn.Module, info: CheckpointInfo, weights: str | Path) -> Path:
-    """Write weights and sidecar atomically; returns the weights path."""
+def save_checkpoint(model: nn.Module, info: CheckpointInfo, weights: str | Path, sparse: bool = False) -> Path:
+    """Write weights and sidecar atomically; returns the weights path.
+
+    sparse: store mostly-zero tensors bit-packed (edgemap.compress.sparse_format) so the file shrinks.
+    """
     weights = Path(weights)
     state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+    metadata = {"architecture": info.architecture}
+    if sparse:
+        from edgemap.compress.sparse_format import encode
+
+        state, extra = encode(state)
+        metadata.update(extra)
     with atomic_path(weights) as tmp:
-        save_file(state, str(tmp), metadata={"architecture": info.architecture})
+        save_file(state, str(tmp), metadata=metadata)
     write_json(sidecar_path(weights), info.to_dict())
     return weights
 
@@ -100,7 +109,14 @@ def load_checkpoint(weights: str | Path) -> tuple[nn.Module, CheckpointInfo]:
         apply_layer_shapes(model, info.layers, str(sidecar_path(weights)))
     try:
         state = load_file(str(weights))
-    except (SafetensorError, OSError) as exc:
+        if any(k.endswith("::mask") for k in state):  # bit-packed sparse tensors
+            from safetensors import safe_open
+
+            from edgemap.compress.sparse_format import decode
+
+            with safe_open(str(weights), "pt") as f:
+                state = decode(state, f.metadata())
+    except (SafetensorError, OSError, ValueError, KeyError) as exc:
         raise EdgemapError(f"{weights}: not a readable safetensors file ({exc})") from None
     try:
         model.load_state_dict(state, strict=True)
