@@ -1,0 +1,119 @@
+"""`edgemap devices`: list the device catalogue, show one profile, measure this host."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+HOST_HEADER = ("Measured on this machine by: edgemap devices calibrate-host\n"
+               "Efficiency factors (calibration) fitted by: .venv/bin/python benchmarks/estimator_validation.py --write-profile")
+
+
+def _si(value: float, unit: str) -> str:
+    for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if value >= scale:
+            return f"{value / scale:.3g} {prefix}{unit}"
+    return f"{value:.3g} {unit}"
+
+
+def _bytes(value: float) -> str:
+    for scale, prefix in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
+        if value >= scale:
+            return f"{value / scale:.3g} {prefix}"
+    return f"{value:.0f} B"
+
+
+def list_devices() -> None:
+    """Print every visible profile as one table row."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from edgemap.devices.catalogue import list_profiles
+
+    table = Table(title="edgemap device profiles (edgemap devices show NAME for sources)")
+    for col in ("name", "compute", "peak FP32", "peak INT8", "mem BW", "RAM", "storage", "power", "formats"):
+        table.add_column(col)
+    for p in list_profiles():
+        u = p.compute_units[0]
+        int8 = u.peak_ops.get("int8")
+        more = f" +{len(p.compute_units) - 1}" if len(p.compute_units) > 1 else ""
+        table.add_row(p.name, f"{u.name}: {u.cores} x {_si(u.clock_hz.value, 'Hz')}{more}", _si(u.peak_ops["fp32"].value, "op/s"),
+                      _si(int8.value, "op/s") if int8 else "-", _si(p.memory.bandwidth_bytes_per_s.value, "B/s"),
+                      _bytes(p.memory.ram_bytes.value), _bytes(p.memory.storage_bytes.value),
+                      f"{p.power.idle_w.value:g}-{p.power.active_w.value:g} W", ", ".join(p.formats))
+    Console().print(table)
+
+
+def show_device(name: str) -> None:
+    """Print one profile: every figure with its basis and source."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from edgemap.devices.catalogue import resolve
+
+    p = resolve(name)
+    table = Table(title=f"{p.name}: {p.description}", show_lines=False)
+    for col in ("figure", "value", "basis", "source"):
+        table.add_column(col, overflow="fold")
+    for u in p.compute_units:
+        table.add_row(f"{u.name} ({u.type})", f"{u.cores} cores, native {', '.join(u.dtypes)}", "", "")
+        table.add_row("  clock", _si(u.clock_hz.value, "Hz"), u.clock_hz.basis, u.clock_hz.source)
+        for dtype, fig in u.peak_ops.items():
+            table.add_row(f"  peak {dtype}", _si(fig.value, "op/s"), fig.basis, fig.source)
+        if u.calibration is not None:
+            c = u.calibration
+            table.add_row("  efficiency", f"conv {c.conv:.2f}, dw {c.depthwise:.2f}, gemm {c.gemm:.2f}, mem {c.memory:.2f}, "
+                          f"{c.per_layer_s * 1e6:.1f} us/layer", c.basis, c.source)
+    m = p.memory
+    for label, fig, fmt in (("RAM", m.ram_bytes, _bytes), ("memory bandwidth", m.bandwidth_bytes_per_s, lambda v: _si(v, "B/s")),
+                            ("cache / SRAM", m.cache_bytes, _bytes), ("storage", m.storage_bytes, _bytes),
+                            ("idle power", p.power.idle_w, lambda v: f"{v:g} W"), ("active power", p.power.active_w, lambda v: f"{v:g} W")):
+        table.add_row(label, fmt(fig.value), fig.basis, fig.source)
+    table.add_row("runtimes", ", ".join(p.runtimes), "", f"formats: {', '.join(p.formats)}")
+    console = Console()
+    console.print(table)
+    if p.notes:
+        console.print(p.notes)
+
+
+def calibrate(out: Optional[Path]) -> Path:
+    """Measure this host and write (or update) its profile; keeps fitted efficiency factors and power."""
+    from edgemap.devices.calibrate import calibrate_host, write_profile
+    from edgemap.devices.catalogue import ENV_VAR, SHIPPED_DIR, search_dirs
+    from edgemap.devices.profile import load_profile
+
+    if out is None:
+        first = search_dirs()[0]
+        out = first / "host.yaml" if first != SHIPPED_DIR else SHIPPED_DIR / "host.yaml"
+    existing = load_profile(out) if out.is_file() else None
+    if existing is None and (SHIPPED_DIR / "host.yaml").is_file():
+        existing = load_profile(SHIPPED_DIR / "host.yaml")
+    path = write_profile(calibrate_host(existing), out, HOST_HEADER)
+    typer.echo(f"wrote {path} (profiles in ${ENV_VAR} directories shadow the shipped ones)")
+    return path
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `devices` command group to the CLI."""
+    devices = typer.Typer(help="Device profiles: list, show, measure this host.", invoke_without_command=True)
+
+    @devices.callback()
+    def _list(ctx: typer.Context) -> None:
+        """List the device profiles (shipped, and those in $EDGEMAP_DEVICES directories)."""
+        if ctx.invoked_subcommand is None:
+            list_devices()
+
+    @devices.command("show")
+    def _show(name: str = typer.Argument(..., help="profile name or path to a profile YAML")) -> None:
+        """Show one profile with the source of every figure."""
+        show_device(name)
+
+    @devices.command("calibrate-host")
+    def _calibrate(out: Optional[Path] = typer.Option(None, help="profile to write (default: host.yaml in the first "
+                                                                  "$EDGEMAP_DEVICES directory, else the shipped one)")) -> None:
+        """Measure peak FP32/FP16/INT8 throughput and memory bandwidth here; write the host profile."""
+        calibrate(out)
+
+    app.add_typer(devices, name="devices")

@@ -1,0 +1,96 @@
+"""`edgemap estimate MODEL.onnx --device NAME`: latency, RAM, flash, energy and fit, as a table or JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def measured_latency(model: Path, threads: int, runs: int = 100) -> dict:
+    """Median and spread of ONNX Runtime latency at batch 1 on this host."""
+    import numpy as np
+
+    from edgemap.runtime.latency import measure_interleaved
+    from edgemap.runtime.onnxruntime_backend import OrtSession
+
+    with OrtSession(model, threads=threads, providers=["CPUExecutionProvider"]) as sess:
+        spec = sess.inputs()[0]
+        shape = tuple(1 if d is None else d for d in spec.shape)
+        x = np.random.default_rng(0).standard_normal(shape).astype(spec.dtype)
+        return measure_interleaved({"m": lambda: sess.run(x)}, runs=runs, warmup=10)["m"]
+
+
+def print_estimate(est, layers: bool) -> None:  # noqa: ANN001 - Estimate
+    """Rich table of the figures, then violations and notes."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{est.model} on {est.device}/{est.unit} ({est.precision}, {est.threads} thread(s), "
+                        f"{est.macs / 1e6:.2f} M MACs)")
+    for col in ("figure", "value", "basis", "how"):
+        table.add_column(col, overflow="fold")
+    rows = (("latency", est.latency_s, lambda v: f"{v * 1e3:.3f} ms"), ("peak RAM", est.peak_ram_bytes, _kib),
+            ("  weights", est.weights_bytes, _kib), ("  activations", est.activations_bytes, _kib),
+            ("flash", est.flash_bytes, _kib), ("energy (power x time)", est.energy_j, lambda v: f"{v * 1e3:.4f} mJ"),
+            ("energy (op count)", est.energy_ops_j, lambda v: f"{v * 1e3:.4f} mJ"))
+    for label, fig, fmt in rows:
+        table.add_row(label, fmt(fig.value), fig.basis, fig.how)
+    console = Console()
+    console.print(table)
+    if layers:
+        lt = Table(title="per layer")
+        for col in ("layer", "op", "dtype", "MACs", "bytes", "us", "bound"):
+            lt.add_column(col)
+        for l in est.layers:
+            if l.kind != "free":
+                lt.add_row(l.name, l.op_type, l.dtype, f"{l.macs:,}", f"{l.bytes_moved:,}", f"{l.latency_s * 1e6:.1f}", l.bound)
+        console.print(lt)
+    console.print("fits" if est.fits else "does NOT fit:\n  " + "\n  ".join(est.violations))
+    for note in est.notes:
+        console.print(f"note: {note}")
+
+
+def _kib(v: float) -> str:
+    return f"{v / 1024:.1f} KiB"
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `estimate` command to the CLI."""
+
+    @app.command("estimate")
+    def estimate_cmd(
+        model: Path = typer.Argument(..., help="ONNX model (FP32, FP16 or QDQ INT8)"),
+        device: str = typer.Option("host", help="profile name (edgemap devices) or path to a profile YAML"),
+        precision: Optional[str] = typer.Option(None, help="estimate as if converted to fp32/fp16/int8 (default: as stored)"),
+        unit: Optional[str] = typer.Option(None, help="compute unit (default: first one that runs the model's data types)"),
+        threads: Optional[int] = typer.Option(None, help="threads (default: all cores of the unit)"),
+        batch: int = typer.Option(1, help="batch size for symbolic batch axes"),
+        as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
+        layers: bool = typer.Option(False, "--layers", help="also show the per-layer breakdown"),
+        measure: bool = typer.Option(False, "--measure", help="also measure ONNX Runtime latency here (host profile only)"),
+    ) -> None:
+        """Estimate latency, peak RAM, flash and energy of an ONNX model on a device, and whether it fits."""
+        from edgemap.devices.catalogue import resolve
+        from edgemap.devices.estimate import estimate
+        from edgemap.errors import EdgemapError
+
+        prof = resolve(device)
+        est = estimate(model, prof, precision=precision, unit=unit, threads=threads, batch=batch)
+        measured = None
+        if measure:
+            if prof.name != "host":
+                raise EdgemapError("--measure runs the model here, so it needs --device host")
+            measured = measured_latency(model, est.threads)
+        if as_json:
+            d = est.to_dict(with_layers=layers)
+            if measured:
+                d["measured_latency"] = {"basis": "measured", **measured}
+            typer.echo(json.dumps(d, indent=2))
+            return
+        print_estimate(est, layers)
+        if measured:
+            typer.echo(f"measured latency (ONNX Runtime, here): median {measured['p50_ms']:.3f} ms, "
+                       f"p90 {measured['p90_ms']:.3f} ms over {measured['n']} runs")

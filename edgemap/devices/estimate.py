@@ -1,0 +1,192 @@
+"""Estimates for (ONNX model, device profile): latency, peak RAM, flash, energy, and whether it fits.
+
+Every figure says whether it was measured (read off the file) or estimated (modelled), and how.
+The search calls `estimate(path, profile, precision=...)`, or `estimate_cost(analyse(path), ...)`
+to reuse one graph analysis across many devices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from edgemap.devices import energy, roofline
+from edgemap.devices.graph import GraphCost, Layer, analyse
+from edgemap.devices.profile import DeviceProfile
+from edgemap.errors import EdgemapError
+
+ELEM_BYTES = {"int8": 1, "fp16": 2, "fp32": 4}
+# Used when neither the unit nor the host profile has a calibration: plain roofline, 20 us per layer.
+DEFAULT_PARAMS = roofline.Params(conv=0.5, depthwise=0.1, gemm=0.3, memory=1.0, per_layer_s=20e-6,
+                                 per_thread_layer_s=0.0, parallel_efficiency=0.8)
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A value with its unit and provenance: basis is 'measured' or 'estimated'."""
+
+    value: float
+    unit: str
+    basis: str
+    how: str
+
+
+@dataclass(frozen=True)
+class LayerEstimate:
+    """One layer's estimated time and what bounds it (compute, memory or overhead)."""
+
+    name: str
+    op_type: str
+    kind: str
+    dtype: str
+    macs: int
+    bytes_moved: int
+    latency_s: float
+    bound: str
+
+
+@dataclass
+class Estimate:
+    """What a model costs on a device; `violations` lists why it does not fit (empty: it fits)."""
+
+    model: str
+    device: str
+    unit: str
+    precision: str
+    threads: int
+    macs: int
+    latency_s: Figure
+    peak_ram_bytes: Figure
+    weights_bytes: Figure
+    activations_bytes: Figure
+    flash_bytes: Figure
+    energy_j: Figure
+    energy_ops_j: Figure
+    violations: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    layers: list[LayerEstimate] = field(default_factory=list)
+
+    @property
+    def fits(self) -> bool:
+        """True when no constraint of the device is violated."""
+        return not self.violations
+
+    def to_dict(self, with_layers: bool = False) -> dict:
+        """JSON-ready dict (layers left out unless asked for)."""
+        d = asdict(self)
+        d["fits"] = self.fits
+        if not with_layers:
+            d.pop("layers")
+        return d
+
+
+def estimate(onnx_path: str | Path, profile: DeviceProfile, precision: str | None = None, unit: str | None = None,
+             threads: int | None = None, batch: int = 1) -> Estimate:
+    """Estimate an ONNX model on a device; `precision` (fp32/fp16/int8) re-types the graph as if converted."""
+    return estimate_cost(analyse(onnx_path, batch), profile, precision, unit, threads)
+
+
+def estimate_cost(cost: GraphCost, profile: DeviceProfile, precision: str | None = None, unit: str | None = None,
+                  threads: int | None = None) -> Estimate:
+    """Estimate from an already analysed graph (see `graph.analyse`)."""
+    converted = precision is not None and precision != cost.precision
+    if precision is not None:
+        cost = with_precision(cost, precision)
+    cu = profile.unit(unit) if unit else _best_unit(profile, cost)
+    threads = cu.cores if threads is None else threads
+    if threads < 1:
+        raise EdgemapError(f"threads must be at least 1, got {threads}")
+    params, cal_how = _params(profile, cu)
+    bw = profile.memory.bandwidth_bytes_per_s.value
+    timed = [(layer, *roofline.layer_time(layer, cu, bw, params, threads)) for layer in cost.layers]
+    latency = sum(t for _, t, _ in timed)
+    weights_ram = 0 if profile.memory.weights_in_flash else cost.weight_bytes
+    ram = weights_ram + cost.peak_activation_bytes
+    ops_j, where = energy.ops_energy_j(cost, cu, profile.memory.cache_bytes.value)
+    power = energy.board_power_w(profile, cu, threads)
+    label = "converted" if converted else "in the file"
+    est = Estimate(
+        model=Path(cost.path).name, device=profile.name, unit=cu.name, precision=cost.precision, threads=threads,
+        macs=cost.macs,
+        latency_s=Figure(latency, "s", "estimated", f"per-layer roofline on {threads} thread(s); {cal_how}"),
+        peak_ram_bytes=Figure(ram, "B", "estimated", "weights + largest set of live activations in topological order"
+                              + ("; weights stay in flash" if profile.memory.weights_in_flash else "")
+                              + "; the runtime's own memory not included"),
+        weights_bytes=Figure(cost.weight_bytes, "B", "estimated" if converted else "measured", f"initializers {label}"),
+        activations_bytes=Figure(cost.peak_activation_bytes, "B", "estimated", "peak live activations from the graph"),
+        flash_bytes=Figure(cost.file_bytes, "B", "estimated" if converted else "measured",
+                           "file size after re-typing the weights" if converted else "size of the ONNX file"),
+        energy_j=Figure(power * latency, "J", "estimated", f"{power:.2f} W board power (profile) x estimated latency"),
+        energy_ops_j=Figure(ops_j, "J", "estimated", f"{energy.HOROWITZ_SOURCE}: MACs + bytes from {where}"),
+        layers=[LayerEstimate(l.name, l.op_type, l.kind, l.dtype, l.macs, l.bytes_moved, t, b) for l, t, b in timed],
+        notes=list(cost.warnings))
+    _check_fit(est, cost, profile, cu)
+    return est
+
+
+def _best_unit(profile: DeviceProfile, cost: GraphCost):  # noqa: ANN202 - ComputeUnit
+    """The first unit that computes all of the model's data types natively, else the first unit."""
+    for u in profile.compute_units:
+        if all(d in u.dtypes for d in cost.dtypes):
+            return u
+    return profile.compute_units[0]
+
+
+def _params(profile: DeviceProfile, cu) -> tuple[roofline.Params, str]:  # noqa: ANN001 - ComputeUnit
+    """The unit's calibration, else the host's compute factors (memory factor reset to 1, per-layer cost scaled by clock)."""
+    if cu.calibration is not None:
+        return roofline.params_of(cu, DEFAULT_PARAMS), f"efficiency factors {cu.calibration.basis}: {cu.calibration.source}"
+    from edgemap.devices.catalogue import SHIPPED_DIR
+    from edgemap.devices.profile import load_profile
+
+    host_file = SHIPPED_DIR / "host.yaml"
+    host = load_profile(host_file) if host_file.is_file() else None
+    hcu = host.compute_units[0] if host else None
+    if hcu is None or hcu.calibration is None:
+        return DEFAULT_PARAMS, "uncalibrated default efficiency factors"
+    p = roofline.params_of(hcu, DEFAULT_PARAMS)
+    scale = hcu.clock_hz.value / max(cu.clock_hz.value, 1.0)
+    p = replace(p, memory=min(p.memory, 1.0), per_layer_s=p.per_layer_s * scale, per_thread_layer_s=p.per_thread_layer_s * scale)
+    return p, "efficiency factors borrowed from the host calibration (not measured on this device)"
+
+
+def _check_fit(est: Estimate, cost: GraphCost, profile: DeviceProfile, cu) -> None:  # noqa: ANN001
+    """Fill `violations` (RAM, flash, data types, file format) and `notes` (emulated data types)."""
+    def mib(b: float) -> str:
+        return f"{b / 2**20:.2f} MiB"
+
+    ram, flash = profile.memory.ram_bytes.value, profile.memory.storage_bytes.value
+    if est.peak_ram_bytes.value > ram:
+        est.violations.append(f"RAM: needs {mib(est.peak_ram_bytes.value)}, {profile.name} has {mib(ram)}")
+    if est.flash_bytes.value > flash:
+        est.violations.append(f"flash: model file is {mib(est.flash_bytes.value)}, {profile.name} has {mib(flash)}")
+    for d in cost.dtypes:
+        if d in cu.dtypes:
+            continue
+        if cu.type in ("cpu", "gpu") and "fp32" in cu.dtypes:
+            est.notes.append(f"{d} is not native on {cu.name}: estimated as fp32 arithmetic plus conversions")
+        else:
+            est.violations.append(f"data type: {cu.name} ({cu.type}) does not compute {d}; it computes {', '.join(cu.dtypes)}")
+    if "onnx" not in profile.formats:
+        est.violations.append(f"format: {profile.name}'s runtimes ({', '.join(profile.runtimes)}) load "
+                              f"{', '.join(profile.formats)}, not onnx (convert the model first)")
+
+
+def with_precision(cost: GraphCost, precision: str) -> GraphCost:
+    """The graph as if its weights, activations and arithmetic were converted to `precision`."""
+    if precision not in ELEM_BYTES:
+        raise EdgemapError(f"unknown precision {precision!r}; choose from {', '.join(ELEM_BYTES)}")
+    if precision == cost.precision:
+        return cost
+    ratio = ELEM_BYTES[precision] / ELEM_BYTES[cost.precision]
+    layers = tuple(_retype(layer, precision) for layer in cost.layers)
+    weights = int(cost.weight_bytes * ratio)  # quantization scales are few; the ratio is close enough
+    return replace(cost, layers=layers, weight_bytes=weights, peak_activation_bytes=int(cost.peak_activation_bytes * ratio),
+                   file_bytes=max(0, cost.file_bytes - cost.weight_bytes) + weights)
+
+
+def _retype(layer: Layer, precision: str) -> Layer:
+    if layer.kind == "free":
+        return layer
+    r = ELEM_BYTES[precision] / ELEM_BYTES[layer.dtype]
+    return replace(layer, dtype=precision, bytes_moved=int(layer.bytes_moved * r), weight_bytes=int(layer.weight_bytes * r))
