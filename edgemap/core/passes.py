@@ -17,7 +17,7 @@ from edgemap.errors import EdgemapError
 
 # Modules whose import registers passes (heavy: imported only when a recipe needs them).
 PASS_MODULES = ("edgemap.compress.prune", "edgemap.compress.sparse", "edgemap.compress.quantize",
-                "edgemap.compress.qat", "edgemap.compress.distill")
+                "edgemap.compress.qat", "edgemap.compress.distill", "edgemap.compress.recipe")
 
 
 @dataclass

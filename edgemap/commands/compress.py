@@ -1,0 +1,195 @@
+"""`edgemap compress ...`: pruning, quantization, QAT and distillation passes, alone or as a recipe."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+DATA_HELP = "CIFAR-10 location for fine-tuning / calibration (default $EDGEMAP_CIFAR10; calibration falls back to the shipped sample)"
+EVAL_HELP = "accuracy data: CIFAR-10 location, .npz or image folder (default: $EDGEMAP_CIFAR10 test, else the shipped sample)"
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `compress` command group to the CLI."""
+    group = typer.Typer(no_args_is_help=True, help="Compress a model: prune, quantize, QAT, distil, or run a recipe.")
+    app.add_typer(group, name="compress")
+
+    @group.command("prune")
+    def prune_cmd(
+        checkpoint: Path = typer.Argument(..., help="checkpoint (.safetensors)"),
+        out: Path = typer.Option(..., help="pruned checkpoint to write"),
+        ratio: Optional[float] = typer.Option(None, help="fraction of channels removed, in (0, 1) (default 0.5)"),
+        target_macs: Optional[int] = typer.Option(None, help="instead of --ratio: prune until at most this many MACs"),
+        importance: str = typer.Option("l2", help="l1, l2 or taylor"),
+        global_pruning: bool = typer.Option(False, "--global", help="one ratio over the whole net instead of per layer"),
+        steps: int = typer.Option(1, help="iterative pruning steps"),
+        finetune_epochs: int = typer.Option(0, help="fine-tuning epochs after pruning"),
+        lr: float = typer.Option(0.05, help="fine-tuning peak learning rate"),
+        distill: bool = typer.Option(False, help="fine-tune with the unpruned model as teacher"),
+        data: Optional[Path] = typer.Option(None, help=DATA_HELP),
+        eval_data: Optional[Path] = typer.Option(None, help=EVAL_HELP),
+        limit: int = typer.Option(0, help="use the first N training images only (0: all)"),
+        latency_runs: int = typer.Option(200, help="timed batch-1 runs per model (0: skip latency)"),
+        run_dir: Optional[Path] = typer.Option(None, help="resumable fine-tuning state"),
+        report: Optional[Path] = typer.Option(None, help="write the report as JSON here"),
+    ) -> None:
+        """Structured channel pruning (channels physically removed), optional fine-tuning / distillation."""
+        from edgemap.compress.prune import PruneChannels, prune_checkpoint
+
+        cfg = PruneChannels(ratio=ratio if ratio is not None else (None if target_macs else 0.5), target_macs=target_macs,
+                            importance=importance, global_pruning=global_pruning, iterative_steps=steps,
+                            finetune_epochs=finetune_epochs, finetune_lr=lr, distill=distill)
+        ctx = make_context(data, eval_data, limit, latency_runs, run_dir, finetune_epochs > 0 or importance == "taylor")
+        show(prune_checkpoint(cfg, checkpoint, out, ctx), report)
+
+    @group.command("sparsify")
+    def sparsify_cmd(
+        checkpoint: Path = typer.Argument(..., help="checkpoint (.safetensors)"),
+        out: Path = typer.Option(..., help="sparse checkpoint to write (bit-packed)"),
+        sparsity: float = typer.Option(0.5, help="fraction of weights zeroed, in (0, 1)"),
+        scope: str = typer.Option("global", help="global or layer"),
+        finetune_epochs: int = typer.Option(0),
+        data: Optional[Path] = typer.Option(None, help=DATA_HELP),
+        eval_data: Optional[Path] = typer.Option(None, help=EVAL_HELP),
+        limit: int = typer.Option(0, help="use the first N training images only (0: all)"),
+        latency_runs: int = typer.Option(200, help="timed batch-1 runs per model (0: skip latency)"),
+        report: Optional[Path] = typer.Option(None, help="write the report as JSON here"),
+    ) -> None:
+        """Unstructured magnitude pruning; smaller file, no speedup on dense kernels (the report says so)."""
+        from edgemap.compress.sparse import PruneMagnitude, prune_magnitude_checkpoint
+
+        cfg = PruneMagnitude(sparsity=sparsity, scope=scope, finetune_epochs=finetune_epochs)
+        ctx = make_context(data, eval_data, limit, latency_runs, None, finetune_epochs > 0)
+        show(prune_magnitude_checkpoint(cfg, checkpoint, out, ctx), report)
+
+    @group.command("quantize")
+    def quantize_cmd(
+        model: Path = typer.Argument(..., help="FP32 .onnx model"),
+        out: Path = typer.Option(..., help=".onnx file to write"),
+        mode: str = typer.Option("static", help="static (INT8 QDQ), dynamic (INT8) or fp16"),
+        calibration: str = typer.Option("minmax", help="static: minmax, entropy or percentile"),
+        samples: int = typer.Option(512, help="static: calibration images"),
+        symmetric: bool = typer.Option(False, help="static: symmetric int8 activations (default uint8 asymmetric)"),
+        per_channel: bool = typer.Option(True, help="static: per-channel weights"),
+        max_accuracy_drop: Optional[float] = typer.Option(None, help="static: keep sensitive layers in float until the top-1 drop (points) is met"),
+        exclude: list[str] = typer.Option([], help="static: node names kept in float"),
+        data: Optional[Path] = typer.Option(None, help=DATA_HELP),
+        eval_data: Optional[Path] = typer.Option(None, help=EVAL_HELP),
+        latency_runs: int = typer.Option(200, help="timed batch-1 runs per model (0: skip latency)"),
+        report: Optional[Path] = typer.Option(None, help="write the report as JSON here"),
+    ) -> None:
+        """Quantize an ONNX model with ONNX Runtime; INT8 results are checked to run integer kernels."""
+        from edgemap.compress import quantize as q
+        from edgemap.errors import EdgemapError
+
+        ctx = make_context(data, eval_data, 0, latency_runs, None, False)
+        if mode == "static":
+            cfg = q.QuantizeStatic(calibration=calibration, samples=samples, per_channel=per_channel,
+                                   symmetric_activations=symmetric, max_accuracy_drop=max_accuracy_drop, exclude=tuple(exclude))
+            show(q.quantize_static_file(cfg, model, out, ctx), report)
+        elif mode == "dynamic":
+            show(q.quantize_dynamic_file(q.QuantizeDynamic(per_channel=per_channel), model, out, ctx), report)
+        elif mode == "fp16":
+            show(q.quantize_fp16_file(q.QuantizeFp16(), model, out, ctx), report)
+        else:
+            raise EdgemapError(f"unknown quantization mode {mode!r}; use static, dynamic or fp16")
+
+    @group.command("qat")
+    def qat_cmd(
+        checkpoint: Path = typer.Argument(..., help="checkpoint (.safetensors)"),
+        out: Path = typer.Option(..., help="INT8 QDQ .onnx to write"),
+        epochs: int = typer.Option(2), lr: float = typer.Option(0.01), samples: int = typer.Option(256),
+        data: Optional[Path] = typer.Option(None, help=DATA_HELP),
+        eval_data: Optional[Path] = typer.Option(None, help=EVAL_HELP),
+        limit: int = typer.Option(0, help="use the first N training images only (0: all)"),
+        latency_runs: int = typer.Option(200, help="timed batch-1 runs per model (0: skip latency)"),
+        run_dir: Optional[Path] = typer.Option(None, help="resumable training state"),
+        report: Optional[Path] = typer.Option(None, help="write the report as JSON here"),
+    ) -> None:
+        """Quantization-aware training, exported to an INT8 QDQ ONNX model; compared with static PTQ."""
+        from edgemap.compress.qat import Qat, qat_checkpoint
+
+        ctx = make_context(data, eval_data, limit, latency_runs, run_dir, True)
+        show(qat_checkpoint(Qat(epochs=epochs, lr=lr, samples=samples), checkpoint, out, ctx), report)
+
+    @group.command("distill")
+    def distill_cmd(
+        teacher: Path = typer.Argument(..., help="teacher checkpoint (.safetensors)"),
+        out: Path = typer.Option(..., help="student checkpoint to write"),
+        student: str = typer.Option("writeup_cnn", help="zoo name (fresh) or a .safetensors checkpoint (e.g. pruned)"),
+        epochs: int = typer.Option(5), lr: float = typer.Option(0.05),
+        temperature: float = typer.Option(4.0), alpha: float = typer.Option(0.9),
+        baseline: bool = typer.Option(True, help="also train the student without distillation, same budget"),
+        data: Optional[Path] = typer.Option(None, help=DATA_HELP),
+        eval_data: Optional[Path] = typer.Option(None, help=EVAL_HELP),
+        limit: int = typer.Option(0, help="use the first N training images only (0: all)"),
+        latency_runs: int = typer.Option(200, help="timed batch-1 runs per model (0: skip latency)"),
+        run_dir: Optional[Path] = typer.Option(None, help="resumable training state"),
+        report: Optional[Path] = typer.Option(None, help="write the report as JSON here"),
+    ) -> None:
+        """Knowledge distillation (Hinton loss) into a student, with the no-distillation baseline."""
+        from edgemap.compress.distill import Distill, distill_checkpoint
+
+        cfg = Distill(student=student, epochs=epochs, lr=lr, temperature=temperature, alpha=alpha, compare_baseline=baseline)
+        ctx = make_context(data, eval_data, limit, latency_runs, run_dir, True)
+        show(distill_checkpoint(cfg, teacher, out, ctx), report)
+
+    @group.command("recipe")
+    def recipe_cmd(
+        recipe: Path = typer.Argument(..., help="recipe YAML/JSON: model + passes"),
+        out_dir: Path = typer.Option(..., help="folder for every pass's output and report.json"),
+        data: Optional[Path] = typer.Option(None, help=DATA_HELP),
+        eval_data: Optional[Path] = typer.Option(None, help=EVAL_HELP),
+        limit: int = typer.Option(0, help="use the first N training images only (0: all)"),
+        latency_runs: int = typer.Option(200, help="timed batch-1 runs per model (0: skip latency)"),
+    ) -> None:
+        """Run a recipe's passes in order (validated before anything runs)."""
+        from edgemap.compress.recipe import load_recipe, plan, run_recipe
+        from edgemap.core import passes
+
+        spec = load_recipe(recipe)
+        _, configs = plan(spec)
+        needs = any(passes.spec(type(c).type_name).needs_data for c in configs)
+        for r in run_recipe(spec, out_dir, make_context(data, eval_data, limit, latency_runs, None, needs)):
+            show(r, None)
+
+    @group.command("passes")
+    def passes_cmd() -> None:
+        """List the registered pass types a recipe can name."""
+        from edgemap.core import passes
+
+        passes.ensure_loaded()
+        for name in passes.names():
+            s = passes.spec(name)
+            typer.echo(f"{name:<18} {s.consumes:>10} -> {s.produces:<10} {'needs data' if s.needs_data else ''}")
+
+
+def make_context(data: Path | None, eval_data: Path | None, limit: int, latency_runs: int, run_dir: Path | None,
+                 needs_train: bool):  # noqa: ANN201 - PassContext
+    """Load the training set (when needed or available) and the evaluation set into a PassContext."""
+    import os
+
+    from edgemap.compress.context import PassContext
+    from edgemap.data.cifar10 import ENV_VAR, load_cifar10
+    from edgemap.data.resolve import load_eval_data
+
+    train = None
+    if needs_train or data is not None or os.environ.get(ENV_VAR):
+        train = load_cifar10("train", data)
+        if limit:
+            train = train.subset(slice(0, limit))
+    return PassContext(train_set=train, eval_set=load_eval_data(eval_data), run_dir=run_dir, latency_runs=latency_runs,
+                       progress=True)
+
+
+def show(report, json_path: Path | None) -> None:  # noqa: ANN001 - CompressionReport
+    """Print a report and optionally write it as JSON."""
+    from rich.console import Console
+
+    from edgemap.core.atomic import write_json
+
+    Console(highlight=False).print("\n".join(report.lines()))
+    if json_path:
+        write_json(json_path, report.to_dict())
