@@ -59,7 +59,7 @@ def results_table(result: dict):  # noqa: ANN201 - rich Table
     for col in cols:
         table.add_column(col, justify="left" if col == "model" else "right")
     for r in result["results"]:
-        lat, cold = r["latency_batch1"], r.get("cold_start") or {}
+        lat, cold = r["latency"], r.get("cold_start") or {}
         tput = [r["throughput"].get(str(b)) for b in result["batches"]]
         table.add_row(escape(r["label"]), f"{r['file_bytes'] / 1024:.1f}", *(f"{lat[k]:.3f}" for k in ("mean_ms", "std_ms", "p50_ms", "p90_ms", "p99_ms")),
                       f"{r['p99_over_p50']:.2f}", *(f"{t['images_per_s']:.0f}" if t else "-" for t in tput),

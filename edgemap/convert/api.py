@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from edgemap.convert.parity import Tolerance
 from edgemap.convert.result import ConversionResult
 from edgemap.convert.source import Source, open_source
@@ -20,8 +22,9 @@ TARGETS = ("onnx", "openvino", "litert")
 
 def convert(source: str | Path | Source, to: str, out: str | Path, precision: str = "fp32", opset: int = 18,
             simplify: bool = True, calibration_n: int = 300, parity_n: int = 1000,
-            tolerance: Tolerance | None = None) -> ConversionResult:
-    """Convert `source` to the `to` format at `out`; raises EdgemapError (and writes nothing) on failure."""
+            tolerance: Tolerance | None = None, calibration: np.ndarray | None = None) -> ConversionResult:
+    """Convert `source` to the `to` format at `out`; raises EdgemapError (and writes nothing) on failure.
+    INT8 calibrates on `calibration` (float32 NCHW) when given, else on `calibration_n` shipped-sample images."""
     src = source if isinstance(source, Source) else open_source(source)
     if to == "onnx":
         from edgemap.convert.onnx_convert import convert_to_onnx
@@ -33,9 +36,9 @@ def convert(source: str | Path | Source, to: str, out: str | Path, precision: st
     if to == "openvino":
         from edgemap.convert.openvino_convert import convert_to_openvino
 
-        return convert_to_openvino(src, out, precision, calibration_n, parity_n, tolerance, opset)
+        return convert_to_openvino(src, out, precision, calibration_n, parity_n, tolerance, opset, calibration)
     if to == "litert":
         from edgemap.convert.litert_convert import convert_to_litert
 
-        return convert_to_litert(src, out, precision, calibration_n, parity_n, tolerance)
+        return convert_to_litert(src, out, precision, calibration_n, parity_n, tolerance, calibration)
     raise EdgemapError(f"unknown target format {to!r}; choose from {', '.join(TARGETS)}")

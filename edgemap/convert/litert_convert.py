@@ -10,14 +10,19 @@ calibrated on the shipped sample: a fully-integer model, with int8 input and out
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import logging
 import os
+import re
+import tempfile
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
+import torch
+from torch import nn
 
 from edgemap.convert.parity import Tolerance
 from edgemap.convert.result import ConversionResult, verify
@@ -42,21 +47,66 @@ def _quiet():
             logging.root.setLevel(level)
 
 
-def tflite_fp32(model, input_shape: tuple[int, ...]) -> bytes:  # noqa: ANN001 - torch.nn.Module
-    """Convert a torch module (eval mode) to a batch-1 FP32 .tflite flatbuffer."""
-    import torch
+class GlobalPool(nn.Module):
+    """Global max/mean over H and W, keeping them as 1x1: what AdaptiveMax/AvgPool2d(1) compute, in ops
+    LiteRT lowers (it has no rule for aten.adaptive_max_pool2d)."""
 
+    def __init__(self, mode: str) -> None:
+        super().__init__()
+        self.mode = mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.amax(dim=(2, 3), keepdim=True) if self.mode == "max" else x.mean(dim=(2, 3), keepdim=True)
+
+
+def litert_compatible(model: nn.Module) -> tuple[nn.Module, list[str]]:
+    """A copy of `model` with global adaptive poolings swapped for GlobalPool (same math); notes of what changed."""
+    model, notes = copy.deepcopy(model).eval(), []
+    for name, module in list(model.named_modules()):
+        kinds = {nn.AdaptiveMaxPool2d: "max", nn.AdaptiveAvgPool2d: "avg"}
+        mode = kinds.get(type(module))
+        if mode and module.output_size in (1, (1, 1)):
+            parent = model.get_submodule(name.rpartition(".")[0]) if "." in name else model
+            setattr(parent, name.rpartition(".")[2], GlobalPool(mode))
+            notes.append(f"layer {name!r}: {type(module).__name__}(1) rewritten as a global {mode} reduction for LiteRT")
+    return model, notes
+
+
+def _unsupported_error(model: nn.Module, exc: Exception, input_shape: tuple[int, ...]) -> EdgemapError:
+    """Name the operator, the layers that emit it, and the backends that do accept the model."""
+    text = str(exc)
+    m = re.search(r"Lowering not found: (aten\.(\w+))", text)
+    if not m:
+        return EdgemapError(f"LiteRT conversion failed: {(text.strip().splitlines() or ['?'])[0][:300]}")
+    op, base = m[1], m[2]
+    snake = lambda s: re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", s).lower()  # noqa: E731 - AdaptiveMaxPool2d -> adaptive_max_pool2d
+    layers = [n for n, mod in model.named_modules() if n and snake(type(mod).__name__) == base] or ["?"]
+    return EdgemapError(f"operator {op} in layer {layers[0]!r} is not supported by LiteRT; "
+                        f"backends that accept this model: {', '.join(_onnx_backends_for(model, input_shape)) or 'none found'}")
+
+
+def _onnx_backends_for(model: nn.Module, input_shape: tuple[int, ...]) -> list[str]:
+    """The ONNX backends that accept `model` (exported to a scratch file); [] when export itself fails."""
+    from edgemap.convert.onnx_export import export_onnx
+    from edgemap.convert.operators import accepting_backends
+
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            return accepting_backends(export_onnx(model, Path(tmp) / "m.onnx", input_shape))
+        except EdgemapError:
+            return []
+
+
+def tflite_fp32(model: nn.Module, input_shape: tuple[int, ...]) -> bytes:
+    """Convert a torch module (eval mode) to a batch-1 FP32 .tflite flatbuffer."""
     example = (torch.zeros(1, *input_shape),)
     try:
         with _quiet():
             import litert_torch
 
-            edge_model = litert_torch.convert(model.eval(), example)
-            return bytes(edge_model.model_content())
+            return bytes(litert_torch.convert(model.eval(), example).model_content())
     except Exception as exc:  # lowering errors name the aten operator that has no LiteRT rule
-        first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0][:300]
-        raise EdgemapError(f"LiteRT conversion failed: {first}; the ONNX backends (--to onnx, --to openvino) "
-                           "may accept this model") from None
+        raise _unsupported_error(model, exc, input_shape) from None
 
 
 def tflite_int8(fp32: bytes, calibration: np.ndarray) -> bytes:
@@ -75,8 +125,10 @@ def tflite_int8(fp32: bytes, calibration: np.ndarray) -> bytes:
 
 
 def convert_to_litert(src: Source, out: str | Path, precision: str = "fp32", calibration_n: int = 300,
-                      parity_n: int = 1000, tolerance: Tolerance | None = None) -> ConversionResult:
-    """Write `out` (.tflite); refuse, leaving no file, when it fails the parity gate."""
+                      parity_n: int = 1000, tolerance: Tolerance | None = None,
+                      calibration: np.ndarray | None = None) -> ConversionResult:
+    """Write `out` (.tflite); refuse, leaving no file, when it fails the parity gate.
+    INT8 calibrates on `calibration` (float32 NCHW) when given, else on `calibration_n` shipped-sample images."""
     out = Path(out)
     if out.suffix != ".tflite":
         raise EdgemapError(f"{out}: a LiteRT model's file name must end in .tflite")
@@ -85,11 +137,13 @@ def convert_to_litert(src: Source, out: str | Path, precision: str = "fp32", cal
     if src.model is None:
         raise EdgemapError(f"{src.name}: LiteRT conversion starts from the PyTorch model (a .safetensors checkpoint "
                            "or zoo:NAME); for an .onnx file use --to onnx or --to openvino")
-    t0, notes = time.perf_counter(), []
-    flat = tflite_fp32(src.model, src.input_shape)
+    t0 = time.perf_counter()
+    model, notes = litert_compatible(src.model)
+    flat = tflite_fp32(model, src.input_shape)
     if precision == "int8":
-        flat = tflite_int8(flat, parity_inputs(src, calibration_n)[0])
-        notes.append(f"INT8 by ai-edge-quantizer static_wi8_ai8, {calibration_n} calibration images")
+        calib = calibration if calibration is not None else parity_inputs(src, calibration_n)[0]
+        flat = tflite_int8(flat, calib)
+        notes.append(f"INT8 by ai-edge-quantizer static_wi8_ai8, {len(calib)} calibration images")
     with atomic_path(out) as tmp:
         tmp.write_bytes(flat)
         report = verify(src, "litert", tmp, parity_inputs(src, parity_n), precision, tolerance,

@@ -56,8 +56,10 @@ def _build(onnx_path: Path, precision: str, calibration: np.ndarray, notes: list
 
 
 def convert_to_openvino(src: Source, out: str | Path, precision: str = "fp32", calibration_n: int = 300,
-                        parity_n: int = 1000, tolerance: Tolerance | None = None, opset: int = 18) -> ConversionResult:
-    """Write `out` (.xml, with .bin beside it); refuse, leaving no file, when it fails the parity gate."""
+                        parity_n: int = 1000, tolerance: Tolerance | None = None, opset: int = 18,
+                        calibration: np.ndarray | None = None) -> ConversionResult:
+    """Write `out` (.xml, with .bin beside it); refuse, leaving no file, when it fails the parity gate.
+    INT8 calibrates on `calibration` (float32 NCHW) when given, else on `calibration_n` shipped-sample images."""
     import openvino as ov
 
     out = Path(out)
@@ -71,7 +73,8 @@ def convert_to_openvino(src: Source, out: str | Path, precision: str = "fp32", c
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as tmp_dir:
         tmp_onnx, tmp_xml = Path(tmp_dir) / "model.onnx", Path(tmp_dir) / out.name
         write_onnx(src, tmp_onnx, opset)
-        model = _build(tmp_onnx, precision, parity_inputs(src, calibration_n)[0], notes)
+        calib = calibration if calibration is not None else parity_inputs(src, calibration_n)[0]
+        model = _build(tmp_onnx, precision, calib, notes)
         ov.save_model(model, str(tmp_xml), compress_to_fp16=precision == "fp16")
         report = verify(src, "openvino", tmp_xml, data, precision, tolerance, f"{src.name} -> OpenVINO {precision}")
         # weights first, then the .xml: a reader never finds an .xml whose .bin is missing or stale

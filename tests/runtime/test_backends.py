@@ -1,0 +1,86 @@
+"""Every backend behind the same Session API: spec, results, threads, and bad input refused in one line."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgemap.errors import EdgemapError
+from edgemap.runtime.registry import BACKENDS, load_session
+
+ENGINES = ["onnxruntime", "openvino", "litert"]
+
+
+def _x(batch: int = 3) -> np.ndarray:
+    return np.random.default_rng(1).standard_normal((batch, 3, 32, 32)).astype(np.float32)
+
+
+def test_every_backend_is_registered() -> None:
+    assert set(ENGINES + ["torch"]) <= set(BACKENDS)
+
+
+@pytest.mark.parametrize("backend", ENGINES)
+def test_session_matches_torch(tiny_models: dict, backend: str) -> None:
+    x = _x()
+    with load_session(backend, tiny_models[backend], threads=1) as s:
+        assert s.backend == backend
+        spec = s.inputs()[0]
+        assert spec.shape == (None, 3, 32, 32) and spec.dtype == "float32"
+        assert s.outputs()[0].shape[-1] == 10
+        y = s.run(x)
+    np.testing.assert_allclose(y, tiny_models["reference"].reference(x), atol=1e-4)
+
+
+@pytest.mark.parametrize("backend", ENGINES)
+def test_backend_picked_from_suffix_and_batch_sizes_vary(tiny_models: dict, backend: str) -> None:
+    s = load_session(None, tiny_models[backend], threads=2)
+    assert s.backend == backend
+    for batch in (1, 5, 2):
+        assert s.run(_x(batch)).shape == (batch, 10)
+    s.close()
+
+
+@pytest.mark.parametrize("backend", ENGINES)
+@pytest.mark.parametrize("bad, message", [
+    (lambda x: x.astype(np.float64), "dtype float64"),
+    (lambda x: x[:, :2], "shape"),
+    (lambda x: x[0], "shape"),
+    (lambda x: np.where(np.arange(x.size).reshape(x.shape) == 7, np.nan, x).astype(np.float32), "NaN/Inf"),
+    (lambda x: np.full_like(x, np.inf), "NaN/Inf"),
+    (lambda x: x.tolist(), "numpy array"),
+])
+def test_bad_inputs_are_reported(tiny_models: dict, backend: str, bad, message: str) -> None:  # noqa: ANN001
+    with load_session(backend, tiny_models[backend], threads=1) as s:
+        with pytest.raises(EdgemapError, match=message):
+            s.run(bad(_x()))
+
+
+def test_fixed_batch_model_refuses_a_larger_batch(tiny_models: dict) -> None:
+    with load_session("onnxruntime", tiny_models["fixed_batch"], threads=1) as s:
+        assert s.inputs()[0].shape[0] == 2
+        assert s.run(_x(2)).shape == (2, 10)
+        with pytest.raises(EdgemapError, match="batch larger than this fixed-batch model accepts"):
+            s.run(_x(5))
+
+
+def test_unknown_backend_and_bad_threads(tiny_models: dict) -> None:
+    with pytest.raises(EdgemapError, match="unknown backend 'tensorrt'; known backends: onnxruntime"):
+        load_session("tensorrt", tiny_models["onnxruntime"])
+    with pytest.raises(EdgemapError, match="threads must be >= 0"):
+        load_session("onnxruntime", tiny_models["onnxruntime"], threads=-1)
+
+
+def test_litert_int8_model_takes_and_gives_float(tmp_path) -> None:  # noqa: ANN001
+    from edgemap.convert.api import convert
+    from edgemap.convert.parity import Tolerance
+    from edgemap.convert.source import open_source
+
+    src = open_source("zoo:tiny")
+    res = convert(src, "litert", tmp_path / "q.tflite", precision="int8", calibration_n=16, parity_n=32,
+                  tolerance=Tolerance(None, 0.5))
+    with load_session(None, res.path, threads=1) as s:
+        assert s.quantized_io() and s.inputs()[0].dtype == "float32"
+        y = s.run(_x())
+    assert y.dtype == np.float32
+    ref = src.reference(_x())
+    assert np.abs(y - ref).max() < 0.25 * np.abs(ref).max() + 0.05  # int8 steps, not garbage
