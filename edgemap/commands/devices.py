@@ -34,7 +34,7 @@ def list_devices() -> None:
 
     table = Table(title="edgemap device profiles (edgemap devices show NAME for sources)")
     for col in ("name", "compute", "peak FP32", "peak INT8", "mem BW", "RAM", "storage", "power", "formats"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col == "name")
     for p in list_profiles():
         u = p.compute_units[0]
         int8 = u.peak_ops.get("int8")
@@ -65,7 +65,7 @@ def show_device(name: str) -> None:
         if u.calibration is not None:
             c = u.calibration
             table.add_row("  efficiency", f"conv {c.conv:.2f}, dw {c.depthwise:.2f}, gemm {c.gemm:.2f}, mem {c.memory:.2f}, "
-                          f"{c.per_layer_s * 1e6:.1f} us/layer", c.basis, c.source)
+                          f"int8 x{c.int8:.2f}, {c.per_layer_s * 1e6:.1f} us/layer, parallel {c.parallel_efficiency:.2f}", c.basis, c.source)
     m = p.memory
     for label, fig, fmt in (("RAM", m.ram_bytes, _bytes), ("memory bandwidth", m.bandwidth_bytes_per_s, lambda v: _si(v, "B/s")),
                             ("cache / SRAM", m.cache_bytes, _bytes), ("storage", m.storage_bytes, _bytes),

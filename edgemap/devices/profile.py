@@ -47,6 +47,7 @@ class Calibration(_Strict):
     per_layer_s: float = Field(ge=0)
     per_thread_layer_s: float = Field(0.0, ge=0)
     parallel_efficiency: float = Field(ge=0, le=1)
+    int8: float = Field(1.0, gt=0, le=2, description="extra factor on INT8 layers (requantization, packing)")
     basis: Basis
     source: str = Field(min_length=3)
 

@@ -32,10 +32,11 @@ class Params:
     per_layer_s: float
     per_thread_layer_s: float
     parallel_efficiency: float
+    int8: float = 1.0
 
     def as_list(self) -> list[float]:
         return [self.conv, self.depthwise, self.gemm, self.memory, self.per_layer_s, self.per_thread_layer_s,
-                self.parallel_efficiency]
+                self.parallel_efficiency, self.int8]
 
 
 def params_of(unit: ComputeUnit, fallback: Params) -> Params:
@@ -43,7 +44,7 @@ def params_of(unit: ComputeUnit, fallback: Params) -> Params:
     c = unit.calibration
     if c is None:
         return fallback
-    return Params(c.conv, c.depthwise, c.gemm, c.memory, c.per_layer_s, c.per_thread_layer_s, c.parallel_efficiency)
+    return Params(c.conv, c.depthwise, c.gemm, c.memory, c.per_layer_s, c.per_thread_layer_s, c.parallel_efficiency, c.int8)
 
 
 def layer_time(layer: Layer, unit: ComputeUnit, bandwidth: float, p: Params, threads: int) -> tuple[float, str]:
@@ -55,6 +56,7 @@ def layer_time(layer: Layer, unit: ComputeUnit, bandwidth: float, p: Params, thr
     per_core = unit.peak_ops.get(dtype, unit.peak_ops["fp32"]).value / unit.cores
     speed = 1.0 + (min(threads, unit.cores) - 1) * p.parallel_efficiency
     eff = getattr(p, layer.kind) if layer.kind != "memory" else 1.0
+    eff *= p.int8 if dtype == "int8" else 1.0  # integer kernels requantize: a lower share of the INT8 peak
     compute = 2.0 * layer.macs / (per_core * speed * eff) if layer.macs else 0.0
     moved = layer.bytes_moved
     overhead = p.per_layer_s + (threads - 1) * p.per_thread_layer_s
@@ -74,7 +76,7 @@ def graph_time(cost: GraphCost, unit: ComputeUnit, bandwidth: float, p: Params, 
 
 
 # -- fitting ---------------------------------------------------------------------------------
-_BOUNDS = [(0.01, 1.5), (0.005, 1.5), (0.01, 1.5), (0.05, 50.0), (0.0, 1e-3), (0.0, 1e-3), (0.0, 1.0)]
+_BOUNDS = [(0.01, 1.5), (0.005, 1.5), (0.01, 1.5), (0.05, 50.0), (0.0, 1e-3), (0.0, 1e-3), (0.0, 1.0), (0.05, 2.0)]
 
 
 def _loss(p: Params, samples: list[tuple[GraphCost, int, float]], unit: ComputeUnit, bw: float, prior: Params) -> float:
@@ -85,27 +87,37 @@ def _loss(p: Params, samples: list[tuple[GraphCost, int, float]], unit: ComputeU
 
 
 def fit(samples: list[tuple[GraphCost, int, float]], unit: ComputeUnit, bandwidth: float, start: Params,
-        rounds: int = 60) -> Params:
+        restarts: int = 4) -> Params:
     """Fit Params to (graph, threads, measured seconds) samples by coordinate search in log space.
 
-    Dependency-free and robust to the max() in the roofline; a few hundred cheap evaluations.
+    Dependency-free and robust to the max() in the roofline; restarting with a wide step lets
+    correlated factors (threads' speed-up vs. their overhead) move together. Cheap: thousands
+    of evaluations of a sum over layers.
     """
     best = start.as_list()
     best_loss = _loss(Params(*best), samples, unit, bandwidth, start)
+    for _ in range(restarts):
+        best, best_loss = _descend(best, best_loss, samples, unit, bandwidth, start)
+    return Params(*best)
+
+
+def _descend(best: list[float], best_loss: float, samples: list, unit: ComputeUnit, bandwidth: float,
+             prior: Params) -> tuple[list[float], float]:
+    """One coordinate search: try moves on each factor, keep improvements, shrink the step when stuck."""
     step = 2.0
-    for _ in range(rounds):
+    for _ in range(200):
         improved = False
         for i, (lo, hi) in enumerate(_BOUNDS):
             for trial in _moves(best[i], step, lo, hi):
                 cand = best[:i] + [trial] + best[i + 1:]
-                loss = _loss(Params(*cand), samples, unit, bandwidth, start)
+                loss = _loss(Params(*cand), samples, unit, bandwidth, prior)
                 if loss < best_loss - 1e-12:
                     best, best_loss, improved = cand, loss, True
         if not improved:
             step = math.sqrt(step)
-            if step < 1.005:
+            if step < 1.002:
                 break
-    return Params(*best)
+    return best, best_loss
 
 
 def _moves(x: float, step: float, lo: float, hi: float) -> list[float]:
