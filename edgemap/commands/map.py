@@ -1,0 +1,71 @@
+"""`edgemap map` (search the best mapping for a device) and `edgemap run` (replay a recipe)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def _floats(text: str, what: str) -> tuple[float, ...]:
+    from edgemap.errors import EdgemapError
+
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise EdgemapError(f"{what} must be comma-separated numbers, got {text!r}") from None
+
+
+def register(app: typer.Typer) -> None:
+    """Add `map` and `run` to the CLI."""
+
+    @app.command("map")
+    def map_cmd(
+        model: Optional[Path] = typer.Option(None, help="checkpoint (.safetensors) or .onnx; default: the shipped model"),
+        device: str = typer.Option("host", help="device profile name or YAML file (see `edgemap devices`)"),
+        max_accuracy_drop: float = typer.Option(1.0, help="points of top-1 the mapping may lose"),
+        max_latency_ms: Optional[float] = typer.Option(None, help="latency limit on the device"),
+        max_ram_mb: Optional[float] = typer.Option(None, help="peak RAM limit on the device"),
+        objective: str = typer.Option("latency", help="latency | energy | size"),
+        trials: int = typer.Option(12, help="distinct candidates to evaluate"),
+        sampler: str = typer.Option("tpe", help="tpe | nsga2"),
+        seed: int = typer.Option(0),
+        executor: str = typer.Option("local", help="local | ray"),
+        ray_address: Optional[str] = typer.Option(None, help="existing Ray cluster (default: start a local Ray)"),
+        workers: int = typer.Option(2, help="Ray workers when starting a local Ray"),
+        data: Optional[Path] = typer.Option(None, help="evaluation data (default: the shipped 1,000-image sample)"),
+        train_data: Optional[Path] = typer.Option(None, help="training data: enables pruning + fine-tuning, calibrates"),
+        preprocess: Optional[str] = typer.Option(None, help="preprocessing (string or YAML), needed for .onnx models"),
+        prune_ratios: str = typer.Option("0", help="comma-separated channel-pruning ratios to try, e.g. 0,0.25,0.5"),
+        finetune_epochs: int = typer.Option(2, help="fine-tuning epochs after pruning (with distillation)"),
+        backends: str = typer.Option("onnxruntime,openvino", help="comma-separated backends to try"),
+        precisions: str = typer.Option("fp32,fp16,int8", help="comma-separated precisions to try"),
+        threads: str = typer.Option("1,2", help="comma-separated thread counts to try"),
+        latency_runs: int = typer.Option(100, help="timed batch-1 runs per candidate"),
+        out: Path = typer.Option(Path("out/map"), help="output folder (study, artifacts, recipe, bundle, report)"),
+    ) -> None:
+        """Search compressions x precisions x backends x threads for the best mapping onto a device."""
+        from edgemap.search.mapper import MapOptions, run_map
+        from edgemap.search.strategy import Constraints
+
+        opts = MapOptions(
+            model=model, device=device, objective=objective, trials=trials, sampler=sampler, seed=seed, executor=executor,
+            constraints=Constraints(max_accuracy_drop, max_latency_ms, max_ram_mb), ray_address=ray_address,
+            workers=workers, out_dir=out, eval_data=data, train_data=train_data, preprocess=preprocess,
+            prune_ratios=_floats(prune_ratios, "--prune-ratios"), finetune_epochs=finetune_epochs,
+            backends=tuple(b.strip() for b in backends.split(",") if b.strip()),
+            precisions=tuple(p.strip() for p in precisions.split(",") if p.strip()),
+            threads=tuple(int(v) for v in _floats(threads, "--threads")), latency_runs=latency_runs)
+        run_map(opts)
+
+    @app.command("run")
+    def run_cmd(recipe: Path, out: Path = typer.Option(Path("out/run"), help="output folder (pass outputs, bundle)")) -> None:
+        """Re-run a recipe (as written by `edgemap map`): passes, conversion, evaluation, bundle."""
+        from rich.console import Console
+
+        from edgemap.search.replay import run_recipe_file
+
+        r = run_recipe_file(recipe, out)
+        exact = f", {r['accuracy_exact']:.2f}% on exact images" if r["accuracy_exact"] is not None else ""
+        Console().print(f"{recipe}: top-1 {r['accuracy']:.2f}%{exact} ({r['data']})\n  model: {r['model']}\n  bundle: {r['bundle']}")

@@ -1,0 +1,117 @@
+"""A deployable bundle: model file(s), manifest (hashes, input spec, preprocessing, classes, mapping,
+metrics) and a self-test. numpy + the chosen runtime only: this module runs on the device.
+
+    bundle/
+      manifest.json   what to load and how to feed it; sha256 of every file
+      model.onnx      (or model.xml + model.bin, or model.tflite)
+      selftest.npz    a few input images and the outputs the mapped model gave on the host
+      recipe.yaml     how the model was made (re-runnable with `edgemap run`)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edgemap import __version__
+from edgemap.core.atomic import atomic_path
+from edgemap.errors import EdgemapError
+
+FORMAT = "edgemap-bundle/1"
+MODEL_SUFFIXES = {"onnxruntime": (".onnx",), "openvino": (".xml", ".bin"), "litert": (".tflite",)}
+
+
+def sha256(path: Path) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _model_files(model_path: Path, backend: str) -> list[Path]:
+    if backend not in MODEL_SUFFIXES:
+        raise EdgemapError(f"cannot bundle backend {backend!r}; bundles hold {', '.join(MODEL_SUFFIXES)} models")
+    files = [model_path.with_suffix(s) for s in MODEL_SUFFIXES[backend]]
+    for f in files:
+        if not f.is_file():
+            raise EdgemapError(f"{f}: model file not found")
+    return files
+
+
+def pack(model_path: str | Path, backend: str, out_dir: str | Path, preprocess: dict, class_names: list[str],
+         selftest_images: np.ndarray, selftest_logits: np.ndarray, extra: dict | None = None,
+         recipe_yaml: str | None = None) -> Path:
+    """Write a bundle directory (built in a temp dir beside `out_dir`, then renamed into place)."""
+    out_dir = Path(out_dir)
+    files = _model_files(Path(model_path), backend)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
+    try:
+        names = []
+        for f in files:
+            shutil.copyfile(f, staging / f"model{f.suffix}")
+            names.append(f"model{f.suffix}")
+        np.savez_compressed(staging / "selftest.npz", images=selftest_images, logits=selftest_logits.astype(np.float32))
+        names.append("selftest.npz")
+        if recipe_yaml is not None:
+            (staging / "recipe.yaml").write_text(recipe_yaml)
+            names.append("recipe.yaml")
+        manifest = {"format": FORMAT, "edgemap_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "backend": backend, "model": names[0], "preprocess": preprocess, "class_names": list(class_names),
+                    "files": {n: {"sha256": sha256(staging / n), "bytes": (staging / n).stat().st_size} for n in names},
+                    **(extra or {})}
+        (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        staging.chmod(0o755)  # mkdtemp makes 0700; a bundle is copied to and read on other machines
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        staging.rename(out_dir)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    return out_dir
+
+
+def read_manifest(bundle: str | Path) -> dict:
+    """The manifest of a bundle directory, checked for the fields a runtime needs."""
+    path = Path(bundle) / "manifest.json"
+    if not path.is_file():
+        raise EdgemapError(f"{bundle}: not an edgemap bundle (no manifest.json)")
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise EdgemapError(f"{path}: not valid JSON ({exc})") from None
+    if manifest.get("format") != FORMAT:
+        raise EdgemapError(f"{path}: unsupported bundle format {manifest.get('format')!r} (this edgemap reads {FORMAT})")
+    for key in ("backend", "model", "preprocess", "class_names", "files"):
+        if key not in manifest:
+            raise EdgemapError(f"{path}: manifest lacks {key!r}")
+    return manifest
+
+
+def check_files(bundle: str | Path, manifest: dict) -> None:
+    """Every listed file exists with its recorded size and sha256 (catches truncation and tampering)."""
+    for name, rec in manifest["files"].items():
+        f = Path(bundle) / name
+        if not f.is_file():
+            raise EdgemapError(f"{f}: listed in the manifest but missing")
+        if f.stat().st_size != rec["bytes"] or sha256(f) != rec["sha256"]:
+            raise EdgemapError(f"{f}: contents differ from the manifest (corrupt or modified)")
+
+
+def archive(bundle: str | Path, target: str | Path) -> Path:
+    """A .tar.gz of the bundle for copying to a device (written atomically)."""
+    import tarfile
+
+    bundle = Path(bundle)
+    with atomic_path(target) as tmp:
+        with tarfile.open(tmp, "w:gz") as tar:
+            tar.add(bundle, arcname=bundle.name)
+    return Path(target)

@@ -1,0 +1,77 @@
+"""Build (and cache) the model file a candidate needs: pruned checkpoint -> FP32 ONNX -> precision -> backend format.
+
+Every file is written atomically and keyed by what determines it, so a repeated or resumed
+search, or two Ray workers asking for the same file, reuse it instead of rebuilding it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edgemap.search.space import Candidate
+
+
+def base_model(ctx: dict, ratio: float) -> Path:
+    """The starting model for a pruning ratio: the user's model, or its pruned + fine-tuned variant."""
+    if ratio == 0:
+        return Path(ctx["model"])
+    return Path(ctx["pruned"][f"{ratio:g}"])
+
+
+def fp32_onnx(ctx: dict, ratio: float) -> Path:
+    """FP32 ONNX of the (pruned) model; an .onnx input with no pruning is used as it is."""
+    src = base_model(ctx, ratio)
+    if src.suffix == ".onnx":
+        return src
+    out = Path(ctx["work_dir"]) / f"p{ratio:g}" / "fp32.onnx"
+    if not out.is_file():
+        from edgemap.convert.api import convert
+
+        convert(src, "onnx", out, parity_n=ctx.get("parity_n", 256))
+    return out
+
+
+def calibration(ctx: dict) -> np.ndarray:
+    """The calibration inputs (float32 NCHW), built once per search by the driver and stored as .npy."""
+    return np.load(ctx["calibration_npy"])
+
+
+def precision_onnx(ctx: dict, c: Candidate) -> Path:
+    """The ONNX file at the candidate's precision (FP32, FP16, or static QDQ INT8 with its calibration)."""
+    fp32 = fp32_onnx(ctx, c.prune_ratio)
+    if c.precision == "fp32":
+        return fp32
+    out = Path(ctx["work_dir"]) / f"p{c.prune_ratio:g}" / (f"int8-{c.calibration}.onnx" if c.precision == "int8" else "fp16.onnx")
+    if out.is_file():
+        return out
+    if c.precision == "fp16":
+        from edgemap.compress.context import PassContext
+        from edgemap.compress.quantize import QuantizeFp16, quantize_fp16_file
+
+        quantize_fp16_file(QuantizeFp16(), fp32, out, PassContext(latency_runs=0))
+    else:
+        from edgemap.compress.quantize import QuantizeStatic, quantize_static_onnx
+
+        quantize_static_onnx(fp32, out, calibration(ctx), QuantizeStatic(calibration=c.calibration, samples=ctx["calib_samples"]))
+    return out
+
+
+def backend_model(ctx: dict, c: Candidate) -> Path:
+    """The file the candidate's backend loads (.onnx, OpenVINO .xml, or .tflite), converted with a parity gate."""
+    from edgemap.convert.api import convert
+
+    onnx_path = precision_onnx(ctx, c)
+    if c.backend == "onnxruntime":
+        return onnx_path
+    folder = Path(ctx["work_dir"]) / f"p{c.prune_ratio:g}"
+    if c.backend == "openvino":
+        out = folder / f"{onnx_path.stem}.xml"
+        if not out.is_file():
+            convert(onnx_path, "openvino", out, precision=c.precision, parity_n=ctx.get("parity_n", 256))
+        return out
+    out = folder / f"{c.precision}.tflite"  # LiteRT converts from the torch model and calibrates itself
+    if not out.is_file():
+        convert(base_model(ctx, c.prune_ratio), "litert", out, precision=c.precision, parity_n=ctx.get("parity_n", 256))
+    return out

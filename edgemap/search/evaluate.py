@@ -1,0 +1,96 @@
+"""Evaluate one candidate: build its model, measure accuracy and host latency, estimate the device cost.
+
+`evaluate_one(context, candidate_dict)` takes and returns plain data so the Ray executor can ship
+it; a failure to build or run a candidate is returned as its `error`, not raised, so one bad
+candidate never stops the search.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from edgemap.errors import EdgemapError
+from edgemap.search.space import Candidate
+
+
+@lru_cache(maxsize=4)
+def _eval_arrays(npz_path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Preprocessed evaluation inputs, labels and exact-mask, prepared once by the driver."""
+    with np.load(npz_path, allow_pickle=False) as z:
+        return z["x"], z["labels"], z["lossless"]
+
+
+def accuracy(session, x: np.ndarray, labels: np.ndarray, exact: np.ndarray) -> tuple[float, float | None, np.ndarray]:  # noqa: ANN001
+    """Top-1 (all, exact subset) of a session on preprocessed inputs; batches of 100 (or the fixed batch)."""
+    fixed = session.inputs()[0].shape[0]
+    step = fixed or 100
+    preds = np.concatenate([session.run(x[i:i + step]).argmax(1) for i in range(0, len(x), step)])
+    correct = preds == labels
+    return float(correct.mean() * 100), (float(correct[exact].mean() * 100) if exact.any() else None), preds
+
+
+def host_latency(session, x1: np.ndarray, runs: int) -> dict:  # noqa: ANN001
+    """Batch-1 latency on this host (p50/p90/p99 ms) after a warm-up."""
+    from edgemap.runtime.latency import measure_interleaved
+
+    return measure_interleaved({"m": lambda: session.run(x1, check_finite=False)}, runs=runs, warmup=max(5, runs // 10))["m"]
+
+
+def device_estimate(ctx: dict, c: Candidate) -> dict:
+    """Estimated latency, energy, RAM and flash on the target device, from the candidate's ONNX graph."""
+    from edgemap.devices.catalogue import resolve
+    from edgemap.devices.estimate import estimate
+    from edgemap.search.artifacts import precision_onnx
+
+    est = estimate(precision_onnx(ctx, c), resolve(ctx["device"]))
+    return est.to_dict()
+
+
+def evaluate_one(ctx: dict, cand: dict) -> dict:
+    """Metrics of one candidate (see module doc); never raises for a candidate-specific failure."""
+    c = Candidate(**cand)
+    base = {"key": c.key(), "candidate": cand, "error": None}
+    t0 = time.perf_counter()
+    try:
+        return {**base, **_measure(ctx, c), "eval_s": round(time.perf_counter() - t0, 2)}
+    except EdgemapError as exc:
+        return {**base, "error": str(exc)}
+    except Exception as exc:  # a library failure on one candidate: record it, keep searching
+        return {**base, "error": f"{exc.__class__.__name__}: {exc}".splitlines()[0][:300],
+                "traceback": traceback.format_exc(limit=3)}
+
+
+def _measure(ctx: dict, c: Candidate) -> dict:
+    from edgemap.runtime.registry import load_session
+    from edgemap.search.artifacts import backend_model
+
+    path = backend_model(ctx, c)
+    x, labels, exact = _eval_arrays(ctx["eval_npz"])
+    session = load_session(c.backend, path, c.threads)
+    try:
+        top1, top1_exact, _ = accuracy(session, x, labels, exact)
+        lat = host_latency(session, x[:1].copy(), ctx.get("latency_runs", 100))
+    finally:
+        session.close()
+    est = device_estimate(ctx, c)
+    on_host = ctx.get("device_is_host", False)
+    size = sum(f.stat().st_size for f in _files(path))
+    return {
+        "model_path": str(path), "accuracy": top1, "accuracy_exact": top1_exact,
+        "accuracy_drop": ctx["baseline_accuracy"] - top1, "host_latency": lat,
+        "latency_ms": lat["p50_ms"] if on_host else est["latency_s"]["value"] * 1000,
+        "latency_basis": "measured on this host" if on_host else "estimated for the device",
+        "energy_mj": est["energy_j"]["value"] * 1000, "ram_bytes": est["peak_ram_bytes"]["value"], "size_bytes": size,
+        "device_violations": est["violations"], "estimate": {k: est[k] for k in ("latency_s", "energy_j", "energy_ops_j",
+                                                                                  "peak_ram_bytes", "flash_bytes", "unit")},
+    }
+
+
+def _files(path: Path) -> list[Path]:
+    """A model's files (OpenVINO keeps weights in a .bin beside the .xml)."""
+    return [path, path.with_suffix(".bin")] if path.suffix == ".xml" else [path]

@@ -1,0 +1,88 @@
+"""`edgemap map`: find the mapping of a model onto a device that meets the constraints and is best
+on the chosen objective, then write its recipe, bundle and report."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+
+from edgemap.errors import EdgemapError
+from edgemap.search.space import Candidate, SearchSpace
+from edgemap.search.strategy import OBJECTIVES, Constraints
+
+
+@dataclass
+class MapOptions:
+    """Everything `edgemap map` takes from the command line."""
+
+    model: Path | None = None  # None: the shipped default
+    device: str = "host"
+    constraints: Constraints = field(default_factory=Constraints)
+    objective: str = "latency"
+    trials: int = 12
+    sampler: str = "tpe"
+    seed: int = 0
+    executor: str = "local"
+    ray_address: str | None = None
+    workers: int = 2
+    out_dir: Path = Path("out/map")
+    eval_data: Path | None = None
+    train_data: Path | None = None
+    preprocess: str | None = None
+    prune_ratios: tuple[float, ...] = (0.0,)
+    finetune_epochs: int = 2
+    backends: tuple[str, ...] = ("onnxruntime", "openvino")
+    precisions: tuple[str, ...] = ("fp32", "fp16", "int8")
+    threads: tuple[int, ...] = (1, 2)
+    calib_samples: int = 256
+    latency_runs: int = 100
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.objective not in OBJECTIVES:
+            raise EdgemapError(f"unknown objective {self.objective!r}; use {', '.join(OBJECTIVES)}")
+        if self.trials < 1:
+            raise EdgemapError("--trials must be at least 1")
+
+
+def installed_backends() -> tuple[str, ...]:
+    """The backends whose engines import here."""
+    import importlib.util
+
+    mods = {"onnxruntime": "onnxruntime", "openvino": "openvino", "litert": "ai_edge_litert"}
+    return tuple(b for b, m in mods.items() if importlib.util.find_spec(m) is not None)
+
+
+def build_space(opts: MapOptions, profile, can_prune: bool) -> SearchSpace:  # noqa: ANN001 - DeviceProfile
+    """The search space for this device: its runtimes and data types, what is installed, what the model allows."""
+    dtypes = sorted({d for u in profile.compute_units for d in u.dtypes})
+    return SearchSpace(prune_ratios=opts.prune_ratios, precisions=opts.precisions, backends=opts.backends,
+                       threads=opts.threads, can_prune=can_prune, device_runtimes=tuple(profile.runtimes),
+                       device_dtypes=tuple(dtypes), installed_backends=installed_backends())
+
+
+def run_map(opts: MapOptions) -> dict:
+    """The whole mapping: prepare, search, choose, verify, write. Returns the summary written to results.json."""
+    from edgemap.search import outputs, workflow
+
+    console = Console(stderr=True)
+    t0 = time.perf_counter()
+    job = workflow.prepare(opts, console)
+    results = workflow.search(opts, job, console)
+    summary = workflow.choose(opts, job, results)
+    if summary["chosen"] is not None:
+        summary["comparison"] = workflow.compare(opts, job, summary)
+        summary["bundle"] = str(outputs.write_bundle(opts, job, summary))
+    summary["recipe"] = str(outputs.write_recipe(opts, job, summary))
+    summary["wall_s"] = round(time.perf_counter() - t0, 1)
+    summary["report"] = str(outputs.write_report(opts, job, summary))
+    outputs.print_summary(summary, job, Console())
+    return summary
+
+
+def candidate_from(d: dict) -> Candidate:
+    """Inverse of Candidate.to_dict."""
+    return Candidate(**d)

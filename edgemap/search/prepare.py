@@ -1,0 +1,72 @@
+"""What a search needs before its first trial: evaluation arrays, calibration, baseline, pruned variants."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgemap.core.atomic import atomic_path
+from edgemap.data.dataset import ImageSet
+from edgemap.data.preprocess import PreprocessSpec
+from edgemap.errors import EdgemapError
+
+SAMPLE_CALIBRATION = 256  # when there is no training data, the first images of the sample calibrate, the rest evaluate
+
+
+@dataclass
+class SearchData:
+    """The data sets of one search and where they came from (printed, so the user knows what was measured)."""
+
+    eval_set: ImageSet
+    calib_set: ImageSet
+    train_set: ImageSet | None
+    note: str
+
+
+def split_data(eval_set: ImageSet, train_set: ImageSet | None) -> SearchData:
+    """Calibrate on training data when there is some; otherwise hold out the first images of the eval set."""
+    if train_set is not None:
+        return SearchData(eval_set, train_set, train_set, f"calibration and fine-tuning on {train_set.source}")
+    if len(eval_set) < 2 * SAMPLE_CALIBRATION:
+        raise EdgemapError(f"{eval_set.source}: {len(eval_set)} images are too few to both calibrate and evaluate "
+                           f"(need {2 * SAMPLE_CALIBRATION}, or give training data)")
+    calib, rest = eval_set.subset(slice(0, SAMPLE_CALIBRATION)), eval_set.subset(slice(SAMPLE_CALIBRATION, None))
+    return SearchData(rest, calib, None, f"no training data: images 0-{SAMPLE_CALIBRATION - 1} of {eval_set.source} "
+                                          f"calibrate, the other {len(rest)} evaluate; pruning is off")
+
+
+def write_arrays(work: Path, data: SearchData, spec: PreprocessSpec, calib_samples: int, seed: int = 0) -> tuple[Path, Path]:
+    """Preprocessed eval inputs (.npz with x, labels, lossless) and calibration inputs (.npy), written atomically."""
+    work.mkdir(parents=True, exist_ok=True)
+    eval_npz, calib_npy = work / "eval.npz", work / "calibration.npy"
+    with atomic_path(eval_npz) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, x=spec.apply(data.eval_set.images), labels=data.eval_set.labels, lossless=data.eval_set.lossless)
+    with atomic_path(work / "selftest_images.npy") as tmp:  # raw images: the bundle's self-test preprocesses them itself
+        with open(tmp, "wb") as f:
+            np.save(f, data.eval_set.images[:16])
+    rng = np.random.default_rng(seed)
+    pick = np.sort(rng.choice(len(data.calib_set), min(calib_samples, len(data.calib_set)), replace=False))
+    with atomic_path(calib_npy) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, spec.apply(data.calib_set.images[pick]))
+    return eval_npz, calib_npy
+
+
+def pruned_variants(model: Path, ratios: list[float], data: SearchData, work: Path, epochs: int, progress: bool) -> dict[str, str]:
+    """Prune + fine-tune (distilling from the original) once per ratio; cached across runs of the search."""
+    from edgemap.compress.context import PassContext
+    from edgemap.compress.prune import PruneChannels, prune_checkpoint
+
+    out = {}
+    for r in ratios:
+        path = work / "pruned" / f"p{r:g}.safetensors"
+        if not path.is_file():
+            cfg = PruneChannels(ratio=r, finetune_epochs=epochs, distill=epochs > 0)
+            ctx = PassContext(train_set=data.train_set, eval_set=None, run_dir=work / "pruned" / f"p{r:g}.run",
+                              latency_runs=0, progress=progress)
+            prune_checkpoint(cfg, model, path, ctx)
+        out[f"{r:g}"] = str(path)
+    return out

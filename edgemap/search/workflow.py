@@ -1,0 +1,226 @@
+"""The steps of `edgemap map`: prepare the job, run the search, choose the mapping, verify it in one run."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+
+from edgemap.errors import EdgemapError
+from edgemap.search.mapper import MapOptions, build_space, candidate_from
+from edgemap.search.pareto import pareto_front
+from edgemap.search.space import Candidate, SearchSpace
+from edgemap.search.strategy import OBJECTIVES
+
+
+@dataclass
+class Job:
+    """A prepared mapping job: the model, the device, the space and the plain-data context trials receive."""
+
+    model: Path
+    profile: object  # DeviceProfile
+    space: SearchSpace
+    ctx: dict
+    preprocess: object  # PreprocessSpec
+    class_names: tuple[str, ...]
+    data_note: str
+    torch_model: bool
+
+
+def _model_and_preprocess(opts: MapOptions):  # noqa: ANN202
+    """The model file and its preprocessing: a checkpoint carries its own; an ONNX file takes --preprocess."""
+    from edgemap.data.preprocess import PreprocessSpec, parse_preprocess
+    from edgemap.models.shipped import shipped_checkpoint
+
+    model = Path(opts.model) if opts.model else shipped_checkpoint()
+    if not model.is_file():
+        raise EdgemapError(f"{model}: model file not found")
+    if model.suffix == ".safetensors":
+        from edgemap.models.checkpoint import read_info
+
+        info = read_info(model)
+        spec = parse_preprocess(opts.preprocess) if opts.preprocess else PreprocessSpec.from_normalization(info.normalization)
+        return model, _with_size(spec, info.input_shape[1:]), info.class_names, True
+    if model.suffix == ".onnx":
+        if not opts.preprocess:
+            raise EdgemapError(f"{model}: an ONNX model needs --preprocess (e.g. 'cifar10' or 'resize=32x32,mean=0.5,std=0.5')")
+        from edgemap.compress.calibration import model_input_shape
+
+        shape = model_input_shape(model)[1]
+        spec = parse_preprocess(opts.preprocess)
+        hw = shape[2:4] if spec.layout == "nchw" else shape[1:3]
+        return model, (_with_size(spec, hw) if all(isinstance(v, int) for v in hw) else spec), None, False
+    raise EdgemapError(f"{model}: unsupported model file (use an edgemap .safetensors checkpoint or an .onnx file)")
+
+
+def _with_size(spec, hw: tuple):  # noqa: ANN001, ANN202 - PreprocessSpec
+    """Pin the resize to the model's input size, so the bundle accepts camera images of any size."""
+    import dataclasses
+
+    return spec if spec.resize is not None else dataclasses.replace(spec, resize=(int(hw[0]), int(hw[1])))
+
+
+def prepare(opts: MapOptions, console: Console) -> Job:
+    """Resolve model, device, data and space; write evaluation/calibration arrays; build pruned variants."""
+    from edgemap.data.resolve import load_eval_data
+    from edgemap.devices.catalogue import resolve
+    from edgemap.search import artifacts, prepare as prep
+
+    profile = resolve(opts.device)
+    model, spec, class_names, is_torch = _model_and_preprocess(opts)
+    eval_set = load_eval_data(opts.eval_data, "test") if opts.eval_data else _default_eval()
+    train_set = load_eval_data(opts.train_data, "train") if opts.train_data else None
+    data = prep.split_data(eval_set, train_set)
+    class_names = class_names or data.eval_set.class_names
+    work = Path(opts.out_dir) / "artifacts" / _fingerprint(opts, model)
+    eval_npz, calib_npy = prep.write_arrays(work, data, spec, opts.calib_samples, opts.seed)
+    can_prune = is_torch and data.train_set is not None
+    space = build_space(opts, profile, can_prune)
+    ctx = {"model": str(model), "work_dir": str(work), "eval_npz": str(eval_npz), "calibration_npy": str(calib_npy),
+           "calib_samples": opts.calib_samples, "device": opts.device, "device_is_host": profile.name == "host",
+           "latency_runs": opts.latency_runs, "pruned": {}, "baseline_accuracy": 0.0}
+    ratios = sorted({c.prune_ratio for c in space.grid() if c.prune_ratio > 0})
+    if ratios:
+        console.print(f"pruning {model.name} at ratios {ratios} with {opts.finetune_epochs} fine-tuning epochs (cached)")
+        ctx["pruned"] = prep.pruned_variants(model, ratios, data, work, opts.finetune_epochs, opts.progress)
+    ctx["baseline_accuracy"] = _baseline(ctx, artifacts.fp32_onnx(ctx, 0.0))
+    return Job(model, profile, space, ctx, spec, tuple(class_names), data.note, is_torch)
+
+
+def _default_eval():  # noqa: ANN202 - ImageSet
+    from edgemap.data.sample import load_sample
+
+    return load_sample()
+
+
+def _fingerprint(opts: MapOptions, model: Path) -> str:
+    """Artifacts depend on the model file, data, preprocessing and calibration: a new one for each combination."""
+    h = hashlib.sha256()
+    h.update(model.read_bytes())
+    h.update(json.dumps([str(opts.eval_data), str(opts.train_data), opts.preprocess, opts.calib_samples, opts.seed,
+                         opts.finetune_epochs]).encode())
+    return f"{model.stem}-{h.hexdigest()[:10]}"
+
+
+def _baseline(ctx: dict, fp32_onnx: Path) -> float:
+    """Accuracy of the unmodified model (FP32 ONNX in ONNX Runtime) on the evaluation set."""
+    from edgemap.runtime.onnxruntime_backend import OrtSession
+    from edgemap.search.evaluate import _eval_arrays, accuracy
+
+    x, labels, exact = _eval_arrays(ctx["eval_npz"])
+    with OrtSession(fp32_onnx, threads=0) as s:
+        return accuracy(s, x, labels, exact)[0]
+
+
+def search(opts: MapOptions, job: Job, console: Console) -> dict[str, dict]:
+    """Run the Optuna search with the chosen executor and a progress bar showing the best feasible mapping."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from edgemap.search.evaluate import evaluate_one
+    from edgemap.search.executors import make_executor
+    from edgemap.search.strategy import make_study, run_search
+
+    skipped = job.space.skipped()
+    if skipped:
+        reasons = sorted(set(skipped.values()))
+        console.print(f"skipped {len(skipped)} candidate(s) before running: " + "; ".join(reasons))
+    name = f"{job.model.stem}-{opts.device}-{opts.objective}-{hashlib.sha256(json.dumps([job.ctx['work_dir'], str(job.space.grid()), str(opts.constraints), opts.sampler, opts.seed]).encode()).hexdigest()[:8]}"
+    study = make_study(Path(opts.out_dir) / "study.db", name, opts.sampler, opts.seed)
+    executor = make_executor(opts.executor, evaluate_one, job.ctx, opts.ray_address, opts.workers)
+    key = OBJECTIVES[opts.objective]
+    best: dict = {}
+    with Progress(TextColumn("[bold]search"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+                  TimeElapsedColumn(), console=console, disable=not opts.progress) as bar:
+        task = bar.add_task("", total=min(opts.trials, len(job.space.grid())))
+
+        def on_result(m: dict) -> None:
+            if m.get("error") is None and not opts.constraints.violations(m) and (not best or m[key] < best[key]):
+                best.clear()
+                best.update(m)
+            desc = f"best feasible: {best['key']} {best[key]:.4g} ({best['accuracy']:.2f}%)" if best else "no feasible mapping yet"
+            bar.update(task, advance=1, description=desc)
+
+        try:
+            results = run_search(job.space, executor, study, opts.trials, opts.objective, opts.constraints,
+                                 parallel=executor.parallel, on_result=on_result)
+        finally:
+            executor.close()
+    return results
+
+
+def choose(opts: MapOptions, job: Job, results: dict[str, dict]) -> dict:
+    """Pareto front (accuracy, objective, size), the feasible best on the objective, or the nearest misses."""
+    key = OBJECTIVES[opts.objective]
+    ok = [m for m in results.values() if m.get("error") is None]
+    for m in ok:
+        m["violations"] = opts.constraints.violations(m)
+    front_idx = pareto_front(ok, {"accuracy": "max", key: "min", "size_bytes": "min"})
+    feasible = [m for m in ok if not m["violations"]]
+    finals = finalists(job, feasible, opts) if key == "latency_ms" and job.ctx["device_is_host"] else {}
+    if finals:  # measured latencies are noisy: the fastest few are timed again side by side before choosing
+        chosen = min((m for m in feasible if m["key"] in finals), key=lambda m: finals[m["key"]]["p50_ms"])
+    else:
+        chosen = min(feasible, key=lambda m: (m[key], -m["accuracy"])) if feasible else None
+    nearest = sorted(ok, key=lambda m: (len(m["violations"]), m["accuracy_drop"], m[key]))[:3] if not feasible else []
+    return {"objective": opts.objective, "objective_key": key, "device": opts.device, "baseline_accuracy": job.ctx["baseline_accuracy"],
+            "data": job.data_note, "constraints": opts.constraints.__dict__, "trials": list(results.values()),
+            "front": [ok[i]["key"] for i in front_idx], "chosen": chosen, "nearest": nearest, "finalists": finals,
+            "failed": {m["key"]: m["error"] for m in results.values() if m.get("error")}}
+
+
+def finalists(job: Job, feasible: list[dict], opts: MapOptions, n: int = 4) -> dict[str, dict]:
+    """The n fastest feasible candidates timed again in one interleaved run (host latency objective only)."""
+    from edgemap.runtime.latency import measure_interleaved
+    from edgemap.runtime.registry import load_session
+    from edgemap.search.evaluate import _eval_arrays
+
+    top = sorted(feasible, key=lambda m: m["latency_ms"])[:n]
+    if len(top) < 2:
+        return {}
+    x1 = _eval_arrays(job.ctx["eval_npz"])[0][:1].copy()
+    sessions = {m["key"]: load_session(m["candidate"]["backend"], m["model_path"], m["candidate"]["threads"]) for m in top}
+    try:
+        return measure_interleaved({k: (lambda s=s: s.run(x1, check_finite=False)) for k, s in sessions.items()},
+                                   runs=max(200, opts.latency_runs), warmup=30)
+    finally:
+        for s in sessions.values():
+            s.close()
+
+
+def compare(opts: MapOptions, job: Job, summary: dict) -> dict:
+    """Batch-1 latency in one interleaved run: PyTorch eager FP32, ONNX Runtime FP32, best plain INT8, the chosen mapping."""
+    from edgemap.runtime.latency import measure_interleaved
+    from edgemap.runtime.registry import load_session
+    from edgemap.search.evaluate import _eval_arrays
+
+    x1 = _eval_arrays(job.ctx["eval_npz"])[0][:1].copy()
+    chosen = candidate_from(summary["chosen"]["candidate"])
+    rows = {"chosen": (chosen.backend, summary["chosen"]["model_path"], chosen.threads)}
+    int8 = [m for m in summary["trials"] if m.get("error") is None and m["candidate"]["prune_ratio"] == 0
+            and m["candidate"]["precision"] == "int8" and m["accuracy_drop"] <= (opts.constraints.max_accuracy_drop or 1e9)]
+    from edgemap.search import artifacts
+
+    rows["onnxruntime_fp32"] = ("onnxruntime", str(artifacts.fp32_onnx(job.ctx, 0.0)), max(opts.threads))
+    for m in sorted(int8, key=lambda m: m["host_latency"]["p50_ms"])[:4]:  # timed again here: the best of them is reported
+        rows[f"plain_int8:{m['key']}"] = (m["candidate"]["backend"], m["model_path"], m["candidate"]["threads"])
+    if job.torch_model:
+        rows["torch_eager_fp32"] = ("torch", str(job.model), max(opts.threads))
+    sessions = {k: load_session(b, p, t) for k, (b, p, t) in rows.items()}
+    try:
+        lat = measure_interleaved({k: (lambda s=s: s.run(x1, check_finite=False)) for k, s in sessions.items()},
+                                  runs=max(200, opts.latency_runs), warmup=30)
+    finally:
+        for s in sessions.values():
+            s.close()
+    out = {k: {"backend": b, "model": p, "threads": t, **lat[k]} for k, (b, p, t) in rows.items()}
+    plain = [k for k in out if k.startswith("plain_int8:")]
+    if plain:
+        best = min(plain, key=lambda k: out[k]["p50_ms"])
+        out["best_plain_int8"] = {**out[best], "key": best.split(":", 1)[1]}
+    for k in out:
+        out[k]["speedup_vs_chosen"] = out[k]["p50_ms"] / out["chosen"]["p50_ms"]
+    return out
