@@ -25,12 +25,22 @@ COMPUTE_OPS = frozenset({"Conv", "Gemm", "MatMul", "ConvTranspose", "FusedConv",
 QUANTIZABLE_OPS = ("Conv", "Gemm", "MatMul", "ConvTranspose")
 
 
-def op_counts(onnx_path: str | Path) -> Counter:
-    """Operator type counts of an ONNX file, as written."""
+def load_onnx(onnx_path: str | Path):  # noqa: ANN201 - onnx.ModelProto
+    """Load an ONNX file, or raise a one-line EdgemapError saying why it is not one."""
     import onnx
 
-    model = onnx.load(str(onnx_path))
-    return Counter(n.op_type for n in model.graph.node)
+    path = Path(onnx_path)
+    if not path.is_file():
+        raise EdgemapError(f"{path}: model file not found")
+    try:
+        return onnx.load(str(path))
+    except Exception as exc:  # protobuf decode errors and friends
+        raise EdgemapError(f"{path}: not a readable ONNX model ({type(exc).__name__})") from None
+
+
+def op_counts(onnx_path: str | Path) -> Counter:
+    """Operator type counts of an ONNX file, as written."""
+    return Counter(n.op_type for n in load_onnx(onnx_path).graph.node)
 
 
 def runtime_op_counts(onnx_path: str | Path) -> Counter:
@@ -70,9 +80,7 @@ def require_integer_kernels(onnx_path: str | Path) -> dict:
 
 def quantizable_nodes(onnx_path: str | Path) -> list[str]:
     """Names of the nodes a quantizer can turn into integer kernels (Conv, Gemm, MatMul), in graph order."""
-    import onnx
-
-    model = onnx.load(str(onnx_path))
+    model = load_onnx(onnx_path)
     return [n.name or f"<unnamed {n.op_type}>" for n in model.graph.node if n.op_type in QUANTIZABLE_OPS]
 
 

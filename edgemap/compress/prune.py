@@ -129,6 +129,7 @@ def prune_model(model: nn.Module, cfg: PruneChannels, input_shape: tuple[int, ..
     model = copy.deepcopy(model).eval().to(memory_format=torch.contiguous_format)
     example = torch.zeros(1, *input_shape)
     num_out = _num_outputs(model, example)
+    macs_before = count_macs(model, input_shape)
     if cfg.target_macs is not None:
         _prune_to_macs(model, cfg, example, batch)
     else:
@@ -142,6 +143,9 @@ def prune_model(model: nn.Module, cfg: PruneChannels, input_shape: tuple[int, ..
     model.zero_grad(set_to_none=True)
     if _num_outputs(model, example) != num_out:
         raise EdgemapError("prune_channels: pruning changed the number of outputs (the classifier was pruned)")
+    if count_macs(model, input_shape) >= macs_before:
+        raise EdgemapError("prune_channels: nothing was pruned; Torch-Pruning's trace found no prunable channels "
+                           "(a forward run under no_grad or through non-tensor values breaks its trace)")
     return model.eval()
 
 
@@ -162,7 +166,11 @@ def _prune_to_macs(model: nn.Module, cfg: PruneChannels, example: torch.Tensor, 
 
 def _num_outputs(model: nn.Module, example: torch.Tensor) -> int:
     with torch.no_grad():
-        return int(model(example).shape[-1])
+        out = model(example)
+    if not isinstance(out, torch.Tensor):
+        raise EdgemapError(f"prune_channels: Torch-Pruning cannot trace this model (it returns a {type(out).__name__}, "
+                           "not a tensor of logits)")
+    return int(out.shape[-1])
 
 
 @pass_function(PruneChannels)

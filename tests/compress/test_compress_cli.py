@@ -1,0 +1,49 @@
+"""`edgemap compress ...` as a user meets it: real subprocesses, exit codes, one-line errors, no partial files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def edgemap(*args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "EDGEMAP_CIFAR10"}  # tiny data only: the shipped sample
+    env["OMP_NUM_THREADS"] = "1"
+    return subprocess.run([sys.executable, "-m", "edgemap.cli", *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["prune", "{ckpt}", "--out", "{out}", "--ratio", "1.5"], "ratio must lie in (0, 1), got 1.5"),
+    (["prune", "{ckpt}", "--out", "{out}", "--ratio", "0"], "ratio must lie in (0, 1), got 0.0"),
+    (["sparsify", "{ckpt}", "--out", "{out}", "--sparsity", "1"], "sparsity must lie in (0, 1)"),
+    (["quantize", "{ckpt}", "--out", "{out}"], "not a readable ONNX model"),
+    (["quantize", "{onnx}", "--out", "{out}", "--mode", "int4"], "unknown quantization mode 'int4'"),
+])
+def test_bad_input_is_one_line_exit_2_and_no_file(args: list[str], message: str, tiny_ckpt: Path, tiny_onnx: Path,
+                                                  tmp_path: Path) -> None:
+    out = tmp_path / "result.bin"
+    r = edgemap("compress", *[a.format(ckpt=tiny_ckpt, onnx=tiny_onnx, out=out) for a in args])
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2, r.stderr
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in r.stderr
+    assert list(tmp_path.glob("result*")) == [] and list(tmp_path.glob(".result*")) == []
+
+
+def test_quantize_command_writes_int8_and_report(tiny_onnx: Path, tmp_path: Path) -> None:
+    out, report = tmp_path / "int8.onnx", tmp_path / "report.json"
+    r = edgemap("compress", "quantize", str(tiny_onnx), "--out", str(out), "--samples", "16", "--latency-runs", "5",
+                "--report", str(report))
+    assert r.returncode == 0, r.stderr
+    assert "quantize_static" in r.stdout and "speedup" in r.stdout
+    saved = json.loads(report.read_text())
+    assert saved["extra"]["int8"]["integer_ops"] > 0 and saved["accuracy"]["after"]["n"] == 1000
+
+
+def test_passes_lists_the_registry() -> None:
+    r = edgemap("compress", "passes")
+    assert r.returncode == 0 and "prune_channels" in r.stdout and "quantize_static" in r.stdout

@@ -1,0 +1,64 @@
+"""Distillation (Hinton loss, with/without baseline) and QAT exported to an INT8 model with its learned ranges."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+import pytest
+import torch
+from onnx import numpy_helper
+
+from edgemap.compress.calibration import calibration_array
+from edgemap.compress.distill import Distill, distill_checkpoint
+from edgemap.compress.finetune import hinton_loss
+from edgemap.compress.qat import Qat, export_qdq, fold_batchnorm, qat_checkpoint
+from edgemap.data.transforms import Normalization
+from edgemap.models import zoo
+from edgemap.models.checkpoint import load_checkpoint
+
+
+def test_hinton_loss_is_cross_entropy_at_alpha_zero_and_zero_when_matching_at_one() -> None:
+    logits, labels = torch.randn(8, 10), torch.randint(0, 10, (8,))
+    ce = torch.nn.functional.cross_entropy(logits, labels)
+    assert torch.allclose(hinton_loss(logits, torch.randn(8, 10), labels, 4.0, 0.0), ce)
+    assert hinton_loss(logits, logits.clone(), labels, 4.0, 1.0).abs() < 1e-6
+    assert hinton_loss(logits, -logits, labels, 4.0, 1.0) > 0.1
+
+
+def test_distill_pass_trains_student_and_baseline(tiny_ckpt: Path, ctx, tmp_path: Path) -> None:  # noqa: ANN001
+    out = tmp_path / "student.safetensors"
+    report = distill_checkpoint(Distill(student="tiny", epochs=1, batch_size=64), tiny_ckpt, out, ctx)
+    assert {"teacher", "before", "after"} <= set(report.accuracy)
+    assert len(report.extra["history"]) == len(report.extra["baseline_history"]) == 1
+    assert (tmp_path / "state" / "distill" / "state.json").is_file()
+    student, info = load_checkpoint(out)
+    assert info.architecture == "tiny" and student(torch.zeros(1, 3, 32, 32)).shape == (1, 10)
+
+
+def test_fold_batchnorm_keeps_the_function() -> None:
+    torch.manual_seed(0)
+    model = zoo.build("resnet9s")
+    model.train()(torch.randn(16, 3, 32, 32))  # non-trivial running statistics
+    model.eval()
+    folded = fold_batchnorm(model)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    x = torch.randn(2, 3, 32, 32)
+    assert torch.allclose(folded(x), model(x), atol=1e-4)
+
+
+def test_learned_ranges_reach_the_int8_model(sample, tmp_path: Path) -> None:  # noqa: ANN001
+    model = fold_batchnorm(zoo.build("tiny"))
+    calib = calibration_array(sample, 16, Normalization())
+    out = tmp_path / "qat.onnx"
+    export_qdq(model, {"features.0.0": (-3.0, 5.0)}, out, calib, (3, 32, 32), 16)
+    graph = onnx.load(str(out)).graph
+    inits = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    q = next(n for n in graph.node if n.op_type == "QuantizeLinear" and n.input[0] == "input")
+    assert float(inits[q.input[1]]) == pytest.approx(8.0 / 255, rel=1e-3)
+
+
+def test_qat_pass_writes_int8_and_compares_with_ptq(tiny_ckpt: Path, ctx, tmp_path: Path) -> None:  # noqa: ANN001
+    report = qat_checkpoint(Qat(epochs=1, samples=16, batch_size=64), tiny_ckpt, tmp_path / "qat.onnx", ctx)
+    assert report.extra["int8"]["integer_by_type"]["QLinearConv"] == 2
+    assert report.extra["ptq_static_int8_accuracy"]["n"] == 200 and report.accuracy["after"]["n"] == 200

@@ -1,0 +1,90 @@
+"""Channel pruning: channels really removed, couplings respected, classifier intact, checkpoints reload."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from edgemap.compress.prune import PruneChannels, prune_checkpoint, prune_model
+from edgemap.errors import EdgemapError
+from edgemap.models import zoo
+from edgemap.models.checkpoint import CheckpointInfo, layer_shapes, load_checkpoint, save_checkpoint
+from edgemap.models.stats import count_macs
+
+
+@pytest.mark.parametrize("name", ["tiny", "resnet9s", "mobilenetv2"])  # plain, residual, depthwise + residual
+def test_half_the_channels_go_and_the_model_still_runs(name: str) -> None:
+    torch.manual_seed(0)
+    model = zoo.build(name)
+    pruned = prune_model(model, PruneChannels(ratio=0.5))
+    assert count_macs(pruned) < 0.45 * count_macs(model)
+    assert pruned(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    assert pruned.classifier.out_features == 10
+    assert count_macs(model) == count_macs(zoo.build(name))  # the original is untouched
+
+
+def test_target_macs_is_reached() -> None:
+    model = zoo.build("resnet9s")
+    target = count_macs(model) // 3
+    assert count_macs(prune_model(model, PruneChannels(ratio=None, target_macs=target, importance="l1"))) <= target
+
+
+def test_taylor_importance_needs_data_and_uses_it() -> None:
+    model = zoo.build("tiny")
+    with pytest.raises(EdgemapError, match="labelled data"):
+        prune_model(model, PruneChannels(importance="taylor"))
+    batch = (torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,)))
+    pruned = prune_model(model, PruneChannels(ratio=0.5, importance="taylor", iterative_steps=2), batch=batch)
+    assert count_macs(pruned) < count_macs(model)
+
+
+def test_pruned_checkpoint_reloads_with_its_widths(tmp_path: Path) -> None:
+    pruned = prune_model(zoo.build("resnet9s"), PruneChannels(ratio=0.5)).eval()
+    path = save_checkpoint(pruned, CheckpointInfo("resnet9s", layers=layer_shapes(pruned)), tmp_path / "p.safetensors")
+    reloaded, info = load_checkpoint(path)
+    x = torch.randn(2, 3, 32, 32)
+    assert info.layers and torch.allclose(reloaded(x), pruned(x))
+
+
+class _DictOut(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.fc = nn.Conv2d(3, 8, 3), nn.Linear(8, 10)
+
+    def forward(self, x: torch.Tensor) -> dict:
+        return {"logits": self.fc(self.conv(x).mean((2, 3)))}
+
+
+class _NoGrad(_DictOut):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        with torch.no_grad():
+            y = self.conv(x)
+        return self.fc(y.mean((2, 3)))
+
+
+@pytest.mark.parametrize("model", [_DictOut(), _NoGrad()])
+def test_untraceable_models_are_refused(model: nn.Module) -> None:
+    with pytest.raises(EdgemapError, match="trace"):
+        prune_model(model, PruneChannels(ratio=0.5))
+
+
+def test_prune_pass_reports_measured_latency_and_writes_a_loadable_file(tiny_ckpt: Path, ctx, tmp_path: Path) -> None:  # noqa: ANN001
+    out = tmp_path / "pruned.safetensors"
+    report = prune_checkpoint(PruneChannels(ratio=0.5, finetune_epochs=1, distill=True), tiny_ckpt, out, ctx)
+    assert report.params[1] < report.params[0] and report.macs[1] < report.macs[0]
+    assert report.file_bytes[1] < report.file_bytes[0]
+    assert report.latency["before"]["n"] == 10 and report.latency["speedup"] > 0
+    assert report.accuracy["after"]["n"] == 200
+    model, _ = load_checkpoint(out)
+    assert count_macs(model) == report.macs[1]
+    assert (tmp_path / "state" / "prune_final" / "state.json").is_file()  # resumable fine-tuning
+
+
+def test_failed_prune_leaves_no_file(tiny_ckpt: Path, ctx, tmp_path: Path) -> None:  # noqa: ANN001
+    out = tmp_path / "pruned.safetensors"
+    with pytest.raises(EdgemapError, match="cannot reach"):
+        prune_checkpoint(PruneChannels(ratio=None, target_macs=10), tiny_ckpt, out, ctx)
+    assert not out.exists() and not out.with_suffix(".json").exists()
