@@ -157,15 +157,9 @@ def fitted_calibration(params, n_samples: int):  # noqa: ANN001, ANN201 - roofli
 
 def main() -> None:
     """Build, measure, fit on the calibration set, report errors on both sets, write the results."""
-    from dataclasses import asdict
-
-    from edgemap.core.atomic import write_json
-    from edgemap.core.evidence import machine_evidence
-    from edgemap.devices import roofline
+    from edgemap.core.atomic import write_json, write_text
     from edgemap.devices.calibrate import with_calibration, write_profile
     from edgemap.devices.catalogue import SHIPPED_DIR
-    from edgemap.devices.estimate import DEFAULT_PARAMS
-    from edgemap.devices.graph import analyse
     from edgemap.devices.profile import load_profile
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -174,11 +168,31 @@ def main() -> None:
     args = ap.parse_args()
     host_path = SHIPPED_DIR / "host.yaml"
     profile = load_profile(host_path)
+    result, params, n_calib = run(profile, args.rounds)
+    write_json(RESULTS / "estimator_validation.json", result)
+    write_text(RESULTS / "estimator_validation.md", markdown(result))
+    if args.write_profile:
+        write_profile(with_calibration(profile, "cpu", fitted_calibration(params, n_calib)), host_path,
+                      "Measured on this machine by: edgemap devices calibrate-host\n"
+                      "Efficiency factors (calibration) fitted by: .venv/bin/python benchmarks/estimator_validation.py --write-profile")
+    print(json_summary(result))
+
+
+def run(profile, rounds: int) -> tuple[dict, object, int]:  # noqa: ANN001 - DeviceProfile; returns Params
+    """Measure all models, fit on the calibration subset; the result record, fitted params, samples used."""
+    from dataclasses import asdict
+
+    from edgemap.core.evidence import machine_evidence
+    from edgemap.devices import roofline
+    from edgemap.devices.estimate import DEFAULT_PARAMS
+    from edgemap.devices.graph import analyse
+
     with tempfile.TemporaryDirectory() as tmp:
         paths = build_models(Path(tmp))
         costs = {n: analyse(p) for n, p in paths.items()}
         files = {n: p.stat().st_size for n, p in paths.items()}
-        measured = {t: measure(paths, t, args.rounds) for t in THREADS}
+        load_before = machine_evidence().get("load_average")
+        measured = {t: measure(paths, t, rounds) for t in THREADS}
     calib = [(costs[n], t, s["p50_ms"] / 1e3) for t, st in measured.items() for n, s in st.items()
              if n.rsplit("_", 1)[0] in CALIBRATION]
     params = roofline.fit(calib, profile.unit("cpu"), profile.memory.bandwidth_bytes_per_s.value, DEFAULT_PARAMS)
@@ -186,19 +200,31 @@ def main() -> None:
     for r, u in zip(rows, evaluate(costs, measured, profile, DEFAULT_PARAMS)):
         r["uncalibrated_ms"] = u["predicted_ms"]
     result = {"command": " ".join([".venv/bin/python", "benchmarks/estimator_validation.py"] + sys.argv[1:]),
-              "when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "evidence": machine_evidence(),
-              "method": {"batch": 1, "threads": THREADS, "rounds": args.rounds, "burst": 10, "statistic": "median",
+              "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "evidence": machine_evidence() | {"load_average_before": load_before},
+              "method": {"batch": 1, "threads": THREADS, "rounds": rounds, "burst": 10, "statistic": "median",
                          "calibration_models": CALIBRATION, "held_out_models": HELD_OUT, "precisions": PRECISIONS},
               "host_profile_peaks": {d: f.value for d, f in profile.unit("cpu").peak_ops.items()},
               "fitted_params": asdict(params), "errors": summarize(rows),
               "errors_uncalibrated": summarize([r | {"predicted_ms": r["uncalibrated_ms"]} for r in rows]),
               "file_bytes": files, "rows": rows}
-    write_json(RESULTS / "estimator_validation.json", result)
-    if args.write_profile:
-        write_profile(with_calibration(profile, "cpu", fitted_calibration(params, len(calib))), host_path,
-                      "Measured on this machine by: edgemap devices calibrate-host\n"
-                      "Efficiency factors (calibration) fitted by: .venv/bin/python benchmarks/estimator_validation.py --write-profile")
-    print(json_summary(result))
+    return result, params, len(calib)
+
+
+def markdown(result: dict) -> str:
+    """A human-readable table of the result record."""
+    e = result["errors"]
+    lines = [f"# Latency estimator vs measured ONNX Runtime latency (host)\n", f"Command: `{result['command']}`  ",
+             f"When: {result['when']}; CPU: {result['evidence']['cpu']}; load average {result['evidence'].get('load_average')}  ",
+             f"Fitted on {', '.join(CALIBRATION)}; held out: {', '.join(HELD_OUT)}. Median of {result['method']['rounds']} x 10 runs.\n",
+             "| set | median error | max error | n |", "|---|---|---|---|"]
+    lines += [f"| {s} | {e[s]['median_pct']} % | {e[s]['max_pct']} % | {e[s]['n']} |" for s in ("calibration", "held-out")]
+    lines += ["", "| model | threads | set | measured ms (IQR) | predicted ms | error |", "|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        err = 100 * (r["predicted_ms"] / r["measured_ms"] - 1)
+        lines.append(f"| {r['model']} | {r['threads']} | {r['set']} | {r['measured_ms']:.4f} ({r['iqr_ms'][0]:.4f}-{r['iqr_ms'][1]:.4f}) "
+                     f"| {r['predicted_ms']:.4f} | {err:+.0f} % |")
+    return "\n".join(lines) + "\n"
 
 
 def json_summary(result: dict) -> str:

@@ -133,7 +133,7 @@ def _best_unit(profile: DeviceProfile, cost: GraphCost):  # noqa: ANN202 - Compu
 
 
 def _params(profile: DeviceProfile, cu) -> tuple[roofline.Params, str]:  # noqa: ANN001 - ComputeUnit
-    """The unit's calibration, else the host's compute factors (memory factor reset to 1, per-layer cost scaled by clock)."""
+    """The unit's calibration, else the host's compute factors (memory factor capped at 1, per-layer cost scaled by clock)."""
     if cu.calibration is not None:
         return roofline.params_of(cu, DEFAULT_PARAMS), f"efficiency factors {cu.calibration.basis}: {cu.calibration.source}"
     from edgemap.devices.catalogue import SHIPPED_DIR
@@ -146,8 +146,11 @@ def _params(profile: DeviceProfile, cu) -> tuple[roofline.Params, str]:  # noqa:
         return DEFAULT_PARAMS, "uncalibrated default efficiency factors"
     p = roofline.params_of(hcu, DEFAULT_PARAMS)
     scale = hcu.clock_hz.value / max(cu.clock_hz.value, 1.0)
-    p = replace(p, memory=min(p.memory, 1.0), per_layer_s=p.per_layer_s * scale, per_thread_layer_s=p.per_thread_layer_s * scale)
-    return p, "efficiency factors borrowed from the host calibration (not measured on this device)"
+    # thread scaling is not borrowed: the host's cores are shared, a device's are assumed free
+    p = replace(p, memory=min(p.memory, 1.0), per_layer_s=p.per_layer_s * scale, per_thread_layer_s=0.0,
+                parallel_efficiency=DEFAULT_PARAMS.parallel_efficiency)
+    return p, ("efficiency factors borrowed from the host calibration (not measured on this device); "
+               f"thread speed-up assumed {DEFAULT_PARAMS.parallel_efficiency:g} per extra core")
 
 
 def _check_fit(est: Estimate, cost: GraphCost, profile: DeviceProfile, cu) -> None:  # noqa: ANN001
