@@ -80,9 +80,14 @@ class Estimate:
         return d
 
 
-def estimate(onnx_path: str | Path, profile: DeviceProfile, precision: str | None = None, unit: str | None = None,
+def estimate(onnx_path: str | Path, profile: DeviceProfile | str, precision: str | None = None, unit: str | None = None,
              threads: int | None = None, batch: int = 1) -> Estimate:
-    """Estimate an ONNX model on a device; `precision` (fp32/fp16/int8) re-types the graph as if converted."""
+    """Estimate an ONNX model on a device (a profile, or its name/path); `precision` (fp32/fp16/int8)
+    re-types the graph as if converted."""
+    if not isinstance(profile, DeviceProfile):
+        from edgemap.devices.catalogue import resolve
+
+        profile = resolve(profile)
     return estimate_cost(analyse(onnx_path, batch), profile, precision, unit, threads)
 
 

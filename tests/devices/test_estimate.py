@@ -92,3 +92,4 @@ def test_estimate_cost_reuses_one_analysis_across_devices(models):
     cost = analyse(models["int8"])
     lat = {name: estimate_cost(cost, catalogue.resolve(name)).latency_s.value for name in ("host", "rpi4", "stm32h7")}
     assert lat["host"] < lat["rpi4"] < lat["stm32h7"]
+    assert estimate(models["int8"], "rpi4").latency_s.value == pytest.approx(lat["rpi4"])  # a name works too
