@@ -27,12 +27,23 @@ def simplify_onnx(path: Path) -> None:
     onnx.save(slim, str(path))
 
 
+def _default_opset(path: Path) -> int:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+
+
 def write_onnx(src: Source, target: Path, opset: int = 18, dynamic_batch: bool = True) -> None:
     """The source as one .onnx file at `target`: exported from PyTorch, or copied when it already is ONNX."""
     if src.model is not None:
         from edgemap.convert.onnx_export import export_onnx
 
         export_onnx(src.model, target, src.input_shape, opset=opset, dynamic_batch=dynamic_batch)
+        got = _default_opset(target)
+        if got != opset:  # the exporter falls back silently when it cannot down-convert the graph
+            raise EdgemapError(f"the PyTorch exporter could not write opset {opset} for this model (it wrote {got}); "
+                               f"choose --opset {got} or higher")
     else:
         shutil.copyfile(src.onnx_path, target)
 

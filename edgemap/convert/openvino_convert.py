@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from edgemap.convert.onnx_convert import write_onnx
-from edgemap.convert.operators import require_supported
+from edgemap.convert.operators import openvino_failure, report_unsupported
 from edgemap.convert.parity import Tolerance
 from edgemap.convert.result import ConversionResult, verify
 from edgemap.convert.source import Source, parity_inputs
@@ -43,8 +43,12 @@ def nncf_int8(ov_model, calibration: np.ndarray):  # noqa: ANN001, ANN201 - ov.M
 def _build(onnx_path: Path, precision: str, calibration: np.ndarray, notes: list[str]):  # noqa: ANN202 - ov.Model
     import openvino as ov
 
-    require_supported(onnx_path, "openvino")
-    model = ov.convert_model(str(onnx_path))
+    try:
+        model = ov.convert_model(str(onnx_path))
+    except Exception as exc:  # unconverted operators: name them, and the backends that do take the model
+        report_unsupported(onnx_path, "openvino", openvino_failure(onnx_path, exc))
+        raise
+
     if precision == "int8" and is_qdq(onnx_path):
         notes.append("INT8 from the QDQ ONNX model's quantization parameters")
     elif precision == "int8":

@@ -1,7 +1,7 @@
 """Which backends accept an ONNX model, and a clear error naming the operator and layer when one does not.
 
-Each engine is asked itself (onnxruntime builds a session, OpenVINO converts partially and
-reports the nodes it could not translate): a hand-kept list of supported operators would drift
+Each engine is asked itself (onnxruntime builds a session, OpenVINO converts the model and
+reports the operators it has no rule for): a hand-kept list of supported operators would drift
 from the installed engines.
 """
 
@@ -14,6 +14,7 @@ from edgemap.errors import EdgemapError
 
 ONNX_BACKENDS = ("onnxruntime", "openvino")
 _ORT_UNREGISTERED = re.compile(r"(?:(?P<domain>[\w.]+):)?(?P<op>\w+)\(-?\d+\) is not a registered function/op")
+_OV_NO_RULE = re.compile(r"No conversion rule found for operations: (.+)")
 _ORT_NO_KERNEL = re.compile(r"Could not find an implementation for (?P<op>\w+)\(\d+\) node with name '(?P<layer>[^']*)'")
 
 
@@ -55,19 +56,28 @@ def unsupported_in_onnxruntime(path: Path) -> list[tuple[str, str]]:
 
 
 def unsupported_in_openvino(path: Path) -> list[tuple[str, str]]:
-    """(operator, layer) pairs OpenVINO's ONNX frontend has no conversion rule for."""
+    """(operator, layer) pairs OpenVINO's ONNX frontend has no conversion rule for.
+
+    Full conversion, read from OpenVINO's unconverted-operations summary. Not convert_partially():
+    on some operators (com.microsoft.Inverse) it corrupts memory and the process dies later.
+    """
     import openvino as ov
 
-    frontend = ov.frontend.FrontEndManager().load_by_framework("onnx")
-    model = frontend.convert_partially(frontend.load(str(path)))
-    _, by_output = _layers_by(path)
-    found = []
-    for op in model.get_ops():
-        if "FrameworkNode" in op.get_type_name():
-            attrs = op.get_attributes()
-            name = _qualified(attrs.get("ONNX_META_domain", ""), attrs.get("ONNX_META_type", op.get_type_name()))
-            found.append((name, by_output.get(op.get_friendly_name(), op.get_friendly_name())))
-    return found
+    try:
+        ov.convert_model(str(path))
+        return []
+    except Exception as exc:  # OpConversionFailure and friends
+        return openvino_failure(path, exc)
+
+
+def openvino_failure(path: Path, exc: Exception) -> list[tuple[str, str]]:
+    """The (operator, layer) pairs named in an OpenVINO conversion error."""
+    msg = str(exc)
+    by_op, _ = _layers_by(path)
+    if m := _OV_NO_RULE.search(msg):
+        return [(op.strip(), by_op.get(op.strip(), "?")) for op in m[1].split(",")]
+    lines = [ln.strip() for ln in msg.strip().splitlines() if ln.strip()]
+    return [("?", (lines[-1] if lines else exc.__class__.__name__)[:200])]
 
 
 _CHECKS = {"onnxruntime": unsupported_in_onnxruntime, "openvino": unsupported_in_openvino}
@@ -81,11 +91,16 @@ def accepting_backends(path: str | Path) -> list[str]:
 def require_supported(path: str | Path, backend: str) -> None:
     """Raise a one-line EdgemapError naming the first unsupported operator and its layer."""
     path = Path(path)
-    missing = _CHECKS[backend](path)
+    report_unsupported(path, backend, _CHECKS[backend](path))
+
+
+def report_unsupported(path: Path, backend: str, missing: list[tuple[str, str]]) -> None:
+    """Raise the one-line error for `missing` (operator, layer) pairs; nothing when the list is empty."""
     if not missing:
         return
     op, layer = missing[0]
     more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
     others = [b for b in ONNX_BACKENDS if b != backend and not _CHECKS[b](path)]
     hint = f"backends that accept this model: {', '.join(others)}" if others else "no installed backend accepts it"
-    raise EdgemapError(f"{path.name}: operator {op} in layer {layer!r} is not supported by {backend}{more}; {hint}")
+    what = f"operator {op} in layer {layer!r} is" if op != "?" else f"this model ({layer}) is"
+    raise EdgemapError(f"{path.name}: {what} not supported by {backend}{more}; {hint}")
