@@ -4,7 +4,7 @@ POST /predict takes the raw bytes of a PNG/JPEG (any Content-Type) or a JSON bod
 {"pixels": [[[r, g, b], ...]]} holding one uint8 H x W x C image; it answers top-k classes.
 """
 
-from __future__ import annotations
+# no `from __future__ import annotations`: FastAPI must see the real Request type of the local import
 
 import io
 import threading
@@ -17,7 +17,7 @@ from edgemap.deploy.edge import EdgeModel
 from edgemap.errors import EdgemapError
 
 
-def create_app(bundle: str | Path, threads: int = 0, top_k: int = 3):  # noqa: ANN201 - fastapi.FastAPI
+def create_app(bundle: "str | Path", threads: int = 0, top_k: int = 3):  # noqa: ANN201 - fastapi.FastAPI
     """A FastAPI app serving one verified bundle."""
     from fastapi import FastAPI, HTTPException, Request
 

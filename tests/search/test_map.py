@@ -1,0 +1,64 @@
+"""The mapping search end to end on the tiny model: recipe, bundle, resume, and the Ray executor."""
+
+import json
+
+import pytest
+import torch
+
+from edgemap.deploy.edge import EdgeModel
+from edgemap.models import zoo
+from edgemap.models.checkpoint import CheckpointInfo, save_checkpoint
+from edgemap.search.mapper import MapOptions, run_map
+from edgemap.search.replay import run_recipe_file
+from edgemap.search.strategy import Constraints
+
+
+@pytest.fixture(scope="module")
+def tiny_ckpt(tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"
+    return save_checkpoint(zoo.build("tiny"), CheckpointInfo(architecture="tiny"), path)
+
+
+def options(ckpt, out, **kw):
+    base = dict(model=ckpt, out_dir=out, trials=4, backends=("onnxruntime",), precisions=("fp32", "int8"), threads=(1,),
+                latency_runs=10, progress=False, constraints=Constraints(max_accuracy_drop=100.0))
+    return MapOptions(**{**base, **kw})
+
+
+def test_map_writes_front_recipe_bundle_and_the_bundle_reproduces_it(tiny_ckpt, tmp_path):
+    summary = run_map(options(tiny_ckpt, tmp_path / "m"))
+    assert summary["chosen"] is not None and summary["front"]
+    assert len(summary["trials"]) == 4  # 1 fp32 + 3 int8 calibrations: the whole grid
+    assert {"chosen", "onnxruntime_fp32", "torch_eager_fp32"} <= set(summary["comparison"])
+    results = json.loads((tmp_path / "m" / "results.json").read_text())
+    assert results["evidence"]["cpu"] and (tmp_path / "m" / "report.md").is_file()
+    edge = EdgeModel(summary["bundle"])
+    assert edge.selftest["top1_agreement"] == 1.0
+    replay = run_recipe_file(summary["recipe"], tmp_path / "replay")
+    assert replay["accuracy"] == pytest.approx(summary["chosen"]["accuracy"], abs=0.5)
+
+
+def test_a_second_run_reuses_the_study_and_measures_nothing_again(tiny_ckpt, tmp_path):
+    first = run_map(options(tiny_ckpt, tmp_path / "m", trials=2))
+    second = run_map(options(tiny_ckpt, tmp_path / "m", trials=3))
+    keys1 = {t["key"] for t in first["trials"]}
+    assert keys1 <= {t["key"] for t in second["trials"]} and len(second["trials"]) == 3
+    again = {t["key"]: t for t in second["trials"]}
+    for t in first["trials"]:  # identical records: taken from the study, not re-measured
+        assert again[t["key"]]["host_latency"] == t["host_latency"]
+
+
+def test_no_feasible_mapping_reports_the_nearest(tiny_ckpt, tmp_path):
+    summary = run_map(options(tiny_ckpt, tmp_path / "m", trials=2, constraints=Constraints(max_accuracy_drop=100.0, max_latency_ms=1e-6)))
+    assert summary["chosen"] is None and summary["nearest"]
+    assert any("latency" in v for v in summary["nearest"][0]["violations"])
+
+
+def test_ray_executor_gives_the_same_front_as_local(tiny_ckpt, tmp_path):
+    pytest.importorskip("ray")
+    kw = dict(device="rpi4", trials=4)  # estimated device latency: deterministic, so fronts must match exactly
+    local = run_map(options(tiny_ckpt, tmp_path / "local", **kw))
+    ray = run_map(options(tiny_ckpt, tmp_path / "ray", executor="ray", workers=2, **kw))
+    assert sorted(local["front"]) == sorted(ray["front"])
+    assert {t["key"]: round(t["accuracy"], 6) for t in local["trials"]} == {t["key"]: round(t["accuracy"], 6) for t in ray["trials"]}
