@@ -52,15 +52,22 @@ def train_cmd(
 
 @app.command("eval")
 def eval_cmd(
-    checkpoint: Optional[Path] = typer.Argument(None, help="checkpoint (.safetensors); default: the shipped model"),
+    checkpoint: Optional[str] = typer.Argument(None, help="checkpoint (.safetensors; default: the shipped model), or a "
+                                               "user model: .onnx, .pt2, or pkg.module:build_fn / file.py:build_fn"),
     data: Optional[Path] = typer.Option(None, help="CIFAR-10 location, .npz, or image folder; default: $EDGEMAP_CIFAR10 else the shipped sample"),
     split: str = typer.Option("test"),
     confusion: bool = typer.Option(True, help="print the confusion matrix"),
+    weights: Optional[Path] = typer.Option(None, help="safetensors weights of an entry-point model"),
+    preprocess: Optional[str] = typer.Option(None, help="user models: 'imagenet,resize=224x224,channels=bgr' or a .yaml file (default: x/255)"),
+    input_shape: Optional[str] = typer.Option(None, help="user models: per-sample input shape, e.g. 3,224,224"),
+    limit: int = typer.Option(0, help="user models: evaluate on a seeded random N images (0: all)"),
+    sanity: int = typer.Option(500, help="user models: images in the first sanity check"),
+    threads: int = typer.Option(0, help="runtime threads (0: default)"),
 ) -> None:
-    """Top-1 accuracy on the whole test split and on its exact subset, and the confusion matrix."""
-    from edgemap.commands.evaluate import run_eval
+    """Top-1 accuracy (whole split and exact subset) and the confusion matrix; user models get agreement and sanity checks first."""
+    from edgemap.commands.evaluate import eval_command
 
-    run_eval(checkpoint, data, split, confusion)
+    eval_command(checkpoint, data, split, confusion, weights, preprocess, input_shape, limit, sanity, threads)
 
 
 @app.command("demo")

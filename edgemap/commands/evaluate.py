@@ -42,3 +42,85 @@ def confusion_table(confusion, class_names: tuple[str, ...]) -> Table:  # noqa: 
         cells = [f"[bold]{v}[/]" if i == j else str(v) for j, v in enumerate(confusion[i])]
         table.add_row(name, *cells)
     return table
+
+
+# --- users' own models: .onnx, entry point + weights, .pt2 -----------------------------------------
+def run_user_eval(model: str, data: Path | str | None, preprocess: str | None, weights: Path | str | None = None,
+                  input_shape: tuple[int, ...] | None = None, split: str = "test", limit: int = 0,
+                  sanity: int = 500, threads: int = 0, confusion: bool = True) -> dict:
+    """Evaluate a user model: agreement checks, a sanity run on a subset, then the full accuracy.
+
+    Prints each step; returns {model, preprocess, data, agreement notes, sanity, top1, ...}.
+    """
+    from edgemap.data.compat import predict, require_agreement, sample, sanity_eval
+    from edgemap.data.preprocess import parse_preprocess
+    from edgemap.models.sources import load_user_model
+    from edgemap.train.evaluate import accuracy_report
+
+    console = Console()
+    spec = parse_preprocess(preprocess)
+    ds = load_user_data(data, split, spec)
+    um = load_user_model(model, weights, input_shape, fallback_shape=spec.input_shape(ds.images.shape[1:3]))
+    info = um.info
+    console.print(f"[bold]{Path(info.source).name}[/] ({info.format}): input {info.input_shape} {info.layout.upper()}, "
+                  f"{info.num_classes} classes; data {ds.source}: {len(ds):,} images {ds.images.shape[1:3]}, "
+                  f"{len(ds.class_names)} classes; preprocess {spec.to_string()}")
+    agreement = require_agreement(info, ds, spec)
+    for note in agreement.notes:
+        console.print(f"  {note}")
+    with um.session(threads) as session:
+        check = sanity_eval(session, ds, spec, sanity, info.fixed_batch)
+        console.print(f"sanity check on {check.n:,} images: top-1 {check.top1:.1f} % (chance {check.chance:.0f} %)")
+        if check.hint:
+            console.print(f"[yellow]hint:[/] {check.hint}")
+        evalset = sample(ds, limit)
+        logits = predict(session, evalset.images, spec, fixed_batch=info.fixed_batch)
+    result = accuracy_report(logits.argmax(1), evalset)
+    console.print(f"[bold]{Path(info.source).name}[/]: top-1 {result.top1:.2f}% on {result.n:,} images of {ds.source}")
+    if confusion:
+        console.print(confusion_table(result.confusion, ds.class_names))
+    return {**result.to_dict(), "model": info.to_dict(), "preprocess": spec.to_dict(), "data": ds.source,
+            "notes": list(agreement.notes), "sanity": check.to_dict()}
+
+
+def load_user_data(data: Path | str | None, split: str, spec):  # noqa: ANN001, ANN201 - PreprocessSpec -> ImageSet
+    """--data as for run_eval; an image folder of mixed sizes is resized to the spec's resize when it has one."""
+    from edgemap.data.image_folder import load_image_folder
+    from edgemap.data.resolve import load_eval_data
+
+    path = Path(data) if data is not None else None
+    if spec.resize and path is not None and path.is_dir():
+        root = path / split if (path / split).is_dir() else path
+        if any(p.is_dir() for p in root.iterdir()) and not any(root.glob("*.npz")):
+            return load_image_folder(root, size=spec.resize)  # the same pillow resize the spec applies
+    return load_eval_data(path, split)
+
+
+def parse_shape(text: str | None) -> tuple[int, ...] | None:
+    """'3,224,224' or '3x224x224' -> (3, 224, 224)."""
+    from edgemap.errors import EdgemapError
+
+    if not text:
+        return None
+    try:
+        shape = tuple(int(v) for v in text.replace("x", ",").split(",") if v.strip())
+    except ValueError:
+        raise EdgemapError(f"--input-shape {text!r}: give sizes like 3,224,224") from None
+    if not shape or min(shape) < 1:
+        raise EdgemapError(f"--input-shape {text!r}: sizes must be positive")
+    return shape
+
+
+def eval_command(model: str | None, data: Path | None, split: str, confusion: bool, weights: Path | None = None,
+                 preprocess: str | None = None, input_shape: str | None = None, limit: int = 0,
+                 sanity: int = 500, threads: int = 0) -> dict:
+    """`edgemap eval`: zoo checkpoints (default: the shipped model) through run_eval, user models through run_user_eval."""
+    from edgemap.errors import EdgemapError
+    from edgemap.models.sources import is_user_model
+
+    if model is not None and is_user_model(model):
+        return run_user_eval(model, data, preprocess, weights, parse_shape(input_shape), split, limit, sanity,
+                             threads, confusion)
+    if weights or preprocess or input_shape:
+        raise EdgemapError("--weights, --preprocess and --input-shape are for user models (.onnx, .pt2, module:function)")
+    return run_eval(Path(model) if model else None, data, split, confusion)

@@ -12,10 +12,12 @@ from edgemap.errors import EdgemapError
 from edgemap.models.sources.model import ModelInfo, UserModel, guess_layout
 
 
-def load_entry_point_model(entry: str, weights: Path | None, input_shape: tuple[int, ...] | None) -> UserModel:
+def load_entry_point_model(entry: str, weights: Path | None, input_shape: tuple[int, ...] | None,
+                           fallback_shape: tuple[int, ...] | None = None) -> UserModel:
     """Build the module, load its weights strictly, and find its number of classes by one forward pass.
 
-    The input shape comes from `input_shape`, else from an `input_shape` attribute on the module.
+    The input shape comes from `input_shape`, else from an `input_shape` attribute on the module,
+    else from `fallback_shape`.
     """
     from torch import nn
 
@@ -29,7 +31,7 @@ def load_entry_point_model(entry: str, weights: Path | None, input_shape: tuple[
     if weights is not None:
         load_weights(module, weights, entry)
     module.eval()
-    shape = tuple(input_shape or getattr(module, "input_shape", None) or ())
+    shape = tuple(input_shape or getattr(module, "input_shape", None) or fallback_shape or ())
     if not shape:
         raise EdgemapError(f"{entry}: input shape unknown; give it (e.g. --input-shape 3,32,32) or set "
                            f"`input_shape` on the module")

@@ -115,12 +115,15 @@ def is_user_model(source: str | Path) -> bool:
 
 
 def load_user_model(source: str | Path, weights: str | Path | None = None,
-                    input_shape: tuple[int, ...] | None = None) -> UserModel:
+                    input_shape: tuple[int, ...] | None = None,
+                    fallback_shape: tuple[int, ...] | None = None) -> UserModel:
     """Load a user model from an .onnx file, a .pt2 program, or 'pkg.module:build_fn' / 'file.py:build_fn'.
 
     weights: safetensors state dict for an entry point. input_shape: per-sample shape (no batch) for
     models that do not state one (entry points without an `input_shape` attribute, ONNX files with
-    dynamic spatial axes). Every problem is a one-line EdgemapError naming the file.
+    dynamic spatial axes). fallback_shape: used for an entry point only when neither input_shape nor the
+    module states one (the evaluation passes the shape the data and preprocessing make).
+    Every problem is a one-line EdgemapError naming the file.
     """
     s = str(source)
     if s.lower().endswith(".onnx"):
@@ -134,7 +137,7 @@ def load_user_model(source: str | Path, weights: str | Path | None = None,
     elif ":" in s:
         from edgemap.models.sources.entry_point import load_entry_point_model
 
-        model = load_entry_point_model(s, Path(weights) if weights else None, input_shape)
+        model = load_entry_point_model(s, Path(weights) if weights else None, input_shape, fallback_shape)
     else:
         raise EdgemapError(f"{s}: not a user model; give an .onnx file, a .pt2 file (torch.export), or an "
                            f"entry point 'package.module:build_fn' / 'path/file.py:build_fn' with --weights")
