@@ -72,18 +72,26 @@ def eval_cmd(
 
 @app.command("demo")
 def demo_cmd(
-    out: Path = typer.Option(Path("out/demo"), help="where the ONNX model and figures go"),
-    runs: int = typer.Option(300, help="timed runs per runtime"),
-    threads: int = typer.Option(0, help="threads for both runtimes (0: library default)"),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="also write the figures as JSON"),
+    out: Path = typer.Option(Path("out/demo"), help="where the ONNX model, the mapping, its bundle and report go"),
+    runs: int = typer.Option(300, help="timed runs per runtime in the comparison table"),
+    threads: int = typer.Option(0, help="threads for both runtimes in the table (0: library default)"),
+    device: str = typer.Option("host", help="device profile to map onto"),
+    trials: int = typer.Option(10, help="mapping candidates to evaluate"),
+    skip_map: bool = typer.Option(False, "--skip-map", help="only the export/parity/latency table"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="also write the table's figures as JSON"),
 ) -> None:
-    """The main job on the built-in default: shipped model -> ONNX -> parity -> ONNX Runtime, timed beside PyTorch."""
+    """The main job on the built-in default: shipped model -> ONNX -> parity -> ONNX Runtime vs PyTorch,
+    then the mapping search onto a device under default constraints (offline)."""
     from edgemap.commands.demo import run_demo
     from edgemap.core.atomic import write_json
 
     figures = run_demo(out, runs, threads)
     if json_out:
         write_json(json_out, figures)
+    if not skip_map:
+        from edgemap.search.mapper import MapOptions, run_map
+
+        run_map(MapOptions(device=device, trials=trials, out_dir=out / "map"))
 
 
 # Sub-commands contributed by stage modules: each edgemap/commands/<name>.py defines register(app).

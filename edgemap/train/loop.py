@@ -106,6 +106,11 @@ def _load_state(run_dir: Path, model: nn.Module, opt: torch.optim.Optimizer) -> 
     return json.loads(s.read_text())
 
 
+def _same_run(config: dict) -> dict:
+    """The settings that decide the result: a run may resume with another thread count."""
+    return {k: v for k, v in config.items() if k != "threads"}
+
+
 def train(
     model: nn.Module,
     train_set: ImageSet,
@@ -131,7 +136,7 @@ def train(
     total = cfg.epochs * steps_per_epoch
     run_path = Path(run_dir) if run_dir else None
     state = (_load_state(run_path, model, opt) if run_path else None) or {"epoch": 0, "history": [], "config": asdict(cfg)}
-    if state["config"] != asdict(cfg):
+    if _same_run(state["config"]) != _same_run(asdict(cfg)):
         raise EdgemapError(f"{run_path}: holds a run with different settings; use another --run-dir or the same settings")
     loss_fn = loss_fn or (lambda logits, y, _x: F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing))
     bar = EpochProgress(cfg.epochs, steps_per_epoch, enabled=progress, start_epoch=state["epoch"])
