@@ -26,7 +26,14 @@ class Normalization:
 
 
 def to_nchw_float(images: np.ndarray, norm: Normalization) -> np.ndarray:
-    """uint8 N x H x W x C -> normalised float32 N x C x H x W (numpy only: the edge runtime uses it too)."""
+    """uint8 N x H x W x C -> normalised float32 N x C x H x W (numpy only: the edge runtime uses it too).
+
+    `norm` may also be a full preprocessing spec (edgemap.data.preprocess.PreprocessSpec: resize,
+    channel order, layout): then its own `apply` decides, so every loop that takes a Normalization
+    also serves users' models with other preprocessing.
+    """
+    if hasattr(norm, "apply"):
+        return norm.apply(images)
     x = images.astype(np.float32) / 255.0
     x = (x - np.asarray(norm.mean, np.float32)) / np.asarray(norm.std, np.float32)
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
