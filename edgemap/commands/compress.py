@@ -75,6 +75,7 @@ def register(app: typer.Typer) -> None:
         per_channel: bool = typer.Option(True, help="static: per-channel weights"),
         max_accuracy_drop: Optional[float] = typer.Option(None, help="static: keep sensitive layers in float until the top-1 drop (points) is met"),
         exclude: list[str] = typer.Option([], help="static: node names kept in float"),
+        float_first_last: bool = typer.Option(False, help="static: keep the first and last quantizable layers in float"),
         data: Optional[Path] = typer.Option(None, help=DATA_HELP),
         eval_data: Optional[Path] = typer.Option(None, help=EVAL_HELP),
         latency_runs: int = typer.Option(200, help="timed batch-1 runs per model (0: skip latency)"),
@@ -87,7 +88,8 @@ def register(app: typer.Typer) -> None:
         ctx = make_context(data, eval_data, 0, latency_runs, None, False)
         if mode == "static":
             cfg = q.QuantizeStatic(calibration=calibration, samples=samples, per_channel=per_channel,
-                                   symmetric_activations=symmetric, max_accuracy_drop=max_accuracy_drop, exclude=tuple(exclude))
+                                   symmetric_activations=symmetric, max_accuracy_drop=max_accuracy_drop, exclude=tuple(exclude),
+                                   float_first_last=float_first_last)
             show(q.quantize_static_file(cfg, model, out, ctx), report)
         elif mode == "dynamic":
             show(q.quantize_dynamic_file(q.QuantizeDynamic(per_channel=per_channel), model, out, ctx), report)

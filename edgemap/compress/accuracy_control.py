@@ -47,7 +47,7 @@ def quantize_with_accuracy_control(q: StaticQuantizer, out: str | Path, data: Im
     fp32 = accuracy_report(ref.argmax(1), data).top1
     with tempfile.TemporaryDirectory(prefix="edgemap-aac-") as d:
         work = Path(d)
-        excluded: list[str] = list(q.cfg.exclude)
+        excluded: list[str] = list(q.base_exclude)
         best = _try(q, work / "c0.onnx", excluded, data, norm, ref, fp32)
         steps, sens = [best], {}
         if best["drop"] > max_drop:

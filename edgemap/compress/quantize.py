@@ -19,7 +19,7 @@ import numpy as np
 
 from edgemap.compress.calibration import calibration_array, check_calibration, data_reader, model_input_shape
 from edgemap.compress.context import PassContext
-from edgemap.compress.inspect import op_counts, require_integer_kernels, require_quantizable
+from edgemap.compress.inspect import load_onnx, op_counts, require_integer_kernels, require_quantizable
 from edgemap.compress.onnx_report import onnx_report
 from edgemap.core.atomic import atomic_path
 from edgemap.core.passes import pass_function, register_pass
@@ -33,7 +33,9 @@ CALIBRATIONS = ("minmax", "entropy", "percentile")
 class QuantizeStatic:
     """Static INT8, QDQ format: per-channel symmetric int8 weights, activations calibrated on `samples` images
     (uint8 asymmetric, or int8 symmetric with symmetric_activations). max_accuracy_drop (points): keep the
-    most sensitive layers in float until the drop is met (accuracy control); exclude: nodes kept in float."""
+    most sensitive layers in float until the drop is met (accuracy control); exclude: nodes kept in float;
+    float_first_last: also keep the first and the last quantizable layer in float (on small CNNs the first conv,
+    with 3 input channels, and the classifier are slower in INT8 than in FP32 and the most sensitive)."""
 
     calibration: str = "minmax"
     samples: int = 512
@@ -42,6 +44,7 @@ class QuantizeStatic:
     percentile: float = 99.999
     max_accuracy_drop: float | None = None
     exclude: tuple[str, ...] = ()
+    float_first_last: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -74,6 +77,8 @@ class StaticQuantizer:
         self.batch = shape[0] if isinstance(shape[0], int) else 32  # a fixed-batch model takes its own batch
         self._cache = Path(self._tmp.name) / "calibration.json"
         self.overrides: dict = {}  # TensorQuantOverrides, e.g. activation ranges learned by QAT
+        self.all_nodes = [n.name for n in load_onnx(self.pre).graph.node]
+        self.base_exclude = tuple(cfg.exclude) + (self._first_last() if cfg.float_first_last else ())
 
     def quantize(self, out: str | Path, exclude: list[str] | tuple[str, ...] = ()) -> dict:
         """Write the INT8 model to `out` (atomically) and return its runtime integer-kernel summary."""
@@ -85,9 +90,9 @@ class StaticQuantizer:
                  "CalibPercentile": self.cfg.percentile}
         if self.overrides:
             extra["TensorQuantOverrides"] = self.overrides
-        unknown = sorted(set(exclude) - set(self.nodes))
+        unknown = sorted(set(exclude) - set(self.all_nodes))
         if unknown:
-            raise EdgemapError(f"quantize_static: no quantizable node named {', '.join(unknown)}; nodes: {', '.join(self.nodes)}")
+            raise EdgemapError(f"quantize_static: no node named {', '.join(unknown)}; quantizable: {', '.join(self.nodes)}")
         # the calibrators print progress to stdout; keep the CLI output to the report
         with atomic_path(out) as tmp, warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
@@ -97,6 +102,10 @@ class StaticQuantizer:
                             weight_type=QuantType.QInt8, calibrate_method=method, nodes_to_exclude=list(exclude),
                             extra_options=extra, calibration_cache_path=str(self._cache))
             return require_integer_kernels(tmp)
+
+    def _first_last(self) -> tuple[str, ...]:
+        """The first quantizable node, the last one and everything after it (e.g. a logit scale): kept in float."""
+        return (self.nodes[0], *self.all_nodes[self.all_nodes.index(self.nodes[-1]):])
 
     def close(self) -> None:
         self._tmp.cleanup()
@@ -128,7 +137,7 @@ def preprocess(source: str | Path, out: str | Path) -> None:
 def quantize_static_onnx(source: str | Path, out: str | Path, calib: np.ndarray, cfg: QuantizeStatic) -> dict:
     """Static INT8 QDQ quantization of one ONNX file with a given calibration array (float32 NCHW)."""
     with StaticQuantizer(source, calib, cfg) as q:
-        return q.quantize(out, cfg.exclude)
+        return q.quantize(out, q.base_exclude)
 
 
 def calibration_for(ctx: PassContext, samples: int, seed: int) -> tuple[np.ndarray, str]:
@@ -149,7 +158,7 @@ def quantize_static_file(cfg: QuantizeStatic, source: str | Path, out: str | Pat
     def work(report) -> None:  # noqa: ANN001
         with StaticQuantizer(source, calib, cfg) as q:
             if cfg.max_accuracy_drop is None:
-                report.extra["int8"] = q.quantize(out, cfg.exclude)
+                report.extra["int8"] = q.quantize(out, q.base_exclude)
                 return
             if ctx.eval_set is None:
                 raise EdgemapError("quantize_static: max_accuracy_drop needs evaluation data")

@@ -90,3 +90,11 @@ def test_accuracy_control_excludes_layers_until_met_or_reports_best(trained_tiny
     assert strict["met"] == (strict["best_drop"] <= 0.0)
     assert len(strict["excluded"]) < len(q.nodes)  # at least one layer stays INT8
     require_integer_kernels(tmp_path / "strict.onnx")
+
+
+def test_float_first_last_keeps_the_ends_in_float(tiny_onnx: Path, sample, tmp_path: Path) -> None:  # noqa: ANN001
+    calib = calibration_array(sample, 16, Normalization())
+    summary = quantize_static_onnx(tiny_onnx, tmp_path / "q.onnx", calib, QuantizeStatic(float_first_last=True))
+    assert summary["float_by_type"] == {"Conv": 1, "Gemm": 1} and summary["integer_by_type"]["QLinearConv"] == 1
+    with pytest.raises(EdgemapError, match="no node named nope"):
+        quantize_static_onnx(tiny_onnx, tmp_path / "q2.onnx", calib, QuantizeStatic(exclude=("nope",)))
