@@ -41,14 +41,7 @@ def main() -> None:
     from edgemap.models.shipped import shipped_checkpoint
     from edgemap.models.stats import count_macs
 
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--checkpoint", type=Path, default=None)
-    ap.add_argument("--ratio", type=float, default=0.5)
-    ap.add_argument("--epochs", type=int, default=8)
-    ap.add_argument("--lr", type=float, default=0.1)
-    ap.add_argument("--no-distill", action="store_true")
-    ap.add_argument("--limit", type=int, default=0, help="fine-tune on the first N training images (0: all)")
-    args = ap.parse_args()
+    args = parse_args()
     ckpt = args.checkpoint or shipped_checkpoint()
     train, test = cifar("train"), cifar("test")
     tune_set = train.subset(slice(0, args.limit)) if args.limit else train
@@ -70,8 +63,29 @@ def main() -> None:
            (("fp32", fp32), ("pruned_fp32", pruned_fp32), ("pruned_int8", int8))}
     lat = latency_rounds({"torch_fp32": torch_fn(model), "torch_pruned_fp32": torch_fn(pruned),
                           "ort_fp32": ort_fn(fp32, THREADS), "ort_pruned_int8": ort_fn(int8, THREADS)}, ROUNDS, RUNS)
-    macs = (count_macs(model), count_macs(pruned))
-    record = {"command": " ".join([".venv/bin/python"] + sys.argv), "checkpoint": str(ckpt), "threads": THREADS,
+    record = build_record(prune_report, acc, (count_macs(model), count_macs(pruned)), (fp32, pruned_fp32, int8), summary, lat)
+    record["checkpoint"] = str(ckpt)
+    record["evidence"] = machine_evidence(THREADS)
+    write_results("compress_prune", record, summary_lines(record))
+
+
+def parse_args() -> argparse.Namespace:
+    """Command-line settings."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--checkpoint", type=Path, default=None)
+    ap.add_argument("--ratio", type=float, default=0.5)
+    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--lr", type=float, default=0.1)
+    ap.add_argument("--no-distill", action="store_true")
+    ap.add_argument("--limit", type=int, default=0, help="fine-tune on the first N training images (0: all)")
+    return ap.parse_args()
+
+
+def build_record(prune_report, acc: dict, macs: tuple[int, int], files: tuple[Path, Path, Path], summary: dict,  # noqa: ANN001
+                 lat: dict) -> dict:
+    """Everything measured, the headline ratios and the claims."""
+    fp32, pruned_fp32, int8 = files
+    record = {"command": " ".join([".venv/bin/python"] + sys.argv), "threads": THREADS,
               "prune_report": prune_report.to_dict(), "accuracy": acc, "macs": macs,
               "bytes": {"fp32_onnx": fp32.stat().st_size, "pruned_fp32_onnx": pruned_fp32.stat().st_size,
                         "pruned_int8_onnx": int8.stat().st_size},
@@ -85,8 +99,7 @@ def main() -> None:
     record["claims"] = {"accuracy_drop_le_1.5": drop <= 1.5, "macs_ge_3x_fewer": record["headline"]["macs_ratio"] >= 3,
                         "file_ge_10x_smaller": record["headline"]["size_ratio"] >= 10,
                         "ge_8x_faster_than_torch_fp32": record["speedup"]["int8_pruned_vs_torch_fp32"]["median"] >= 8}
-    record["evidence"] = machine_evidence(THREADS)
-    write_results("compress_prune", record, summary_lines(record))
+    return record
 
 
 def summary_lines(r: dict) -> list[str]:

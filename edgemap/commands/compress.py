@@ -15,6 +15,17 @@ def register(app: typer.Typer) -> None:
     """Add the `compress` command group to the CLI."""
     group = typer.Typer(no_args_is_help=True, help="Compress a model: prune, quantize, QAT, distil, or run a recipe.")
     app.add_typer(group, name="compress")
+    _add_prune(group)
+    _add_sparsify(group)
+    _add_quantize(group)
+    _add_qat(group)
+    _add_distill(group)
+    _add_recipe(group)
+    _add_passes(group)
+
+
+def _add_prune(group: typer.Typer) -> None:
+    """Add `compress prune`."""
 
     @group.command("prune")
     def prune_cmd(
@@ -44,6 +55,10 @@ def register(app: typer.Typer) -> None:
         ctx = make_context(data, eval_data, limit, latency_runs, run_dir, finetune_epochs > 0 or importance == "taylor")
         show(prune_checkpoint(cfg, checkpoint, out, ctx), report)
 
+
+def _add_sparsify(group: typer.Typer) -> None:
+    """Add `compress sparsify`."""
+
     @group.command("sparsify")
     def sparsify_cmd(
         checkpoint: Path = typer.Argument(..., help="checkpoint (.safetensors)"),
@@ -63,6 +78,10 @@ def register(app: typer.Typer) -> None:
         cfg = PruneMagnitude(sparsity=sparsity, scope=scope, finetune_epochs=finetune_epochs)
         ctx = make_context(data, eval_data, limit, latency_runs, None, finetune_epochs > 0)
         show(prune_magnitude_checkpoint(cfg, checkpoint, out, ctx), report)
+
+
+def _add_quantize(group: typer.Typer) -> None:
+    """Add `compress quantize`."""
 
     @group.command("quantize")
     def quantize_cmd(
@@ -98,6 +117,10 @@ def register(app: typer.Typer) -> None:
         else:
             raise EdgemapError(f"unknown quantization mode {mode!r}; use static, dynamic or fp16")
 
+
+def _add_qat(group: typer.Typer) -> None:
+    """Add `compress qat`."""
+
     @group.command("qat")
     def qat_cmd(
         checkpoint: Path = typer.Argument(..., help="checkpoint (.safetensors)"),
@@ -115,6 +138,10 @@ def register(app: typer.Typer) -> None:
 
         ctx = make_context(data, eval_data, limit, latency_runs, run_dir, True)
         show(qat_checkpoint(Qat(epochs=epochs, lr=lr, samples=samples), checkpoint, out, ctx), report)
+
+
+def _add_distill(group: typer.Typer) -> None:
+    """Add `compress distill`."""
 
     @group.command("distill")
     def distill_cmd(
@@ -138,6 +165,10 @@ def register(app: typer.Typer) -> None:
         ctx = make_context(data, eval_data, limit, latency_runs, run_dir, True)
         show(distill_checkpoint(cfg, teacher, out, ctx), report)
 
+
+def _add_recipe(group: typer.Typer) -> None:
+    """Add `compress recipe`."""
+
     @group.command("recipe")
     def recipe_cmd(
         recipe: Path = typer.Argument(..., help="recipe YAML/JSON: model + passes"),
@@ -156,6 +187,10 @@ def register(app: typer.Typer) -> None:
         needs = any(passes.spec(type(c).type_name).needs_data for c in configs)
         for r in run_recipe(spec, out_dir, make_context(data, eval_data, limit, latency_runs, None, needs)):
             show(r, None)
+
+
+def _add_passes(group: typer.Typer) -> None:
+    """Add `compress passes`."""
 
     @group.command("passes")
     def passes_cmd() -> None:
