@@ -46,7 +46,23 @@ class CompressionReport:
             b, a = self.latency.get("before", {}), self.latency.get("after", {})
             out.append(f"  latency b=1 {b.get('p50_ms', float('nan')):.3f} -> {a.get('p50_ms', float('nan')):.3f} ms (p50)"
                        f"  speedup x{self.latency.get('speedup', float('nan')):.2f}")
+        out += self._extra_lines()
         out += [f"  note: {n}" for n in self.notes]
+        return out
+
+    def _extra_lines(self) -> list[str]:
+        """Integer kernels the runtime executes, and what accuracy control did."""
+        out = []
+        if "int8" in self.extra:
+            s = self.extra["int8"]
+            out.append(f"  runtime     {s['integer_ops']} integer kernels {s['integer_by_type']}, "
+                       f"{s['float_compute_ops']} float compute kernels {s['float_by_type'] or ''}")
+        if "accuracy_control" in self.extra:
+            c = self.extra["accuracy_control"]
+            out.append(f"  acc. ctrl.  drop {c['best_drop']:.2f} (max {c['max_drop']}) {'met' if c['met'] else 'NOT met'}; "
+                       f"kept in float: {', '.join(c['excluded']) or 'none'}")
+        if "ptq_static_int8_accuracy" in self.extra and self.extra["ptq_static_int8_accuracy"]:
+            out.append(f"  static PTQ  top-1 {self.extra['ptq_static_int8_accuracy']['top1']:.2f}% (same data, for comparison)")
         return out
 
 

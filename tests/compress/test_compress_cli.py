@@ -39,7 +39,7 @@ def test_quantize_command_writes_int8_and_report(tiny_onnx: Path, tmp_path: Path
     r = edgemap("compress", "quantize", str(tiny_onnx), "--out", str(out), "--samples", "16", "--latency-runs", "5",
                 "--report", str(report))
     assert r.returncode == 0, r.stderr
-    assert "quantize_static" in r.stdout and "speedup" in r.stdout
+    assert "quantize_static" in r.stdout and "speedup" in r.stdout and "integer kernels" in r.stdout
     saved = json.loads(report.read_text())
     assert saved["extra"]["int8"]["integer_ops"] > 0 and saved["accuracy"]["after"]["n"] == 1000
 
