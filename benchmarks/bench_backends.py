@@ -80,6 +80,7 @@ def convert_all(ckpt: Path, calib, calib_note: str) -> tuple[dict, dict]:  # noq
     from edgemap.convert.api import convert
     from edgemap.convert.parity import run_batches
     from edgemap.convert.source import open_source, parity_inputs
+    from edgemap.errors import EdgemapError
 
     src = open_source(ckpt)
     x, labels = parity_inputs(src, 1000)
@@ -92,7 +93,12 @@ def convert_all(ckpt: Path, calib, calib_note: str) -> tuple[dict, dict]:  # noq
                                   ("litert fp32", "litert", "fp32", "resnet9s.tflite"),
                                   ("litert int8", "litert", "int8", "resnet9s_int8.tflite")]:
         t0 = time.perf_counter()
-        res = convert(src, to, WORK / name, precision=prec, calibration=calib)
+        try:
+            res = convert(src, to, WORK / name, precision=prec, calibration=calib)
+        except EdgemapError as exc:  # a refused conversion is a result too: record it, bench the rest
+            parity[label] = {"refused": str(exc)}
+            print(f"{label}: REFUSED {exc}", file=sys.stderr)
+            continue
         models[label], parity[label] = res.path, {**res.parity.to_dict(), "notes": res.notes, "convert_s": round(time.perf_counter() - t0, 1)}
         print(f"{label}: {res.parity.summary()}", file=sys.stderr)
     how = onnx_int8(models["onnxruntime fp32"], WORK / "resnet9s_int8.onnx", calib)
@@ -109,10 +115,12 @@ def claims(bench: dict, parity: dict) -> dict:
     label_of = {r["label"]: name for name, r in zip(bench["labels"], bench["results"])}
     p50 = {label_of[r["label"]]: r["latency"]["p50_ms"] for r in bench["results"]}
     speedup = p50["pytorch eager fp32"] / p50["onnxruntime int8"]
-    fp32 = {k: v["top1_agreement"] for k, v in parity.items() if "fp32" in k}
-    drop = {k: v["reference_top1"] - v["candidate_top1"] for k, v in parity.items() if "int8" in k}
+    ok = {k: v for k, v in parity.items() if "refused" not in v}
+    fp32 = {k: v["top1_agreement"] for k, v in ok.items() if "fp32" in k}
+    drop = {k: v["reference_top1"] - v["candidate_top1"] for k, v in ok.items() if "int8" in k}
     spread = {label_of[r["label"]]: r["p99_over_p50"] for r in bench["results"]}
     return {"ort_int8_speedup_vs_torch_fp32": {"value": round(speedup, 2), "holds": speedup >= 5},
+            "refused_conversions": sorted(set(parity) - set(ok)),
             "fp32_top1_agreement": {"value": fp32, "holds": all(v >= 0.999 for v in fp32.values())},
             "int8_accuracy_drop_points": {"value": {k: round(v, 2) for k, v in drop.items()},
                                           "holds": all(v <= 0.5 for v in drop.values())},
@@ -136,7 +144,9 @@ def markdown(record: dict) -> str:
         lines.append(f"| {name} | {lat['p50_ms']:.3f} | {lat['p90_ms']:.3f} | {lat['p99_ms']:.3f} | {lat['mean_ms']:.3f} ± "
                      f"{lat['std_ms']:.3f} | {tput} | {cold.get('cold_start_s', '-')} | {cold.get('peak_rss_mib', '-')} | "
                      f"{r['file_bytes'] / 1024:.0f} | {agree} | {acc} |")
-    lines += ["", "Claims:"] + [f"- {k}: {v}" for k, v in c.items()]
+    lines += [f"\nRefused by the parity gate: {k}: {v['refused']}" for k, v in record["parity"].items() if "refused" in v]
+    lines += ["", f"Parity on {record['parity_inputs']}; INT8 calibration: {record['calibration']}.", "", "Claims:"]
+    lines += [f"- {k}: {v}" for k, v in c.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -158,8 +168,9 @@ def main() -> None:
     models, parity = convert_all(ckpt, calib, calib_note)
     bench = benchmark([Candidate.of(p) for p in models.values()], THREADS, args.runs, WARMUP, BATCHES)
     bench["labels"] = list(models)
-    ref_top1 = next(iter(parity.values()))["reference_top1"]
+    ref_top1 = parity["onnxruntime fp32"]["reference_top1"]
     record = {"command": " ".join(["python"] + sys.argv), "model": str(ckpt), "reference_top1": ref_top1,
+              "calibration": calib_note,
               "parity_inputs": "shipped sample: 1,000 CIFAR-10 test images", "parity": parity, "bench": bench}
     record["claims"] = claims(bench, parity)
     write_json(RESULTS / "bench_backends.json", record)

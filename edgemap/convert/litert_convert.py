@@ -4,7 +4,7 @@ litert-torch traces the NCHW torch model and keeps its NCHW input and logits out
 transposes to the NHWC kernels are inside the .tflite), so the same inputs feed every backend.
 The model is converted at batch 1; the LiteRT session resizes the batch axis on demand.
 INT8 is ai-edge-quantizer's static recipe (int8 weights per channel, int8 activations)
-calibrated on the shipped sample: a fully-integer model, with int8 input and output tensors.
+calibrated on the shipped sample, with the output layer kept float: int8 input tensor, float logits.
 """
 
 from __future__ import annotations
@@ -110,15 +110,26 @@ def tflite_fp32(model: nn.Module, input_shape: tuple[int, ...]) -> bytes:
 
 
 def tflite_int8(fp32: bytes, calibration: np.ndarray) -> bytes:
-    """Fully-INT8 .tflite with ai-edge-quantizer's static_wi8_ai8 recipe, min/max calibrated on `calibration`."""
+    """INT8 .tflite with ai-edge-quantizer's static_wi8_ai8 recipe, min/max calibrated on `calibration`.
+
+    The layer that produces the model's output, and the output itself, stay float: int8 logits
+    have a resolution of range/256, which flips near-tied top-1 picks (on an early resnet9s checkpoint:
+    86 % top-1 agreement with an int8 head, 98 % with a float one), and the head is tiny.
+    """
     from ai_edge_litert.interpreter import Interpreter
     from ai_edge_quantizer import quantizer, recipe
+    from ai_edge_quantizer.algorithm_manager import AlgorithmName
+    from ai_edge_quantizer.qtyping import TFLOperationName
 
-    signature = Interpreter(model_content=fp32).get_signature_list()
-    key = next(iter(signature))
-    input_name = signature[key]["inputs"][0]
+    interp = Interpreter(model_content=fp32)
+    key = next(iter(interp.get_signature_list()))
+    input_name = interp.get_signature_list()[key]["inputs"][0]
     with _quiet():
         q = quantizer.Quantizer(bytearray(fp32), recipe.static_wi8_ai8())
+        q.update_quantization_recipe(".*", TFLOperationName.OUTPUT, algorithm_key=AlgorithmName.NO_QUANTIZE)
+        for out in interp.get_output_details():
+            q.update_quantization_recipe(re.escape(out["name"]), TFLOperationName.ALL_SUPPORTED,
+                                         algorithm_key=AlgorithmName.NO_QUANTIZE)
         samples = [{input_name: calibration[i:i + 1]} for i in range(len(calibration))]
         stats = q.calibrate({key: samples}, num_threads=1)
         return bytes(q.quantize(stats, enable_progress_report=False).quantized_model)
