@@ -180,12 +180,11 @@ def _add_recipe(group: typer.Typer) -> None:
     ) -> None:
         """Run a recipe's passes in order (validated before anything runs)."""
         from edgemap.compress.recipe import load_recipe, plan, run_recipe
-        from edgemap.core import passes
 
         spec = load_recipe(recipe)
-        _, configs = plan(spec)
-        needs = any(passes.spec(type(c).type_name).needs_data for c in configs)
-        for r in run_recipe(spec, out_dir, make_context(data, eval_data, limit, latency_runs, None, needs)):
+        plan(spec)  # fail on a bad recipe before loading any data
+        # training data is loaded when given or configured; a pass that needs it and lacks it says so
+        for r in run_recipe(spec, out_dir, make_context(data, eval_data, limit, latency_runs, None, False)):
             show(r, None)
 
 

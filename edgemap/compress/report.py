@@ -76,7 +76,8 @@ def _pct(v: float | None) -> str:
 
 def _ratio(pair: tuple[int | None, int | None]) -> str:
     if pair[0] and pair[1]:
-        return f"  (x{pair[0] / pair[1]:.2f} smaller)"
+        r = pair[0] / pair[1]
+        return f"  (x{r:.2f} smaller)" if r >= 1 else f"  (x{1 / r:.2f} larger)"
     return ""
 
 
