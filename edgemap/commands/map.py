@@ -22,7 +22,9 @@ def register(app: typer.Typer) -> None:
 
     @app.command("map")
     def map_cmd(
-        model: Optional[Path] = typer.Option(None, help="checkpoint (.safetensors) or .onnx; default: the shipped model"),
+        model: Optional[str] = typer.Option(None, help="checkpoint (.safetensors), .onnx, .pt2, or 'pkg.module:build_fn' "
+                                                       "(with --weights); default: the shipped model"),
+        weights: Optional[Path] = typer.Option(None, help="safetensors weights of an entry-point model"),
         device: str = typer.Option("host", help="device profile name or YAML file (see `edgemap devices`)"),
         max_accuracy_drop: float = typer.Option(1.0, help="points of top-1 the mapping may lose"),
         max_latency_ms: Optional[float] = typer.Option(None, help="latency limit on the device"),
@@ -50,7 +52,7 @@ def register(app: typer.Typer) -> None:
         from edgemap.search.strategy import Constraints
 
         opts = MapOptions(
-            model=model, device=device, objective=objective, trials=trials, sampler=sampler, seed=seed, executor=executor,
+            model=model, weights=weights, device=device, objective=objective, trials=trials, sampler=sampler, seed=seed, executor=executor,
             constraints=Constraints(max_accuracy_drop, max_latency_ms, max_ram_mb), ray_address=ray_address,
             workers=workers, out_dir=out, eval_data=data, train_data=train_data, preprocess=preprocess,
             prune_ratios=_floats(prune_ratios, "--prune-ratios"), finetune_epochs=finetune_epochs,

@@ -18,7 +18,8 @@ from edgemap.search.strategy import OBJECTIVES, Constraints
 class MapOptions:
     """Everything `edgemap map` takes from the command line."""
 
-    model: Path | None = None  # None: the shipped default
+    model: Path | str | None = None  # None: the shipped default; a checkpoint, .onnx, .pt2 or 'pkg.mod:build_fn'
+    weights: Path | None = None  # safetensors weights of an entry-point model
     device: str = "host"
     constraints: Constraints = field(default_factory=Constraints)
     objective: str = "latency"

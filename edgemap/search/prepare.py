@@ -70,3 +70,25 @@ def pruned_variants(model: Path, ratios: list[float], data: SearchData, work: Pa
             prune_checkpoint(cfg, model, path, ctx)
         out[f"{r:g}"] = str(path)
     return out
+
+
+def pruned_user_variants(user, spec: PreprocessSpec, ratios: list[float], data: SearchData, work: Path, epochs: int,  # noqa: ANN001
+                         progress: bool) -> dict[str, str]:
+    """For a user model: torch form (ONNX graphs via onnx_to_torch) -> prune (classifier size kept) -> fine-tune
+    with distillation from the original on the user's training images -> FP32 ONNX per ratio; cached."""
+    from edgemap.compress.finetune import finetune
+    from edgemap.compress.prune import PruneChannels, prune_model
+    from edgemap.convert.onnx_export import export_onnx
+
+    shape = tuple(user.info.input_shape)
+    out = {}
+    for r in ratios:
+        path = work / "pruned" / f"p{r:g}.onnx"
+        if not path.is_file():
+            original = user.torch_module()
+            pruned = prune_model(original, PruneChannels(ratio=r), shape)
+            finetune(pruned, data.train_set, epochs, 0.05, spec, teacher=original.eval(), run_dir=work / "pruned" / f"p{r:g}.run",
+                     progress=progress)
+            export_onnx(pruned.eval(), path, shape, dynamic_batch=user.info.fixed_batch is None)
+        out[f"{r:g}"] = str(path)
+    return out

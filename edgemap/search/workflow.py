@@ -31,30 +31,42 @@ class Job:
     torch_model: bool
 
 
-def _model_and_preprocess(opts: MapOptions):  # noqa: ANN202
-    """The model file and its preprocessing: a checkpoint carries its own; an ONNX file takes --preprocess."""
+@dataclass
+class ModelSource:
+    """What the search starts from: an edgemap checkpoint, or a user model (ONNX, entry point, .pt2) as FP32 ONNX."""
+
+    path: Path  # the checkpoint, or the FP32 ONNX every candidate is built from
+    spec: object  # PreprocessSpec
+    class_names: tuple[str, ...] | None
+    is_checkpoint: bool
+    user: object | None = None  # UserModel
+
+
+def _model_source(opts: MapOptions, work_root: Path) -> ModelSource:
+    """A checkpoint carries its preprocessing; a user model needs --preprocess and is exported to ONNX once."""
     from edgemap.data.preprocess import PreprocessSpec, parse_preprocess
     from edgemap.models.shipped import shipped_checkpoint
+    from edgemap.models.sources import is_user_model, load_user_model
 
-    model = Path(opts.model) if opts.model else shipped_checkpoint()
-    if not model.is_file():
-        raise EdgemapError(f"{model}: model file not found")
-    if model.suffix == ".safetensors":
+    text = str(opts.model) if opts.model else str(shipped_checkpoint())
+    if text.endswith(".safetensors") and opts.weights is None:
         from edgemap.models.checkpoint import read_info
 
-        info = read_info(model)
+        if not Path(text).is_file():
+            raise EdgemapError(f"{text}: model file not found")
+        info = read_info(text)
         spec = parse_preprocess(opts.preprocess) if opts.preprocess else PreprocessSpec.from_normalization(info.normalization)
-        return model, _with_size(spec, info.input_shape[1:]), info.class_names, True
-    if model.suffix == ".onnx":
-        if not opts.preprocess:
-            raise EdgemapError(f"{model}: an ONNX model needs --preprocess (e.g. 'cifar10' or 'resize=32x32,mean=0.5,std=0.5')")
-        from edgemap.compress.calibration import model_input_shape
-
-        shape = model_input_shape(model)[1]
-        spec = parse_preprocess(opts.preprocess)
-        hw = shape[2:4] if spec.layout == "nchw" else shape[1:3]
-        return model, (_with_size(spec, hw) if all(isinstance(v, int) for v in hw) else spec), None, False
-    raise EdgemapError(f"{model}: unsupported model file (use an edgemap .safetensors checkpoint or an .onnx file)")
+        return ModelSource(Path(text), _with_size(spec, info.input_shape[1:]), info.class_names, True)
+    if not is_user_model(text):
+        raise EdgemapError(f"{text}: unsupported model (an edgemap .safetensors checkpoint, an .onnx or .pt2 file, "
+                           f"or an entry point 'pkg.module:build_fn' with --weights)")
+    if not opts.preprocess:
+        raise EdgemapError(f"{text}: a user model needs --preprocess (e.g. 'cifar10' or 'resize=32x32,mean=0.5,std=0.5')")
+    user = load_user_model(text, opts.weights)
+    spec = _with_size(parse_preprocess(opts.preprocess), user.info.image_hw)
+    work_root.mkdir(parents=True, exist_ok=True)
+    onnx_path = user.export_onnx(work_root / "source.onnx") if user.info.format != "onnx" else Path(user.path)
+    return ModelSource(onnx_path, spec, None, False, user)
 
 
 def _with_size(spec, hw: tuple):  # noqa: ANN001, ANN202 - PreprocessSpec
@@ -65,30 +77,62 @@ def _with_size(spec, hw: tuple):  # noqa: ANN001, ANN202 - PreprocessSpec
 
 
 def prepare(opts: MapOptions, console: Console) -> Job:
-    """Resolve model, device, data and space; write evaluation/calibration arrays; build pruned variants."""
+    """Resolve model, device, data and space; check they agree; write evaluation/calibration arrays; prune."""
     from edgemap.data.resolve import load_eval_data
     from edgemap.devices.catalogue import resolve
     from edgemap.search import artifacts, prepare as prep
 
     profile = resolve(opts.device)
-    model, spec, class_names, is_torch = _model_and_preprocess(opts)
+    src = _model_source(opts, Path(opts.out_dir) / "artifacts")
     eval_set = load_eval_data(opts.eval_data, "test") if opts.eval_data else _default_eval()
     train_set = load_eval_data(opts.train_data, "train") if opts.train_data else None
+    if src.user is not None:
+        _check_user_model(src, eval_set, console)
     data = prep.split_data(eval_set, train_set)
-    class_names = class_names or data.eval_set.class_names
-    work = Path(opts.out_dir) / "artifacts" / _fingerprint(opts, model)
-    eval_npz, calib_npy = prep.write_arrays(work, data, spec, opts.calib_samples, opts.seed)
-    can_prune = is_torch and data.train_set is not None
+    work = Path(opts.out_dir) / "artifacts" / _fingerprint(opts, src.path)
+    eval_npz, calib_npy = prep.write_arrays(work, data, src.spec, opts.calib_samples, opts.seed)
+    can_prune, why = _can_prune(src, data)
+    if not can_prune and any(r > 0 for r in opts.prune_ratios):
+        console.print(f"pruning is off: {why}")
     space = build_space(opts, profile, can_prune)
-    ctx = {"model": str(model), "work_dir": str(work), "eval_npz": str(eval_npz), "calibration_npy": str(calib_npy),
+    ctx = {"model": str(src.path), "work_dir": str(work), "eval_npz": str(eval_npz), "calibration_npy": str(calib_npy),
            "calib_samples": opts.calib_samples, "device": opts.device, "device_is_host": profile.name == "host",
            "latency_runs": opts.latency_runs, "pruned": {}, "baseline_accuracy": 0.0}
     ratios = sorted({c.prune_ratio for c in space.grid() if c.prune_ratio > 0})
     if ratios:
-        console.print(f"pruning {model.name} at ratios {ratios} with {opts.finetune_epochs} fine-tuning epochs (cached)")
-        ctx["pruned"] = prep.pruned_variants(model, ratios, data, work, opts.finetune_epochs, opts.progress)
+        console.print(f"pruning {src.path.name} at ratios {ratios} with {opts.finetune_epochs} fine-tuning epochs (cached)")
+        ctx["pruned"] = (prep.pruned_variants(src.path, ratios, data, work, opts.finetune_epochs, opts.progress) if src.is_checkpoint
+                         else prep.pruned_user_variants(src.user, src.spec, ratios, data, work, opts.finetune_epochs, opts.progress))
     ctx["baseline_accuracy"] = _baseline(ctx, artifacts.fp32_onnx(ctx, 0.0))
-    return Job(model, profile, space, ctx, spec, tuple(class_names), data.note, is_torch)
+    return Job(src.path, profile, space, ctx, src.spec, tuple(src.class_names or data.eval_set.class_names), data.note,
+               src.is_checkpoint)
+
+
+def _check_user_model(src: ModelSource, eval_set, console: Console) -> None:  # noqa: ANN001 - ImageSet
+    """Model, data and preprocessing must agree before any long work; then a sanity accuracy, with a hint near chance."""
+    from edgemap.data.compat import require_agreement, sanity_eval
+
+    require_agreement(src.user.info, eval_set, src.spec)
+    with src.user.session(threads=0) as session:
+        sanity = sanity_eval(session, eval_set, src.spec, fixed_batch=src.user.info.fixed_batch)
+    console.print(f"sanity check: the unmodified model scores {sanity.top1:.1f}% on {sanity.n} images of {eval_set.source} "
+                  f"(chance {sanity.chance:.0f}%)")
+    if sanity.hint:
+        console.print(f"[bold yellow]warning:[/] {sanity.hint}")
+
+
+def _can_prune(src: ModelSource, data) -> tuple[bool, str]:  # noqa: ANN001 - SearchData
+    """Pruning needs training data, a torch form of the model, and NCHW input (the augmentation crops NCHW)."""
+    if data.train_set is None:
+        return False, "no training data (--train-data) to fine-tune on"
+    if src.spec.layout != "nchw":
+        return False, "the model takes NHWC input; pruning and fine-tuning handle NCHW models"
+    if src.user is not None:
+        try:
+            src.user.torch_module()
+        except EdgemapError as exc:
+            return False, f"the model has no torch form ({exc}); quantization and conversion still apply"
+    return True, ""
 
 
 def _default_eval():  # noqa: ANN202 - ImageSet

@@ -62,3 +62,25 @@ def test_ray_executor_gives_the_same_front_as_local(tiny_ckpt, tmp_path):
     ray = run_map(options(tiny_ckpt, tmp_path / "ray", executor="ray", workers=2, **kw))
     assert sorted(local["front"]) == sorted(ray["front"])
     assert {t["key"]: round(t["accuracy"], 6) for t in local["trials"]} == {t["key"]: round(t["accuracy"], 6) for t in ray["trials"]}
+
+
+def test_map_takes_a_user_onnx_model_with_its_preprocessing(tmp_path):
+    from edgemap.convert.onnx_export import export_onnx
+
+    torch.manual_seed(0)
+    onnx_path = export_onnx(zoo.build("tiny"), tmp_path / "user.onnx")
+    summary = run_map(options(str(onnx_path), tmp_path / "m", trials=2, preprocess="cifar10"))
+    assert summary["chosen"] is not None
+    manifest = EdgeModel(summary["bundle"]).manifest
+    assert manifest["preprocess"]["resize"] == [32, 32] and manifest["preprocess"]["mean"][0] == pytest.approx(0.4914)
+
+
+def test_user_model_without_preprocessing_or_with_wrong_classes_is_refused(tmp_path):
+    from edgemap.convert.onnx_export import export_onnx
+    from edgemap.errors import EdgemapError
+
+    onnx_path = export_onnx(zoo.build("tiny", num_classes=7), tmp_path / "user7.onnx")
+    with pytest.raises(EdgemapError, match="needs --preprocess"):
+        run_map(options(str(onnx_path), tmp_path / "m"))
+    with pytest.raises(EdgemapError, match="do not agree"):
+        run_map(options(str(onnx_path), tmp_path / "m", preprocess="cifar10"))
