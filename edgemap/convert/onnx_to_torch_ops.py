@@ -23,6 +23,7 @@ HANDLERS: dict[str, Handler] = {}
 def handles(*ops: str) -> Callable[[Handler], Handler]:
     """Register a handler for the named ONNX op types."""
     def wrap(fn: Handler) -> Handler:
+        """Add `fn` to HANDLERS under each op type."""
         for op in ops:
             HANDLERS[op] = fn
         return fn
@@ -84,6 +85,7 @@ def _check_2d(b: Any, node: Any, kernel: list[int]) -> None:
 
 @handles("Conv")
 def conv(b: Any, node: Any) -> Any:
+    """Conv (2-D, any groups/strides/dilations; auto_pad and asymmetric pads resolved) -> nn.Conv2d."""
     a = attrs(node)
     w = _weight(b, node, 1, "the weight")
     kernel = list(a.get("kernel_shape", w.shape[2:]))
@@ -101,6 +103,7 @@ def conv(b: Any, node: Any) -> Any:
 
 @handles("BatchNormalization")
 def batch_norm(b: Any, node: Any) -> Any:
+    """BatchNormalization (inference form) -> nn.BatchNorm2d / nn.BatchNorm1d with the running statistics."""
     if len([o for o in node.output if o]) > 1:
         raise b.error(node, "training-mode batch norm (running-statistics outputs) is not supported")
     scale, bias, mean, var = (_weight(b, node, i, n) for i, n in enumerate(("scale", "bias", "mean", "var"), 1))
@@ -122,6 +125,7 @@ def _linear(b: Any, node: Any, w_out_in: np.ndarray, bias: np.ndarray | None, x:
 
 @handles("Gemm")
 def gemm(b: Any, node: Any) -> Any:
+    """Gemm with a constant B (transB either way, alpha/beta folded) -> nn.Linear."""
     a = attrs(node)
     if a.get("transA", 0):
         raise b.error(node, "transA=1 is not supported")
@@ -137,6 +141,7 @@ def gemm(b: Any, node: Any) -> Any:
 
 @handles("MatMul")
 def matmul(b: Any, node: Any) -> Any:
+    """MatMul by a constant 2-D matrix -> nn.Linear (a following Add of a bias vector is fused); else torch.matmul."""
     w = b.const(node.input[1])
     x = b.value(node.input[0])
     if w is None or w.ndim != 2:
@@ -162,6 +167,7 @@ def _pool_common(b: Any, node: Any, fill: float) -> tuple[Any, dict, list[int], 
 
 @handles("MaxPool")
 def max_pool(b: Any, node: Any) -> Any:
+    """MaxPool (2-D) -> nn.MaxPool2d; asymmetric pads become a -inf pad module first."""
     if len([o for o in node.output if o]) > 1:
         raise b.error(node, "the Indices output is not supported")
     x, a, kernel, strides, padding = _pool_common(b, node, float("-inf"))
@@ -172,6 +178,7 @@ def max_pool(b: Any, node: Any) -> Any:
 
 @handles("AveragePool")
 def avg_pool(b: Any, node: Any) -> Any:
+    """AveragePool (2-D) -> nn.AvgPool2d with ONNX count_include_pad semantics."""
     x, a, kernel, strides, padding = _pool_common(b, node, 0.0)
     if list(a.get("dilations", [1, 1])) != [1, 1]:
         raise b.error(node, "dilated average pooling is not supported")
@@ -182,6 +189,7 @@ def avg_pool(b: Any, node: Any) -> Any:
 
 @handles("GlobalAveragePool", "GlobalMaxPool")
 def global_pool(b: Any, node: Any) -> Any:
+    """GlobalAveragePool / GlobalMaxPool -> nn.AdaptiveAvgPool2d(1) / nn.AdaptiveMaxPool2d(1)."""
     rank = len(b.shape(node.input[0]) or [0] * 4)
     if rank != 4:
         raise b.error(node, f"only 4-D inputs are supported, got rank {rank}")
@@ -206,6 +214,7 @@ def _axes(b: Any, node: Any, rank: int) -> list[int] | None:
 
 @handles("ReduceMean", "ReduceSum", "ReduceMax")
 def reduce(b: Any, node: Any) -> Any:
+    """ReduceMean/Max over H, W -> adaptive pooling (+ flatten); other axes -> torch.mean/sum/amax."""
     x, shape = b.value(node.input[0]), b.shape(node.input[0])
     if shape is None:
         raise b.error(node, "input rank unknown")
@@ -226,6 +235,7 @@ def reduce(b: Any, node: Any) -> Any:
 
 @handles("Flatten")
 def flatten(b: Any, node: Any) -> Any:
+    """Flatten(axis) -> nn.Flatten for axis 1, else the equivalent torch.flatten pair."""
     axis = int(attrs(node).get("axis", 1))
     rank = len(b.shape(node.input[0]) or [])
     x = b.value(node.input[0])
@@ -239,6 +249,7 @@ def flatten(b: Any, node: Any) -> Any:
 
 @handles("Reshape")
 def reshape(b: Any, node: Any) -> Any:
+    """Reshape -> torch.flatten(x, 1) when it is a flatten (prunable), else a static torch.reshape."""
     x, src, dst = b.value(node.input[0]), b.shape(node.input[0]), b.shape(node.output[0])
     if src and dst and len(dst) == 2 and len(src) >= 2 and None not in src[1:] and dst[1] == math.prod(src[1:]):
         return b.call(torch.flatten, x, 1)  # (N, C, H, W) -> (N, C*H*W): follows pruned channel counts
@@ -252,6 +263,7 @@ def reshape(b: Any, node: Any) -> Any:
 
 @handles("Squeeze", "Unsqueeze")
 def squeeze(b: Any, node: Any) -> Any:
+    """Squeeze / Unsqueeze with constant axes; squeezing (N, C, 1, 1) is a flatten."""
     x, shape = b.value(node.input[0]), b.shape(node.input[0])
     out_rank = len(b.shape(node.output[0]) or [])
     axes = _axes(b, node, len(shape or []) if node.op_type == "Squeeze" else out_rank)
@@ -266,6 +278,7 @@ def squeeze(b: Any, node: Any) -> Any:
 
 @handles("Transpose")
 def transpose(b: Any, node: Any) -> Any:
+    """Transpose(perm) -> torch.permute."""
     perm = attrs(node).get("perm")
     shape = b.shape(node.input[0])
     perm = list(perm) if perm else list(reversed(range(len(shape or []))))
@@ -274,6 +287,7 @@ def transpose(b: Any, node: Any) -> Any:
 
 @handles("Concat")
 def concat(b: Any, node: Any) -> Any:
+    """Concat(axis) -> torch.cat."""
     return b.call(torch.cat, [b.value(i) for i in node.input], dim=int(attrs(node)["axis"]))
 
 
@@ -282,16 +296,19 @@ _BINARY = {"Add": operator.add, "Sub": operator.sub, "Mul": operator.mul, "Div":
 
 @handles(*_BINARY)
 def binary(b: Any, node: Any) -> Any:
+    """Add / Sub / Mul / Div / Pow -> the python operator (constants become buffers or floats)."""
     return b.call(_BINARY[node.op_type], b.value(node.input[0]), b.value(node.input[1]))
 
 
 @handles("Identity", "Dropout")
 def identity(b: Any, node: Any) -> Any:
+    """Identity / Dropout (inference) pass their input through."""
     return b.value(node.input[0])
 
 
 @handles("Cast")
 def cast(b: Any, node: Any) -> Any:
+    """Cast to float is a no-op in a float classifier; other casts are refused."""
     if attrs(node).get("to") != 1:  # only float -> float casts are no-ops in a float classifier
         raise b.error(node, f"cast to ONNX type {attrs(node).get('to')} is not supported")
     return b.value(node.input[0])
@@ -299,6 +316,7 @@ def cast(b: Any, node: Any) -> Any:
 
 @handles("Clip")
 def clip(b: Any, node: Any) -> Any:
+    """Clip -> nn.ReLU6 for [0, 6], nn.ReLU for [0, inf), else nn.Hardtanh."""
     a = attrs(node)
     lo = a.get("min") if b.opset < 11 else (b.const(node.input[1]) if len(node.input) > 1 and node.input[1] else None)
     hi = a.get("max") if b.opset < 11 else (b.const(node.input[2]) if len(node.input) > 2 and node.input[2] else None)
@@ -335,6 +353,7 @@ def _activation(node: Any, a: dict) -> nn.Module | None:
 
 @handles("Relu", "Sigmoid", "Tanh", "HardSwish", "Softplus", "Mish", "Selu", "LeakyRelu", "Elu", "Gelu", "HardSigmoid")
 def activation(b: Any, node: Any) -> Any:
+    """Element-wise activations -> their nn module (HardSigmoid with other constants -> clamp)."""
     a = attrs(node)
     m = _activation(node, a)
     x = b.value(node.input[0])
@@ -346,6 +365,7 @@ def activation(b: Any, node: Any) -> Any:
 
 @handles("Softmax", "LogSoftmax")
 def softmax(b: Any, node: Any) -> Any:
+    """Softmax / LogSoftmax(axis) -> nn.Softmax / nn.LogSoftmax."""
     rank = len(b.shape(node.input[0]) or [0, 0])
     axis = int(attrs(node).get("axis", -1 if b.opset >= 13 else 1)) % rank
     if b.opset < 13 and rank != 2 and axis != rank - 1:  # old opsets flatten to 2-D around the axis
@@ -360,11 +380,13 @@ _UNARY = {"Sqrt": torch.sqrt, "Exp": torch.exp, "Neg": torch.neg, "Abs": torch.a
 
 @handles(*_UNARY)
 def unary(b: Any, node: Any) -> Any:
+    """Sqrt, Exp, Neg, Abs, Erf, Log, Reciprocal -> the torch function."""
     return b.call(_UNARY[node.op_type], b.value(node.input[0]))
 
 
 @handles("Pad")
 def pad(b: Any, node: Any) -> Any:
+    """Pad (constant mode) -> F.pad with the axes reordered the torch way."""
     a = attrs(node)
     if a.get("mode", "constant") != "constant":
         raise b.error(node, f"pad mode {a.get('mode')!r} is not supported")

@@ -109,6 +109,7 @@ class SanityResult:
     hint: str | None = None
 
     def to_dict(self) -> dict:
+        """JSON-ready form."""
         return {"top1": round(self.top1, 2), "n": self.n, "chance": round(self.chance, 2), "hint": self.hint}
 
 

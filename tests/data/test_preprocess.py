@@ -84,7 +84,7 @@ def test_bad_yaml_file_names_the_file(tmp_path):
         parse_preprocess(tmp_path / "missing.yaml")
 
 
-def test_preprocess_imports_and_runs_without_torch():
+def test_preprocess_and_compat_import_and_run_without_torch():
     code = textwrap.dedent("""
         import sys
         class NoTorch:
@@ -94,6 +94,7 @@ def test_preprocess_imports_and_runs_without_torch():
         sys.meta_path.insert(0, NoTorch())
         import numpy as np
         from edgemap.data.preprocess import parse_preprocess
+        import edgemap.data.compat  # the agreement checks and sanity run are numpy-only too
         x = parse_preprocess("cifar10,resize=8x8,channels=bgr").apply(np.zeros((2, 4, 4, 3), np.uint8))
         assert x.shape == (2, 3, 8, 8)
         assert not any(m == "torch" or m.startswith("torch.") for m in sys.modules)

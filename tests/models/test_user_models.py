@@ -191,6 +191,7 @@ def test_pt2_program_loads_runs_and_exports(tmp_path, pt2_file):
     assert (model.info.format, model.info.input_shape, model.info.num_classes, model.info.fixed_batch) == ("pt2", (1, 28, 28), 3, None)
     x = torch.randn(5, 1, 28, 28)
     assert torch.allclose(model.torch_module()(x), net(x), atol=1e-6)
+    assert np.allclose(model.session().run(x.numpy()), net(x).detach().numpy(), atol=1e-6)
     onnx_path = model.export_onnx(tmp_path / "from_pt2.onnx")
     assert load_user_model(onnx_path).info.input_shape == (1, 28, 28)
 

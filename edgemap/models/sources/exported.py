@@ -70,6 +70,10 @@ def load_pt2_model(path: Path, input_shape: tuple[int, ...] | None = None) -> Us
     if None in shape:
         raise EdgemapError(f"{path}: input axes {dims} are not all fixed; give the input shape (--input-shape)")
     module = program.module()
+    # module() forbids train()/eval() by patching them on the instance; the graph is fixed aten ops
+    # either way, so restore nn.Module's methods and let every stage call .eval() as usual
+    for name in ("train", "eval"):
+        module.__dict__.pop(name, None)
     fixed = dims[0]
     classes = probe_classes(module, shape, str(path), batch=fixed or 2)  # type: ignore[arg-type]
     info = ModelInfo(str(path), "pt2", shape, classes, guess_layout(shape), fixed_batch=fixed)  # type: ignore[arg-type]
