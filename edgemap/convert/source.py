@@ -24,6 +24,7 @@ class Source:
     model: object | None = None  # torch.nn.Module in eval mode, when the source is PyTorch
     onnx_path: Path | None = None
     normalization: Normalization = field(default_factory=Normalization)
+    _ort: object | None = field(default=None, repr=False, compare=False)  # onnxruntime session, opened once
 
     def reference(self, x: np.ndarray) -> np.ndarray:
         """Logits of the original model (torch eager, or onnxruntime for an .onnx source)."""
@@ -35,7 +36,7 @@ class Source:
         return self._ort_session().run(x)
 
     def _ort_session(self):  # noqa: ANN202 - cached OrtSession
-        if getattr(self, "_ort", None) is None:
+        if self._ort is None:
             from edgemap.runtime.onnxruntime_backend import OrtSession
 
             self._ort = OrtSession(self.onnx_path, threads=1, providers=["CPUExecutionProvider"])

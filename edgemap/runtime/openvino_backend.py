@@ -1,4 +1,4 @@
-"""OpenVINO backend: an IR (.xml + .bin) compiled for the CPU. No torch."""
+"""OpenVINO backend: an IR (.xml + .bin), or an .onnx file read by OpenVINO directly, compiled for the CPU. No torch."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import openvino as ov
 
 from edgemap.errors import EdgemapError
 from edgemap.runtime.base import Session, TensorSpec
-from edgemap.runtime.formats import check_openvino_files
+from edgemap.runtime.formats import check_onnx_file, check_openvino_files
 
 
 def cpu_config(threads: int = 0, precision: str = "f32") -> dict:
@@ -30,7 +30,7 @@ class OpenVinoSession(Session):
     backend = "openvino"
 
     def __init__(self, path: str | Path, threads: int = 0, precision: str = "f32") -> None:
-        xml, _ = check_openvino_files(path)
+        xml = check_onnx_file(path) if str(path).endswith(".onnx") else check_openvino_files(path)[0]
         try:
             self._model = ov.Core().compile_model(str(xml), "CPU", cpu_config(threads, precision))
         except Exception as exc:  # OpenVINO raises RuntimeError with multi-line traces

@@ -21,7 +21,7 @@ BACKENDS = {
 # backend -> the file check that runs before the engine sees the file
 _FILE_CHECKS = {
     "onnxruntime": formats.check_onnx_file,
-    "openvino": formats.check_openvino_files,
+    "openvino": lambda p: formats.check_onnx_file(p) if str(p).endswith(".onnx") else formats.check_openvino_files(p),
     "litert": formats.check_tflite_file,
     "torch": lambda p: formats.require_file(p, "safetensors"),
 }

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -155,19 +154,29 @@ def test_bad_requests(tiny: Source, tmp_path: Path) -> None:
         convert(truncated, "openvino", tmp_path / "x.xml")
 
 
-def test_cli_convert_writes_report_and_refuses_with_one_line(tmp_path: Path) -> None:
+def _cli(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
+    """Run `edgemap ARGS` in this process through the real entry point; returns the exit status."""
+    from edgemap.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["edgemap", *args])
+    try:
+        main()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+def test_cli_convert_writes_report_and_refuses_with_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture) -> None:
     import json
 
-    cmd = [sys.executable, "-m", "edgemap.cli", "convert", "zoo:tiny", "--to", "openvino", "--parity-n", "16"]
-    ok = subprocess.run(cmd + ["--out", str(tmp_path / "t.xml"), "--report", str(tmp_path / "r.json")],
-                        capture_output=True, text=True, timeout=180)
-    assert ok.returncode == 0, ok.stderr[-2000:]
+    args = ["convert", "zoo:tiny", "--to", "openvino", "--parity-n", "16"]
+    assert _cli(monkeypatch, *args, "--out", str(tmp_path / "t.xml"), "--report", str(tmp_path / "r.json")) == 0
     record = json.loads((tmp_path / "r.json").read_text())
-    assert record["format"] == "openvino" and record["parity"]["passed"] and "top-1 agreement" in ok.stdout
+    assert record["format"] == "openvino" and record["parity"]["passed"] and "top-1 agreement" in capsys.readouterr().out
     with load_session(None, tmp_path / "t.xml", threads=1) as s:
         assert s.run(np.zeros((1, 3, 32, 32), np.float32)).shape == (1, 10)
-    bad = subprocess.run(cmd + ["--precision", "fp16", "--max-diff", "1e-12", "--out", str(tmp_path / "h.xml")],
-                         capture_output=True, text=True, timeout=180)
-    errors = [ln for ln in bad.stderr.splitlines() if ln.startswith("edgemap: error:")]
-    assert bad.returncode == 2 and len(errors) == 1 and "parity check failed" in errors[0]
+    status = _cli(monkeypatch, *args, "--precision", "fp16", "--max-diff", "1e-12", "--out", str(tmp_path / "h.xml"))
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(errors) == 1 and errors[0].startswith("edgemap: error:") and "parity check failed" in errors[0]
     assert not (tmp_path / "h.xml").exists() and not (tmp_path / "h.bin").exists()

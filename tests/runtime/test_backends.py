@@ -84,3 +84,10 @@ def test_litert_int8_model_takes_and_gives_float(tmp_path) -> None:  # noqa: ANN
     assert y.dtype == np.float32
     ref = src.reference(_x())
     assert np.abs(y - ref).max() < 0.25 * np.abs(ref).max() + 0.05  # int8 steps, not garbage
+
+
+def test_openvino_runs_an_onnx_file_directly(tiny_models: dict) -> None:
+    x = _x()
+    with load_session("openvino", tiny_models["onnxruntime"], threads=1) as s:
+        assert s.backend == "openvino"
+        np.testing.assert_allclose(s.run(x), tiny_models["reference"].reference(x), atol=1e-4)
