@@ -87,8 +87,8 @@ def test_entry_point_file_with_weights_loads_describes_and_exports(tmp_path, net
     assert load_user_model_ref(model.to_ref()).info == info
 
 
-def test_entry_point_module_form_reads_input_shape_attribute(tmp_path, netfile, monkeypatch):
-    monkeypatch.syspath_prepend(str(tmp_path))
+def test_entry_point_module_form_is_found_from_the_current_directory(tmp_path, netfile, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     model = load_user_model("usernet:build_with_shape")
     assert model.info.input_shape == (1, 28, 28) and model.info.num_classes == 4 and model.info.weights is None
     out = model.session().run(np.zeros((3, 1, 28, 28), np.float32))

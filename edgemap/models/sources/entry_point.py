@@ -46,7 +46,7 @@ def import_entry_point(entry: str) -> Callable[[], Any]:
     if not sep or not target or not attr:
         raise EdgemapError(f"{entry}: an entry point is 'package.module:build_fn' or 'path/to/file.py:build_fn'")
     try:
-        module = _import_file(Path(target)) if target.endswith(".py") or "/" in target else importlib.import_module(target)
+        module = _import_file(Path(target)) if target.endswith(".py") or "/" in target else _import_module(target)
     except EdgemapError:
         raise
     except (Exception, SystemExit) as exc:  # import runs the user's code: any error is theirs to fix
@@ -57,6 +57,19 @@ def import_entry_point(entry: str) -> Callable[[], Any]:
     if not callable(fn):
         raise EdgemapError(f"{entry}: {attr!r} is a {type(fn).__name__}, not a function")
     return fn
+
+
+def _import_module(name: str) -> Any:
+    # like `python -m` (and uvicorn's app dir): the user's package is found from the current directory
+    cwd = str(Path.cwd())
+    added = cwd not in sys.path
+    if added:
+        sys.path.insert(0, cwd)
+    try:
+        return importlib.import_module(name)
+    finally:
+        if added:
+            sys.path.remove(cwd)
 
 
 def _import_file(path: Path) -> Any:
