@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgemap.core.evidence import machine_evidence
+from edgemap.core.evidence import machine_evidence, versions
 from edgemap.errors import EdgemapError
 from edgemap.runtime.formats import backend_for
 from edgemap.runtime.latency import measure_interleaved
@@ -110,4 +110,11 @@ def benchmark(candidates: list[Candidate], threads: int = 1, runs: int = 200, wa
         s.close()
     fastest = min(rows, key=lambda r: r["latency"]["p50_ms"])["label"]
     return {"results": rows, "fastest_p50": fastest, "runs": runs, "warmup": warmup, "batches": list(batches),
-            "interleaved": True, "wall_s": round(time.perf_counter() - t0, 1), "evidence": machine_evidence(threads)}
+            "interleaved": True, "wall_s": round(time.perf_counter() - t0, 1), "evidence": evidence(threads)}
+
+
+def evidence(threads: int) -> dict:
+    """machine_evidence plus the converter/quantizer versions that shape the benchmarked files."""
+    ev = machine_evidence(threads)
+    ev["versions"].update(versions(("onnxslim", "nncf", "litert-torch", "ai-edge-quantizer", "psutil")))
+    return ev
