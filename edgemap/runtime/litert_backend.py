@@ -25,13 +25,13 @@ class LitertSession(Session):
 
     def __init__(self, path: str | Path, threads: int = 0) -> None:
         path = check_tflite_file(path)
-        try:
+        try:  # a corrupt file can also fail later, e.g. tensor names that are not UTF-8
             self._interp = Interpreter(model_path=str(path), num_threads=threads or None)
             self._interp.allocate_tensors()
+            self._in = self._interp.get_input_details()[0]
+            self._out = self._interp.get_output_details()[0]
         except Exception as exc:  # ValueError / RuntimeError from the flatbuffer verifier or op resolver
             raise EdgemapError(f"{path}: LiteRT cannot load this model ({_first_line(exc)})") from None
-        self._in = self._interp.get_input_details()[0]
-        self._out = self._interp.get_output_details()[0]
         self._batch = int(self._in["shape"][0])
         self.path = path
         self.threads = threads

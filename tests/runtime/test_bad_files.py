@@ -85,3 +85,50 @@ def test_cli_bench_on_a_truncated_file_exits_2_with_one_line(tiny_models: dict, 
     assert proc.returncode == 2, proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("edgemap: error:")]
     assert len(lines) == 1 and "cut.tflite" in lines[0]
+
+
+def test_truncated_checkpoint(tmp_path: Path) -> None:
+    from edgemap.models.shipped import shipped_checkpoint
+
+    src = shipped_checkpoint()
+    bad = Path(shutil.copy(src, tmp_path / src.name))
+    shutil.copy(src.with_suffix(".json"), tmp_path / src.with_suffix(".json").name)
+    _truncate(bad)
+    with pytest.raises(EdgemapError, match="not a readable safetensors file"):
+        load_session(None, bad)
+
+
+FUZZ = """
+import random, sys, numpy as np
+from pathlib import Path
+from edgemap.errors import EdgemapError
+from edgemap.runtime.registry import load_session
+rng, refused, ran = random.Random(0), 0, 0
+for path in map(Path, sys.argv[1:]):
+    data = path.read_bytes()
+    for i in range(12):
+        bad = bytearray(data)
+        for _ in range(8):  # flip bytes near the start, where headers and tables live
+            bad[rng.randrange(min(len(bad), 4096))] ^= 0xFF
+        target = path.with_name(f"fuzz{i}{path.suffix}")
+        target.write_bytes(bytes(bad))
+        if path.suffix == ".xml":
+            target.with_suffix(".bin").write_bytes(path.with_suffix(".bin").read_bytes())
+        try:
+            out = load_session(None, target, threads=1).run(np.zeros((1, 3, 32, 32), np.float32))
+            ran += 1
+        except EdgemapError:
+            refused += 1
+print("RESULT", refused, ran)
+"""
+
+
+def test_corrupted_files_never_fault_the_process(tiny_models: dict, tmp_path: Path) -> None:
+    copies = []
+    for backend in ENGINES:
+        src = tiny_models[backend]
+        copies.append(_copy_ir(src, tmp_path / src.name) if backend == "openvino" else Path(shutil.copy(src, tmp_path / src.name)))
+    proc = subprocess.run([sys.executable, "-c", FUZZ, *map(str, copies)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, f"exit {proc.returncode}: {proc.stderr[-1500:]}"
+    refused, ran = map(int, proc.stdout.split("RESULT")[-1].split())
+    assert refused + ran == 36 and refused > 0
