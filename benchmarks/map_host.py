@@ -3,7 +3,7 @@ and vs the best plain INT8 conversion (no pruning), batch 1, in one interleaved 
 
     EDGEMAP_CIFAR10=/work/shared/data/cifar10 .venv/bin/python benchmarks/map_host.py
     # same as: edgemap map --device host --max-accuracy-drop 1.0 --data /work/shared/data/cifar10 \
-    #   --train-data /work/shared/data/cifar10 --prune-ratios 0,0.25,0.5 --finetune-epochs 1 --trials 24 \
+    #   --train-data /work/shared/data/cifar10 --prune-ratios 0,0.25,0.5 --finetune-epochs 2 --trials 24 \
     #   --out out/bench/map_host
     # -> benchmarks/results/map_host.{json,md}
 
@@ -24,7 +24,7 @@ from compress_common import ROOT, SHARED_CIFAR, write_results
 
 # ---- settings --------------------------------------------------------------------------------
 PRUNE_RATIOS = (0.0, 0.25, 0.5)   # 0 = no pruning; the others are pruned + fine-tuned (distilled) once, cached
-FINETUNE_EPOCHS = 1               # 50k images per epoch, ~1-2 min each on the shared 2-core CPU
+FINETUNE_EPOCHS = 2               # 50k images per epoch, ~1.5-3 min each (distilled) on the shared 2-core CPU
 TRIALS = 24                       # distinct candidates the search evaluates (the grid has 60)
 LATENCY_RUNS = 100                # timed batch-1 runs per candidate during the search
 EXTRA_ROUNDS = 4                  # repeats of the comparison run, for the spread of the speed-ups
