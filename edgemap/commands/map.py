@@ -35,7 +35,7 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0),
         executor: str = typer.Option("local", help="local | ray"),
         ray_address: Optional[str] = typer.Option(None, help="existing Ray cluster (default: start a local Ray)"),
-        workers: int = typer.Option(2, help="Ray workers when starting a local Ray"),
+        workers: int = typer.Option(2, help="trials asked per batch (any executor, so a seed gives the same search); Ray CPUs when starting a local Ray"),
         data: Optional[Path] = typer.Option(None, help="evaluation data (default: the shipped 1,000-image sample)"),
         train_data: Optional[Path] = typer.Option(None, help="training data: enables pruning + fine-tuning, calibrates"),
         preprocess: Optional[str] = typer.Option(None, help="preprocessing (string or YAML), needed for .onnx models"),

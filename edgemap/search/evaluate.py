@@ -42,12 +42,13 @@ def host_latency(session, x1: np.ndarray, runs: int) -> dict:  # noqa: ANN001
 
 
 def device_estimate(ctx: dict, c: Candidate) -> dict:
-    """Estimated latency, energy, RAM and flash on the target device, from the candidate's ONNX graph."""
+    """Estimated latency, energy, RAM and flash on the target device, from the candidate's ONNX graph,
+    on the candidate's thread count (the estimator's default, all cores, would make every thread count look alike)."""
     from edgemap.devices.catalogue import resolve
     from edgemap.devices.estimate import estimate
     from edgemap.search.artifacts import precision_onnx
 
-    est = estimate(precision_onnx(ctx, c), resolve(ctx["device"]))
+    est = estimate(precision_onnx(ctx, c), resolve(ctx["device"]), threads=c.threads)
     return est.to_dict()
 
 

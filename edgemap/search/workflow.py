@@ -189,8 +189,10 @@ def search(opts: MapOptions, job: Job, console: Console) -> dict[str, dict]:
             bar.update(task, advance=1, description=desc)
 
         try:
+            # trials are asked in batches of --workers whatever the executor: the batch size shapes what the
+            # sampler has seen at each ask, so a seed gives the same search (and front) locally and on Ray
             results = run_search(job.space, executor, study, opts.trials, opts.objective, opts.constraints,
-                                 parallel=executor.parallel, on_result=on_result)
+                                 parallel=max(1, opts.workers), on_result=on_result)
         finally:
             executor.close()
     return results
