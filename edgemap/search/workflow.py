@@ -42,7 +42,7 @@ class ModelSource:
     user: object | None = None  # UserModel
 
 
-def _model_source(opts: MapOptions, work_root: Path) -> ModelSource:
+def _model_source(opts: MapOptions, work_root: Path, eval_set) -> ModelSource:  # noqa: ANN001 - ImageSet
     """A checkpoint carries its preprocessing; a user model needs --preprocess and is exported to ONNX once."""
     from edgemap.data.preprocess import PreprocessSpec, parse_preprocess
     from edgemap.models.shipped import shipped_checkpoint
@@ -62,8 +62,10 @@ def _model_source(opts: MapOptions, work_root: Path) -> ModelSource:
                            f"or an entry point 'pkg.module:build_fn' with --weights)")
     if not opts.preprocess:
         raise EdgemapError(f"{text}: a user model needs --preprocess (e.g. 'cifar10' or 'resize=32x32,mean=0.5,std=0.5')")
-    user = load_user_model(text, opts.weights)
-    spec = _with_size(parse_preprocess(opts.preprocess), user.info.image_hw)
+    spec = parse_preprocess(opts.preprocess)
+    # an entry point that states no input shape takes the one its data and preprocessing make
+    user = load_user_model(text, opts.weights, fallback_shape=spec.input_shape(eval_set.images.shape[1:3]))
+    spec = _with_size(spec, user.info.image_hw)
     work_root.mkdir(parents=True, exist_ok=True)
     onnx_path = user.export_onnx(work_root / "source.onnx") if user.info.format != "onnx" else Path(user.path)
     return ModelSource(onnx_path, spec, None, False, user)
@@ -83,8 +85,8 @@ def prepare(opts: MapOptions, console: Console) -> Job:
     from edgemap.search import artifacts, prepare as prep
 
     profile = resolve(opts.device)
-    src = _model_source(opts, Path(opts.out_dir) / "artifacts")
     eval_set = load_eval_data(opts.eval_data, "test") if opts.eval_data else _default_eval()
+    src = _model_source(opts, Path(opts.out_dir) / "artifacts", eval_set)
     train_set = load_eval_data(opts.train_data, "train") if opts.train_data else None
     if src.user is not None:
         _check_user_model(src, eval_set, console)
