@@ -84,7 +84,7 @@ def write_report(opts: MapOptions, job, summary: dict) -> Path:  # noqa: ANN001
     if plot:
         lines += ["", f"![Pareto front]({plot.name})"]
     if summary.get("comparison"):
-        lines += ["", "Batch-1 latency on this host, one interleaved run:", ""]
+        lines += ["", "Batch-1 latency on this host, one run interleaved by bursts:", ""]
         lines += [f"- {k}: p50 {v['p50_ms']:.4f} ms, p99 {v['p99_ms']:.4f} ms ({v['speedup_vs_chosen']:.2f}x the chosen mapping's time)"
                   for k, v in summary["comparison"].items()]
     write_text(out / "report.md", "\n".join(lines) + "\n")

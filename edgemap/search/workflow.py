@@ -221,10 +221,10 @@ def choose(opts: MapOptions, job: Job, results: dict[str, dict]) -> dict:
 
 
 def finalists(job: Job, feasible: list[dict], opts: MapOptions, n: int = 4) -> dict[str, dict]:
-    """The n fastest feasible candidates timed again in one interleaved run (host latency objective only)."""
-    from edgemap.runtime.latency import measure_interleaved
+    """The n fastest feasible candidates timed again in one run, interleaved by bursts (host latency objective only)."""
     from edgemap.runtime.registry import load_session
     from edgemap.search.evaluate import _eval_arrays
+    from edgemap.search.timing import measure_bursts
 
     top = sorted(feasible, key=lambda m: m["latency_ms"])[:n]
     if len(top) < 2:
@@ -232,18 +232,19 @@ def finalists(job: Job, feasible: list[dict], opts: MapOptions, n: int = 4) -> d
     x1 = _eval_arrays(job.ctx["eval_npz"])[0][:1].copy()
     sessions = {m["key"]: load_session(m["candidate"]["backend"], m["model_path"], m["candidate"]["threads"]) for m in top}
     try:
-        return measure_interleaved({k: (lambda s=s: s.run(x1, check_finite=False)) for k, s in sessions.items()},
-                                   runs=max(200, opts.latency_runs), warmup=30)
+        return measure_bursts({k: (lambda s=s: s.run(x1, check_finite=False)) for k, s in sessions.items()},
+                              runs=max(200, opts.latency_runs), warmup=30)
     finally:
         for s in sessions.values():
             s.close()
 
 
 def compare(opts: MapOptions, job: Job, summary: dict) -> dict:
-    """Batch-1 latency in one interleaved run: PyTorch eager FP32, ONNX Runtime FP32, best plain INT8, the chosen mapping."""
-    from edgemap.runtime.latency import measure_interleaved
+    """Batch-1 latency in one run interleaved by bursts (see search.timing): PyTorch eager FP32, ONNX Runtime FP32,
+    best plain INT8, the chosen mapping."""
     from edgemap.runtime.registry import load_session
     from edgemap.search.evaluate import _eval_arrays
+    from edgemap.search.timing import measure_bursts
 
     x1 = _eval_arrays(job.ctx["eval_npz"])[0][:1].copy()
     chosen = candidate_from(summary["chosen"]["candidate"])
@@ -259,8 +260,8 @@ def compare(opts: MapOptions, job: Job, summary: dict) -> dict:
         rows["torch_eager_fp32"] = ("torch", str(job.model), max(opts.threads))
     sessions = {k: load_session(b, p, t) for k, (b, p, t) in rows.items()}
     try:
-        lat = measure_interleaved({k: (lambda s=s: s.run(x1, check_finite=False)) for k, s in sessions.items()},
-                                  runs=max(200, opts.latency_runs), warmup=30)
+        lat = measure_bursts({k: (lambda s=s: s.run(x1, check_finite=False)) for k, s in sessions.items()},
+                             runs=max(200, opts.latency_runs), warmup=30)
     finally:
         for s in sessions.values():
             s.close()
