@@ -1,5 +1,6 @@
 """Issue 5 targets for `edgemap map` on this host: the chosen mapping of the shipped model vs PyTorch eager FP32
-and vs the best plain INT8 conversion (no pruning), batch 1, in one interleaved run.
+and vs the best plain INT8 conversion (no pruning), batch 1, in one run (the map's comparison step,
+interleaved by bursts: see edgemap/search/timing.py).
 
     EDGEMAP_CIFAR10=/work/shared/data/cifar10 .venv/bin/python benchmarks/map_host.py
     # same as: edgemap map --device host --max-accuracy-drop 1.0 --data /work/shared/data/cifar10 \
@@ -44,14 +45,33 @@ def options(args: argparse.Namespace):  # noqa: ANN201 - MapOptions
                       progress=False)
 
 
-def repeat_comparison(opts, summary: dict, rounds: int) -> list[dict]:  # noqa: ANN001 - MapOptions
-    """The map's comparison step run `rounds` more times (the job is re-prepared from its caches)."""
+def repeat_comparison(opts, summary: dict, rounds: int) -> tuple[list[dict], dict]:  # noqa: ANN001 - MapOptions
+    """The map's comparison step run `rounds` more times (the job is re-prepared from its caches), then the
+    same rows timed once call by call (A B C A B C ...) to show what bursts avoid."""
     from rich.console import Console
 
     from edgemap.search import workflow
 
     job = workflow.prepare(opts, Console(stderr=True))
-    return [workflow.compare(opts, job, summary) for _ in range(rounds)]
+    runs = [workflow.compare(opts, job, summary) for _ in range(rounds)]
+    return runs, per_call(job, summary["comparison"], max(200, opts.latency_runs))
+
+
+def per_call(job, rows: dict, runs: int) -> dict:  # noqa: ANN001 - workflow.Job
+    """p50/p99 of the comparison's rows with call-by-call interleaving (runtime.latency.measure_interleaved)."""
+    from edgemap.runtime.latency import measure_interleaved
+    from edgemap.runtime.registry import load_session
+    from edgemap.search.evaluate import _eval_arrays
+
+    x1 = _eval_arrays(job.ctx["eval_npz"])[0][:1].copy()
+    keep = {k: v for k, v in rows.items() if k != "best_plain_int8"}
+    sessions = {k: load_session(v["backend"], v["model"], v["threads"]) for k, v in keep.items()}
+    try:
+        lat = measure_interleaved({k: (lambda s=s: s.run(x1, check_finite=False)) for k, s in sessions.items()}, runs=runs, warmup=30)
+    finally:
+        for s in sessions.values():
+            s.close()
+    return {k: {"p50_ms": round(v["p50_ms"], 4), "p99_ms": round(v["p99_ms"], 4)} for k, v in lat.items()}
 
 
 def ratios(runs: list[dict], slow: str) -> dict:
@@ -147,6 +167,9 @@ def markdown(rec: dict) -> list[str]:
                      f"{i['min']}-{i['max']}) -> at least as fast: **{t['at_least_as_fast_as_best_plain_int8']}**, "
                      f"accuracy no worse: **{t['accuracy_no_worse_than_best_plain_int8']}**"
                      + (" (the chosen mapping *is* that conversion)" if t["same_model_as_best_plain_int8"] else ""))
+    if rec.get("per_call_interleaved"):
+        lines.append("- the same rows timed call by call (A B C A B C, not bursts), p50 ms: " + ", ".join(
+            f"{k} {v['p50_ms']:.4f}" for k, v in rec["per_call_interleaved"].items()))
     lines.append("- pruning (best drop among tried candidates per ratio): " + ", ".join(
         f"{r}: {v['best_drop']:.2f}{'' if v['within_limit'] else ' (> limit)'}" for r, v in rec["pruned"].items()))
     return lines
@@ -173,9 +196,10 @@ def main() -> None:
     load = {"before": list(os.getloadavg())}
     summary = run_map(opts)
     load["after_map"] = list(os.getloadavg())
-    runs = [summary["comparison"]] + (repeat_comparison(opts, summary, args.rounds) if summary["chosen"] else [])
+    more, calls = repeat_comparison(opts, summary, args.rounds) if summary["chosen"] else ([], {})
+    runs = [summary["comparison"]] + more
     load["after_rounds"] = list(os.getloadavg())
-    rec = record(args, summary, runs, load)
+    rec = record(args, summary, runs, load) | {"per_call_interleaved": calls}
     write_results(args.name, rec, markdown(rec))
 
 
