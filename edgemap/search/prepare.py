@@ -12,7 +12,10 @@ from edgemap.data.dataset import ImageSet
 from edgemap.data.preprocess import PreprocessSpec
 from edgemap.errors import EdgemapError
 
-SAMPLE_CALIBRATION = 256  # when there is no training data, the first images of the sample calibrate, the rest evaluate
+SAMPLE_CALIBRATION = 256  # when there is no training data, this many eval images calibrate, the rest evaluate
+HOLDOUT_SEED = 0  # fixed, so `edgemap run` replays the same split
+FINETUNE_LR = 0.05  # fine-tuning learning rate of a pruned model with BatchNorm
+FINETUNE_LR_NO_BN = 0.01  # without BatchNorm (folded by ONNX exporters) 0.05 diverges: loss 477 in 7 steps on ByomNet
 
 
 @dataclass
@@ -26,15 +29,20 @@ class SearchData:
 
 
 def split_data(eval_set: ImageSet, train_set: ImageSet | None) -> SearchData:
-    """Calibrate on training data when there is some; otherwise hold out the first images of the eval set."""
+    """Calibrate on training data when there is some; otherwise hold out SAMPLE_CALIBRATION random eval images.
+
+    Random, not the first ones: an image folder lists its images class by class, so its first images would
+    calibrate on one class and leave that class out of the evaluation."""
     if train_set is not None:
         return SearchData(eval_set, train_set, train_set, f"calibration and fine-tuning on {train_set.source}")
     if len(eval_set) < 2 * SAMPLE_CALIBRATION:
         raise EdgemapError(f"{eval_set.source}: {len(eval_set)} images are too few to both calibrate and evaluate "
                            f"(need {2 * SAMPLE_CALIBRATION}, or give training data)")
-    calib, rest = eval_set.subset(slice(0, SAMPLE_CALIBRATION)), eval_set.subset(slice(SAMPLE_CALIBRATION, None))
-    return SearchData(rest, calib, None, f"no training data: images 0-{SAMPLE_CALIBRATION - 1} of {eval_set.source} "
-                                          f"calibrate, the other {len(rest)} evaluate; pruning is off")
+    held = np.zeros(len(eval_set), dtype=bool)
+    held[np.random.default_rng(HOLDOUT_SEED).choice(len(eval_set), SAMPLE_CALIBRATION, replace=False)] = True
+    calib, rest = eval_set.subset(held), eval_set.subset(~held)
+    return SearchData(rest, calib, None, f"no training data: {SAMPLE_CALIBRATION} images of {eval_set.source} picked at "
+                                          f"random (seed {HOLDOUT_SEED}) calibrate, the other {len(rest)} evaluate; pruning is off")
 
 
 def write_arrays(work: Path, data: SearchData, spec: PreprocessSpec, calib_samples: int, seed: int = 0) -> tuple[Path, Path]:
@@ -87,8 +95,17 @@ def pruned_user_variants(user, spec: PreprocessSpec, ratios: list[float], data: 
         if not path.is_file():
             original = user.torch_module()
             pruned = prune_model(original, PruneChannels(ratio=r), shape)
-            finetune(pruned, data.train_set, epochs, 0.05, spec, teacher=original.eval(), run_dir=work / "pruned" / f"p{r:g}.run",
-                     progress=progress)
+            finetune(pruned, data.train_set, epochs, finetune_lr(pruned), spec, teacher=original.eval(),
+                     run_dir=work / "pruned" / f"p{r:g}.run", progress=progress)
             export_onnx(pruned.eval(), path, shape, dynamic_batch=user.info.fixed_batch is None)
         out[f"{r:g}"] = str(path)
     return out
+
+
+def finetune_lr(model) -> float:  # noqa: ANN001 - nn.Module
+    """The fine-tuning learning rate: a model converted from ONNX usually has its BatchNorm folded into the
+    convolutions, and such a plain conv stack diverges at the rate BatchNorm models take."""
+    from torch import nn
+
+    has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    return FINETUNE_LR if has_bn else FINETUNE_LR_NO_BN
