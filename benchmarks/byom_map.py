@@ -1,0 +1,258 @@
+"""Issue 6 targets for `edgemap map` on a user's own model and image folder (ByomNet, benchmarks/byom_make.py):
+the chosen mapping vs ONNX Runtime FP32 on the same model, batch 1, on this host.
+
+    .venv/bin/python benchmarks/byom_map.py            # both runs -> benchmarks/results/byom_map.{json,md}
+    # run "noprune" is: edgemap map --model out/byom/byom_net.onnx --data out/byom/data/test \\
+    #   --preprocess "resize=48x48,scale=1/255,mean=0.5,std=0.25" --device host --max-accuracy-drop 1.0 \\
+    #   --trials 24 --out out/bench/byom_map/noprune
+    # run "prune" adds: --train-data out/byom/data/train --prune-ratios 0,0.25,0.5 --finetune-epochs 3
+
+Targets (recorded true/false, judged on p50 of the map's own comparison run, rows "chosen" and
+"onnxruntime_fp32"): without pruning the chosen mapping is >= 2.5x faster; with pruning + fine-tuning >= 4x.
+The comparison is repeated ROUNDS more times for the spread, and ONNX Runtime FP32 is also timed at every
+thread count of the search beside the chosen mapping (the map's row uses the largest), for a stricter ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+from pathlib import Path
+
+from compress_common import ROOT, write_results
+
+# ---- settings --------------------------------------------------------------------------------
+MODEL = ROOT / "out" / "byom" / "byom_net.onnx"  # made by benchmarks/byom_make.py (~9 min)
+EVAL = ROOT / "out" / "byom" / "data" / "test"   # 5 x 1,000 test images, 48 x 48 PNG
+TRAIN = ROOT / "out" / "byom" / "data" / "train"  # 5 x 5,000 training images
+PREPROCESS = "resize=48x48,scale=1/255,mean=0.5,std=0.25"
+PRUNE_RATIOS = (0.0, 0.25, 0.5)  # run "prune" only; pruned once per ratio, fine-tuned with distillation, cached
+FINETUNE_EPOCHS = 3              # 25,000 images per epoch at ~150-400 img/s on the shared 2-core CPU
+TRIALS = 24                      # distinct candidates per run
+LATENCY_RUNS = 100               # timed batch-1 runs per candidate during the search
+ROUNDS = 4                       # extra comparison runs, for the spread of the ratios
+MAX_DROP = 1.0                   # points of top-1 the mapping may lose
+TARGETS = {"noprune": 2.5, "prune": 4.0}  # p50(ORT FP32) / p50(chosen)
+OUT = ROOT / "out" / "bench" / "byom_map"
+# ------------------------------------------------------------------------------------------------
+
+
+def cli_command(args: argparse.Namespace, run: str) -> str:
+    """The `edgemap map` command line this run is equivalent to."""
+    cmd = (f"edgemap map --model {rel(args.model)} --data {rel(args.data)} --preprocess \"{PREPROCESS}\" --device host "
+           f"--max-accuracy-drop {MAX_DROP:g} --trials {args.trials} --latency-runs {args.latency_runs} --seed {args.seed} "
+           f"--out {rel(args.out / run)}")
+    if run == "prune":
+        cmd += (f" --train-data {rel(args.train_data)} --prune-ratios {','.join(f'{r:g}' for r in PRUNE_RATIOS)}"
+                f" --finetune-epochs {args.finetune_epochs}")
+    return cmd
+
+
+def rel(p: Path) -> str:
+    """A path relative to the repository root when it lies inside it."""
+    p = Path(p).resolve()
+    return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p)
+
+
+def options(args: argparse.Namespace, run: str):  # noqa: ANN201 - MapOptions
+    """The map's options, as `edgemap map` builds them from cli_command(args, run)."""
+    from edgemap.search.mapper import MapOptions
+    from edgemap.search.strategy import Constraints
+
+    prune = run == "prune"
+    return MapOptions(model=str(args.model), device="host", constraints=Constraints(max_accuracy_drop=MAX_DROP),
+                      trials=args.trials, seed=args.seed, out_dir=args.out / run, eval_data=args.data,
+                      train_data=args.train_data if prune else None, preprocess=PREPROCESS,
+                      prune_ratios=PRUNE_RATIOS if prune else (0.0,), finetune_epochs=args.finetune_epochs,
+                      latency_runs=args.latency_runs, progress=args.progress)
+
+
+def more_timing(opts, job, summary: dict, rounds: int) -> tuple[list[dict], list[dict]]:  # noqa: ANN001
+    """The map's comparison step `rounds` more times, and as many runs of the chosen mapping beside ONNX Runtime
+    FP32 at each thread count of the search (same burst interleaving as the map's own comparison)."""
+    from edgemap.search import workflow
+
+    runs = [workflow.compare(opts, job, summary) for _ in range(rounds)]
+    return runs, [fp32_threads(opts, job, summary) for _ in range(rounds)]
+
+
+def fp32_threads(opts, job, summary: dict) -> dict:  # noqa: ANN001 - MapOptions, workflow.Job
+    """p50/p99 ms of the chosen mapping and of ONNX Runtime FP32 (unpruned) at each thread count, one run."""
+    from edgemap.runtime.registry import load_session
+    from edgemap.search import artifacts
+    from edgemap.search.evaluate import _eval_arrays
+    from edgemap.search.timing import measure_bursts
+
+    c = summary["chosen"]
+    x1 = _eval_arrays(job.ctx["eval_npz"])[0][:1].copy()
+    rows = {"chosen": (c["candidate"]["backend"], c["model_path"], c["candidate"]["threads"])}
+    rows |= {f"onnxruntime_fp32_t{t}": ("onnxruntime", str(artifacts.fp32_onnx(job.ctx, 0.0)), t) for t in opts.threads}
+    sessions = {k: load_session(*v) for k, v in rows.items()}
+    try:
+        lat = measure_bursts({k: (lambda s=s: s.run(x1, check_finite=False)) for k, s in sessions.items()},
+                             runs=max(200, opts.latency_runs), warmup=30)
+    finally:
+        for s in sessions.values():
+            s.close()
+    return {k: {"p50_ms": round(v["p50_ms"], 4), "p99_ms": round(v["p99_ms"], 4)} for k, v in lat.items()}
+
+
+def spread(vals: list[float], nd: int = 3) -> dict:
+    """First value (the map's own run) and median/min/max over all."""
+    return {"map_run": round(vals[0], nd), "median": round(statistics.median(vals), nd), "min": round(min(vals), nd),
+            "max": round(max(vals), nd), "runs": len(vals)}
+
+
+def latency_rows(runs: list[dict]) -> dict:
+    """Per comparison row: the map run's p50/p99/std and the spread of p50 over all runs."""
+    out = {}
+    for k, v in runs[0].items():
+        out[k] = {"backend": v["backend"], "threads": v["threads"], "model": rel(Path(v["model"])), "key": v.get("key"),
+                  "p50_ms": round(v["p50_ms"], 4), "p99_ms": round(v["p99_ms"], 4), "std_ms": round(v["std_ms"], 4),
+                  "n": v["n"], "p50_ms_over_runs": spread([r[k]["p50_ms"] for r in runs if k in r], 4)}
+    return out
+
+
+def strict_ratio(thread_runs: list[dict]) -> dict:
+    """p50 of the faster ONNX Runtime FP32 thread count / p50 of the chosen mapping, per run."""
+    vals = [min(v["p50_ms"] for k, v in r.items() if k.startswith("onnxruntime_fp32")) / r["chosen"]["p50_ms"]
+            for r in thread_runs]
+    return spread(vals) if vals else {}
+
+
+def finetuning(summary: dict, work: Path) -> dict:
+    """Per pruning ratio: the best drop among tried candidates and, for pruned ones, the fine-tuning history."""
+    import json
+
+    out: dict = {}
+    for t in (t for t in summary["trials"] if t.get("error") is None):
+        r = f"{t['candidate']['prune_ratio']:g}"
+        out[r] = {"best_drop": round(min(out.get(r, {}).get("best_drop", 1e9), t["accuracy_drop"]), 3)}
+    for r in out:
+        state = work / "pruned" / f"p{r}.run" / "state.json"
+        if r != "0" and state.is_file():
+            st = json.loads(state.read_text())
+            out[r] |= {"finetune_history": st["history"], "lr": st["config"]["lr"], "batch_size": st["config"]["batch_size"]}
+    return {r: v | {"within_limit": v["best_drop"] <= MAX_DROP} for r, v in sorted(out.items())}
+
+
+def chosen_record(summary: dict) -> dict | None:
+    """The chosen mapping's identity, accuracy and search-time latency."""
+    c = summary["chosen"]
+    if c is None:
+        return None
+    return {k: c[k] for k in ("key", "candidate", "accuracy", "accuracy_exact", "accuracy_drop", "latency_ms",
+                              "latency_basis", "size_bytes")} | {"model_path": rel(Path(c["model_path"])),
+                                                                   "host_latency": c["host_latency"]}
+
+
+def judge(summary: dict, runs: list[dict], thread_runs: list[dict], target: float) -> dict:
+    """The target on the map's own comparison run, with the spread over all runs and the stricter thread-matched ratio."""
+    if summary["chosen"] is None:
+        return {"target_x": target, "met": False, "why": "no mapping met the constraints"}
+    vals = [r["onnxruntime_fp32"]["p50_ms"] / r["chosen"]["p50_ms"] for r in runs]
+    sp, strict = spread(vals), strict_ratio(thread_runs)
+    return {"target_x": target, "speedup_vs_onnxruntime_fp32": sp, "met": sp["map_run"] >= target,
+            "met_on_median": sp["median"] >= target, "vs_fastest_fp32_thread_count": strict,
+            "met_vs_fastest_fp32_thread_count": bool(strict) and strict["median"] >= target}
+
+
+def eval_images(job) -> dict:  # noqa: ANN001 - workflow.Job
+    """How many images (per class) the accuracies were measured on."""
+    import numpy as np
+
+    from edgemap.search.evaluate import _eval_arrays
+
+    labels = _eval_arrays(job.ctx["eval_npz"])[1]
+    counts = np.bincount(labels, minlength=len(job.class_names))
+    return {"n": int(len(labels)), "per_class": dict(zip(job.class_names, (int(c) for c in counts))), "note": job.data_note}
+
+
+def one_run(args: argparse.Namespace, run: str) -> dict:
+    """One map (as cli_command says), its comparison repeated, the target judged; everything the record keeps."""
+    from rich.console import Console
+
+    from edgemap.search import workflow
+    from edgemap.search.mapper import run_map
+
+    opts = options(args, run)
+    load = {"before": list(os.getloadavg())}
+    summary = run_map(opts)
+    load["after_map"] = list(os.getloadavg())
+    job = workflow.prepare(opts, Console(stderr=True))  # from the map's caches
+    more, thread_runs = more_timing(opts, job, summary, args.rounds) if summary["chosen"] else ([], [])
+    load["after_rounds"] = list(os.getloadavg())
+    runs = [summary["comparison"]] + more if summary["chosen"] else []
+    return {"edgemap_command": cli_command(args, run), "eval_images": eval_images(job),
+            "baseline_accuracy": summary["baseline_accuracy"], "chosen": chosen_record(summary),
+            "front": summary["front"], "finalists": summary.get("finalists"), "failed": summary["failed"],
+            "nearest": [m["key"] for m in summary["nearest"]], "per_ratio": finetuning(summary, Path(job.ctx["work_dir"])),
+            "trials": [{k: t.get(k) for k in ("key", "accuracy", "accuracy_drop", "latency_ms", "size_bytes", "error")}
+                       for t in summary["trials"]],
+            "comparison": latency_rows(runs) if runs else {}, "comparison_runs": runs, "fp32_thread_runs": thread_runs,
+            "claims": judge(summary, runs, thread_runs, TARGETS[run]), "map_wall_s": summary["wall_s"],
+            "map_results": rel(Path(opts.out_dir) / "results.json"), "bundle": summary.get("bundle"), "load_average": load}
+
+
+def run_lines(run: str, r: dict) -> list[str]:
+    """The markdown section of one run."""
+    e, c, t = r["eval_images"], r["chosen"], r["claims"]
+    lines = [f"## {run}", "", f"`{r['edgemap_command']}`  ", f"Evaluated on {e['n']} images ({e['note']}); baseline "
+             f"FP32 ONNX Runtime top-1 **{r['baseline_accuracy']:.2f}%**; load average {r['load_average']}", ""]
+    if c is None:
+        return lines + [f"No mapping met the constraints; nearest: {', '.join(r['nearest'])}", ""]
+    lines += [f"Chosen: **{c['key']}**, top-1 {c['accuracy']:.2f}% (drop {c['accuracy_drop']:.2f} points), "
+              f"{c['size_bytes'] / 1e3:.0f} KB", "",
+              "| row | backend | threads | p50 ms | p99 ms | std ms | p50 over runs: median (min-max) |", "|---|---|---|---|---|---|---|"]
+    for k, v in r["comparison"].items():
+        o = v["p50_ms_over_runs"]
+        lines.append(f"| {k} | {v['backend']} | {v['threads']} | {v['p50_ms']:.4f} | {v['p99_ms']:.4f} | {v['std_ms']:.4f} | "
+                     f"{o['median']:.4f} ({o['min']:.4f}-{o['max']:.4f}) |")
+    s, st = t["speedup_vs_onnxruntime_fp32"], t["vs_fastest_fp32_thread_count"]
+    lines += ["", f"- speed-up vs ONNX Runtime FP32 (map's row, {r['comparison']['onnxruntime_fp32']['threads']} threads): "
+              f"**{s['map_run']}x** in the map's run (median {s['median']}x, {s['min']}-{s['max']} over {s['runs']} runs) "
+              f"-> >= {t['target_x']}x: **{t['met']}**"]
+    if st:
+        lines.append(f"- vs the faster ONNX Runtime FP32 thread count (timed beside the chosen mapping, {st['runs']} runs): "
+                     f"median {st['median']}x ({st['min']}-{st['max']}) -> >= {t['target_x']}x: {t['met_vs_fastest_fp32_thread_count']}")
+    lines.append("- per pruning ratio, best drop among tried candidates: " + ", ".join(
+        f"{k}: {v['best_drop']:.2f}{'' if v['within_limit'] else ' (> limit)'}" for k, v in r["per_ratio"].items()))
+    return lines + [""]
+
+
+def main() -> None:
+    """Run the maps, judge the targets, write results/NAME.{json,md}."""
+    from edgemap.core.evidence import machine_evidence
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", default="noprune,prune", help="which runs: noprune, prune or both")
+    ap.add_argument("--model", type=Path, default=MODEL)
+    ap.add_argument("--data", type=Path, default=EVAL, help="evaluation image folder (a smaller one is faster)")
+    ap.add_argument("--train-data", type=Path, default=TRAIN)
+    ap.add_argument("--finetune-epochs", type=int, default=FINETUNE_EPOCHS)
+    ap.add_argument("--trials", type=int, default=TRIALS)
+    ap.add_argument("--latency-runs", type=int, default=LATENCY_RUNS)
+    ap.add_argument("--rounds", type=int, default=ROUNDS)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--name", default="byom_map", help="results file stem")
+    ap.add_argument("--progress", action="store_true", help="progress bars on stderr")
+    args = ap.parse_args()
+    if not args.model.is_file():
+        sys.exit(f"{args.model} not found: run .venv/bin/python benchmarks/byom_make.py first")
+    rec = {"command": " ".join([".venv/bin/python"] + sys.argv), "model": rel(args.model), "preprocess": PREPROCESS,
+           "settings": {"prune_ratios": PRUNE_RATIOS, "finetune_epochs": args.finetune_epochs, "trials": args.trials,
+                        "latency_runs": args.latency_runs, "extra_rounds": args.rounds, "max_accuracy_drop": MAX_DROP,
+                        "seed": args.seed, "targets": TARGETS}, "runs": {}}
+    for run in (r.strip() for r in args.runs.split(",") if r.strip()):
+        rec["runs"][run] = one_run(args, run)
+    rec["evidence"] = machine_evidence()
+    lines = [f"# edgemap map on a user's model and images: {rec['model']}", "", f"Command: `{rec['command']}`  ",
+             f"CPU: {rec['evidence']['cpu']} ({rec['evidence']['logical_cpus']} logical), shared with other jobs", ""]
+    write_results(args.name, rec, lines + [ln for run, r in rec["runs"].items() for ln in run_lines(run, r)])
+
+
+if __name__ == "__main__":
+    main()
