@@ -17,10 +17,12 @@ from edgemap.train.evaluate import evaluate
 from edgemap.train.loop import TrainConfig, train
 
 
-def run_training(arch: str, cfg: TrainConfig, data: Path | None, out: Path, run_dir: Path, limit: int, command: str) -> dict:
-    """Train, evaluate on the test split (all and exact), save checkpoint; returns the sidecar dict."""
+def run_training(arch: str, cfg: TrainConfig, data: Path | None, out: Path, run_dir: Path, limit: int, command: str,
+                 init: Path | None = None) -> dict:
+    """Train (from scratch, or from `init`'s weights), evaluate on the test split (all and exact), save the
+    checkpoint; returns the sidecar dict. A fine-tuned checkpoint keeps its parent's training record."""
     console = Console(stderr=True)
-    model = zoo.build(arch)
+    model, parent = _initial_model(arch, init)
     train_set = load_cifar10("train", data)
     test_set = load_cifar10("test", data)
     if limit:
@@ -40,10 +42,23 @@ def run_training(arch: str, cfg: TrainConfig, data: Path | None, out: Path, run_
                   "train_wall_s_total": round(sum(h["wall_s"] for h in history), 1),
                   "wall_s_this_invocation": round(wall, 1),
                   "images_per_s_median": sorted(h["images_per_s"] for h in history)[len(history) // 2],
-                  "history": history, "evidence": machine_evidence()},
+                  "history": history, "evidence": machine_evidence(), "init_from": parent},
     )
     save_checkpoint(model, info, out)
     exact = f"{result.top1_exact:.2f}%" if result.top1_exact is not None else "n/a"
     Console().print(f"{arch}: top-1 {result.top1:.2f}% on {result.n:,} test images, {exact} on the {result.n_exact:,} exact ones"
                     f" -> {out}")
     return info.to_dict()
+
+
+def _initial_model(arch: str, init: Path | None):  # noqa: ANN202 - (nn.Module, dict | None)
+    """A fresh zoo model, or the weights of `init` (which must be the same architecture) and its record."""
+    if init is None:
+        return zoo.build(arch), None
+    from edgemap.errors import EdgemapError
+    from edgemap.models.checkpoint import load_checkpoint
+
+    model, info = load_checkpoint(init)
+    if info.architecture != arch:
+        raise EdgemapError(f"{init}: is a {info.architecture}, not a {arch}; pass --model {info.architecture}")
+    return model, {"checkpoint": str(init), "metrics": info.metrics, "training": info.training}
