@@ -72,6 +72,16 @@ def torch_fn(model) -> Callable[[], object]:  # noqa: ANN001 - nn.Module
     return run
 
 
+def checkpoint_id(path: Path) -> dict:
+    """Which weights produced the figures: path, sha256 prefix, and the sidecar's test metrics."""
+    import hashlib
+
+    from edgemap.models.checkpoint import read_info
+
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    return {"path": str(path), "sha256_16": digest, "sidecar_metrics": read_info(path).metrics}
+
+
 def write_results(name: str, record: dict, lines: list[str]) -> None:
     """benchmarks/results/NAME.json (everything) and NAME.md (the summary)."""
     from edgemap.core.atomic import write_json, write_text

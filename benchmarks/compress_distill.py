@@ -14,7 +14,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from compress_common import cifar, write_results
+from compress_common import checkpoint_id, cifar, write_results
 
 WORK = Path("runs/compress_bench/distill")
 THREADS = 2  # training uses both cores
@@ -55,7 +55,7 @@ def main() -> None:
     record = {"command": " ".join([".venv/bin/python"] + sys.argv), "teacher": str(teacher), "config": vars(args) | {"teacher": str(teacher)},
               "runs": runs, "gain_points": {"per_seed": [round(g, 2) for g in gains], "mean": round(statistics.mean(gains), 2)},
               "claims": {"distilled_beats_undistilled_every_seed": all(g > 0 for g in gains)},
-              "evidence": machine_evidence(THREADS)}
+              "teacher_id": checkpoint_id(teacher), "evidence": machine_evidence(THREADS)}
     write_results("compress_distill", record, summary_lines(record))
 
 

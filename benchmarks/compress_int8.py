@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from compress_common import RESULTS, both, cifar, latency_rounds, ort_fn, ratio, torch_fn, write_results
+from compress_common import checkpoint_id, RESULTS, both, cifar, latency_rounds, ort_fn, ratio, torch_fn, write_results
 
 # ---- settings --------------------------------------------------------------------------------
 THREADS = 1                   # one intra-op thread per engine: 2 cores shared with other work
@@ -78,6 +78,7 @@ def main() -> None:
     record["claims"] = {"accuracy_drop_le_0.5": drop <= 0.5, "file_ge_3.5x_smaller": size_x >= 3.5,
                         "ge_2.5x_faster_than_ort_fp32": record["speedup_int8_vs_ort_fp32"]["median"] >= 2.5}
     record["headline"] = {"calibration": headline, "drop_points": drop, "size_ratio": size_x}
+    record["checkpoint_id"] = checkpoint_id(ckpt)
     record["evidence"] = machine_evidence(THREADS)
     write_results("compress_int8", record, summary_lines(record))
 

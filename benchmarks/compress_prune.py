@@ -16,7 +16,7 @@ import os
 import sys
 from pathlib import Path
 
-from compress_common import both, cifar, latency_rounds, ort_fn, ratio, torch_fn, write_results
+from compress_common import checkpoint_id, both, cifar, latency_rounds, ort_fn, ratio, torch_fn, write_results
 
 # ---- settings --------------------------------------------------------------------------------
 THREADS = 1                   # batch-1 latency with one intra-op thread (2 cores shared with other work)
@@ -64,7 +64,7 @@ def main() -> None:
     lat = latency_rounds({"torch_fp32": torch_fn(model), "torch_pruned_fp32": torch_fn(pruned),
                           "ort_fp32": ort_fn(fp32, THREADS), "ort_pruned_int8": ort_fn(int8, THREADS)}, ROUNDS, RUNS)
     record = build_record(prune_report, acc, (count_macs(model), count_macs(pruned)), (fp32, pruned_fp32, int8), summary, lat)
-    record["checkpoint"] = str(ckpt)
+    record["checkpoint"], record["checkpoint_id"] = str(ckpt), checkpoint_id(ckpt)
     record["evidence"] = machine_evidence(THREADS)
     write_results("compress_prune", record, summary_lines(record))
 
