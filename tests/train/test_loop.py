@@ -80,3 +80,29 @@ def test_augmentation_keeps_shape_and_moves_pixels():
 def test_bad_config(kwargs):
     with pytest.raises(EdgemapError):
         TrainConfig(**kwargs)
+
+
+def test_jpeg_augmentation_changes_pixels_like_a_jpeg_round_trip(tiny_npz):
+    from edgemap.train.loop import _jpeg_copy
+
+    data = load_npz(tiny_npz)
+    norm = Normalization()
+    jpeg = _jpeg_copy(data, norm).numpy()
+    exact = torch.from_numpy(__import__("edgemap.data.transforms", fromlist=["x"]).to_nchw_float(data.images, norm)).numpy()
+    diff = np.abs(jpeg - exact)
+    assert diff.max() > 0.05 and diff.mean() < 0.5  # degraded, but the same images
+    with pytest.raises(EdgemapError, match="jpeg augmentation"):
+        TrainConfig(jpeg_augment=1.5)
+
+
+def test_fine_tuning_starts_from_the_given_checkpoint(tmp_path, tiny_npz):
+    from edgemap.commands.train import _initial_model
+    from edgemap.models.checkpoint import CheckpointInfo, save_checkpoint
+
+    m = zoo.build("tiny")
+    path = save_checkpoint(m, CheckpointInfo(architecture="tiny", metrics={"test": {"top1": 50.0}}), tmp_path / "p.safetensors")
+    model, parent = _initial_model("tiny", path)
+    assert torch.equal(model.classifier.weight, m.classifier.weight)
+    assert parent["metrics"]["test"]["top1"] == 50.0
+    with pytest.raises(EdgemapError, match="is a tiny, not a resnet9s"):
+        _initial_model("resnet9s", path)
