@@ -12,6 +12,7 @@ Claims checked (each recorded as true/false in the JSON, not asserted):
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import sys
 import time
@@ -104,6 +105,12 @@ def convert_all(ckpt: Path, calib, calib_note: str) -> tuple[dict, dict]:  # noq
     how = onnx_int8(models["onnxruntime fp32"], WORK / "resnet9s_int8.onnx", calib)
     models["onnxruntime int8"] = WORK / "resnet9s_int8.onnx"
     parity["onnxruntime int8"] = {**accuracy_of(models["onnxruntime int8"], x, labels, reference), "notes": [how]}
+    try:  # the same QDQ model read by OpenVINO (its Q/DQ pairs become FakeQuantize)
+        qdq_ov = convert(WORK / "resnet9s_int8.onnx", "openvino", WORK / "resnet9s_int8_qdq.xml", precision="int8")
+        models["openvino int8 (from QDQ)"] = qdq_ov.path
+        parity["openvino int8 (from QDQ)"] = {**accuracy_of(qdq_ov.path, x, labels, reference), "notes": qdq_ov.notes}
+    except EdgemapError as exc:
+        parity["openvino int8 (from QDQ)"] = {"refused": str(exc)}
     for rec in parity.values():
         rec["calibration"] = calib_note
         rec.pop("tolerance", None)
@@ -131,7 +138,8 @@ def claims(bench: dict, parity: dict) -> dict:
 def markdown(record: dict) -> str:
     """A short human summary of the JSON record."""
     ev, c = record["bench"]["evidence"], record["claims"]
-    lines = [f"# Backends benchmark: shipped resnet9s, batch 1, {THREADS} thread", "",
+    lines = [f"# Backends benchmark: {record['model']} (sha256 {record['model_sha256'][:12]}), batch 1, {THREADS} thread, "
+             f"{record['bench']['runs']} runs, interleaved", "",
              f"Machine: {ev['cpu']} ({', '.join(ev['cpu_flags'])}), {ev['logical_cpus']} logical CPUs, load average "
              f"{ev.get('load_average')}; versions: {ev['versions']}.", f"Reproduce: `{record['command']}`", "",
              "| backend | p50 ms | p90 | p99 | mean ± std | img/s @1/8/32 | cold start s | peak RSS MiB | size KiB | top-1 agree | acc % |",
@@ -161,15 +169,17 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=RUNS)
+    parser.add_argument("--checkpoint", type=Path, default=None, help="default: the shipped model")
     args = parser.parse_args()
     torch.set_num_threads(THREADS)
-    ckpt = shipped_checkpoint()
+    ckpt = args.checkpoint or shipped_checkpoint()
     calib, calib_note = calibration_images(read_info(ckpt).normalization)
     models, parity = convert_all(ckpt, calib, calib_note)
     bench = benchmark([Candidate.of(p) for p in models.values()], THREADS, args.runs, WARMUP, BATCHES)
     bench["labels"] = list(models)
     ref_top1 = parity["onnxruntime fp32"]["reference_top1"]
     record = {"command": " ".join(["python"] + sys.argv), "model": str(ckpt), "reference_top1": ref_top1,
+              "model_sha256": hashlib.sha256(ckpt.read_bytes()).hexdigest(),
               "calibration": calib_note,
               "parity_inputs": "shipped sample: 1,000 CIFAR-10 test images", "parity": parity, "bench": bench}
     record["claims"] = claims(bench, parity)
