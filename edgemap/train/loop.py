@@ -131,6 +131,54 @@ def _same_run(config: dict) -> dict:
     return {k: v for k, v in config.items() if k != "threads"}
 
 
+@dataclass
+class _Epoch:
+    """What one epoch needs: the data (with its JPEG copy), the optimizer, the loss and the schedule position."""
+
+    x_all: torch.Tensor
+    y_all: torch.Tensor
+    x_jpeg: torch.Tensor | None
+    opt: torch.optim.Optimizer
+    loss_fn: LossFn
+    steps: int
+    total: int
+
+
+def _batch(cfg: TrainConfig, ep: _Epoch, idx: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """One augmented batch: JPEG copies swapped in, then random crop + flip."""
+    x, y = ep.x_all[idx], ep.y_all[idx]
+    if ep.x_jpeg is not None:
+        swap = torch.rand(len(idx), generator=gen) < cfg.jpeg_augment
+        x[swap] = ep.x_jpeg[idx[swap]]
+    if cfg.augment:
+        x = random_crop_flip(x, cfg.pad, gen).contiguous(memory_format=torch.channels_last)
+    return x, y
+
+
+def _run_epoch(model: nn.Module, cfg: TrainConfig, ep: _Epoch, epoch: int, bar) -> dict:  # noqa: ANN001 - EpochProgress
+    """Train one epoch; returns its record (loss, train accuracy, images/s, wall time)."""
+    gen = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)  # per-epoch seed: resume reproduces the run
+    order = torch.randperm(len(ep.y_all), generator=gen)
+    model.train()
+    t0, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
+    for i in range(ep.steps):
+        x, y = _batch(cfg, ep, order[i * cfg.batch_size:(i + 1) * cfg.batch_size], gen)
+        for g in ep.opt.param_groups:
+            g["lr"] = lr_at(cfg, epoch * ep.steps + i, ep.total)
+        logits = model(x)
+        loss = ep.loss_fn(logits, y, x)
+        ep.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        ep.opt.step()
+        seen += len(y)
+        loss_sum += float(loss.detach()) * len(y)
+        correct += int((logits.argmax(1) == y).sum())
+        bar.step(loss_sum / seen, 100 * correct / seen, seen / (time.perf_counter() - t0))
+    wall = time.perf_counter() - t0
+    return {"epoch": epoch + 1, "loss": round(loss_sum / seen, 4), "train_top1": round(100 * correct / seen, 2),
+            "images_per_s": round(seen / wall, 1), "wall_s": round(wall, 1)}
+
+
 def train(
     model: nn.Module,
     train_set: ImageSet,
@@ -147,47 +195,21 @@ def train(
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    x_all = torch.from_numpy(to_nchw_float(train_set.images, norm)).contiguous(memory_format=torch.channels_last)
-    y_all = torch.from_numpy(train_set.labels)
-    x_jpeg = _jpeg_copy(train_set, norm) if cfg.jpeg_augment > 0 else None
     model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0,
                           weight_decay=cfg.weight_decay)
-    steps_per_epoch = math.ceil(len(train_set) / cfg.batch_size)
-    total = cfg.epochs * steps_per_epoch
     run_path = Path(run_dir) if run_dir else None
     state = (_load_state(run_path, model, opt) if run_path else None) or {"epoch": 0, "history": [], "config": asdict(cfg)}
     if _same_run(state["config"]) != _same_run(asdict(cfg)):
         raise EdgemapError(f"{run_path}: holds a run with different settings; use another --run-dir or the same settings")
-    loss_fn = loss_fn or (lambda logits, y, _x: F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing))
-    bar = EpochProgress(cfg.epochs, steps_per_epoch, enabled=progress, start_epoch=state["epoch"])
+    steps = math.ceil(len(train_set) / cfg.batch_size)
+    ep = _Epoch(torch.from_numpy(to_nchw_float(train_set.images, norm)).contiguous(memory_format=torch.channels_last),
+                torch.from_numpy(train_set.labels), _jpeg_copy(train_set, norm) if cfg.jpeg_augment > 0 else None, opt,
+                loss_fn or (lambda logits, y, _x: F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)),
+                steps, cfg.epochs * steps)
+    bar = EpochProgress(cfg.epochs, steps, enabled=progress, start_epoch=state["epoch"])
     for epoch in range(state["epoch"], cfg.epochs):
-        gen = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)  # per-epoch seed: resume reproduces the run
-        order = torch.randperm(len(train_set), generator=gen)
-        model.train()
-        t0, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
-        for i in range(steps_per_epoch):
-            idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
-            x, y = x_all[idx], y_all[idx]
-            if x_jpeg is not None:
-                swap = torch.rand(len(idx), generator=gen) < cfg.jpeg_augment
-                x[swap] = x_jpeg[idx[swap]]
-            if cfg.augment:
-                x = random_crop_flip(x, cfg.pad, gen).contiguous(memory_format=torch.channels_last)
-            for g in opt.param_groups:
-                g["lr"] = lr_at(cfg, epoch * steps_per_epoch + i, total)
-            logits = model(x)
-            loss = loss_fn(logits, y, x)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            seen += len(y)
-            loss_sum += float(loss.detach()) * len(y)
-            correct += int((logits.argmax(1) == y).sum())
-            bar.step(loss_sum / seen, 100 * correct / seen, seen / (time.perf_counter() - t0))
-        wall = time.perf_counter() - t0
-        record = {"epoch": epoch + 1, "loss": round(loss_sum / seen, 4), "train_top1": round(100 * correct / seen, 2),
-                  "images_per_s": round(seen / wall, 1), "wall_s": round(wall, 1)}
+        record = _run_epoch(model, cfg, ep, epoch, bar)
         if val_set is not None:
             record["val_top1"] = round(evaluate(model, val_set, norm).top1, 2)
         state["history"].append(record)
