@@ -99,6 +99,67 @@ def fp32_threads(opts, job, summary: dict) -> dict:  # noqa: ANN001 - MapOptions
     return {k: {"p50_ms": round(v["p50_ms"], 4), "p99_ms": round(v["p99_ms"], 4)} for k, v in lat.items()}
 
 
+def diagnose(opts, job, summary: dict, rounds: int) -> dict:  # noqa: ANN001 - MapOptions, workflow.Job
+    """Why the speed-up is what it is (evidence only, never used to judge a target): beside the chosen mapping and
+    ONNX Runtime FP32, an Identity graph (the fixed cost of one call) and the chosen model re-quantized with its
+    first and last layers in float (QuantizeStatic.float_first_last, an option the search space does not offer)."""
+    import numpy as np
+
+    from edgemap.runtime.onnxruntime_backend import OrtSession
+    from edgemap.search import artifacts
+    from edgemap.search.evaluate import _eval_arrays, accuracy
+    from edgemap.search.timing import measure_bursts
+
+    c = summary["chosen"]["candidate"]
+    if c["precision"] != "int8" or c["backend"] != "onnxruntime":
+        return {"skipped": "the chosen mapping is not ONNX Runtime INT8"}
+    work = Path(job.ctx["work_dir"]) / "diagnose"
+    ffl = float_first_last(opts, job, c, work)
+    x, labels, exact = _eval_arrays(job.ctx["eval_npz"])
+    rows = {"chosen": (summary["chosen"]["model_path"], c["threads"]), "chosen_float_first_last": (str(ffl), c["threads"]),
+            "identity_graph": (str(identity_graph(work, x.shape[1:])), 1)}
+    rows |= {f"onnxruntime_fp32_t{t}": (str(artifacts.fp32_onnx(job.ctx, 0.0)), t) for t in opts.threads}
+    sessions = {k: OrtSession(pth, threads=t) for k, (pth, t) in rows.items()}
+    try:
+        x1 = x[:1].copy()
+        lat = [measure_bursts({k: (lambda s=s: s.run(x1, check_finite=False)) for k, s in sessions.items()},
+                              runs=max(200, opts.latency_runs), warmup=30) for _ in range(rounds)]
+        top1 = accuracy(sessions["chosen_float_first_last"], x, labels, exact)[0]
+    finally:
+        for s in sessions.values():
+            s.close()
+    p50 = {k: [r[k]["p50_ms"] for r in lat] for k in rows}
+    return {"p50_ms": {k: spread(v, 4) for k, v in p50.items()}, "float_first_last_accuracy": top1,
+            "float_first_last_drop": job.ctx["baseline_accuracy"] - top1,
+            "float_first_last_speedup_vs_fp32_map_threads": spread([a / b for a, b in zip(
+                p50[f"onnxruntime_fp32_t{max(opts.threads)}"], p50["chosen_float_first_last"])])}
+
+
+def float_first_last(opts, job, c: dict, work: Path) -> Path:  # noqa: ANN001 - MapOptions, workflow.Job
+    """The chosen candidate's INT8 model re-quantized (same calibration) with its first and last layers in float."""
+    from edgemap.compress.quantize import QuantizeStatic, quantize_static_onnx
+    from edgemap.search import artifacts
+
+    work.mkdir(exist_ok=True)
+    out = work / f"p{c['prune_ratio']:g}-int8-{c['calibration']}-float_first_last.onnx"
+    if not out.is_file():
+        cfg = QuantizeStatic(calibration=c["calibration"], samples=opts.calib_samples, float_first_last=True)
+        quantize_static_onnx(artifacts.fp32_onnx(job.ctx, c["prune_ratio"]), out, artifacts.calibration(job.ctx), cfg)
+    return out
+
+
+def identity_graph(folder: Path, shape: tuple) -> Path:
+    """A one-node ONNX graph (Identity) with the model's input shape: what one ONNX Runtime call costs at least."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    path = folder / "identity.onnx"
+    vi = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, *shape]) for n in ("x", "y")]
+    g = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "identity", vi[:1], vi[1:])
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
 def spread(vals: list[float], nd: int = 3) -> dict:
     """First value (the map's own run) and median/min/max over all."""
     return {"map_run": round(vals[0], nd), "median": round(statistics.median(vals), nd), "min": round(min(vals), nd),
@@ -183,6 +244,7 @@ def one_run(args: argparse.Namespace, run: str) -> dict:
     load["after_map"] = list(os.getloadavg())
     job = workflow.prepare(opts, Console(stderr=True))  # from the map's caches
     more, thread_runs = more_timing(opts, job, summary, args.rounds) if summary["chosen"] else ([], [])
+    why = diagnose(opts, job, summary, args.rounds) if summary["chosen"] else {}
     load["after_rounds"] = list(os.getloadavg())
     runs = [summary["comparison"]] + more if summary["chosen"] else []
     return {"edgemap_command": cli_command(args, run), "eval_images": eval_images(job),
@@ -192,7 +254,7 @@ def one_run(args: argparse.Namespace, run: str) -> dict:
             "trials": [{k: t.get(k) for k in ("key", "accuracy", "accuracy_drop", "latency_ms", "size_bytes", "error")}
                        for t in summary["trials"]],
             "comparison": latency_rows(runs) if runs else {}, "comparison_runs": runs, "fp32_thread_runs": thread_runs,
-            "claims": judge(summary, runs, thread_runs, TARGETS[run]), "map_wall_s": summary["wall_s"],
+            "claims": judge(summary, runs, thread_runs, TARGETS[run]), "diagnosis": why, "map_wall_s": summary["wall_s"],
             "map_results": rel(Path(opts.out_dir) / "results.json"), "bundle": summary.get("bundle"), "load_average": load}
 
 
@@ -217,9 +279,21 @@ def run_lines(run: str, r: dict) -> list[str]:
     if st:
         lines.append(f"- vs the faster ONNX Runtime FP32 thread count (timed beside the chosen mapping, {st['runs']} runs): "
                      f"median {st['median']}x ({st['min']}-{st['max']}) -> >= {t['target_x']}x: {t['met_vs_fastest_fp32_thread_count']}")
+    lines += diagnosis_lines(r["diagnosis"])
     lines.append("- per pruning ratio, best drop among tried candidates: " + ", ".join(
         f"{k}: {v['best_drop']:.2f}{'' if v['within_limit'] else ' (> limit)'}" for k, v in r["per_ratio"].items()))
     return lines + [""]
+
+
+def diagnosis_lines(d: dict) -> list[str]:
+    """The diagnostic run, in one bullet (evidence for why, not a target)."""
+    if not d or "skipped" in d:
+        return [f"- diagnosis: {d.get('skipped', 'none')}"] if d else []
+    p = ", ".join(f"{k} {v['median']:.4f}" for k, v in d["p50_ms"].items())
+    f = d["float_first_last_speedup_vs_fp32_map_threads"]
+    return [f"- diagnosis (same burst-interleaved run, median p50 ms over {f['runs']} runs): {p}. Keeping the first and last "
+            f"layers in float (not in the search space) gives {f['median']}x ({f['min']}-{f['max']}) at top-1 "
+            f"{d['float_first_last_accuracy']:.2f}% (drop {d['float_first_last_drop']:.2f})"]
 
 
 def main() -> None:
