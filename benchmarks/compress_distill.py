@@ -17,7 +17,7 @@ from pathlib import Path
 from compress_common import checkpoint_id, cifar, write_results
 
 WORK = Path("runs/compress_bench/distill")
-THREADS = 2  # training uses both cores
+THREADS = int(__import__("os").environ.get("THREADS", 2))  # training threads (both cores by default)
 
 
 def main() -> None:

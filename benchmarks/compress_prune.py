@@ -49,8 +49,11 @@ def main() -> None:
     torch.set_num_threads(TRAIN_THREADS)
     cfg = PruneChannels(ratio=args.ratio, importance="l2", finetune_epochs=args.epochs, finetune_lr=args.lr,
                         distill=not args.no_distill)
-    ctx = PassContext(train_set=tune_set, eval_set=test, run_dir=WORK / "state", latency_runs=0, progress=True)
-    prune_report = prune_checkpoint(cfg, ckpt, WORK / "pruned.safetensors", ctx)
+    if args.from_state:
+        prune_report = partial_run(cfg, ckpt, test)
+    else:
+        ctx = PassContext(train_set=tune_set, eval_set=test, run_dir=WORK / "state", latency_runs=0, progress=True)
+        prune_report = prune_checkpoint(cfg, ckpt, WORK / "pruned.safetensors", ctx).to_dict()
     torch.set_num_threads(THREADS)
     model, info = load_checkpoint(ckpt)
     pruned, _ = load_checkpoint(WORK / "pruned.safetensors")
@@ -78,15 +81,41 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--lr", type=float, default=0.1)
     ap.add_argument("--no-distill", action="store_true")
     ap.add_argument("--limit", type=int, default=0, help="fine-tune on the first N training images (0: all)")
+    ap.add_argument("--from-state", action="store_true",
+                    help="measure the fine-tuning state saved so far (the epochs finished) instead of running it to the end")
     return ap.parse_args()
 
 
-def build_record(prune_report, acc: dict, macs: tuple[int, int], files: tuple[Path, Path, Path], summary: dict,  # noqa: ANN001
+def partial_run(cfg, ckpt: Path, test) -> dict:  # noqa: ANN001
+    """The pruned model as the (resumable) fine-tuning run left it: pruned structure + last finished epoch's weights."""
+    import dataclasses
+    import json
+
+    from safetensors.torch import load_file
+
+    from edgemap.compress.measure import torch_accuracy
+    from edgemap.compress.prune import prune_model
+    from edgemap.core.passes import config_to_dict
+    from edgemap.models.checkpoint import layer_shapes, load_checkpoint, save_checkpoint
+
+    model, info = load_checkpoint(ckpt)
+    pruned = prune_model(model, cfg, info.input_shape)
+    before = torch_accuracy(pruned, test, info.normalization)
+    state_dir = WORK / "state" / "prune_final"
+    pruned.load_state_dict(load_file(str(state_dir / "last.safetensors")))
+    state = json.loads((state_dir / "state.json").read_text())
+    save_checkpoint(pruned, dataclasses.replace(info, layers=layer_shapes(pruned)), WORK / "pruned.safetensors")
+    return {"config": config_to_dict(cfg), "accuracy": {"pruned_before_finetune": before},
+            "finetune_epochs_done": state["epoch"], "finetune_history": state["history"],
+            "note": f"measured after {state['epoch']} of {cfg.finetune_epochs} scheduled fine-tuning epochs (run cut short)"}
+
+
+def build_record(prune_report: dict, acc: dict, macs: tuple[int, int], files: tuple[Path, Path, Path], summary: dict,  # noqa: ANN001
                  lat: dict) -> dict:
     """Everything measured, the headline ratios and the claims."""
     fp32, pruned_fp32, int8 = files
     record = {"command": " ".join([".venv/bin/python"] + sys.argv), "threads": THREADS,
-              "prune_report": prune_report.to_dict(), "accuracy": acc, "macs": macs,
+              "prune_report": prune_report, "accuracy": acc, "macs": macs,
               "bytes": {"fp32_onnx": fp32.stat().st_size, "pruned_fp32_onnx": pruned_fp32.stat().st_size,
                         "pruned_int8_onnx": int8.stat().st_size},
               "int8": summary, "latency_batch1": lat,
@@ -106,7 +135,8 @@ def summary_lines(r: dict) -> list[str]:
     """The markdown summary."""
     a, h, s = r["accuracy"], r["headline"], r["speedup"]
     cfg = r["prune_report"]["config"]
-    lines = [f"# {cfg['ratio']:.0%} channel pruning + {cfg['finetune_epochs']} fine-tuning epochs"
+    done = r["prune_report"].get("finetune_epochs_done", cfg["finetune_epochs"])
+    lines = [f"# {cfg['ratio']:.0%} channel pruning + {done} of {cfg['finetune_epochs']} fine-tuning epochs"
              f"{' (distilled from the unpruned model)' if cfg['distill'] else ''} + static INT8", "",
              f"`{r['command']}`", "", f"CPU: {r['evidence']['cpu']} ({', '.join(r['evidence']['cpu_flags'])}); "
              f"latency threads {r['threads']}; load average at the end {r['evidence'].get('load_average')}", "",
