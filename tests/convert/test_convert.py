@@ -177,6 +177,7 @@ def test_cli_convert_writes_report_and_refuses_with_one_line(tmp_path: Path, mon
     with load_session(None, tmp_path / "t.xml", threads=1) as s:
         assert s.run(np.zeros((1, 3, 32, 32), np.float32)).shape == (1, 10)
     status = _cli(monkeypatch, *args, "--precision", "fp16", "--max-diff", "1e-12", "--out", str(tmp_path / "h.xml"))
-    errors = capsys.readouterr().err.strip().splitlines()
+    # only our own lines: OpenVINO's telemetry forks a sender, and JAX (loaded by earlier LiteRT tests) warns about it
+    errors = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("edgemap:")]
     assert status == 2 and len(errors) == 1 and errors[0].startswith("edgemap: error:") and "parity check failed" in errors[0]
     assert not (tmp_path / "h.xml").exists() and not (tmp_path / "h.bin").exists()
