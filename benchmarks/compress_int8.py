@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from compress_common import checkpoint_id, RESULTS, both, cifar, latency_rounds, ort_fn, ratio, torch_fn, write_results
+from compress_common import both, checkpoint_id, cifar, latency_rounds, ort_fn, ratio, torch_fn, write_results
 
 # ---- settings --------------------------------------------------------------------------------
 THREADS = 1                   # one intra-op thread per engine: 2 cores shared with other work

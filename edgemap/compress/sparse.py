@@ -11,7 +11,6 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 from torch import nn
 from torch.nn.utils import prune as tprune
 
