@@ -62,7 +62,9 @@ class EdgeModel:
         """Top-k predictions per image."""
         probs = softmax(self.logits(images).astype(np.float64))
         k = min(top_k, probs.shape[1])
-        order = np.argsort(-probs, axis=1)[:, :k]
+        # stable: INT8 logits can tie exactly, and top-1 must then be argmax's (the lowest index), as the host's
+        # evaluation and the self-test count it; numpy's default sort is not stable (SIMD sorts on AVX-512)
+        order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
         return [Prediction([self.class_names[j] for j in row], [int(j) for j in row], [float(probs[i, j]) for j in row])
                 for i, row in enumerate(order)]
 

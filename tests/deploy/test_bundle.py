@@ -120,3 +120,16 @@ def test_http_server_predicts_and_rejects_bad_bodies(bundle):
     assert r.status_code == 200 and r.json()["top1"] == expected
     r = client.post("/predict", content=b"not an image")
     assert r.status_code == 400 and "not a readable image" in r.json()["detail"]
+
+
+def test_classify_breaks_ties_like_argmax(bundle, monkeypatch):
+    """INT8 logits are quantized, so two classes can tie exactly: top-1 must be argmax's (the lowest index),
+    as the host's evaluation and the self-test count it, whatever sort numpy picks for this CPU."""
+    edge = EdgeModel(bundle)
+    tied = np.zeros((4, len(CLASSES)), np.float32)
+    tied[:, [2, 3]] = 1.5
+    tied[1, [0, 9]] = 1.5
+    monkeypatch.setattr(edge, "logits", lambda images, batch_size=64: tied)
+    preds = edge.classify(np.zeros((4, 32, 32, 3), np.uint8), top_k=3)
+    assert [p.indices[0] for p in preds] == list(tied.argmax(1))
+    assert preds[0].indices == [2, 3, 0]
