@@ -102,7 +102,7 @@ def reference(bundle: Path, files: list[Path], labels: np.ndarray) -> dict:
         logits = np.concatenate([s.run(x[i:i + 100]) for i in range(0, len(x), 100)])
     return {"key": chosen["key"], "model": chosen["model_path"], "backend": c["backend"],
             "threads": c["threads"], "top1": preds, "accuracy": top1, "map_accuracy": chosen["accuracy"],
-            "probs": softmax(logits.astype(np.float64)),
+            "probs": softmax(logits.astype(np.float64)), "exact_top1_ties": int((np.diff(np.sort(logits, 1)[:, -2:], axis=1) == 0).sum()),
             "same_preprocess_as_bundle": spec.to_dict() == read_manifest(bundle)["preprocess"]}
 
 
@@ -130,16 +130,17 @@ def markdown(rec: dict) -> list[str]:
     lines = ["# The whole path on a user's model and images: map -> bundle -> edge runtime without torch", "",
              f"Command: `{rec['command']}`  ", f"Map: {rec['map']}  ", f"Files: {rec['files']} ({rec['files_note']})  ",
              f"Load average: {rec['load_average']}; CPU: {rec['evidence']['cpu']} ({rec['evidence']['logical_cpus']} logical)", "",
-             "| bundle | mapping | top-1 agreement | max abs prob diff | edge top-1 % | reference top-1 % | torch imported | "
-             "edge files/s (incl. start) | 100 %? |", "|---|---|---|---|---|---|---|---|---|"]
+             "| bundle | mapping | top-1 agreement | max abs prob diff | exact top-1 ties | edge top-1 % | reference top-1 % | "
+             "torch imported | edge files/s (incl. start) | 100 %? |", "|---|---|---|---|---|---|---|---|---|---|"]
     for b in rec["bundles"]:
         lines.append(f"| {b['bundle']} | {b['mapping']} | {b['top1_agreement_percent']:.1f}% ({b['disagreements']} differ) | "
-                     f"{b['max_abs_prob_diff']:.2e} | {b['edge_accuracy']:.2f} | {b['reference']['accuracy']:.2f} | "
+                     f"{b['max_abs_prob_diff']:.2e} | {b['reference']['exact_top1_ties']} | {b['edge_accuracy']:.2f} | {b['reference']['accuracy']:.2f} | "
                      f"{b['edge_torch_imported']} | {b['edge_files_per_s']} | **{b['met']}** |")
     return lines + ["", "Edge side: `edgemap infer BUNDLE FILES --json` in a fresh Python whose meta-path refuses `torch`, "
                     "preprocessing from the bundle. Reference: the map's chosen model file in the same runtime, "
                     "in-process, on the same decoded files preprocessed with the command line's spec "
-                    "(edgemap.search.evaluate.accuracy)."]
+                    "(edgemap.search.evaluate.accuracy). Exact top-1 ties: files whose two largest INT8 logits are equal "
+                    "(top-1 is then the lower class index on both sides since the edge runtime sorts stably)."]
 
 
 def main() -> None:
