@@ -188,9 +188,10 @@ def finetuning(summary: dict, work: Path) -> dict:
     import json
 
     out: dict = {}
-    for t in (t for t in summary["trials"] if t.get("error") is None):
+    for t in sorted((t for t in summary["trials"] if t.get("error") is None), key=lambda t: t["latency_ms"]):
         r = f"{t['candidate']['prune_ratio']:g}"
-        out[r] = {"best_drop": round(min(out.get(r, {}).get("best_drop", 1e9), t["accuracy_drop"]), 3)}
+        out.setdefault(r, {"fastest": t["key"], "fastest_latency_ms": round(t["latency_ms"], 4), "best_drop": 1e9})
+        out[r]["best_drop"] = round(min(out[r]["best_drop"], t["accuracy_drop"]), 3)
     for r in out:
         state = work / "pruned" / f"p{r}.run" / "state.json"
         if r != "0" and state.is_file():
@@ -231,6 +232,11 @@ def eval_images(job) -> dict:  # noqa: ANN001 - workflow.Job
     return {"n": int(len(labels)), "per_class": dict(zip(job.class_names, (int(c) for c in counts))), "note": job.data_note}
 
 
+def loadavg() -> list[float]:
+    """1, 5 and 15 minute load averages, rounded."""
+    return [round(v, 2) for v in os.getloadavg()]
+
+
 def one_run(args: argparse.Namespace, run: str) -> dict:
     """One map (as cli_command says), its comparison repeated, the target judged; everything the record keeps."""
     from rich.console import Console
@@ -239,13 +245,13 @@ def one_run(args: argparse.Namespace, run: str) -> dict:
     from edgemap.search.mapper import run_map
 
     opts = options(args, run)
-    load = {"before": list(os.getloadavg())}
+    load = {"before": loadavg()}
     summary = run_map(opts)
-    load["after_map"] = list(os.getloadavg())
+    load["after_map"] = loadavg()
     job = workflow.prepare(opts, Console(stderr=True))  # from the map's caches
     more, thread_runs = more_timing(opts, job, summary, args.rounds) if summary["chosen"] else ([], [])
     why = diagnose(opts, job, summary, args.rounds) if summary["chosen"] else {}
-    load["after_rounds"] = list(os.getloadavg())
+    load["after_rounds"] = loadavg()
     runs = [summary["comparison"]] + more if summary["chosen"] else []
     return {"edgemap_command": cli_command(args, run), "eval_images": eval_images(job),
             "baseline_accuracy": summary["baseline_accuracy"], "chosen": chosen_record(summary),
@@ -279,10 +285,22 @@ def run_lines(run: str, r: dict) -> list[str]:
     if st:
         lines.append(f"- vs the faster ONNX Runtime FP32 thread count (timed beside the chosen mapping, {st['runs']} runs): "
                      f"median {st['median']}x ({st['min']}-{st['max']}) -> >= {t['target_x']}x: {t['met_vs_fastest_fp32_thread_count']}")
-    lines += diagnosis_lines(r["diagnosis"])
-    lines.append("- per pruning ratio, best drop among tried candidates: " + ", ".join(
-        f"{k}: {v['best_drop']:.2f}{'' if v['within_limit'] else ' (> limit)'}" for k, v in r["per_ratio"].items()))
-    return lines + [""]
+    return lines + diagnosis_lines(r["diagnosis"]) + ratio_lines(r["per_ratio"]) + [""]
+
+
+def ratio_lines(per_ratio: dict) -> list[str]:
+    """Per pruning ratio: best drop, fastest candidate (search-time p50), fine-tuning."""
+    out = []
+    for k, v in per_ratio.items():
+        ft = ""
+        if v.get("finetune_history"):
+            h = v["finetune_history"]
+            ft = (f"; fine-tuned {len(h)} epochs at lr {v['lr']:g} (distilled), last train top-1 {h[-1]['train_top1']}%, "
+                  f"{min(e['images_per_s'] for e in h):.0f}-{max(e['images_per_s'] for e in h):.0f} img/s, "
+                  f"{sum(e['wall_s'] for e in h):.0f} s")
+        fast = f", fastest {v['fastest']} at p50 {v['fastest_latency_ms']:.4f} ms in the search" if "fastest" in v else ""
+        out.append(f"- pruning ratio {k}: best drop {v['best_drop']:.2f}{'' if v['within_limit'] else ' (> limit)'}{fast}{ft}")
+    return out
 
 
 def diagnosis_lines(d: dict) -> list[str]:
