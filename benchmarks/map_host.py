@@ -54,7 +54,29 @@ def repeat_comparison(opts, summary: dict, rounds: int) -> tuple[list[dict], dic
 
     job = workflow.prepare(opts, Console(stderr=True))
     runs = [workflow.compare(opts, job, summary) for _ in range(rounds)]
-    return runs, per_call(job, summary["comparison"], max(200, opts.latency_runs))
+    rows = summary["comparison"]
+    return runs, {"per_call_interleaved": per_call(job, rows, max(200, opts.latency_runs)),
+                  "eager_by_threads": eager_by_threads(job, rows, opts.threads, max(200, opts.latency_runs))}
+
+
+def eager_by_threads(job, rows: dict, threads: tuple[int, ...], runs: int) -> dict:  # noqa: ANN001 - workflow.Job
+    """PyTorch eager at each thread count of the space, timed by bursts beside the chosen mapping, one run per count
+    (the comparison gives eager max(threads) only, and torch's thread count is global to the process)."""
+    from edgemap.runtime.registry import load_session
+    from edgemap.search.evaluate import _eval_arrays
+    from edgemap.search.timing import measure_bursts
+
+    x1 = _eval_arrays(job.ctx["eval_npz"])[0][:1].copy()
+    c, out = rows["chosen"], {}
+    for t in threads:
+        with load_session(c["backend"], c["model"], c["threads"]) as s, load_session("torch", rows["torch_eager_fp32"]["model"], t) as e:
+            lat = measure_bursts({"chosen": lambda: s.run(x1, check_finite=False), "eager": lambda: e.run(x1, check_finite=False)},
+                                 runs=runs, warmup=30)
+        out[f"t{t}"] = {k: {"p50_ms": round(v["p50_ms"], 4), "p99_ms": round(v["p99_ms"], 4), "min_ms": round(v["min_ms"], 4)}
+                        for k, v in lat.items()} | {"ratio_p50": round(lat["eager"]["p50_ms"] / lat["chosen"]["p50_ms"], 3)}
+    best = min(out, key=lambda k: out[k]["eager"]["p50_ms"])
+    return {"by_threads": out, "best_threads": best, "ratio_vs_best_eager": out[best]["ratio_p50"],
+            "ge_10x": out[best]["ratio_p50"] >= 10}
 
 
 def per_call(job, rows: dict, runs: int) -> dict:  # noqa: ANN001 - workflow.Job
@@ -171,6 +193,11 @@ def markdown(rec: dict) -> list[str]:
     if rec.get("per_call_interleaved"):
         lines.append("- the same rows timed call by call (A B C A B C, not bursts), p50 ms: " + ", ".join(
             f"{k} {v['p50_ms']:.4f}" for k, v in rec["per_call_interleaved"].items()))
+    if rec.get("eager_by_threads"):
+        eb = rec["eager_by_threads"]
+        lines.append("- PyTorch eager at each thread count beside the chosen mapping (bursts): " + ", ".join(
+            f"{k}: eager p50 {v['eager']['p50_ms']:.4f} ms, {v['ratio_p50']}x" for k, v in eb["by_threads"].items())
+            + f" -> vs the best eager ({eb['best_threads']}): {eb['ratio_vs_best_eager']}x, >= 10x: **{eb['ge_10x']}**")
     lines.append("- pruning (best drop among tried candidates per ratio): " + ", ".join(
         f"{r}: {v['best_drop']:.2f}{'' if v['within_limit'] else ' (> limit)'}" for r, v in rec["pruned"].items()))
     return lines
@@ -197,10 +224,10 @@ def main() -> None:
     load = {"before": list(os.getloadavg())}
     summary = run_map(opts)
     load["after_map"] = list(os.getloadavg())
-    more, calls = repeat_comparison(opts, summary, args.rounds) if summary["chosen"] else ([], {})
+    more, checks = repeat_comparison(opts, summary, args.rounds) if summary["chosen"] else ([], {})
     runs = [summary["comparison"]] + more
     load["after_rounds"] = list(os.getloadavg())
-    rec = record(args, summary, runs, load) | {"per_call_interleaved": calls}
+    rec = record(args, summary, runs, load) | checks
     write_results(args.name, rec, markdown(rec))
 
 
