@@ -41,7 +41,7 @@ def options(args: argparse.Namespace):  # noqa: ANN201 - MapOptions
 
     return MapOptions(model=args.model, device="host", constraints=Constraints(max_accuracy_drop=MAX_DROP),
                       trials=args.trials, seed=args.seed, out_dir=args.out, eval_data=args.data, train_data=args.train_data,
-                      prune_ratios=PRUNE_RATIOS, finetune_epochs=args.finetune_epochs, latency_runs=args.latency_runs,
+                      prune_ratios=tuple(args.prune_ratios), finetune_epochs=args.finetune_epochs, latency_runs=args.latency_runs,
                       progress=False)
 
 
@@ -156,7 +156,7 @@ def record(args: argparse.Namespace, summary: dict, runs: list[dict], load: dict
                                                        "latency_ms", "latency_basis", "size_bytes", "model_path")}
     return {"command": " ".join([".venv/bin/python"] + sys.argv), "model": str(args.model or "shipped"),
             "data": summary["data"], "eval_data": str(args.data or "shipped sample"), "baseline_accuracy": summary["baseline_accuracy"],
-            "settings": {"prune_ratios": PRUNE_RATIOS, "finetune_epochs": args.finetune_epochs, "trials": args.trials,
+            "settings": {"prune_ratios": args.prune_ratios, "finetune_epochs": args.finetune_epochs, "trials": args.trials,
                          "latency_runs": args.latency_runs, "extra_rounds": args.rounds, "max_accuracy_drop": MAX_DROP,
                          "seed": args.seed},
             "chosen": chosen, "front": summary["front"], "finalists": summary.get("finalists"),
@@ -213,6 +213,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=cifar, help="evaluation data (default: the 10,000 CIFAR-10 test images)")
     ap.add_argument("--train-data", type=Path, default=cifar)
     ap.add_argument("--finetune-epochs", type=int, default=FINETUNE_EPOCHS)
+    ap.add_argument("--prune-ratios", type=float, nargs="+", default=list(PRUNE_RATIOS))
     ap.add_argument("--trials", type=int, default=TRIALS)
     ap.add_argument("--latency-runs", type=int, default=LATENCY_RUNS)
     ap.add_argument("--rounds", type=int, default=EXTRA_ROUNDS)
