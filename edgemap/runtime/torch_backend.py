@@ -30,6 +30,8 @@ class TorchSession(Session):
         return [TensorSpec("logits", (None, None), "float32")]
 
     def _run(self, x: np.ndarray) -> np.ndarray:
+        if self.threads and torch.get_num_threads() != self.threads:  # the pool is process-wide: claim our count
+            torch.set_num_threads(self.threads)
         with torch.inference_mode():
             return self.model(torch.from_numpy(x)).numpy()
 

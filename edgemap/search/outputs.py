@@ -136,9 +136,13 @@ def print_summary(summary: dict, job, console: Console) -> None:  # noqa: ANN001
     else:
         console.print(f"[bold green]chosen:[/] {c['key']}  top-1 {c['accuracy']:.2f}% (drop {c['accuracy_drop']:.2f}), "
                       f"{key} {c[key]:.4g} ({c['latency_basis'] if key == 'latency_ms' else 'estimated'})")
+        if summary.get("finalists"):
+            console.print(f"  chosen after timing the {len(summary['finalists'])} fastest feasible mappings again side by side: "
+                          + ", ".join(f"{k} {v['p50_ms']:.4f} ms" for k, v in sorted(summary["finalists"].items(), key=lambda kv: kv[1]["p50_ms"])))
         cmp = summary.get("comparison", {})
         if "torch_eager_fp32" in cmp:
             console.print(f"  batch-1 on this host, same run: {cmp['torch_eager_fp32']['speedup_vs_chosen']:.1f}x faster than PyTorch eager FP32"
-                          + (f", {cmp['best_plain_int8']['speedup_vs_chosen']:.2f}x vs the best plain INT8" if "best_plain_int8" in cmp else ""))
+                          + (f"; the best plain INT8 conversion ({cmp['best_plain_int8']['key']}) takes "
+                             f"{cmp['best_plain_int8']['speedup_vs_chosen']:.2f}x the chosen mapping's time" if "best_plain_int8" in cmp else ""))
         console.print(f"  bundle: {summary['bundle']}")
     console.print(f"  recipe: {summary['recipe']}\n  report: {summary['report']}  ({summary['wall_s']} s)")

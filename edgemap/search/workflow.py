@@ -256,8 +256,9 @@ def compare(opts: MapOptions, job: Job, summary: dict) -> dict:
     rows["onnxruntime_fp32"] = ("onnxruntime", str(artifacts.fp32_onnx(job.ctx, 0.0)), max(opts.threads))
     for m in sorted(int8, key=lambda m: m["host_latency"]["p50_ms"])[:4]:  # timed again here: the best of them is reported
         rows[f"plain_int8:{m['key']}"] = (m["candidate"]["backend"], m["model_path"], m["candidate"]["threads"])
-    if job.torch_model:
-        rows["torch_eager_fp32"] = ("torch", str(job.model), max(opts.threads))
+    if job.torch_model:  # eager at every thread count the search tried: its best is the baseline
+        for t in sorted(set(opts.threads)):
+            rows[f"torch_eager_fp32_t{t}"] = ("torch", str(job.model), t)
     sessions = {k: load_session(b, p, t) for k, (b, p, t) in rows.items()}
     try:
         lat = measure_bursts({k: (lambda s=s: s.run(x1, check_finite=False)) for k, s in sessions.items()},
@@ -267,9 +268,15 @@ def compare(opts: MapOptions, job: Job, summary: dict) -> dict:
             s.close()
     out = {k: {"backend": b, "model": p, "threads": t, **lat[k]} for k, (b, p, t) in rows.items()}
     plain = [k for k in out if k.startswith("plain_int8:")]
+    if chosen.prune_ratio == 0 and chosen.precision == "int8":  # the chosen mapping is itself a plain INT8 conversion
+        out[f"plain_int8:{summary['chosen']['key']}"] = out["chosen"]
+        plain = [k for k in plain if k.split(":", 1)[1] != summary["chosen"]["key"]] + [f"plain_int8:{summary['chosen']['key']}"]
     if plain:
         best = min(plain, key=lambda k: out[k]["p50_ms"])
         out["best_plain_int8"] = {**out[best], "key": best.split(":", 1)[1]}
+    eager = [k for k in out if k.startswith("torch_eager_fp32_t")]
+    if eager:
+        out["torch_eager_fp32"] = dict(out[min(eager, key=lambda k: out[k]["p50_ms"])])
     for k in out:
         out[k]["speedup_vs_chosen"] = out[k]["p50_ms"] / out["chosen"]["p50_ms"]
     return out
