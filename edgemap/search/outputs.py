@@ -25,7 +25,8 @@ def recipe_dict(opts: MapOptions, job, summary: dict) -> dict:  # noqa: ANN001 -
                            "distill": opts.finetune_epochs > 0})
         passes.append({"type": "export_onnx", "opset": 18})
         if c.precision == "int8":
-            passes.append({"type": "quantize_static", "calibration": c.calibration, "samples": opts.calib_samples})
+            passes.append({"type": "quantize_static", "calibration": c.calibration, "samples": opts.calib_samples,
+                           "float_first_last": True})
         elif c.precision == "fp16":
             passes.append({"type": "quantize_fp16"})
         if c.backend != "onnxruntime":
