@@ -102,7 +102,7 @@ def fp32_threads(opts, job, summary: dict) -> dict:  # noqa: ANN001 - MapOptions
 def diagnose(opts, job, summary: dict, rounds: int) -> dict:  # noqa: ANN001 - MapOptions, workflow.Job
     """Why the speed-up is what it is (evidence only, never used to judge a target): beside the chosen mapping and
     ONNX Runtime FP32, an Identity graph (the fixed cost of one call) and the chosen model re-quantized with its
-    first and last layers in float (QuantizeStatic.float_first_last, an option the search space does not offer)."""
+    first and last layers in float (QuantizeStatic.float_first_last; since a5667b3 the search's own INT8 is built so)."""
     import numpy as np
 
     from edgemap.runtime.onnxruntime_backend import OrtSession
@@ -310,7 +310,7 @@ def diagnosis_lines(d: dict) -> list[str]:
     p = ", ".join(f"{k} {v['median']:.4f}" for k, v in d["p50_ms"].items())
     f = d["float_first_last_speedup_vs_fp32_map_threads"]
     return [f"- diagnosis (same burst-interleaved run, median p50 ms over {f['runs']} runs): {p}. Keeping the first and last "
-            f"layers in float (not in the search space) gives {f['median']}x ({f['min']}-{f['max']}) at top-1 "
+            f"layers in float (QuantizeStatic.float_first_last; the search builds INT8 this way since a5667b3) gives {f['median']}x ({f['min']}-{f['max']}) at top-1 "
             f"{d['float_first_last_accuracy']:.2f}% (drop {d['float_first_last_drop']:.2f})"]
 
 
