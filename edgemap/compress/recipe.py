@@ -118,15 +118,9 @@ def run_recipe(recipe: dict, out_dir: str | Path, ctx: PassContext) -> list[Comp
 
 def load_recipe(path: str | Path) -> dict:
     """Read a recipe from YAML or JSON."""
-    import yaml
+    from edgemap.core.files import read_yaml
 
-    path = Path(path)
-    if not path.is_file():
-        raise EdgemapError(f"{path}: recipe not found")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise EdgemapError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    data = read_yaml(path, "recipe")
     if not isinstance(data, dict):
         raise EdgemapError(f"{path}: a recipe is a mapping with 'model' and 'passes'")
     return data

@@ -178,15 +178,9 @@ def parse_preprocess(text: str | Path | None) -> PreprocessSpec:
 
 def load_preprocess_yaml(path: str | Path) -> PreprocessSpec:
     """A spec from a YAML file holding the dict form (top level, or under a `preprocess:` key)."""
-    import yaml
+    from edgemap.core.files import read_yaml
 
-    path = Path(path)
-    if not path.is_file():
-        raise EdgemapError(f"{path}: preprocessing file not found")
-    try:
-        d = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise EdgemapError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    d = read_yaml(path, "preprocessing file")
     if isinstance(d, dict) and isinstance(d.get("preprocess"), (dict, str)):
         d = d["preprocess"]
     if isinstance(d, str):

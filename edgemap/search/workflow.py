@@ -7,13 +7,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from rich.console import Console
 
 from edgemap.errors import EdgemapError
 from edgemap.search.mapper import MapOptions, build_space, candidate_from
 from edgemap.search.pareto import pareto_front
-from edgemap.search.space import Candidate, SearchSpace
+from edgemap.search.space import SearchSpace
 from edgemap.search.strategy import OBJECTIVES
 
 
