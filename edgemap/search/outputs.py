@@ -141,8 +141,10 @@ def print_summary(summary: dict, job, console: Console) -> None:  # noqa: ANN001
             console.print(f"  chosen after timing the {len(summary['finalists'])} fastest feasible mappings again side by side: "
                           + ", ".join(f"{k} {v['p50_ms']:.4f} ms" for k, v in sorted(summary["finalists"].items(), key=lambda kv: kv[1]["p50_ms"])))
         cmp = summary.get("comparison", {})
-        if "torch_eager_fp32" in cmp:
-            console.print(f"  batch-1 on this host, same run: {cmp['torch_eager_fp32']['speedup_vs_chosen']:.1f}x faster than PyTorch eager FP32"
+        faster = [f"{cmp[k]['speedup_vs_chosen']:.1f}x faster than {label} (best of its thread counts)"
+                  for k, label in (("torch_eager_fp32", "PyTorch eager FP32"), ("onnxruntime_fp32", "ONNX Runtime FP32")) if k in cmp]
+        if faster:
+            console.print("  batch-1 on this host, same run: " + ", ".join(faster)
                           + (f"; the best plain INT8 conversion ({cmp['best_plain_int8']['key']}) takes "
                              f"{cmp['best_plain_int8']['speedup_vs_chosen']:.2f}x the chosen mapping's time" if "best_plain_int8" in cmp else ""))
         console.print(f"  bundle: {summary['bundle']}")
