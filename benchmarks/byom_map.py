@@ -80,22 +80,15 @@ def more_timing(opts, job, summary: dict, rounds: int) -> tuple[list[dict], list
 
 def fp32_threads(opts, job, summary: dict) -> dict:  # noqa: ANN001 - MapOptions, workflow.Job
     """p50/p99 ms of the chosen mapping and of ONNX Runtime FP32 (unpruned) at each thread count, one run."""
-    from edgemap.runtime.registry import load_session
     from edgemap.search import artifacts
     from edgemap.search.evaluate import _eval_arrays
-    from edgemap.search.timing import measure_bursts
+    from edgemap.search.timing import time_models
 
     c = summary["chosen"]
     x1 = _eval_arrays(job.ctx["eval_npz"])[0][:1].copy()
     rows = {"chosen": (c["candidate"]["backend"], c["model_path"], c["candidate"]["threads"])}
     rows |= {f"onnxruntime_fp32_t{t}": ("onnxruntime", str(artifacts.fp32_onnx(job.ctx, 0.0)), t) for t in opts.threads}
-    sessions = {k: load_session(*v) for k, v in rows.items()}
-    try:
-        lat = measure_bursts({k: (lambda s=s: s.run(x1, check_finite=False)) for k, s in sessions.items()},
-                             runs=max(200, opts.latency_runs), warmup=30)
-    finally:
-        for s in sessions.values():
-            s.close()
+    lat = time_models(rows, x1, runs=max(200, opts.latency_runs))
     return {k: {"p50_ms": round(v["p50_ms"], 4), "p99_ms": round(v["p99_ms"], 4)} for k, v in lat.items()}
 
 
@@ -103,8 +96,6 @@ def diagnose(opts, job, summary: dict, rounds: int) -> dict:  # noqa: ANN001 - M
     """Why the speed-up is what it is (evidence only, never used to judge a target): beside the chosen mapping and
     ONNX Runtime FP32, an Identity graph (the fixed cost of one call) and the chosen model re-quantized with its
     first and last layers in float (QuantizeStatic.float_first_last; since a5667b3 the search's own INT8 is built so)."""
-    import numpy as np
-
     from edgemap.runtime.onnxruntime_backend import OrtSession
     from edgemap.search import artifacts
     from edgemap.search.evaluate import _eval_arrays, accuracy

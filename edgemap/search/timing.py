@@ -33,3 +33,18 @@ def measure_bursts(fns: dict[str, Callable[[], object]], runs: int = 200, burst:
                 fn()
                 samples[name].append(time.perf_counter() - t0)
     return {name: {**summarize(s), "burst": burst} for name, s in samples.items()}
+
+
+def time_models(rows: dict[str, tuple[str, str, int]], x1, runs: int = 200, warmup: int = 30) -> dict[str, dict]:  # noqa: ANN001
+    """Open each (backend, model path, threads) row, time batch-1 runs of `x1` side by side by bursts, close all."""
+    from edgemap.runtime.registry import load_session
+
+    sessions = {}
+    try:
+        for name, (backend, path, threads) in rows.items():
+            sessions[name] = load_session(backend, path, threads)
+        return measure_bursts({k: (lambda s=s: s.run(x1, check_finite=False)) for k, s in sessions.items()},
+                              runs=runs, warmup=warmup)
+    finally:
+        for s in sessions.values():
+            s.close()

@@ -227,29 +227,22 @@ def choose(opts: MapOptions, job: Job, results: dict[str, dict]) -> dict:
 
 def finalists(job: Job, feasible: list[dict], opts: MapOptions, n: int = 4) -> dict[str, dict]:
     """The n fastest feasible candidates timed again in one run, interleaved by bursts (host latency objective only)."""
-    from edgemap.runtime.registry import load_session
     from edgemap.search.evaluate import _eval_arrays
-    from edgemap.search.timing import measure_bursts
+    from edgemap.search.timing import time_models
 
     top = sorted(feasible, key=lambda m: m["latency_ms"])[:n]
     if len(top) < 2:
         return {}
     x1 = _eval_arrays(job.ctx["eval_npz"])[0][:1].copy()
-    sessions = {m["key"]: load_session(m["candidate"]["backend"], m["model_path"], m["candidate"]["threads"]) for m in top}
-    try:
-        return measure_bursts({k: (lambda s=s: s.run(x1, check_finite=False)) for k, s in sessions.items()},
-                              runs=max(200, opts.latency_runs), warmup=30)
-    finally:
-        for s in sessions.values():
-            s.close()
+    rows = {m["key"]: (m["candidate"]["backend"], m["model_path"], m["candidate"]["threads"]) for m in top}
+    return time_models(rows, x1, runs=max(200, opts.latency_runs))
 
 
 def compare(opts: MapOptions, job: Job, summary: dict) -> dict:
     """Batch-1 latency in one run interleaved by bursts (see search.timing): PyTorch eager FP32, ONNX Runtime FP32,
     best plain INT8, the chosen mapping."""
-    from edgemap.runtime.registry import load_session
     from edgemap.search.evaluate import _eval_arrays
-    from edgemap.search.timing import measure_bursts
+    from edgemap.search.timing import time_models
 
     x1 = _eval_arrays(job.ctx["eval_npz"])[0][:1].copy()
     chosen = candidate_from(summary["chosen"]["candidate"])
@@ -265,18 +258,11 @@ def compare(opts: MapOptions, job: Job, summary: dict) -> dict:
     if job.torch_model:  # eager at every thread count the search tried: its best is the baseline
         for t in sorted(set(opts.threads)):
             rows[f"torch_eager_fp32_t{t}"] = ("torch", str(job.model), t)
-    sessions = {k: load_session(b, p, t) for k, (b, p, t) in rows.items()}
-    try:
-        lat = measure_bursts({k: (lambda s=s: s.run(x1, check_finite=False)) for k, s in sessions.items()},
-                             runs=max(200, opts.latency_runs), warmup=30)
-    finally:
-        for s in sessions.values():
-            s.close()
+    lat = time_models(rows, x1, runs=max(200, opts.latency_runs))
     out = {k: {"backend": b, "model": p, "threads": t, **lat[k]} for k, (b, p, t) in rows.items()}
-    plain = [k for k in out if k.startswith("plain_int8:")]
     if chosen.prune_ratio == 0 and chosen.precision == "int8":  # the chosen mapping is itself a plain INT8 conversion
         out[f"plain_int8:{summary['chosen']['key']}"] = out["chosen"]
-        plain = [k for k in plain if k.split(":", 1)[1] != summary["chosen"]["key"]] + [f"plain_int8:{summary['chosen']['key']}"]
+    plain = [k for k in out if k.startswith("plain_int8:")]
     if plain:
         best = min(plain, key=lambda k: out[k]["p50_ms"])
         out["best_plain_int8"] = {**out[best], "key": best.split(":", 1)[1]}
