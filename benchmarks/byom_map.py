@@ -45,7 +45,7 @@ def cli_command(args: argparse.Namespace, run: str) -> str:
            f"--max-accuracy-drop {MAX_DROP:g} --trials {args.trials} --latency-runs {args.latency_runs} --seed {args.seed} "
            f"--out {rel(args.out / run)}")
     if run == "prune":
-        cmd += (f" --train-data {rel(args.train_data)} --prune-ratios {','.join(f'{r:g}' for r in PRUNE_RATIOS)}"
+        cmd += (f" --train-data {rel(args.train_data)} --prune-ratios {','.join(f'{r:g}' for r in args.prune_ratios)}"
                 f" --finetune-epochs {args.finetune_epochs}")
     return cmd
 
@@ -65,7 +65,7 @@ def options(args: argparse.Namespace, run: str):  # noqa: ANN201 - MapOptions
     return MapOptions(model=str(args.model), device="host", constraints=Constraints(max_accuracy_drop=MAX_DROP),
                       trials=args.trials, seed=args.seed, out_dir=args.out / run, eval_data=args.data,
                       train_data=args.train_data if prune else None, preprocess=PREPROCESS,
-                      prune_ratios=PRUNE_RATIOS if prune else (0.0,), finetune_epochs=args.finetune_epochs,
+                      prune_ratios=tuple(args.prune_ratios) if prune else (0.0,), finetune_epochs=args.finetune_epochs,
                       latency_runs=args.latency_runs, progress=args.progress)
 
 
@@ -315,6 +315,8 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=EVAL, help="evaluation image folder (a smaller one is faster)")
     ap.add_argument("--train-data", type=Path, default=TRAIN)
     ap.add_argument("--finetune-epochs", type=int, default=FINETUNE_EPOCHS)
+    ap.add_argument("--prune-ratios", type=lambda v: [float(r) for r in v.split(",")], default=list(PRUNE_RATIOS),
+                    help="run \"prune\" only: comma-separated channel-pruning ratios (0 = unpruned)")
     ap.add_argument("--trials", type=int, default=TRIALS)
     ap.add_argument("--latency-runs", type=int, default=LATENCY_RUNS)
     ap.add_argument("--rounds", type=int, default=ROUNDS)
@@ -326,7 +328,7 @@ def main() -> None:
     if not args.model.is_file():
         sys.exit(f"{args.model} not found: run .venv/bin/python benchmarks/byom_make.py first")
     rec = {"command": " ".join([".venv/bin/python"] + sys.argv), "model": rel(args.model), "preprocess": PREPROCESS,
-           "settings": {"prune_ratios": PRUNE_RATIOS, "finetune_epochs": args.finetune_epochs, "trials": args.trials,
+           "settings": {"prune_ratios": list(args.prune_ratios), "finetune_epochs": args.finetune_epochs, "trials": args.trials,
                         "latency_runs": args.latency_runs, "extra_rounds": args.rounds, "max_accuracy_drop": MAX_DROP,
                         "seed": args.seed, "targets": TARGETS}, "runs": {}}
     for run in (r.strip() for r in args.runs.split(",") if r.strip()):

@@ -23,7 +23,7 @@ THREADS = 1                   # batch-1 latency with one intra-op thread (2 core
 TRAIN_THREADS = 2             # fine-tuning uses both cores
 ROUNDS, RUNS = int(os.environ.get("ROUNDS", 5)), int(os.environ.get("RUNS", 300))
 SAMPLES = 512                 # INT8 calibration images from the CIFAR-10 train split
-WORK = Path("runs/compress_bench/prune")
+WORK = Path(os.environ.get("PRUNE_WORK", "runs/compress_bench/prune"))  # one folder per configuration
 # ------------------------------------------------------------------------------------------------
 
 
@@ -47,8 +47,9 @@ def main() -> None:
     tune_set = train.subset(slice(0, args.limit)) if args.limit else train
     WORK.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(TRAIN_THREADS)
-    cfg = PruneChannels(ratio=args.ratio, importance="l2", finetune_epochs=args.epochs, finetune_lr=args.lr,
-                        distill=not args.no_distill)
+    cfg = PruneChannels(ratio=args.ratio, importance=args.importance, global_pruning=args.global_pruning,
+                        finetune_epochs=args.epochs, finetune_lr=args.lr, distill=not args.no_distill, alpha=args.alpha,
+                        jpeg_augment=args.jpeg_augment, weight_decay=args.weight_decay)
     if args.from_state:
         prune_report = partial_run(cfg, ckpt, test)
     else:
@@ -69,7 +70,7 @@ def main() -> None:
     record = build_record(prune_report, acc, (count_macs(model), count_macs(pruned)), (fp32, pruned_fp32, int8), summary, lat)
     record["checkpoint"], record["checkpoint_id"] = str(ckpt), checkpoint_id(ckpt)
     record["evidence"] = machine_evidence(THREADS)
-    write_results("compress_prune", record, summary_lines(record))
+    write_results(args.name, record, summary_lines(record))
 
 
 def parse_args() -> argparse.Namespace:
@@ -79,6 +80,13 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--ratio", type=float, default=0.5)
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--lr", type=float, default=0.1)
+    ap.add_argument("--name", default="compress_prune", help="results file name in benchmarks/results/")
+    ap.add_argument("--importance", choices=("l1", "l2", "taylor"), default="l2")
+    ap.add_argument("--global-pruning", action="store_true", help="rank channels over the whole net, not per layer")
+    ap.add_argument("--alpha", type=float, default=0.5, help="weight of the distillation term")
+    ap.add_argument("--jpeg-augment", type=float, default=None,
+                    help="share of fine-tuning images given a JPEG round trip (default: what the checkpoint was trained with)")
+    ap.add_argument("--weight-decay", type=float, default=5e-4)
     ap.add_argument("--no-distill", action="store_true")
     ap.add_argument("--limit", type=int, default=0, help="fine-tune on the first N training images (0: all)")
     ap.add_argument("--from-state", action="store_true",

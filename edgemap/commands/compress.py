@@ -36,9 +36,13 @@ def _add_prune(group: typer.Typer) -> None:
         importance: str = typer.Option("l2", help="l1, l2 or taylor"),
         global_pruning: bool = typer.Option(False, "--global", help="one ratio over the whole net instead of per layer"),
         steps: int = typer.Option(1, help="iterative pruning steps"),
+        round_to: Optional[int] = typer.Option(None, help="keep channel counts multiples of this (INT8 kernels run "
+                                                         "odd widths slowly)"),
         finetune_epochs: int = typer.Option(0, help="fine-tuning epochs after pruning"),
         lr: float = typer.Option(0.05, help="fine-tuning peak learning rate"),
         distill: bool = typer.Option(False, help="fine-tune with the unpruned model as teacher"),
+        jpeg_augment: Optional[float] = typer.Option(None, help="share of fine-tuning images given a JPEG round trip "
+                                                               "(default: what the checkpoint was trained with)"),
         data: Optional[Path] = typer.Option(None, help=DATA_HELP),
         eval_data: Optional[Path] = typer.Option(None, help=EVAL_HELP),
         limit: int = typer.Option(0, help="use the first N training images only (0: all)"),
@@ -51,7 +55,8 @@ def _add_prune(group: typer.Typer) -> None:
 
         cfg = PruneChannels(ratio=ratio if ratio is not None else (None if target_macs else 0.5), target_macs=target_macs,
                             importance=importance, global_pruning=global_pruning, iterative_steps=steps,
-                            finetune_epochs=finetune_epochs, finetune_lr=lr, distill=distill)
+                            round_to=round_to, finetune_epochs=finetune_epochs, finetune_lr=lr, distill=distill,
+                            jpeg_augment=jpeg_augment)
         ctx = make_context(data, eval_data, limit, latency_runs, run_dir, finetune_epochs > 0 or importance == "taylor")
         show(prune_checkpoint(cfg, checkpoint, out, ctx), report)
 

@@ -41,7 +41,9 @@ class PruneChannels:
     layer_ratios: per-layer overrides, module name -> ratio.
     iterative_steps: reach the ratio in this many steps (scores recomputed between steps),
     with step_finetune_epochs of fine-tuning after each step but the last.
-    finetune_epochs: fine-tuning after pruning; distill: use the unpruned model as teacher.
+    finetune_epochs: fine-tuning after pruning; distill: use the unpruned model as teacher;
+    jpeg_augment: share of fine-tuning images swapped for a JPEG round trip (robustness to compressed inputs);
+    None: the share the checkpoint was trained with (its sidecar), so fine-tuning keeps what training taught.
     """
 
     ratio: float | None = 0.5
@@ -58,6 +60,8 @@ class PruneChannels:
     distill: bool = False
     temperature: float = 4.0
     alpha: float = 0.5
+    jpeg_augment: float | None = None
+    weight_decay: float = 5e-4
 
     def __post_init__(self) -> None:
         if (self.ratio is None) == (self.target_macs is None):
@@ -73,6 +77,8 @@ class PruneChannels:
             raise EdgemapError("prune_channels: iterative_steps must be >= 1 and epochs >= 0")
         if self.round_to is not None and self.round_to < 1:
             raise EdgemapError("prune_channels: round_to must be >= 1")
+        if (self.jpeg_augment is not None and not 0 <= self.jpeg_augment <= 1) or self.weight_decay < 0:
+            raise EdgemapError("prune_channels: jpeg_augment must lie in [0, 1] and weight_decay be >= 0")
         if not 0 <= self.alpha <= 1 or self.temperature <= 0:
             raise EdgemapError("prune_channels: alpha must lie in [0, 1] and temperature be positive")
 
@@ -187,7 +193,9 @@ def prune_checkpoint(cfg: PruneChannels, source: str | Path, out: str | Path, ct
 
         def tune(m: nn.Module, epochs: int, tag: str) -> list[dict]:
             return finetune(m, ctx.train_set, epochs, cfg.finetune_lr, info.normalization, cfg.batch_size,  # type: ignore[arg-type]
-                            teacher, cfg.temperature, cfg.alpha, ctx.sub_run_dir(f"prune_{tag}"), progress=ctx.progress)
+                            teacher, cfg.temperature, cfg.alpha, ctx.sub_run_dir(f"prune_{tag}"), progress=ctx.progress,
+                            jpeg_augment=trained_jpeg_share(info) if cfg.jpeg_augment is None else cfg.jpeg_augment,
+                            weight_decay=cfg.weight_decay)
 
         pruned = prune_model(model, cfg, info.input_shape, batch,
                              between_steps=lambda m, s: tune(m, cfg.step_finetune_epochs, f"step{s}"))
@@ -202,6 +210,13 @@ def prune_checkpoint(cfg: PruneChannels, source: str | Path, out: str | Path, ct
         lat = torch_latency({"before": model, "after": pruned}, info.input_shape, ctx.latency_runs)
         report.latency = {**latency_pair(lat["before"], lat["after"]), "runtime": "torch eager, batch 1"}
     return report
+
+
+def trained_jpeg_share(info: CheckpointInfo) -> float:
+    """The JPEG-augmentation share of the checkpoint's last training run (0 when it does not say)."""
+    config = (info.training or {}).get("config") or {}
+    share = config.get("jpeg_augment", 0.0)
+    return float(share) if isinstance(share, (int, float)) and 0 <= share <= 1 else 0.0
 
 
 def _first_batch(data: ImageSet, info: CheckpointInfo, n: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -16,6 +16,8 @@ SAMPLE_CALIBRATION = 256  # when there is no training data, this many eval image
 HOLDOUT_SEED = 0  # fixed, so `edgemap run` replays the same split
 FINETUNE_LR = 0.05  # fine-tuning learning rate of a pruned model with BatchNorm
 FINETUNE_LR_NO_BN = 0.01  # without BatchNorm (folded by ONNX exporters) 0.05 diverges: loss 477 in 7 steps on ByomNet
+ROUND_TO = 8  # pruned widths stay multiples of 8: ORT's INT8 kernels ran widths 9/19/38/76 x1.7 slower than 8/16/32/72
+              # (benchmarks/results/prune_widths.md), slower than the unpruned model
 
 
 @dataclass
@@ -72,7 +74,7 @@ def pruned_variants(model: Path, ratios: list[float], data: SearchData, work: Pa
     for r in ratios:
         path = work / "pruned" / f"p{r:g}.safetensors"
         if not path.is_file():
-            cfg = PruneChannels(ratio=r, finetune_epochs=epochs, distill=epochs > 0)
+            cfg = PruneChannels(ratio=r, round_to=ROUND_TO, finetune_epochs=epochs, distill=epochs > 0)
             ctx = PassContext(train_set=data.train_set, eval_set=None, run_dir=work / "pruned" / f"p{r:g}.run",
                               latency_runs=0, progress=progress)
             prune_checkpoint(cfg, model, path, ctx)
@@ -94,7 +96,7 @@ def pruned_user_variants(user, spec: PreprocessSpec, ratios: list[float], data: 
         path = work / "pruned" / f"p{r:g}.onnx"
         if not path.is_file():
             original = user.torch_module()
-            pruned = prune_model(original, PruneChannels(ratio=r), shape)
+            pruned = prune_model(original, PruneChannels(ratio=r, round_to=ROUND_TO), shape)
             finetune(pruned, data.train_set, epochs, finetune_lr(pruned), spec, teacher=original.eval(),
                      run_dir=work / "pruned" / f"p{r:g}.run", progress=progress)
             export_onnx(pruned.eval(), path, shape, dynamic_batch=user.info.fixed_batch is None)

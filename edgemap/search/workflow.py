@@ -144,7 +144,8 @@ def _default_eval():  # noqa: ANN202 - ImageSet
 
 # Bump when the way candidates are built changes (quantizer settings, fine-tuning rule): the artifacts folder
 # and the study name derive from the fingerprint, so older cached models and trials are not reused.
-BUILD_VERSION = "2"  # 2: INT8 keeps first/last layers in float; user-model fine-tuning lr by BatchNorm presence
+BUILD_VERSION = "3"  # 2: INT8 keeps first/last layers in float; user-model fine-tuning lr by BatchNorm presence
+# 3: pruned widths rounded to multiples of 8; fine-tuning keeps the checkpoint's JPEG augmentation
 
 
 def _fingerprint(opts: MapOptions, model: Path) -> str:

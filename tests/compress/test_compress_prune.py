@@ -88,3 +88,32 @@ def test_failed_prune_leaves_no_file(tiny_ckpt: Path, ctx, tmp_path: Path) -> No
     with pytest.raises(EdgemapError, match="cannot reach"):
         prune_checkpoint(PruneChannels(ratio=None, target_macs=10), tiny_ckpt, out, ctx)
     assert not out.exists() and not out.with_suffix(".json").exists()
+
+
+def _finetune_config(run_dir: Path) -> dict:
+    import json
+
+    return json.loads((run_dir / "prune_final" / "state.json").read_text())["config"]
+
+
+def test_fine_tuning_keeps_the_checkpoints_jpeg_augmentation_unless_told(ctx, tmp_path: Path) -> None:  # noqa: ANN001
+    torch.manual_seed(0)
+    info = CheckpointInfo("tiny", training={"config": {"jpeg_augment": 0.5}})
+    ckpt = save_checkpoint(zoo.build("tiny"), info, tmp_path / "jpeg_trained.safetensors")
+    prune_checkpoint(PruneChannels(ratio=0.5, finetune_epochs=1), ckpt, tmp_path / "a.safetensors", ctx)
+    assert _finetune_config(ctx.run_dir)["jpeg_augment"] == 0.5
+    ctx.run_dir = tmp_path / "state_b"
+    prune_checkpoint(PruneChannels(ratio=0.5, finetune_epochs=1, jpeg_augment=0.0), ckpt, tmp_path / "b.safetensors", ctx)
+    assert _finetune_config(ctx.run_dir)["jpeg_augment"] == 0.0
+
+
+def test_round_to_keeps_channel_counts_multiples() -> None:
+    pruned = prune_model(zoo.build("resnet9s"), PruneChannels(ratio=0.4, round_to=8))
+    widths = [s["out"] for s in layer_shapes(pruned).values() if s["type"] == "Conv2d"]
+    assert widths and all(w % 8 == 0 for w in widths)
+
+
+@pytest.mark.parametrize("bad", [{"jpeg_augment": 1.5}, {"weight_decay": -1.0}])
+def test_bad_fine_tuning_settings_are_refused(bad: dict) -> None:
+    with pytest.raises(EdgemapError, match="prune_channels"):
+        PruneChannels(ratio=0.5, **bad)
