@@ -10,6 +10,7 @@ from torch import nn
 
 from edgemap.data.dataset import ImageSet
 from edgemap.data.transforms import Normalization
+from edgemap.models.checkpoint import CheckpointInfo
 from edgemap.train.loop import LossFn, TrainConfig, train
 
 
@@ -61,3 +62,10 @@ def finetune(model: nn.Module, train_set: ImageSet, epochs: int, lr: float, norm
     state = train(model, train_set, cfg, norm, run_dir=run_dir, loss_fn=loss_fn, progress=progress)
     model.to(memory_format=torch.contiguous_format).eval()
     return state["history"]
+
+
+def trained_jpeg_share(info: CheckpointInfo) -> float:
+    """The JPEG-augmentation share of the checkpoint's last training run (0 when it does not say)."""
+    config = (info.training or {}).get("config") or {}
+    share = config.get("jpeg_augment", 0.0)
+    return float(share) if isinstance(share, (int, float)) and 0 <= share <= 1 else 0.0

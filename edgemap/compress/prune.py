@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgemap.compress.context import PassContext
-from edgemap.compress.finetune import finetune
+from edgemap.compress.finetune import finetune, trained_jpeg_share
 from edgemap.compress.measure import latency_pair, torch_accuracy, torch_latency
 from edgemap.compress.report import CompressionReport, file_size, timed
 from edgemap.core.passes import config_to_dict, pass_function, register_pass
@@ -210,13 +210,6 @@ def prune_checkpoint(cfg: PruneChannels, source: str | Path, out: str | Path, ct
         lat = torch_latency({"before": model, "after": pruned}, info.input_shape, ctx.latency_runs)
         report.latency = {**latency_pair(lat["before"], lat["after"]), "runtime": "torch eager, batch 1"}
     return report
-
-
-def trained_jpeg_share(info: CheckpointInfo) -> float:
-    """The JPEG-augmentation share of the checkpoint's last training run (0 when it does not say)."""
-    config = (info.training or {}).get("config") or {}
-    share = config.get("jpeg_augment", 0.0)
-    return float(share) if isinstance(share, (int, float)) and 0 <= share <= 1 else 0.0
 
 
 def _first_batch(data: ImageSet, info: CheckpointInfo, n: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -129,8 +129,10 @@ def activation_overrides(onnx_path: str | Path, ranges: dict[str, tuple[float, f
     return overrides
 
 
-def qat_train(model: nn.Module, ctx: PassContext, settings: QatSettings, norm) -> tuple[nn.Module, dict, list[dict]]:  # noqa: ANN001
-    """Fold BN, fake-quant fine-tune; returns (plain trained model, {layer: (input min, input max)}, history)."""
+def qat_train(model: nn.Module, ctx: PassContext, settings: QatSettings, norm,  # noqa: ANN001
+              jpeg_augment: float = 0.0) -> tuple[nn.Module, dict, list[dict]]:
+    """Fold BN, fake-quant fine-tune; returns (plain trained model, {layer: (input min, input max)}, history).
+    jpeg_augment: as in training (a checkpoint trained with it keeps its robustness to compressed inputs)."""
     from edgemap.compress.finetune import finetune
 
     if ctx.train_set is None:
@@ -138,7 +140,7 @@ def qat_train(model: nn.Module, ctx: PassContext, settings: QatSettings, norm) -
     folded = fold_batchnorm(model)
     wrappers = wrap_fake_quant(folded, settings.ema)
     history = finetune(folded, ctx.train_set, settings.epochs, settings.lr, norm, settings.batch_size,
-                       run_dir=ctx.sub_run_dir("qat"), progress=ctx.progress)
+                       run_dir=ctx.sub_run_dir("qat"), progress=ctx.progress, jpeg_augment=jpeg_augment)
     ranges = {name: w.act_range() for name, w in wrappers.items()}
     return unwrap(folded).eval(), ranges, history
 
@@ -179,6 +181,7 @@ def qat_checkpoint(cfg: Qat, source: str | Path, out: str | Path, ctx: PassConte
     """The qat pass: checkpoint -> INT8 QDQ ONNX at `out`, with FP32 and (optionally) PTQ INT8 for comparison."""
     from edgemap.compress.measure import onnx_accuracy
     from edgemap.compress.onnx_report import onnx_report
+    from edgemap.compress.finetune import trained_jpeg_share
     from edgemap.compress.quantize import QuantizeStatic, calibration_for, quantize_static_onnx
     from edgemap.convert.onnx_export import export_onnx
     from edgemap.models.checkpoint import load_checkpoint
@@ -195,7 +198,8 @@ def qat_checkpoint(cfg: Qat, source: str | Path, out: str | Path, ctx: PassConte
             ptq = onnx_accuracy(Path(d) / "ptq.onnx", ctx.eval_set, ctx.norm)
 
         def work(report) -> None:  # noqa: ANN001
-            trained, ranges, history = qat_train(model, ctx, QatSettings(cfg.epochs, cfg.lr, cfg.batch_size), info.normalization)
+            trained, ranges, history = qat_train(model, ctx, QatSettings(cfg.epochs, cfg.lr, cfg.batch_size), info.normalization,
+                                                 trained_jpeg_share(info))
             report.extra["int8"] = export_qdq(trained, ranges, out, calib, info.input_shape, cfg.samples)
             report.extra["history"] = history
 
