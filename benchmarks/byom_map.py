@@ -99,7 +99,7 @@ def diagnose(opts, job, summary: dict, rounds: int) -> dict:  # noqa: ANN001 - M
     from edgemap.runtime.onnxruntime_backend import OrtSession
     from edgemap.search import artifacts
     from edgemap.search.evaluate import _eval_arrays, accuracy
-    from edgemap.search.timing import measure_bursts
+    from edgemap.runtime.latency import measure_interleaved
 
     c = summary["chosen"]["candidate"]
     if c["precision"] != "int8" or c["backend"] != "onnxruntime":
@@ -113,7 +113,7 @@ def diagnose(opts, job, summary: dict, rounds: int) -> dict:  # noqa: ANN001 - M
     sessions = {k: OrtSession(pth, threads=t) for k, (pth, t) in rows.items()}
     try:
         x1 = x[:1].copy()
-        lat = [measure_bursts({k: (lambda s=s: s.run(x1, check_finite=False)) for k, s in sessions.items()},
+        lat = [measure_interleaved({k: (lambda s=s: s.run(x1, check_finite=False)) for k, s in sessions.items()},
                               runs=max(200, opts.latency_runs), warmup=30) for _ in range(rounds)]
         top1 = accuracy(sessions["chosen_float_first_last"], x, labels, exact)[0]
     finally:

@@ -42,7 +42,7 @@ def options(args: argparse.Namespace):  # noqa: ANN201 - MapOptions
     return MapOptions(model=args.model, device="host", constraints=Constraints(max_accuracy_drop=MAX_DROP),
                       trials=args.trials, seed=args.seed, out_dir=args.out, eval_data=args.data, train_data=args.train_data,
                       prune_ratios=tuple(args.prune_ratios), finetune_epochs=args.finetune_epochs, latency_runs=args.latency_runs,
-                      progress=False)
+                      backends=tuple(args.backends), progress=False)
 
 
 def repeat_comparison(opts, summary: dict, rounds: int) -> tuple[list[dict], dict]:  # noqa: ANN001 - MapOptions
@@ -64,13 +64,13 @@ def eager_by_threads(job, rows: dict, threads: tuple[int, ...], runs: int) -> di
     (the comparison gives eager max(threads) only, and torch's thread count is global to the process)."""
     from edgemap.runtime.registry import load_session
     from edgemap.search.evaluate import _eval_arrays
-    from edgemap.search.timing import measure_bursts
+    from edgemap.runtime.latency import measure_interleaved
 
     x1 = _eval_arrays(job.ctx["eval_npz"])[0][:1].copy()
     c, out = rows["chosen"], {}
     for t in threads:
         with load_session(c["backend"], c["model"], c["threads"]) as s, load_session("torch", rows["torch_eager_fp32"]["model"], t) as e:
-            lat = measure_bursts({"chosen": lambda: s.run(x1, check_finite=False), "eager": lambda: e.run(x1, check_finite=False)},
+            lat = measure_interleaved({"chosen": lambda: s.run(x1, check_finite=False), "eager": lambda: e.run(x1, check_finite=False)},
                                  runs=runs, warmup=30)
         out[f"t{t}"] = {k: {"p50_ms": round(v["p50_ms"], 4), "p99_ms": round(v["p99_ms"], 4), "min_ms": round(v["min_ms"], 4)}
                         for k, v in lat.items()} | {"ratio_p50": round(lat["eager"]["p50_ms"] / lat["chosen"]["p50_ms"], 3)}
@@ -89,7 +89,8 @@ def per_call(job, rows: dict, runs: int) -> dict:  # noqa: ANN001 - workflow.Job
     keep = {k: v for k, v in rows.items() if k != "best_plain_int8"}
     sessions = {k: load_session(v["backend"], v["model"], v["threads"]) for k, v in keep.items()}
     try:
-        lat = measure_interleaved({k: (lambda s=s: s.run(x1, check_finite=False)) for k, s in sessions.items()}, runs=runs, warmup=30)
+        lat = measure_interleaved({k: (lambda s=s: s.run(x1, check_finite=False)) for k, s in sessions.items()}, runs=runs, warmup=30,
+                                  burst=1)
     finally:
         for s in sessions.values():
             s.close()
@@ -214,6 +215,8 @@ def main() -> None:
     ap.add_argument("--train-data", type=Path, default=cifar)
     ap.add_argument("--finetune-epochs", type=int, default=FINETUNE_EPOCHS)
     ap.add_argument("--prune-ratios", type=float, nargs="+", default=list(PRUNE_RATIOS))
+    ap.add_argument("--backends", nargs="+", default=["onnxruntime", "openvino"],
+                    help="backends the search tries (edgemap map --backends)")
     ap.add_argument("--trials", type=int, default=TRIALS)
     ap.add_argument("--latency-runs", type=int, default=LATENCY_RUNS)
     ap.add_argument("--rounds", type=int, default=EXTRA_ROUNDS)

@@ -240,7 +240,7 @@ def finalists(job: Job, feasible: list[dict], opts: MapOptions, n: int = 4) -> d
 
 
 def compare(opts: MapOptions, job: Job, summary: dict) -> dict:
-    """Batch-1 latency in one run interleaved by bursts (see search.timing): PyTorch eager FP32, ONNX Runtime FP32,
+    """Batch-1 latency in one run interleaved by bursts (see runtime/latency.py): PyTorch eager FP32, ONNX Runtime FP32,
     best plain INT8, the chosen mapping."""
     from edgemap.search.evaluate import _eval_arrays
     from edgemap.search.timing import time_models
