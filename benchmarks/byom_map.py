@@ -81,11 +81,11 @@ def more_timing(opts, job, summary: dict, rounds: int) -> tuple[list[dict], list
 def fp32_threads(opts, job, summary: dict) -> dict:  # noqa: ANN001 - MapOptions, workflow.Job
     """p50/p99 ms of the chosen mapping and of ONNX Runtime FP32 (unpruned) at each thread count, one run."""
     from edgemap.search import artifacts
-    from edgemap.search.evaluate import _eval_arrays
+    from edgemap.search.evaluate import eval_arrays
     from edgemap.search.timing import time_models
 
     c = summary["chosen"]
-    x1 = _eval_arrays(job.ctx["eval_npz"])[0][:1].copy()
+    x1 = eval_arrays(job.ctx["eval_npz"])[0][:1].copy()
     rows = {"chosen": (c["candidate"]["backend"], c["model_path"], c["candidate"]["threads"])}
     rows |= {f"onnxruntime_fp32_t{t}": ("onnxruntime", str(artifacts.fp32_onnx(job.ctx, 0.0)), t) for t in opts.threads}
     lat = time_models(rows, x1, runs=max(200, opts.latency_runs))
@@ -98,7 +98,7 @@ def diagnose(opts, job, summary: dict, rounds: int) -> dict:  # noqa: ANN001 - M
     first and last layers in float (QuantizeStatic.float_first_last; since a5667b3 the search's own INT8 is built so)."""
     from edgemap.runtime.onnxruntime_backend import OrtSession
     from edgemap.search import artifacts
-    from edgemap.search.evaluate import _eval_arrays, accuracy
+    from edgemap.search.evaluate import eval_arrays, accuracy
     from edgemap.runtime.latency import measure_interleaved
 
     c = summary["chosen"]["candidate"]
@@ -106,7 +106,7 @@ def diagnose(opts, job, summary: dict, rounds: int) -> dict:  # noqa: ANN001 - M
         return {"skipped": "the chosen mapping is not ONNX Runtime INT8"}
     work = Path(job.ctx["work_dir"]) / "diagnose"
     ffl = float_first_last(opts, job, c, work)
-    x, labels, exact = _eval_arrays(job.ctx["eval_npz"])
+    x, labels, exact = eval_arrays(job.ctx["eval_npz"])
     rows = {"chosen": (summary["chosen"]["model_path"], c["threads"]), "chosen_float_first_last": (str(ffl), c["threads"]),
             "identity_graph": (str(identity_graph(work, x.shape[1:])), 1)}
     rows |= {f"onnxruntime_fp32_t{t}": (str(artifacts.fp32_onnx(job.ctx, 0.0)), t) for t in opts.threads}
@@ -216,9 +216,9 @@ def eval_images(job) -> dict:  # noqa: ANN001 - workflow.Job
     """How many images (per class) the accuracies were measured on."""
     import numpy as np
 
-    from edgemap.search.evaluate import _eval_arrays
+    from edgemap.search.evaluate import eval_arrays
 
-    labels = _eval_arrays(job.ctx["eval_npz"])[1]
+    labels = eval_arrays(job.ctx["eval_npz"])[1]
     counts = np.bincount(labels, minlength=len(job.class_names))
     return {"n": int(len(labels)), "per_class": dict(zip(job.class_names, (int(c) for c in counts))), "note": job.data_note}
 

@@ -63,10 +63,10 @@ def eager_by_threads(job, rows: dict, threads: tuple[int, ...], runs: int) -> di
     """PyTorch eager at each thread count of the space, timed by bursts beside the chosen mapping, one run per count
     (the comparison gives eager max(threads) only, and torch's thread count is global to the process)."""
     from edgemap.runtime.registry import load_session
-    from edgemap.search.evaluate import _eval_arrays
+    from edgemap.search.evaluate import eval_arrays
     from edgemap.runtime.latency import measure_interleaved
 
-    x1 = _eval_arrays(job.ctx["eval_npz"])[0][:1].copy()
+    x1 = eval_arrays(job.ctx["eval_npz"])[0][:1].copy()
     c, out = rows["chosen"], {}
     for t in threads:
         with load_session(c["backend"], c["model"], c["threads"]) as s, load_session("torch", rows["torch_eager_fp32"]["model"], t) as e:
@@ -83,9 +83,9 @@ def per_call(job, rows: dict, runs: int) -> dict:  # noqa: ANN001 - workflow.Job
     """p50/p99 of the comparison's rows with call-by-call interleaving (runtime.latency.measure_interleaved)."""
     from edgemap.runtime.latency import measure_interleaved
     from edgemap.runtime.registry import load_session
-    from edgemap.search.evaluate import _eval_arrays
+    from edgemap.search.evaluate import eval_arrays
 
-    x1 = _eval_arrays(job.ctx["eval_npz"])[0][:1].copy()
+    x1 = eval_arrays(job.ctx["eval_npz"])[0][:1].copy()
     keep = {k: v for k, v in rows.items() if k != "best_plain_int8"}
     sessions = {k: load_session(v["backend"], v["model"], v["threads"]) for k, v in keep.items()}
     try:

@@ -19,7 +19,7 @@ from edgemap.search.space import Candidate
 
 
 @lru_cache(maxsize=4)
-def _eval_arrays(npz_path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def eval_arrays(npz_path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Preprocessed evaluation inputs, labels and exact-mask, prepared once by the driver."""
     with np.load(npz_path, allow_pickle=False) as z:
         return z["x"], z["labels"], z["lossless"]
@@ -71,7 +71,7 @@ def _measure(ctx: dict, c: Candidate) -> dict:
     from edgemap.search.artifacts import backend_model
 
     path = backend_model(ctx, c)
-    x, labels, exact = _eval_arrays(ctx["eval_npz"])
+    x, labels, exact = eval_arrays(ctx["eval_npz"])
     session = load_session(c.backend, path, c.threads)
     try:
         top1, top1_exact, _ = accuracy(session, x, labels, exact)

@@ -161,9 +161,9 @@ def _fingerprint(opts: MapOptions, model: Path) -> str:
 def _baseline(ctx: dict, fp32_onnx: Path) -> float:
     """Accuracy of the unmodified model (FP32 ONNX in ONNX Runtime) on the evaluation set."""
     from edgemap.runtime.onnxruntime_backend import OrtSession
-    from edgemap.search.evaluate import _eval_arrays, accuracy
+    from edgemap.search.evaluate import eval_arrays, accuracy
 
-    x, labels, exact = _eval_arrays(ctx["eval_npz"])
+    x, labels, exact = eval_arrays(ctx["eval_npz"])
     with OrtSession(fp32_onnx, threads=0) as s:
         return accuracy(s, x, labels, exact)[0]
 
@@ -228,13 +228,13 @@ def choose(opts: MapOptions, job: Job, results: dict[str, dict]) -> dict:
 
 def finalists(job: Job, feasible: list[dict], opts: MapOptions, n: int = 4) -> dict[str, dict]:
     """The n fastest feasible candidates timed again in one run, interleaved by bursts (host latency objective only)."""
-    from edgemap.search.evaluate import _eval_arrays
+    from edgemap.search.evaluate import eval_arrays
     from edgemap.search.timing import time_models
 
     top = sorted(feasible, key=lambda m: m["latency_ms"])[:n]
     if len(top) < 2:
         return {}
-    x1 = _eval_arrays(job.ctx["eval_npz"])[0][:1].copy()
+    x1 = eval_arrays(job.ctx["eval_npz"])[0][:1].copy()
     rows = {m["key"]: (m["candidate"]["backend"], m["model_path"], m["candidate"]["threads"]) for m in top}
     return time_models(rows, x1, runs=max(200, opts.latency_runs))
 
@@ -242,10 +242,10 @@ def finalists(job: Job, feasible: list[dict], opts: MapOptions, n: int = 4) -> d
 def compare(opts: MapOptions, job: Job, summary: dict) -> dict:
     """Batch-1 latency in one run interleaved by bursts (see runtime/latency.py): PyTorch eager FP32, ONNX Runtime FP32,
     best plain INT8, the chosen mapping."""
-    from edgemap.search.evaluate import _eval_arrays
+    from edgemap.search.evaluate import eval_arrays
     from edgemap.search.timing import time_models
 
-    x1 = _eval_arrays(job.ctx["eval_npz"])[0][:1].copy()
+    x1 = eval_arrays(job.ctx["eval_npz"])[0][:1].copy()
     chosen = candidate_from(summary["chosen"]["candidate"])
     rows = {"chosen": (chosen.backend, summary["chosen"]["model_path"], chosen.threads)}
     int8 = [m for m in summary["trials"] if m.get("error") is None and m["candidate"]["prune_ratio"] == 0
