@@ -24,7 +24,7 @@ THREADS = 1                   # batch-1 latency threads
 TRAIN_THREADS = 2             # QAT uses both cores
 ROUNDS, RUNS = int(os.environ.get("ROUNDS", 5)), int(os.environ.get("RUNS", 300))
 SAMPLES = 512                 # calibration images from the train split
-WORK = Path("runs/compress_bench/qat")
+WORK = Path("runs/compress_bench/qat")  # + /lr<lr>-e<epochs>, one folder per setting
 # ------------------------------------------------------------------------------------------------
 
 
@@ -42,13 +42,15 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--lr", type=float, default=0.01)
     ap.add_argument("--limit", type=int, default=0, help="QAT on the first N training images only (0: all; quick checks)")
+    ap.add_argument("--name", default="compress_qat", help="results file stem")
     args = ap.parse_args()
+    work = WORK / f"lr{args.lr:g}-e{args.epochs}"
     ckpt = args.checkpoint or shipped_checkpoint()
     train, test = cifar("train"), cifar("test")
-    WORK.mkdir(parents=True, exist_ok=True)
+    work.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(TRAIN_THREADS)
-    ctx = PassContext(train_set=train.subset(slice(0, args.limit)) if args.limit else train, eval_set=None, run_dir=WORK / "state", latency_runs=0, progress=True)
-    qat_out, ptq_out, fp32_out = WORK / "qat_int8.onnx", WORK / "ptq_int8.onnx", WORK / "fp32.onnx"
+    ctx = PassContext(train_set=train.subset(slice(0, args.limit)) if args.limit else train, eval_set=None, run_dir=work / "state", latency_runs=0, progress=True)
+    qat_out, ptq_out, fp32_out = work / "qat_int8.onnx", work / "ptq_int8.onnx", work / "fp32.onnx"
     report = qat_checkpoint(Qat(epochs=args.epochs, lr=args.lr, samples=SAMPLES, compare_ptq=False), ckpt, qat_out, ctx)
     norm = ptq_and_fp32(ckpt, train, ptq_out, fp32_out)
     torch.set_num_threads(THREADS)
@@ -62,7 +64,7 @@ def main() -> None:
               "drop_points": {k: round(acc["fp32"]["top1"] - acc[k]["top1"], 2) for k in ("ptq", "qat")},
               "checkpoint_id": checkpoint_id(ckpt), "evidence": machine_evidence(THREADS)}
     record["claims"] = {"qat_no_worse_than_ptq": record["drop_points"]["qat"] <= record["drop_points"]["ptq"]}
-    write_results("compress_qat", record, summary_lines(record))
+    write_results(args.name, record, summary_lines(record))
 
 
 def ptq_and_fp32(ckpt: Path, train, ptq_out: Path, fp32_out: Path):  # noqa: ANN001, ANN201 - ImageSet -> Normalization
