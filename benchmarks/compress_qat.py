@@ -49,7 +49,8 @@ def main() -> None:
     train, test = cifar("train"), cifar("test")
     work.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(TRAIN_THREADS)
-    ctx = PassContext(train_set=train.subset(slice(0, args.limit)) if args.limit else train, eval_set=None, run_dir=work / "state", latency_runs=0, progress=True)
+    tune_set = train.subset(slice(0, args.limit)) if args.limit else train
+    ctx = PassContext(train_set=tune_set, eval_set=None, run_dir=work / "state", latency_runs=0, progress=True)
     qat_out, ptq_out, fp32_out = work / "qat_int8.onnx", work / "ptq_int8.onnx", work / "fp32.onnx"
     report = qat_checkpoint(Qat(epochs=args.epochs, lr=args.lr, samples=SAMPLES, compare_ptq=False), ckpt, qat_out, ctx)
     norm = ptq_and_fp32(ckpt, train, ptq_out, fp32_out)
