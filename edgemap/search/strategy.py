@@ -62,7 +62,19 @@ def suggest(trial, space: SearchSpace) -> Candidate:  # noqa: ANN001 - optuna.Tr
     cal = trial.suggest_categorical("calibration", cals) if p == "int8" and cals else "none"
     b = trial.suggest_categorical("backend", sorted({c.backend for c in grid}))
     t = trial.suggest_categorical("threads", sorted({c.threads for c in grid}))
-    return Candidate(r, p, cal, b, t)
+    return nearest_feasible(Candidate(r, p, cal, b, t), space, grid)
+
+
+def nearest_feasible(c: Candidate, space: SearchSpace, grid: list[Candidate]) -> Candidate:
+    """`c` when it can run; otherwise the feasible candidate differing from it in the fewest fields.
+
+    Each value is sampled on its own, so a point can combine values that cannot go together (LiteRT INT8
+    with a calibration other than its own min/max): its feasible neighbour stands in for it, so the trial
+    is not spent on a duplicate under a label that misstates what was built."""
+    if space.why_infeasible(c) is None:
+        return c
+    fields = ("prune_ratio", "precision", "calibration", "backend", "threads")
+    return min(grid, key=lambda g: sum(getattr(g, f) != getattr(c, f) for f in fields))
 
 
 def make_study(storage: Path, name: str, sampler: str, seed: int):  # noqa: ANN201

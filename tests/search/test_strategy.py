@@ -60,3 +60,16 @@ def test_constraint_violations_are_explained():
     m = {"accuracy_drop": 2.0, "latency_ms": 3.0, "ram_bytes": 5e6, "device_violations": ["needs fp16"]}
     v = Constraints(max_accuracy_drop=1.0, max_latency_ms=2.0, max_ram_mb=4.0).violations(m)
     assert v == ["needs fp16", "accuracy drop 2.00 > 1 points", "latency 3.000 ms > 2 ms", "RAM 5.00 MB > 4 MB"]
+
+
+def test_only_feasible_candidates_are_evaluated(tmp_path):
+    """LiteRT INT8 calibrates itself: a sampled (litert, int8, entropy) point must be evaluated as the
+    feasible minmax candidate, never under a label that misstates what was built."""
+    space = SearchSpace(prune_ratios=(0.0,), backends=("onnxruntime", "litert"), threads=(1,),
+                        installed_backends=("onnxruntime", "litert"))
+    ev = Counting()
+    results = run_search(space, ev, make_study(tmp_path / "s.db", "t", "tpe", 0), trials=len(space.grid()),
+                         objective="latency", constraints=Constraints(max_accuracy_drop=5.0))
+    grid_keys = {c.key() for c in space.grid()}
+    assert ev.calls and set(ev.calls) <= grid_keys and set(results) <= grid_keys
+    assert "p0-int8-minmax-litert-t1" in grid_keys and "p0-int8-entropy-litert-t1" not in grid_keys
