@@ -35,7 +35,7 @@ class MapOptions:
     preprocess: str | None = None
     prune_ratios: tuple[float, ...] = (0.0,)
     finetune_epochs: int = 2
-    backends: tuple[str, ...] = ("onnxruntime", "openvino")
+    backends: tuple[str, ...] = ("onnxruntime", "openvino", "litert")  # litert: fastest INT8 on the host map
     precisions: tuple[str, ...] = ("fp32", "fp16", "int8")
     threads: tuple[int, ...] = (1, 2)
     calib_samples: int = 256
@@ -57,12 +57,13 @@ def installed_backends() -> tuple[str, ...]:
     return tuple(b for b, m in mods.items() if importlib.util.find_spec(m) is not None)
 
 
-def build_space(opts: MapOptions, profile, can_prune: bool) -> SearchSpace:  # noqa: ANN001 - DeviceProfile
+def build_space(opts: MapOptions, profile, can_prune: bool, litert_source: bool = True) -> SearchSpace:  # noqa: ANN001
     """The search space for this device: its runtimes and data types, what is installed, what the model allows."""
     dtypes = sorted({d for u in profile.compute_units for d in u.dtypes})
     return SearchSpace(prune_ratios=opts.prune_ratios, precisions=opts.precisions, backends=opts.backends,
-                       threads=opts.threads, can_prune=can_prune, device_runtimes=tuple(profile.runtimes),
-                       device_dtypes=tuple(dtypes), installed_backends=installed_backends())
+                       threads=opts.threads, can_prune=can_prune, litert_source=litert_source,
+                       device_runtimes=tuple(profile.runtimes), device_dtypes=tuple(dtypes),
+                       installed_backends=installed_backends())
 
 
 def run_map(opts: MapOptions) -> dict:

@@ -95,7 +95,7 @@ def prepare(opts: MapOptions, console: Console) -> Job:
     can_prune, why = _can_prune(src, data)
     if not can_prune and any(r > 0 for r in opts.prune_ratios):
         console.print(f"pruning is off: {why}")
-    space = build_space(opts, profile, can_prune)
+    space = build_space(opts, profile, can_prune, litert_source=src.is_checkpoint)
     ctx = {"model": str(src.path), "work_dir": str(work), "eval_npz": str(eval_npz), "calibration_npy": str(calib_npy),
            "calib_samples": opts.calib_samples, "device": opts.device, "device_is_host": profile.name == "host",
            "latency_runs": opts.latency_runs, "pruned": {}, "baseline_accuracy": 0.0}
