@@ -135,6 +135,20 @@ def tflite_int8(fp32: bytes, calibration: np.ndarray) -> bytes:
         return bytes(q.quantize(stats, enable_progress_report=False).quantized_model)
 
 
+def _torch_form(src: Source) -> nn.Module:
+    """LiteRT converts from PyTorch: the source's module, or an ONNX graph converted to torch.fx (the parity gate
+    still compares against the original ONNX model in ONNX Runtime)."""
+    if src.model is not None:
+        return src.model
+    from edgemap.convert.onnx_to_torch import onnx_to_torch
+
+    try:
+        return onnx_to_torch(src.onnx_path)
+    except EdgemapError as exc:
+        raise EdgemapError(f"{src.name}: LiteRT conversion needs a PyTorch form of this ONNX model ({exc}); "
+                           "use --to onnx or --to openvino") from None
+
+
 def convert_to_litert(src: Source, out: str | Path, precision: str = "fp32", calibration_n: int = 300,
                       parity_n: int = 1000, tolerance: Tolerance | None = None,
                       calibration: np.ndarray | None = None) -> ConversionResult:
@@ -145,11 +159,8 @@ def convert_to_litert(src: Source, out: str | Path, precision: str = "fp32", cal
         raise EdgemapError(f"{out}: a LiteRT model's file name must end in .tflite")
     if precision not in PRECISIONS:
         raise EdgemapError(f"unknown precision {precision!r}; LiteRT conversion offers {', '.join(PRECISIONS)}")
-    if src.model is None:
-        raise EdgemapError(f"{src.name}: LiteRT conversion starts from the PyTorch model (a .safetensors checkpoint "
-                           "or zoo:NAME); for an .onnx file use --to onnx or --to openvino")
     t0 = time.perf_counter()
-    model, notes = litert_compatible(src.model)
+    model, notes = litert_compatible(_torch_form(src))
     flat = tflite_fp32(model, src.input_shape)
     if precision == "int8":
         calib = calibration if calibration is not None else parity_inputs(src, calibration_n)[0]

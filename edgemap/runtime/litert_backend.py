@@ -19,7 +19,8 @@ from edgemap.runtime.formats import check_tflite_file
 
 
 class LitertSession(Session):
-    """A tflite Interpreter behind the common API; the batch axis is resized on demand."""
+    """A tflite Interpreter behind the common API; the batch axis is resized on demand, and a model whose graph
+    fixes its batch (a reshape to a constant shape) runs a batch image by image."""
 
     backend = "litert"
 
@@ -32,7 +33,8 @@ class LitertSession(Session):
             self._out = self._interp.get_output_details()[0]
         except Exception as exc:  # ValueError / RuntimeError from the flatbuffer verifier or op resolver
             raise EdgemapError(f"{path}: LiteRT cannot load this model ({_first_line(exc)})") from None
-        self._batch = int(self._in["shape"][0])
+        self._batch = self._native_batch = int(self._in["shape"][0])
+        self._fixed_batch = False
         self.path = path
         self.threads = threads
 
@@ -57,8 +59,18 @@ class LitertSession(Session):
         self._batch = batch
 
     def _run(self, x: np.ndarray) -> np.ndarray:
-        if x.shape[0] != self._batch:
-            self._resize(x.shape[0])
+        if x.shape[0] != self._batch and not self._fixed_batch:
+            try:
+                self._resize(x.shape[0])
+            except EdgemapError:
+                self._fixed_batch = True  # the graph fixes its batch: back to it, and loop
+                self._resize(self._native_batch)
+        if self._fixed_batch and x.shape[0] != self._batch:
+            step = self._batch
+            return np.concatenate([self._invoke(x[i:i + step]) for i in range(0, len(x), step)])
+        return self._invoke(x)
+
+    def _invoke(self, x: np.ndarray) -> np.ndarray:
         try:
             self._interp.set_tensor(self._in["index"], _quantize(x, self._in))
             self._interp.invoke()

@@ -74,7 +74,8 @@ def backend_model(ctx: dict, c: Candidate) -> Path:
         if not out.is_file():
             convert(onnx_path, "openvino", out, precision=c.precision, parity_n=ctx.get("parity_n", 256))
         return out
-    out = folder / f"{c.precision}.tflite"  # LiteRT converts from the torch model and calibrates itself
-    if not out.is_file():
-        convert(base_model(ctx, c.prune_ratio), "litert", out, precision=c.precision, parity_n=ctx.get("parity_n", 256))
+    out = folder / f"{c.precision}-searchcal.tflite"  # LiteRT converts from the torch model (ONNX -> torch.fx)
+    if not out.is_file():  # INT8 calibrates on the search's own calibration inputs, preprocessed as evaluated
+        convert(base_model(ctx, c.prune_ratio), "litert", out, precision=c.precision, parity_n=ctx.get("parity_n", 256),
+                calibration=calibration(ctx) if c.precision == "int8" else None)
     return out

@@ -50,7 +50,7 @@ class SearchSpace:
     backends: tuple[str, ...] = ("onnxruntime", "openvino")
     threads: tuple[int, ...] = (1, 2)
     can_prune: bool = True  # False when the model has no torch form or there is no training data
-    litert_source: bool = True  # False when the model is not an edgemap checkpoint (LiteRT converts from PyTorch)
+    litert_source: bool = True  # False when the model has no PyTorch form (LiteRT converts from PyTorch)
     device_runtimes: tuple[str, ...] = BACKENDS
     device_dtypes: tuple[str, ...] = PRECISIONS
     installed_backends: tuple[str, ...] = BACKENDS
@@ -78,7 +78,7 @@ class SearchSpace:
         if c.prune_ratio > 0 and not self.can_prune:
             return "pruning needs a torch model and training data"
         if c.backend == "litert" and not self.litert_source:
-            return "LiteRT conversion starts from a PyTorch checkpoint; this model is not one"
+            return "LiteRT conversion starts from PyTorch; this model has no PyTorch form"
         if c.backend == "litert" and c.precision == "int8" and c.calibration != "minmax":
             return "LiteRT int8 uses its own min/max calibration"  # the other methods would duplicate it
         return None

@@ -95,7 +95,7 @@ def prepare(opts: MapOptions, console: Console) -> Job:
     can_prune, why = _can_prune(src, data)
     if not can_prune and any(r > 0 for r in opts.prune_ratios):
         console.print(f"pruning is off: {why}")
-    space = build_space(opts, profile, can_prune, litert_source=src.is_checkpoint)
+    space = build_space(opts, profile, can_prune, litert_source=_torch_form_error(src) is None)
     ctx = {"model": str(src.path), "work_dir": str(work), "eval_npz": str(eval_npz), "calibration_npy": str(calib_npy),
            "calib_samples": opts.calib_samples, "device": opts.device, "device_is_host": profile.name == "host",
            "latency_runs": opts.latency_runs, "pruned": {}, "baseline_accuracy": 0.0}
@@ -122,17 +122,26 @@ def _check_user_model(src: ModelSource, eval_set, console: Console) -> None:  # 
         console.print(f"[bold yellow]warning:[/] {sanity.hint}")
 
 
+def _torch_form_error(src: ModelSource) -> str | None:
+    """None for a checkpoint or a user model that converts to torch (LiteRT and pruning start from PyTorch);
+    otherwise why it does not."""
+    if src.user is None:
+        return None
+    try:
+        src.user.torch_module()
+    except EdgemapError as exc:
+        return str(exc)
+    return None
+
+
 def _can_prune(src: ModelSource, data) -> tuple[bool, str]:  # noqa: ANN001 - SearchData
     """Pruning needs training data, a torch form of the model, and NCHW input (the augmentation crops NCHW)."""
     if data.train_set is None:
         return False, "no training data (--train-data) to fine-tune on"
     if src.spec.layout != "nchw":
         return False, "the model takes NHWC input; pruning and fine-tuning handle NCHW models"
-    if src.user is not None:
-        try:
-            src.user.torch_module()
-        except EdgemapError as exc:
-            return False, f"the model has no torch form ({exc}); quantization and conversion still apply"
+    if (error := _torch_form_error(src)) is not None:
+        return False, f"the model has no torch form ({error}); quantization and conversion still apply"
     return True, ""
 
 
