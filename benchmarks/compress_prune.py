@@ -1,6 +1,6 @@
 """50 % channel pruning + fine-tuning (distilled from the unpruned model) + static INT8, on full CIFAR-10.
 
-    EDGEMAP_CIFAR10=/work/shared/data/cifar10 .venv/bin/python benchmarks/compress_prune.py --epochs 8
+    EDGEMAP_CIFAR10=/work/shared/data/cifar10 .venv/bin/python benchmarks/compress_prune.py --epochs 40
     # -> benchmarks/results/compress_prune.{json,md}; fine-tuning state in runs/compress_bench/prune (resumable:
     #    re-run the same command after an interruption and it continues from the last finished epoch)
 
