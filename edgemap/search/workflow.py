@@ -235,8 +235,12 @@ def choose(opts: MapOptions, job: Job, results: dict[str, dict]) -> dict:
             "failed": {m["key"]: m["error"] for m in results.values() if m.get("error")}}
 
 
+FINALIST_ROUNDS = 3  # one side-by-side run picked a 2-thread candidate in a lucky mode: x1.7 slower in the next run
+
+
 def finalists(job: Job, feasible: list[dict], opts: MapOptions, n: int = 4) -> dict[str, dict]:
-    """The n fastest feasible candidates timed again in one run, interleaved by bursts (host latency objective only)."""
+    """The n fastest feasible candidates timed again side by side, interleaved by bursts, FINALIST_ROUNDS times
+    (the round with the median p50 counts; host latency objective only)."""
     from edgemap.search.evaluate import eval_arrays
     from edgemap.search.timing import time_models
 
@@ -245,7 +249,7 @@ def finalists(job: Job, feasible: list[dict], opts: MapOptions, n: int = 4) -> d
         return {}
     x1 = eval_arrays(job.ctx["eval_npz"])[0][:1].copy()
     rows = {m["key"]: (m["candidate"]["backend"], m["model_path"], m["candidate"]["threads"]) for m in top}
-    return time_models(rows, x1, runs=max(200, opts.latency_runs))
+    return time_models(rows, x1, runs=max(200, opts.latency_runs), rounds=FINALIST_ROUNDS)
 
 
 def compare(opts: MapOptions, job: Job, summary: dict) -> dict:
