@@ -92,10 +92,11 @@ def prepare(opts: MapOptions, console: Console) -> Job:
     data = prep.split_data(eval_set, train_set)
     work = Path(opts.out_dir) / "artifacts" / _fingerprint(opts, src.path)
     eval_npz, calib_npy = prep.write_arrays(work, data, src.spec, opts.calib_samples, opts.seed)
-    can_prune, why = _can_prune(src, data)
+    torch_error = _torch_form_error(src)  # converting an ONNX model to torch once answers both pruning and LiteRT
+    can_prune, why = _can_prune(src, data, torch_error)
     if not can_prune and any(r > 0 for r in opts.prune_ratios):
         console.print(f"pruning is off: {why}")
-    space = build_space(opts, profile, can_prune, litert_source=_torch_form_error(src) is None)
+    space = build_space(opts, profile, can_prune, litert_source=torch_error is None)
     ctx = {"model": str(src.path), "work_dir": str(work), "eval_npz": str(eval_npz), "calibration_npy": str(calib_npy),
            "calib_samples": opts.calib_samples, "device": opts.device, "device_is_host": profile.name == "host",
            "latency_runs": opts.latency_runs, "pruned": {}, "baseline_accuracy": 0.0}
@@ -134,14 +135,14 @@ def _torch_form_error(src: ModelSource) -> str | None:
     return None
 
 
-def _can_prune(src: ModelSource, data) -> tuple[bool, str]:  # noqa: ANN001 - SearchData
+def _can_prune(src: ModelSource, data, torch_error: str | None) -> tuple[bool, str]:  # noqa: ANN001 - SearchData
     """Pruning needs training data, a torch form of the model, and NCHW input (the augmentation crops NCHW)."""
     if data.train_set is None:
         return False, "no training data (--train-data) to fine-tune on"
     if src.spec.layout != "nchw":
         return False, "the model takes NHWC input; pruning and fine-tuning handle NCHW models"
-    if (error := _torch_form_error(src)) is not None:
-        return False, f"the model has no torch form ({error}); quantization and conversion still apply"
+    if torch_error is not None:
+        return False, f"the model has no torch form ({torch_error}); quantization and conversion still apply"
     return True, ""
 
 
