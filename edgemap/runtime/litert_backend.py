@@ -63,11 +63,12 @@ class LitertSession(Session):
             try:
                 self._resize(x.shape[0])
             except EdgemapError:
-                self._fixed_batch = True  # the graph fixes its batch: back to it, and loop
-                self._resize(self._native_batch)
-        if self._fixed_batch and x.shape[0] != self._batch:
-            step = self._batch
-            return np.concatenate([self._invoke(x[i:i + step]) for i in range(0, len(x), step)])
+                if self._native_batch != 1:  # only a batch-1 graph can take any batch image by image
+                    raise
+                self._fixed_batch = True  # the graph fixes batch 1: back to it, and loop
+                self._resize(1)
+        if self._fixed_batch and len(x) > 1:
+            return np.concatenate([self._invoke(x[i:i + 1]) for i in range(len(x))])
         return self._invoke(x)
 
     def _invoke(self, x: np.ndarray) -> np.ndarray:
