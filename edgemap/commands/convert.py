@@ -22,24 +22,31 @@ def register(app: typer.Typer) -> None:
         precision: str = typer.Option("fp32", help="fp32; openvino also fp16, int8; litert also int8"),
         opset: int = typer.Option(18, help="ONNX opset"),
         simplify: bool = typer.Option(True, help="simplify the ONNX graph with onnxslim"),
-        calibration: int = typer.Option(300, help="calibration images for INT8 (from the shipped sample)"),
+        calibration: int = typer.Option(300, help="calibration images for INT8 (from --data, else the shipped sample)"),
+        data: Optional[Path] = typer.Option(None, help="real images for INT8 calibration and the parity gate: image folder, "
+                                                     ".npz or CIFAR-10 location (its train split when it has one); "
+                                                     "needed for INT8 of a model that does not take 3x32x32"),
+        preprocess: Optional[str] = typer.Option(None, help="how --data images become inputs (string or YAML file); "
+                                                            "default for a checkpoint: its own normalisation"),
         parity_n: int = typer.Option(1000, help="inputs the parity gate compares on"),
         max_diff: Optional[float] = typer.Option(None, help="parity: largest allowed |logit diff| (default by precision)"),
         min_agreement: Optional[float] = typer.Option(None, help="parity: smallest allowed top-1 agreement, 0..1"),
         report: Optional[Path] = typer.Option(None, help="write the conversion record as JSON here"),
     ) -> None:
         """Convert a model; refuse (no file written) when the result disagrees with the original."""
-        run_convert(source, to, out, precision, opset, simplify, calibration, parity_n, max_diff, min_agreement, report)
+        run_convert(source, to, out, precision, opset, simplify, calibration, parity_n, max_diff, min_agreement, report,
+                    data, preprocess)
 
 
 def run_convert(source: str | None, to: str, out: Path | None, precision: str, opset: int, simplify: bool,
                 calibration: int, parity_n: int, max_diff: float | None, min_agreement: float | None,
-                report: Path | None) -> dict:
+                report: Path | None, data: Path | None = None, preprocess: str | None = None) -> dict:
     """The body of `edgemap convert`; returns the conversion record."""
     from rich.console import Console
 
     from edgemap.convert.api import convert
     from edgemap.convert.parity import DEFAULT_TOLERANCES, Tolerance
+    from edgemap.convert.source import open_source, with_inputs
     from edgemap.core.atomic import write_json
     from edgemap.errors import EdgemapError
     from edgemap.models.shipped import shipped_checkpoint
@@ -54,7 +61,12 @@ def run_convert(source: str | None, to: str, out: Path | None, precision: str, o
         base = DEFAULT_TOLERANCES.get(precision, DEFAULT_TOLERANCES["fp32"])
         tolerance = Tolerance(max_diff if max_diff is not None else base.max_abs_diff,
                               min_agreement if min_agreement is not None else base.min_agreement)
-    result = convert(source, to, out, precision=precision, opset=opset, simplify=simplify, calibration_n=calibration,
+    src = open_source(source)
+    if data is not None:
+        src = with_inputs(src, *data_inputs(src, data, preprocess, max(calibration, parity_n)))
+    elif preprocess is not None:
+        raise EdgemapError("--preprocess says how --data images become inputs; give --data too")
+    result = convert(src, to, out, precision=precision, opset=opset, simplify=simplify, calibration_n=calibration,
                      parity_n=parity_n, tolerance=tolerance)
     record = result.to_dict()
     if report:
@@ -63,3 +75,18 @@ def run_convert(source: str | None, to: str, out: Path | None, precision: str, o
                     f"{result.seconds:.1f} s)\nparity: {result.parity.summary()}"
                     + "".join(f"\nnote: {n}" for n in result.notes))
     return record
+
+
+def data_inputs(src, data: Path, preprocess: str | None, n: int):  # noqa: ANN001, ANN201 - Source -> (x, labels)
+    """`n` images of --data (a seeded random pick), preprocessed as given (a checkpoint: as it was trained)."""
+    from edgemap.commands.evaluate import load_user_data
+    from edgemap.data.compat import sample
+    from edgemap.data.preprocess import PreprocessSpec, parse_preprocess
+    from edgemap.errors import EdgemapError
+
+    if preprocess is None and src.model is None:
+        raise EdgemapError(f"{src.name}: --data needs --preprocess for an .onnx model (e.g. 'imagenet,resize=224x224' or "
+                           "'resize=48x48,scale=1/255,mean=0.5,std=0.25')")
+    spec = parse_preprocess(preprocess) if preprocess else PreprocessSpec.from_normalization(src.normalization)
+    images = sample(load_user_data(data, "train", spec), n)
+    return spec.apply(images.images), images.labels

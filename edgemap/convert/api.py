@@ -14,7 +14,7 @@ import numpy as np
 
 from edgemap.convert.parity import Tolerance
 from edgemap.convert.result import ConversionResult
-from edgemap.convert.source import Source, open_source
+from edgemap.convert.source import Source, open_source, with_inputs
 from edgemap.errors import EdgemapError
 
 TARGETS = ("onnx", "openvino", "litert")
@@ -22,10 +22,17 @@ TARGETS = ("onnx", "openvino", "litert")
 
 def convert(source: str | Path | Source, to: str, out: str | Path, precision: str = "fp32", opset: int = 18,
             simplify: bool = True, calibration_n: int = 300, parity_n: int = 1000,
-            tolerance: Tolerance | None = None, calibration: np.ndarray | None = None) -> ConversionResult:
+            tolerance: Tolerance | None = None, calibration: np.ndarray | None = None,
+            inputs: np.ndarray | None = None, labels: np.ndarray | None = None) -> ConversionResult:
     """Convert `source` to the `to` format at `out`; raises EdgemapError (and writes nothing) on failure.
-    INT8 calibrates on `calibration` (float32 NCHW) when given, else on `calibration_n` shipped-sample images."""
+
+    inputs: real images (float32 NCHW, preprocessed as evaluated; labels optional) for the parity gate and, when
+    `calibration` is not given, INT8 calibration. Without them, 3x32x32 models use the shipped sample; other input
+    shapes are parity-checked on random inputs and cannot be calibrated.
+    """
     src = source if isinstance(source, Source) else open_source(source)
+    if inputs is not None:
+        src = with_inputs(src, inputs, labels)
     if to == "onnx":
         from edgemap.convert.onnx_convert import convert_to_onnx
 

@@ -26,7 +26,7 @@ from torch import nn
 
 from edgemap.convert.parity import Tolerance
 from edgemap.convert.result import ConversionResult, verify
-from edgemap.convert.source import Source, parity_inputs
+from edgemap.convert.source import Source, calibration_inputs, parity_inputs
 from edgemap.core.atomic import atomic_path
 from edgemap.errors import EdgemapError
 
@@ -153,17 +153,19 @@ def convert_to_litert(src: Source, out: str | Path, precision: str = "fp32", cal
                       parity_n: int = 1000, tolerance: Tolerance | None = None,
                       calibration: np.ndarray | None = None) -> ConversionResult:
     """Write `out` (.tflite); refuse, leaving no file, when it fails the parity gate.
-    INT8 calibrates on `calibration` (float32 NCHW) when given, else on `calibration_n` shipped-sample images."""
+    INT8 calibrates on `calibration` (float32 NCHW) when given, else on `calibration_n` of the source's real inputs."""
     out = Path(out)
     if out.suffix != ".tflite":
         raise EdgemapError(f"{out}: a LiteRT model's file name must end in .tflite")
     if precision not in PRECISIONS:
         raise EdgemapError(f"unknown precision {precision!r}; LiteRT conversion offers {', '.join(PRECISIONS)}")
     t0 = time.perf_counter()
+    calib = None  # resolved first: a model that cannot be calibrated is refused before the slow conversion
+    if precision == "int8":
+        calib = calibration if calibration is not None else calibration_inputs(src, calibration_n)
     model, notes = litert_compatible(_torch_form(src))
     flat = tflite_fp32(model, src.input_shape)
-    if precision == "int8":
-        calib = calibration if calibration is not None else parity_inputs(src, calibration_n)[0]
+    if calib is not None:
         flat = tflite_int8(flat, calib)
         notes.append(f"INT8 by ai-edge-quantizer static_wi8_ai8, {len(calib)} calibration images")
     with atomic_path(out) as tmp:

@@ -12,6 +12,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -19,7 +20,7 @@ from edgemap.convert.onnx_convert import write_onnx
 from edgemap.convert.operators import openvino_failure, report_unsupported
 from edgemap.convert.parity import Tolerance
 from edgemap.convert.result import ConversionResult, verify
-from edgemap.convert.source import Source, parity_inputs
+from edgemap.convert.source import Source, calibration_inputs, parity_inputs
 from edgemap.errors import EdgemapError
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -40,7 +41,8 @@ def nncf_int8(ov_model, calibration: np.ndarray):  # noqa: ANN001, ANN201 - ov.M
     return nncf.quantize(ov_model, dataset, subset_size=len(calibration))
 
 
-def _build(onnx_path: Path, precision: str, calibration: np.ndarray, notes: list[str]):  # noqa: ANN202 - ov.Model
+def _build(onnx_path: Path, precision: str, calibration: Callable[[], np.ndarray], notes: list[str]):  # noqa: ANN202
+    """The ov.Model at `precision`; `calibration` is called only when NNCF quantizes (a QDQ model brings its own)."""
     import openvino as ov
 
     try:
@@ -52,8 +54,9 @@ def _build(onnx_path: Path, precision: str, calibration: np.ndarray, notes: list
     if precision == "int8" and is_qdq(onnx_path):
         notes.append("INT8 from the QDQ ONNX model's quantization parameters")
     elif precision == "int8":
-        model = nncf_int8(model, calibration)
-        notes.append(f"INT8 by NNCF post-training quantization, {len(calibration)} calibration images")
+        calib = calibration()
+        model = nncf_int8(model, calib)
+        notes.append(f"INT8 by NNCF post-training quantization, {len(calib)} calibration images")
     elif is_qdq(onnx_path):
         raise EdgemapError(f"{onnx_path.name}: is already an INT8 (QDQ) model; convert it with --precision int8")
     return model
@@ -63,7 +66,7 @@ def convert_to_openvino(src: Source, out: str | Path, precision: str = "fp32", c
                         parity_n: int = 1000, tolerance: Tolerance | None = None, opset: int = 18,
                         calibration: np.ndarray | None = None) -> ConversionResult:
     """Write `out` (.xml, with .bin beside it); refuse, leaving no file, when it fails the parity gate.
-    INT8 calibrates on `calibration` (float32 NCHW) when given, else on `calibration_n` shipped-sample images."""
+    INT8 calibrates on `calibration` (float32 NCHW) when given, else on `calibration_n` of the source's real inputs."""
     import openvino as ov
 
     out = Path(out)
@@ -77,8 +80,8 @@ def convert_to_openvino(src: Source, out: str | Path, precision: str = "fp32", c
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as tmp_dir:
         tmp_onnx, tmp_xml = Path(tmp_dir) / "model.onnx", Path(tmp_dir) / out.name
         write_onnx(src, tmp_onnx, opset)
-        calib = calibration if calibration is not None else parity_inputs(src, calibration_n)[0]
-        model = _build(tmp_onnx, precision, calib, notes)
+        model = _build(tmp_onnx, precision, lambda: calibration if calibration is not None
+                       else calibration_inputs(src, calibration_n), notes)
         ov.save_model(model, str(tmp_xml), compress_to_fp16=precision == "fp16")
         report = verify(src, "openvino", tmp_xml, data, precision, tolerance, f"{src.name} -> OpenVINO {precision}")
         # weights first, then the .xml: a reader never finds an .xml whose .bin is missing or stale

@@ -1,11 +1,14 @@
 """What a conversion starts from: an edgemap checkpoint, a zoo model, or an .onnx file the user brings.
 
-It also supplies the inputs both sides of the parity gate are run on: the shipped 1,000-image
-sample (normalised as the checkpoint says) for 3x32x32 models, seeded random inputs otherwise.
+It also supplies the inputs both sides of the parity gate are run on, and INT8 calibration images: real
+images the caller gives (a user's data, preprocessed as evaluated) when there are some; else the shipped
+1,000-image sample (normalised as the checkpoint says) for 3x32x32 models; else seeded random inputs, which
+serve a parity check but never a calibration (they would set activation ranges no real image has).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +27,7 @@ class Source:
     model: object | None = None  # torch.nn.Module in eval mode, when the source is PyTorch
     onnx_path: Path | None = None
     normalization: Normalization = field(default_factory=Normalization)
+    inputs: tuple[np.ndarray, np.ndarray | None] | None = None  # real float32 NCHW inputs (and labels) from the caller
     _ort: object | None = field(default=None, repr=False, compare=False)  # onnxruntime session, opened once
 
     def reference(self, x: np.ndarray) -> np.ndarray:
@@ -83,10 +87,31 @@ def _onnx_input_shape(path: Path) -> tuple[int, ...]:
     return tuple(int(d.dim_value) for d in dims)
 
 
+def with_inputs(src: Source, x: np.ndarray, labels: np.ndarray | None = None) -> Source:
+    """`src` checked and calibrated on the caller's real inputs `x` (float32 NCHW, preprocessed as evaluated)."""
+    x = np.asarray(x)
+    if x.ndim != len(src.input_shape) + 1 or tuple(x.shape[1:]) != tuple(src.input_shape) or not len(x):
+        raise EdgemapError(f"{src.name}: the given inputs have shape {tuple(x.shape)}; the model takes N x "
+                           f"{' x '.join(map(str, src.input_shape))}")
+    if labels is not None and len(labels) != len(x):
+        raise EdgemapError(f"{src.name}: {len(labels)} labels for {len(x)} inputs")
+    return dataclasses.replace(src, inputs=(x.astype(np.float32, copy=False), labels))
+
+
+def _pick(x: np.ndarray, labels: np.ndarray | None, n: int, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """n of the caller's inputs, a seeded random subset (an image folder is sorted by class: the first n are one class)."""
+    if n >= len(x):
+        return x, labels
+    idx = np.sort(np.random.default_rng(seed).permutation(len(x))[:n])
+    return x[idx], (labels[idx] if labels is not None else None)
+
+
 def parity_inputs(src: Source, n: int = 1000) -> tuple[np.ndarray, np.ndarray | None]:
-    """`n` float32 inputs (and labels when they are real images) for the parity gate and calibration."""
+    """`n` float32 inputs (and labels when they are real images) for the parity gate."""
     if n < 1:
         raise EdgemapError(f"need at least one parity input, got {n}")
+    if src.inputs is not None:
+        return _pick(*src.inputs, n, seed=0)
     if tuple(src.input_shape) == (3, 32, 32):
         from edgemap.data.sample import load_sample
         from edgemap.data.transforms import to_nchw_float
@@ -96,3 +121,16 @@ def parity_inputs(src: Source, n: int = 1000) -> tuple[np.ndarray, np.ndarray | 
         return to_nchw_float(sample.images[:n], src.normalization), sample.labels[:n]
     rng = np.random.default_rng(0)
     return rng.standard_normal((n, *src.input_shape), dtype=np.float32), None
+
+
+def calibration_inputs(src: Source, n: int = 300) -> np.ndarray:
+    """`n` real float32 inputs for INT8 calibration; refuses when only random inputs exist for this input shape."""
+    if n < 1:
+        raise EdgemapError(f"need at least one calibration image, got {n}")
+    if src.inputs is not None:
+        return _pick(*src.inputs, n, seed=1)[0]
+    if tuple(src.input_shape) != (3, 32, 32):
+        raise EdgemapError(f"{src.name}: INT8 calibration needs real images for its "
+                           f"{'x'.join(map(str, src.input_shape))} input (random inputs set activation ranges no real "
+                           f"image has); give --data and --preprocess")
+    return parity_inputs(src, n)[0]

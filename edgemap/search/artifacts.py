@@ -29,8 +29,17 @@ def fp32_onnx(ctx: dict, ratio: float) -> Path:
     if not out.is_file():
         from edgemap.convert.api import convert
 
-        convert(src, "onnx", out, parity_n=ctx.get("parity_n", 256))
+        convert(src, "onnx", out, parity_n=ctx.get("parity_n", 256), **real_inputs(ctx))
     return out
+
+
+def real_inputs(ctx: dict) -> dict:
+    """The search's evaluation images (preprocessed as evaluated) as convert()'s parity inputs: a parity gate on
+    random inputs is meaningless for INT8 (their activations lie outside the calibrated ranges)."""
+    from edgemap.search.evaluate import eval_arrays  # evaluate imports this module
+
+    x, labels, _ = eval_arrays(ctx["eval_npz"])
+    return {"inputs": x, "labels": labels}
 
 
 def calibration(ctx: dict) -> np.ndarray:
@@ -72,10 +81,10 @@ def backend_model(ctx: dict, c: Candidate) -> Path:
     if c.backend == "openvino":
         out = folder / f"{onnx_path.stem}.xml"
         if not out.is_file():
-            convert(onnx_path, "openvino", out, precision=c.precision, parity_n=ctx.get("parity_n", 256))
+            convert(onnx_path, "openvino", out, precision=c.precision, parity_n=ctx.get("parity_n", 256), **real_inputs(ctx))
         return out
     out = folder / f"{c.precision}-searchcal.tflite"  # LiteRT converts from the torch model (ONNX -> torch.fx)
     if not out.is_file():  # INT8 calibrates on the search's own calibration inputs, preprocessed as evaluated
         convert(base_model(ctx, c.prune_ratio), "litert", out, precision=c.precision, parity_n=ctx.get("parity_n", 256),
-                calibration=calibration(ctx) if c.precision == "int8" else None)
+                calibration=calibration(ctx) if c.precision == "int8" else None, **real_inputs(ctx))
     return out

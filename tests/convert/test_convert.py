@@ -201,9 +201,66 @@ def test_an_onnx_model_converts_to_litert_through_torch(tmp_path: Path, precisio
 
     torch.manual_seed(0)
     onnx_path = export_onnx(_FlattenHead().eval(), tmp_path / "flat.onnx", (3, 16, 16))
+    inputs = np.random.default_rng(2).uniform(-1, 1, (64, 3, 16, 16)).astype(np.float32)  # the caller's "real" images
     res = convert(onnx_path, "litert", tmp_path / f"flat_{precision}.tflite", precision=precision, parity_n=16,
-                  calibration_n=16)
+                  calibration_n=16, inputs=inputs, tolerance=Tolerance(None, 1.0 if precision == "fp32" else 0.8))
     assert res.path.is_file() and res.parity.top1_agreement >= (1.0 if precision == "fp32" else 0.8)
+    assert res.parity.n == 16
     x = np.random.default_rng(1).standard_normal((5, 3, 16, 16)).astype(np.float32)
     session = load_session("litert", res.path, 1)
     assert session.run(x).shape == (5, 5)
+
+
+def test_int8_of_a_non_cifar_shape_needs_real_images_and_checks_on_them(tmp_path: Path) -> None:
+    """Calibrating on random inputs sets ranges no real image has: refused before any work, with what to give.
+    Given real inputs, the parity gate runs on them (a seeded pick from all classes, labels included)."""
+    from edgemap.convert.onnx_export import export_onnx
+
+    torch.manual_seed(0)
+    onnx_path = export_onnx(_FlattenHead().eval(), tmp_path / "flat.onnx", (3, 16, 16))
+    for to, name in (("litert", "q.tflite"), ("openvino", "q.xml")):
+        with pytest.raises(EdgemapError, match=r"flat: INT8 calibration needs real images for its 3x16x16 input .* "
+                                               r"give --data and --preprocess"):
+            convert(onnx_path, to, tmp_path / name, precision="int8", parity_n=8)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["flat.onnx"]
+    x = np.random.default_rng(3).uniform(0, 1, (40, 3, 16, 16)).astype(np.float32)
+    labels = np.arange(40) % 5
+    res = convert(onnx_path, "openvino", tmp_path / "f.xml", parity_n=24, inputs=x, labels=labels)
+    assert res.parity.n == 24 and res.parity.reference_top1 is not None  # labelled inputs: accuracy is reported
+    with pytest.raises(EdgemapError, match=r"flat: the given inputs have shape \(40, 3, 32, 32\); the model takes "
+                                           r"N x 3 x 16 x 16"):
+        convert(onnx_path, "openvino", tmp_path / "g.xml", inputs=np.zeros((40, 3, 32, 32), np.float32))
+    with pytest.raises(EdgemapError, match="flat: 3 labels for 40 inputs"):
+        convert(onnx_path, "openvino", tmp_path / "g.xml", inputs=x, labels=labels[:3])
+
+
+def test_cli_convert_calibrates_on_a_user_image_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture) -> None:
+    import json
+
+    from PIL import Image
+
+    from edgemap.convert.onnx_export import export_onnx
+
+    torch.manual_seed(0)
+    onnx_path = export_onnx(_FlattenHead().eval(), tmp_path / "flat.onnx", (3, 16, 16))
+    rng = np.random.default_rng(0)
+    for c in ("a", "b", "c", "d", "e"):
+        (tmp_path / "imgs" / c).mkdir(parents=True)
+        for i in range(6):
+            Image.fromarray(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(tmp_path / "imgs" / c / f"{i}.png")
+    args = ["convert", str(onnx_path), "--to", "litert", "--precision", "int8", "--parity-n", "20",
+            "--calibration", "10", "--min-agreement", "0.5"]
+    status = _cli(monkeypatch, *args, "--data", str(tmp_path / "imgs"), "--preprocess", "resize=16x16,scale=1/255",
+                  "--out", str(tmp_path / "q.tflite"), "--report", str(tmp_path / "r.json"))
+    assert status == 0, capsys.readouterr().err
+    record = json.loads((tmp_path / "r.json").read_text())
+    assert record["parity"]["n"] == 20 and "10 calibration images" in record["notes"][-1]
+    capsys.readouterr()
+    for extra, message in ((["--data", str(tmp_path / "imgs")], "--data needs --preprocess for an .onnx model"),
+                           (["--preprocess", "scale=1/255"], "--preprocess says how --data images become inputs"),
+                           ([], "INT8 calibration needs real images")):
+        assert _cli(monkeypatch, *args, *extra, "--out", str(tmp_path / "x.tflite")) == 2
+        errors = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("edgemap:")]
+        assert len(errors) == 1 and message in errors[0]
+    assert not (tmp_path / "x.tflite").exists()
