@@ -100,8 +100,10 @@ def _add_quantize(group: typer.Typer) -> None:
         max_accuracy_drop: Optional[float] = typer.Option(None, help="static: keep sensitive layers in float until the top-1 drop (points) is met"),
         exclude: list[str] = typer.Option([], help="static: node names kept in float"),
         float_first_last: bool = typer.Option(False, help="static: keep the first and last quantizable layers in float"),
-        data: Optional[Path] = typer.Option(None, help=DATA_HELP),
+        data: Optional[Path] = typer.Option(None, help=DATA_HELP + "; with --preprocess also an image folder or .npz"),
         eval_data: Optional[Path] = typer.Option(None, help=EVAL_HELP),
+        preprocess: Optional[str] = typer.Option(None, help="how --data / --eval-data images become the model's inputs "
+                                                            "(string or YAML), for a model that is not fed like CIFAR-10"),
         latency_runs: int = typer.Option(200, help="timed batch-1 runs per model (0: skip latency)"),
         report: Optional[Path] = typer.Option(None, help="write the report as JSON here"),
     ) -> None:
@@ -109,7 +111,7 @@ def _add_quantize(group: typer.Typer) -> None:
         from edgemap.compress import quantize as q
         from edgemap.errors import EdgemapError
 
-        ctx = make_context(data, eval_data, 0, latency_runs, None, False)
+        ctx = onnx_context(model, data, eval_data, preprocess, latency_runs)
         if mode == "static":
             cfg = q.QuantizeStatic(calibration=calibration, samples=samples, per_channel=per_channel,
                                    symmetric_activations=symmetric, max_accuracy_drop=max_accuracy_drop, exclude=tuple(exclude),
@@ -205,6 +207,35 @@ def _add_passes(group: typer.Typer) -> None:
         for name in passes.names():
             s = passes.spec(name)
             typer.echo(f"{name:<18} {s.consumes:>10} -> {s.produces:<10} {'needs data' if s.needs_data else ''}")
+
+
+def onnx_context(model: Path, data: Path | None, eval_data: Path | None, preprocess: str | None,
+                 latency_runs: int):  # noqa: ANN201 - PassContext
+    """The context of a pass on an .onnx file: its own input shape; with --preprocess, the user's data fed that way.
+
+    Without --preprocess, images are fed as to the shipped CIFAR-10 models, which only fits a 3x32x32 input."""
+    import dataclasses
+
+    from edgemap.commands.evaluate import load_user_data
+    from edgemap.compress.calibration import model_input_shape
+    from edgemap.compress.context import PassContext
+    from edgemap.data.preprocess import parse_preprocess
+    from edgemap.errors import EdgemapError
+    from edgemap.runtime.formats import check_onnx_file
+
+    check_onnx_file(model)
+    shape = tuple(model_input_shape(model)[1][1:])
+    if preprocess is None:
+        if shape != (3, 32, 32):
+            raise EdgemapError(f"{model.name} takes {'x'.join(str(d) for d in shape)} inputs: give --preprocess with "
+                               "--data / --eval-data (your images, fed as the model expects)")
+        return dataclasses.replace(make_context(data, eval_data, 0, latency_runs, None, False), input_shape=shape)
+    spec = parse_preprocess(preprocess)
+    if data is None and eval_data is None:
+        raise EdgemapError("--preprocess says how --data / --eval-data images become inputs; give at least one of them")
+    return PassContext(train_set=load_user_data(data, "train", spec) if data else None,
+                       eval_set=load_user_data(eval_data, "test", spec) if eval_data else None,
+                       latency_runs=latency_runs, progress=True, norm=spec, input_shape=shape)
 
 
 def make_context(data: Path | None, eval_data: Path | None, limit: int, latency_runs: int, run_dir: Path | None,

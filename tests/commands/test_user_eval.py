@@ -64,3 +64,27 @@ def test_entry_point_with_weights_gets_its_shape_from_the_data_and_a_hint_when_w
 def test_zoo_only_options_are_refused_for_checkpoints():
     r = edgemap("eval", "--preprocess", "cifar10")
     assert r.returncode == 2 and "--weights, --preprocess and --input-shape are for user models" in r.stderr
+
+
+def test_compress_quantize_calibrates_and_evaluates_on_a_user_image_folder(tmp_path, folder):
+    """A user's ONNX model (not 3x32x32) quantizes on their own images, preprocessed as given; without a
+    preprocessing the command says what is missing instead of feeding CIFAR-shaped calibration data."""
+    import json
+
+    from edgemap.convert.onnx_export import export_onnx
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 8, 3, padding=1),
+                              torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, 3))
+    model = export_onnx(net.eval(), tmp_path / "m.onnx", (3, 8, 8))
+    args = ["compress", "quantize", str(model), "--out", str(tmp_path / "q.onnx"), "--samples", "8", "--latency-runs", "5"]
+    r = edgemap(*args, "--data", str(folder), "--eval-data", str(folder), "--preprocess", "resize=8x8,scale=1/255",
+                "--report", str(tmp_path / "r.json"))
+    assert r.returncode == 0, r.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["extra"]["calibration"]["samples"] == 8 and report["accuracy"]["after"]["n"] == 12
+    assert report["extra"]["int8"]["integer_by_type"].get("QLinearConv", 0) == 2
+    r = edgemap(*args[:-4], "--out", str(tmp_path / "x.onnx"))
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+    assert "m.onnx takes 3x8x8 inputs: give --preprocess with --data / --eval-data" in r.stderr
+    assert not (tmp_path / "x.onnx").exists()

@@ -21,7 +21,7 @@ def edgemap(*args: str) -> subprocess.CompletedProcess:
     (["prune", "{ckpt}", "--out", "{out}", "--ratio", "1.5"], "ratio must lie in (0, 1), got 1.5"),
     (["prune", "{ckpt}", "--out", "{out}", "--ratio", "0"], "ratio must lie in (0, 1), got 0.0"),
     (["sparsify", "{ckpt}", "--out", "{out}", "--sparsity", "1"], "sparsity must lie in (0, 1)"),
-    (["quantize", "{ckpt}", "--out", "{out}"], "not a readable ONNX model"),
+    (["quantize", "{ckpt}", "--out", "{out}"], "expected a onnx model, but the file looks like a safetensors file"),
     (["quantize", "{onnx}", "--out", "{out}", "--mode", "int4"], "unknown quantization mode 'int4'"),
 ])
 def test_bad_input_is_one_line_exit_2_and_no_file(args: list[str], message: str, tiny_ckpt: Path, tiny_onnx: Path,
