@@ -55,9 +55,12 @@ def main() -> None:
     else:
         ctx = PassContext(train_set=tune_set, eval_set=test, run_dir=WORK / "state", latency_runs=0, progress=True)
         prune_report = prune_checkpoint(cfg, ckpt, WORK / "pruned.safetensors", ctx).to_dict()
+    measured = WORK / "pruned.safetensors"
+    if args.stage2_epochs:
+        measured, prune_report["stage2"] = stage2(args, ckpt, tune_set, test)
     torch.set_num_threads(THREADS)
     model, info = load_checkpoint(ckpt)
-    pruned, _ = load_checkpoint(WORK / "pruned.safetensors")
+    pruned, _ = load_checkpoint(measured)
     fp32 = export_onnx(model, WORK / "fp32.onnx", info.input_shape)
     pruned_fp32 = export_onnx(pruned, WORK / "pruned_fp32.onnx", info.input_shape)
     calib = calibration_array(train, SAMPLES, info.normalization, seed=0)
@@ -91,7 +94,26 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--limit", type=int, default=0, help="fine-tune on the first N training images (0: all)")
     ap.add_argument("--from-state", action="store_true",
                     help="measure the fine-tuning state saved so far (the epochs finished) instead of running it to the end")
+    ap.add_argument("--stage2-epochs", type=int, default=0,
+                    help="then a second distilled fine-tuning of the pruned model (a fresh cosine schedule), like the "
+                         "shipped model's own second stage; 0: none")
+    ap.add_argument("--stage2-lr", type=float, default=0.04)
     return ap.parse_args()
+
+
+def stage2(args: argparse.Namespace, ckpt: Path, train, test) -> tuple[Path, dict]:  # noqa: ANN001 - ImageSets
+    """Distil the unpruned checkpoint into the fine-tuned pruned model once more (edgemap's Distill pass; resumable)."""
+    from edgemap.compress.context import PassContext
+    from edgemap.compress.distill import Distill, distill_checkpoint
+
+    out = WORK / f"pruned_stage2_e{args.stage2_epochs}.safetensors"
+    cfg = Distill(student=str(WORK / "pruned.safetensors"), epochs=args.stage2_epochs, lr=args.stage2_lr, temperature=4.0,
+                  alpha=args.alpha, compare_baseline=False, jpeg_augment=args.jpeg_augment)
+    ctx = PassContext(train_set=train, eval_set=test, run_dir=WORK / f"state_stage2_e{args.stage2_epochs}", latency_runs=0,
+                      progress=True)
+    report = distill_checkpoint(cfg, ckpt, out, ctx).to_dict()
+    return out, {"config": report["config"], "accuracy": report["accuracy"], "wall_s": report["wall_s"],
+                 "jpeg_augment": report["extra"]["jpeg_augment"]}
 
 
 def partial_run(cfg, ckpt: Path, test) -> dict:  # noqa: ANN001
@@ -144,8 +166,11 @@ def summary_lines(r: dict) -> list[str]:
     a, h, s = r["accuracy"], r["headline"], r["speedup"]
     cfg = r["prune_report"]["config"]
     done = r["prune_report"].get("finetune_epochs_done", cfg["finetune_epochs"])
+    s2 = r["prune_report"].get("stage2")
     lines = [f"# {cfg['ratio']:.0%} channel pruning + {done} of {cfg['finetune_epochs']} fine-tuning epochs"
-             f"{' (distilled from the unpruned model)' if cfg['distill'] else ''} + static INT8", "",
+             f"{' (distilled from the unpruned model)' if cfg['distill'] else ''}"
+             + (f" + a second stage of {s2['config']['epochs']} distilled epochs (lr {s2['config']['lr']}, fresh cosine)"
+                if s2 else "") + " + static INT8", "",
              f"`{r['command']}`", "", f"CPU: {r['evidence']['cpu']} ({', '.join(r['evidence']['cpu_flags'])}); "
              f"latency threads {r['threads']}; load average at the end {r['evidence'].get('load_average')}", "",
              "| model | top-1 (10k) | top-1 (exact 1k) | MACs | ONNX bytes |", "|---|---|---|---|---|",

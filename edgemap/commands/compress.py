@@ -158,6 +158,8 @@ def _add_distill(group: typer.Typer) -> None:
         epochs: int = typer.Option(5), lr: float = typer.Option(0.05),
         temperature: float = typer.Option(4.0), alpha: float = typer.Option(0.9),
         baseline: bool = typer.Option(True, help="also train the student without distillation, same budget"),
+        jpeg_augment: Optional[float] = typer.Option(None, help="share of training images given a JPEG round trip "
+                                                               "(default: what the teacher was trained with)"),
         data: Optional[Path] = typer.Option(None, help=DATA_HELP),
         eval_data: Optional[Path] = typer.Option(None, help=EVAL_HELP),
         limit: int = typer.Option(0, help="use the first N training images only (0: all)"),
@@ -168,7 +170,8 @@ def _add_distill(group: typer.Typer) -> None:
         """Knowledge distillation (Hinton loss) into a student, with the no-distillation baseline."""
         from edgemap.compress.distill import Distill, distill_checkpoint
 
-        cfg = Distill(student=student, epochs=epochs, lr=lr, temperature=temperature, alpha=alpha, compare_baseline=baseline)
+        cfg = Distill(student=student, epochs=epochs, lr=lr, temperature=temperature, alpha=alpha, compare_baseline=baseline,
+                      jpeg_augment=jpeg_augment)
         ctx = make_context(data, eval_data, limit, latency_runs, run_dir, True)
         show(distill_checkpoint(cfg, teacher, out, ctx), report)
 

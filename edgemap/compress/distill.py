@@ -14,7 +14,7 @@ from pathlib import Path
 from torch import nn
 
 from edgemap.compress.context import PassContext
-from edgemap.compress.finetune import finetune
+from edgemap.compress.finetune import finetune, trained_jpeg_share
 from edgemap.compress.measure import latency_pair, torch_accuracy, torch_latency
 from edgemap.compress.report import CompressionReport, file_size, timed
 from edgemap.core.passes import config_to_dict, pass_function, register_pass
@@ -31,6 +31,7 @@ class Distill:
 
     Loss: alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * cross-entropy.
     compare_baseline: also train the same student without the teacher, same budget, and report both.
+    jpeg_augment: share of training images given a JPEG round trip (None: what the teacher was trained with).
     """
 
     student: str = "writeup_cnn"
@@ -41,6 +42,7 @@ class Distill:
     alpha: float = 0.9
     compare_baseline: bool = True
     seed: int = 0
+    jpeg_augment: float | None = None
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -49,6 +51,8 @@ class Distill:
             raise EdgemapError(f"distill: alpha must lie in [0, 1], got {self.alpha}")
         if self.temperature <= 0 or self.lr <= 0:
             raise EdgemapError("distill: temperature and lr must be positive")
+        if self.jpeg_augment is not None and not 0 <= self.jpeg_augment <= 1:
+            raise EdgemapError(f"distill: jpeg_augment must lie in [0, 1], got {self.jpeg_augment}")
 
 
 def build_student(spec: str, teacher_info: CheckpointInfo) -> tuple[nn.Module, CheckpointInfo]:
@@ -65,13 +69,13 @@ def build_student(spec: str, teacher_info: CheckpointInfo) -> tuple[nn.Module, C
 
 
 def distill_model(teacher: nn.Module, student: nn.Module, cfg: Distill, ctx: PassContext, info: CheckpointInfo,
-                  tag: str = "distill") -> list[dict]:
+                  tag: str = "distill", jpeg_augment: float = 0.0) -> list[dict]:
     """Train `student` in place from `teacher` on ctx.train_set; returns the per-epoch history."""
     if ctx.train_set is None:
         raise EdgemapError("distill: needs training data")
     return finetune(student, ctx.train_set, cfg.epochs, cfg.lr, info.normalization, cfg.batch_size, teacher=teacher,
                     temperature=cfg.temperature, alpha=cfg.alpha, run_dir=ctx.sub_run_dir(tag), seed=cfg.seed,
-                    progress=ctx.progress)
+                    progress=ctx.progress, jpeg_augment=jpeg_augment)
 
 
 @pass_function(Distill)
@@ -80,18 +84,21 @@ def distill_checkpoint(cfg: Distill, source: str | Path, out: str | Path, ctx: P
     teacher, t_info = load_checkpoint(source)
     student, s_info = build_student(cfg.student, t_info)
     report = CompressionReport("distill", config_to_dict(cfg))
+    jpeg = cfg.jpeg_augment if cfg.jpeg_augment is not None else trained_jpeg_share(t_info)
     with timed(report):
         baseline = copy.deepcopy(student)
-        history = distill_model(teacher, student, cfg, ctx, s_info)
+        history = distill_model(teacher, student, cfg, ctx, s_info, jpeg_augment=jpeg)
         report.accuracy = {"teacher": torch_accuracy(teacher, ctx.eval_set, t_info.normalization),
                            "after": torch_accuracy(student, ctx.eval_set, s_info.normalization)}
         if cfg.compare_baseline:
             base_hist = finetune(baseline, ctx.train_set, cfg.epochs, cfg.lr, s_info.normalization, cfg.batch_size,  # type: ignore[arg-type]
-                                 run_dir=ctx.sub_run_dir("distill_baseline"), seed=cfg.seed, progress=ctx.progress)
+                                 run_dir=ctx.sub_run_dir("distill_baseline"), seed=cfg.seed, progress=ctx.progress,
+                                 jpeg_augment=jpeg)
             report.accuracy["before"] = torch_accuracy(baseline, ctx.eval_set, s_info.normalization)
             report.extra["baseline_history"] = base_hist
             report.notes.append("accuracy before: the same student trained without distillation, same budget")
         report.extra["history"] = history
+        report.extra["jpeg_augment"] = jpeg
         info = CheckpointInfo(s_info.architecture, s_info.num_classes, s_info.input_shape, s_info.normalization,
                               s_info.class_names, metrics={"test": report.accuracy.get("after")},
                               training={"compression": [report.config], "teacher": str(source), "history": history},

@@ -62,3 +62,26 @@ def test_qat_pass_writes_int8_and_compares_with_ptq(tiny_ckpt: Path, ctx, tmp_pa
     report = qat_checkpoint(Qat(epochs=1, samples=16, batch_size=64), tiny_ckpt, tmp_path / "qat.onnx", ctx)
     assert report.extra["int8"]["integer_by_type"]["QLinearConv"] == 2
     assert report.extra["ptq_static_int8_accuracy"]["n"] == 200 and report.accuracy["after"]["n"] == 200
+
+
+def test_distillation_keeps_the_teachers_jpeg_augmentation_unless_told(ctx, tmp_path: Path) -> None:  # noqa: ANN001
+    """A pruned student distilled again (a second fine-tuning stage) trains on the inputs the teacher was trained
+    for: the JPEG share comes from the teacher's sidecar, for the student and its no-teacher baseline alike."""
+    import json
+
+    from edgemap.errors import EdgemapError
+    from edgemap.models.checkpoint import CheckpointInfo, save_checkpoint
+
+    torch.manual_seed(0)
+    teacher = save_checkpoint(zoo.build("tiny"), CheckpointInfo("tiny", training={"config": {"jpeg_augment": 0.5}}),
+                              tmp_path / "teacher.safetensors")
+    report = distill_checkpoint(Distill(student="tiny", epochs=1, batch_size=64), teacher, tmp_path / "a.safetensors", ctx)
+    for tag in ("distill", "distill_baseline"):
+        assert json.loads((ctx.run_dir / tag / "state.json").read_text())["config"]["jpeg_augment"] == 0.5
+    assert report.extra["jpeg_augment"] == 0.5
+    ctx.run_dir = tmp_path / "state_b"
+    report = distill_checkpoint(Distill(student="tiny", epochs=1, batch_size=64, jpeg_augment=0.0, compare_baseline=False),
+                                teacher, tmp_path / "b.safetensors", ctx)
+    assert json.loads((ctx.run_dir / "distill" / "state.json").read_text())["config"]["jpeg_augment"] == 0.0
+    with pytest.raises(EdgemapError, match="distill: jpeg_augment must lie in \\[0, 1\\], got 1.5"):
+        Distill(jpeg_augment=1.5)
