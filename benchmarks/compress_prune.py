@@ -47,7 +47,7 @@ def main() -> None:
     tune_set = train.subset(slice(0, args.limit)) if args.limit else train
     WORK.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(TRAIN_THREADS)
-    cfg = PruneChannels(ratio=args.ratio, importance=args.importance, global_pruning=args.global_pruning,
+    cfg = PruneChannels(ratio=args.ratio, importance=args.importance, global_pruning=args.global_pruning, round_to=args.round_to,
                         finetune_epochs=args.epochs, finetune_lr=args.lr, distill=not args.no_distill, alpha=args.alpha,
                         jpeg_augment=args.jpeg_augment, weight_decay=args.weight_decay)
     if args.from_state:
@@ -86,6 +86,7 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--name", default="compress_prune", help="results file name in benchmarks/results/")
     ap.add_argument("--importance", choices=("l1", "l2", "taylor"), default="l2")
     ap.add_argument("--global-pruning", action="store_true", help="rank channels over the whole net, not per layer")
+    ap.add_argument("--round-to", type=int, default=None, help="keep channel counts multiples of this")
     ap.add_argument("--alpha", type=float, default=0.5, help="weight of the distillation term")
     ap.add_argument("--jpeg-augment", type=float, default=None,
                     help="share of fine-tuning images given a JPEG round trip (default: what the checkpoint was trained with)")
