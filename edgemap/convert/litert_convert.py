@@ -109,12 +109,14 @@ def tflite_fp32(model: nn.Module, input_shape: tuple[int, ...]) -> bytes:
         raise _unsupported_error(model, exc, input_shape) from None
 
 
-def tflite_int8(fp32: bytes, calibration: np.ndarray) -> bytes:
+def tflite_int8(fp32: bytes, calibration: np.ndarray, float_input: bool = True) -> bytes:
     """INT8 .tflite with ai-edge-quantizer's static_wi8_ai8 recipe, min/max calibrated on `calibration`.
 
     The layer that produces the model's output, and the output itself, stay float: int8 logits
     have a resolution of range/256, which flips near-tied top-1 picks (on an early resnet9s checkpoint:
     86 % top-1 agreement with an int8 head, 98 % with a float one), and the head is tiny.
+    float_input keeps the input tensor float and quantizes it with a QUANTIZE op inside the graph: done in
+    Python by the caller instead, it took a fifth of a 0.03 ms INT8 model's run (same outputs, bit for bit).
     """
     from ai_edge_litert.interpreter import Interpreter
     from ai_edge_quantizer import quantizer, recipe
@@ -127,6 +129,8 @@ def tflite_int8(fp32: bytes, calibration: np.ndarray) -> bytes:
     with _quiet():
         q = quantizer.Quantizer(bytearray(fp32), recipe.static_wi8_ai8())
         q.update_quantization_recipe(".*", TFLOperationName.OUTPUT, algorithm_key=AlgorithmName.NO_QUANTIZE)
+        if float_input:
+            q.update_quantization_recipe(".*", TFLOperationName.INPUT, algorithm_key=AlgorithmName.NO_QUANTIZE)
         for out in interp.get_output_details():
             q.update_quantization_recipe(re.escape(out["name"]), TFLOperationName.ALL_SUPPORTED,
                                          algorithm_key=AlgorithmName.NO_QUANTIZE)

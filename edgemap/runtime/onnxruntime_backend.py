@@ -48,6 +48,7 @@ class OrtSession(Session):
             raise EdgemapError(f"{path}: onnxruntime cannot load this model ({first})") from None
         self.path = path
         self.threads = threads
+        self._in_name = self._sess.get_inputs()[0].name
 
     def providers(self) -> list[str]:
         """The execution providers actually in use."""
@@ -60,9 +61,8 @@ class OrtSession(Session):
         return [_spec(o) for o in self._sess.get_outputs()]
 
     def _run(self, x: np.ndarray) -> np.ndarray:
-        name = self._sess.get_inputs()[0].name
         try:
-            return self._sess.run(None, {name: x})[0]
+            return self._sess.run(None, {self._in_name: x})[0]
         except Exception as exc:
             raise EdgemapError(f"{self.path}: inference failed ({str(exc).strip().splitlines()[0][:300]})") from None
 

@@ -71,19 +71,39 @@ def test_unknown_backend_and_bad_threads(tiny_models: dict) -> None:
 
 
 def test_litert_int8_model_takes_and_gives_float(tmp_path) -> None:  # noqa: ANN001
+    from ai_edge_litert.interpreter import Interpreter
+
     from edgemap.convert.api import convert
+    from edgemap.convert.litert_convert import tflite_int8
     from edgemap.convert.parity import Tolerance
     from edgemap.convert.source import open_source
 
     src = open_source("zoo:tiny")
     res = convert(src, "litert", tmp_path / "q.tflite", precision="int8", calibration_n=16, parity_n=32,
                   tolerance=Tolerance(None, 0.5))
-    with load_session(None, res.path, threads=1) as s:
-        assert s.quantized_io() and s.inputs()[0].dtype == "float32"
-        y = s.run(_x())
-    assert y.dtype == np.float32
+    ops = [op["op_name"] for op in Interpreter(model_path=str(res.path))._get_ops_details()]
+    assert ops[0] == "QUANTIZE" and "CONV_2D" in ops  # the graph quantizes its own float input
+    # the same model with an int8 input tensor (as other tools make them): the session quantizes in Python
+    int8_in = tmp_path / "int8_in.tflite"
+    fp32 = convert(src, "litert", tmp_path / "f.tflite", parity_n=8).path.read_bytes()
+    int8_in.write_bytes(tflite_int8(fp32, _x(16), float_input=False))
     ref = src.reference(_x())
-    assert np.abs(y - ref).max() < 0.25 * np.abs(ref).max() + 0.05  # int8 steps, not garbage
+    outs = []
+    for path, int_io in ((res.path, False), (int8_in, True)):
+        with load_session(None, path, threads=1) as s:
+            assert s.quantized_io() is int_io and s.inputs()[0].dtype == "float32"
+            outs.append(s.run(_x()))
+    for y in outs:
+        assert y.dtype == np.float32
+        assert np.abs(y - ref).max() < 0.25 * np.abs(ref).max() + 0.05  # int8 steps, not garbage
+
+
+def test_litert_input_quantization_rounds_and_saturates() -> None:
+    from edgemap.runtime.litert_backend import _quantize
+
+    detail = {"dtype": np.int8, "quantization": (0.5, 3)}
+    x = np.array([[0.0, 0.24, 0.26, -0.75, 100.0, -100.0]], dtype=np.float32)
+    np.testing.assert_array_equal(_quantize(x, detail), np.array([[3, 3, 4, 1, 127, -128]], dtype=np.int8))
 
 
 def test_openvino_runs_an_onnx_file_directly(tiny_models: dict) -> None:
