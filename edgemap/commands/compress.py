@@ -43,6 +43,8 @@ def _add_prune(group: typer.Typer) -> None:
         distill: bool = typer.Option(False, help="fine-tune with the unpruned model as teacher"),
         jpeg_augment: Optional[float] = typer.Option(None, help="share of fine-tuning images given a JPEG round trip "
                                                                "(default: what the checkpoint was trained with)"),
+        precision: str = typer.Option("fp32", help="fine-tuning precision: fp32, or bf16 (CPU autocast, ~2x faster "
+                                                   "where the CPU has bf16 kernels)"),
         data: Optional[Path] = typer.Option(None, help=DATA_HELP),
         eval_data: Optional[Path] = typer.Option(None, help=EVAL_HELP),
         limit: int = typer.Option(0, help="use the first N training images only (0: all)"),
@@ -56,7 +58,7 @@ def _add_prune(group: typer.Typer) -> None:
         cfg = PruneChannels(ratio=ratio if ratio is not None else (None if target_macs else 0.5), target_macs=target_macs,
                             importance=importance, global_pruning=global_pruning, iterative_steps=steps,
                             round_to=round_to, finetune_epochs=finetune_epochs, finetune_lr=lr, distill=distill,
-                            jpeg_augment=jpeg_augment)
+                            jpeg_augment=jpeg_augment, precision=precision)
         ctx = make_context(data, eval_data, limit, latency_runs, run_dir, finetune_epochs > 0 or importance == "taylor")
         show(prune_checkpoint(cfg, checkpoint, out, ctx), report)
 

@@ -25,6 +25,7 @@ from edgemap.data.dataset import ImageSet
 from edgemap.errors import EdgemapError
 from edgemap.models.checkpoint import CheckpointInfo, layer_shapes, load_checkpoint, save_checkpoint, to_float_input
 from edgemap.models.stats import count_macs, count_parameters
+from edgemap.train.loop import PRECISIONS
 
 IMPORTANCES = ("l1", "l2", "taylor")
 _TARGET_STEPS = 40  # resolution of the ratio search when a MAC target is given
@@ -44,6 +45,7 @@ class PruneChannels:
     finetune_epochs: fine-tuning after pruning; distill: use the unpruned model as teacher;
     jpeg_augment: share of fine-tuning images swapped for a JPEG round trip (robustness to compressed inputs);
     None: the share the checkpoint was trained with (its sidecar), so fine-tuning keeps what training taught.
+    precision: "bf16" fine-tunes under CPU autocast to bfloat16 (about 2x faster where the CPU has bf16 kernels).
     """
 
     ratio: float | None = 0.5
@@ -62,8 +64,11 @@ class PruneChannels:
     alpha: float = 0.5
     jpeg_augment: float | None = None
     weight_decay: float = 5e-4
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise EdgemapError(f"prune_channels: precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if (self.ratio is None) == (self.target_macs is None):
             raise EdgemapError("prune_channels: give exactly one of ratio and target_macs")
         for name, r in [("ratio", self.ratio), *self.layer_ratios.items()]:
@@ -195,7 +200,7 @@ def prune_checkpoint(cfg: PruneChannels, source: str | Path, out: str | Path, ct
             return finetune(m, ctx.train_set, epochs, cfg.finetune_lr, info.normalization, cfg.batch_size,  # type: ignore[arg-type]
                             teacher, cfg.temperature, cfg.alpha, ctx.sub_run_dir(f"prune_{tag}"), progress=ctx.progress,
                             jpeg_augment=trained_jpeg_share(info) if cfg.jpeg_augment is None else cfg.jpeg_augment,
-                            weight_decay=cfg.weight_decay)
+                            weight_decay=cfg.weight_decay, precision=cfg.precision)
 
         pruned = prune_model(model, cfg, info.input_shape, batch,
                              between_steps=lambda m, s: tune(m, cfg.step_finetune_epochs, f"step{s}"))

@@ -37,6 +37,8 @@ from edgemap.train.evaluate import evaluate
 #   pad             4       random-crop padding (reflect)
 #   jpeg_augment    0.0     share of images replaced by a JPEG-compressed copy (quality 75, 4:2:0): the
 #                           CIFAR-10 test copy here is 90 % JPEG-decoded, so robustness to it is trained
+#   precision       fp32    "bf16": forward passes (student and teacher) under CPU autocast to bfloat16, fp32
+#                           master weights and loss; ~2x faster on CPUs with AVX-512 BF16 or AMX
 # ---------------------------------------------------------------------------------------------
 
 
@@ -57,6 +59,7 @@ class TrainConfig:
     jpeg_augment: float = 0.0
     seed: int = 0
     threads: int = 0  # 0: leave torch's default
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -67,6 +70,17 @@ class TrainConfig:
             raise EdgemapError(f"jpeg augmentation share must lie in [0, 1], got {self.jpeg_augment}")
         if not 0 <= self.label_smoothing < 1 or not 0 <= self.warmup < 1:
             raise EdgemapError("label smoothing and warmup must lie in [0, 1)")
+        if self.precision not in PRECISIONS:
+            raise EdgemapError(f"unknown training precision {self.precision!r}; use {' or '.join(PRECISIONS)}")
+
+
+PRECISIONS = ("fp32", "bf16")
+
+
+def check_precision(precision: str) -> None:
+    """bf16 autocast on a CPU without native bfloat16 kernels is emulated and slower than fp32: refuse it."""
+    if precision == "bf16" and not (torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()):
+        raise EdgemapError("bf16 training needs a CPU with AVX-512 BF16 or AMX (this one has neither); use precision fp32")
 
 
 def lr_at(cfg: TrainConfig, step: int, total: int) -> float:
@@ -127,8 +141,9 @@ def _jpeg_copy(data: ImageSet, norm: Normalization, quality: int = 75) -> torch.
 
 
 def _same_run(config: dict) -> dict:
-    """The settings that decide the result: a run may resume with another thread count."""
-    return {k: v for k, v in config.items() if k != "threads"}
+    """The settings that decide the result: a run may resume with another thread count.
+    Runs saved before `precision` existed were fp32."""
+    return {"precision": "fp32", **{k: v for k, v in config.items() if k != "threads"}}
 
 
 @dataclass
@@ -165,8 +180,9 @@ def _run_epoch(model: nn.Module, cfg: TrainConfig, ep: _Epoch, epoch: int, bar) 
         x, y = _batch(cfg, ep, order[i * cfg.batch_size:(i + 1) * cfg.batch_size], gen)
         for g in ep.opt.param_groups:
             g["lr"] = lr_at(cfg, epoch * ep.steps + i, ep.total)
-        logits = model(x)
-        loss = ep.loss_fn(logits, y, x)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+            logits = model(x)
+            loss = ep.loss_fn(logits.float(), y, x)  # the loss itself in fp32
         ep.opt.zero_grad(set_to_none=True)
         loss.backward()
         ep.opt.step()
@@ -192,6 +208,7 @@ def train(
     """Train `model` in place and return the history (per-epoch loss, accuracy, images/s, wall time)."""
     from edgemap.train.progress import EpochProgress
 
+    check_precision(cfg.precision)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)

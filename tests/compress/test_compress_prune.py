@@ -107,13 +107,23 @@ def test_fine_tuning_keeps_the_checkpoints_jpeg_augmentation_unless_told(ctx, tm
     assert _finetune_config(ctx.run_dir)["jpeg_augment"] == 0.0
 
 
+@pytest.mark.skipif(not (torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()),
+                    reason="this CPU has no bfloat16 kernels")
+def test_fine_tuning_precision_reaches_the_training_loop(tiny_ckpt: Path, ctx, tmp_path: Path) -> None:  # noqa: ANN001
+    report = prune_checkpoint(PruneChannels(ratio=0.5, finetune_epochs=1, distill=True, precision="bf16"), tiny_ckpt,
+                              tmp_path / "p.safetensors", ctx)
+    assert _finetune_config(ctx.run_dir)["precision"] == "bf16" and report.config["precision"] == "bf16"
+    weights = load_checkpoint(tmp_path / "p.safetensors")[0].state_dict().values()
+    assert all(w.dtype == torch.float32 for w in weights if w.is_floating_point())  # fp32 master weights are saved
+
+
 def test_round_to_keeps_channel_counts_multiples() -> None:
     pruned = prune_model(zoo.build("resnet9s"), PruneChannels(ratio=0.4, round_to=8))
     widths = [s["out"] for s in layer_shapes(pruned).values() if s["type"] == "Conv2d"]
     assert widths and all(w % 8 == 0 for w in widths)
 
 
-@pytest.mark.parametrize("bad", [{"jpeg_augment": 1.5}, {"weight_decay": -1.0}])
+@pytest.mark.parametrize("bad", [{"jpeg_augment": 1.5}, {"weight_decay": -1.0}, {"precision": "fp16"}])
 def test_bad_fine_tuning_settings_are_refused(bad: dict) -> None:
     with pytest.raises(EdgemapError, match="prune_channels"):
         PruneChannels(ratio=0.5, **bad)

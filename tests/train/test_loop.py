@@ -8,6 +8,7 @@ from edgemap.errors import EdgemapError
 from edgemap.models import zoo
 from edgemap.train.augment import random_crop_flip
 from edgemap.train.evaluate import evaluate
+from edgemap.train import loop
 from edgemap.train.loop import TrainConfig, lr_at, train
 
 FAST = dict(batch_size=8, lr=0.05, label_smoothing=0.0, augment=False, threads=1)
@@ -76,7 +77,42 @@ def test_augmentation_keeps_shape_and_moves_pixels():
     assert out.min() >= x.min() and out.max() <= x.max()
 
 
-@pytest.mark.parametrize("kwargs", [dict(epochs=0), dict(schedule="step"), dict(label_smoothing=1.5)])
+BF16 = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+@pytest.mark.skipif(not BF16, reason="this CPU has no bfloat16 kernels")
+def test_bf16_training_tracks_fp32_keeps_fp32_weights_and_runs_the_model_in_bf16(tiny_npz):
+    data = load_npz(tiny_npz)
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        torch.manual_seed(0)
+        model = zoo.build("tiny")
+        seen = []
+        model.register_forward_hook(lambda _m, _i, out: seen.append(out.dtype))
+        state = train(model, data, TrainConfig(epochs=25, precision=precision, **FAST), Normalization(), progress=False)
+        losses[precision] = [h["loss"] for h in state["history"]]
+    assert set(seen) == {torch.bfloat16}  # the bf16 forward pass really ran under autocast
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # master weights stay fp32
+    assert losses["bf16"][-1] < 0.7 * losses["bf16"][0]
+    assert losses["bf16"][-1] == pytest.approx(losses["fp32"][-1], abs=0.05)  # same trajectory, bf16 rounding aside
+    assert evaluate(model.eval(), data, Normalization()).top1 >= 60
+
+
+def test_bf16_is_refused_on_a_cpu_without_bf16_kernels(tiny_npz, monkeypatch):
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    with pytest.raises(EdgemapError, match="bf16 training needs a CPU"):
+        train(zoo.build("tiny"), load_npz(tiny_npz), TrainConfig(epochs=1, precision="bf16", **FAST), Normalization(),
+              progress=False)
+
+
+def test_a_run_saved_before_precision_existed_resumes_as_fp32():
+    old = {k: v for k, v in TrainConfig(epochs=2).__dict__.items() if k != "precision"}
+    assert loop._same_run(old) == loop._same_run(TrainConfig(epochs=2).__dict__)
+    assert loop._same_run(old) != loop._same_run(TrainConfig(epochs=2, precision="bf16").__dict__)
+
+
+@pytest.mark.parametrize("kwargs", [dict(epochs=0), dict(schedule="step"), dict(label_smoothing=1.5),
+                                    dict(precision="fp16")])
 def test_bad_config(kwargs):
     with pytest.raises(EdgemapError):
         TrainConfig(**kwargs)
