@@ -37,6 +37,8 @@ def main() -> None:
     ap.add_argument("--temperature", type=float, default=4.0)
     ap.add_argument("--alpha", type=float, default=0.9)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="training precision (bf16: CPU autocast)")
+    ap.add_argument("--name", default="compress_distill", help="results file name in benchmarks/results/")
     args = ap.parse_args()
     torch.set_num_threads(THREADS)
     teacher = args.teacher or shipped_checkpoint()
@@ -44,10 +46,10 @@ def main() -> None:
     runs = []
     for seed in args.seeds:
         cfg = Distill(student=args.student, epochs=args.epochs, lr=args.lr, temperature=args.temperature,
-                      alpha=args.alpha, seed=seed)
+                      alpha=args.alpha, seed=seed, precision=args.precision)
         ctx = PassContext(train_set=train.subset(slice(0, args.images)), eval_set=test,
-                          run_dir=WORK / f"seed{seed}", latency_runs=0, progress=True)
-        report = distill_checkpoint(cfg, teacher, WORK / f"student_seed{seed}.safetensors", ctx)
+                          run_dir=WORK / args.name / f"seed{seed}", latency_runs=0, progress=True)
+        report = distill_checkpoint(cfg, teacher, WORK / args.name / f"student_seed{seed}.safetensors", ctx)
         runs.append({"seed": seed, "accuracy": report.accuracy, "wall_s": round(report.wall_s, 1),
                      "history": report.extra["history"], "baseline_history": report.extra["baseline_history"],
                      "params": report.params, "macs": report.macs})
@@ -56,14 +58,15 @@ def main() -> None:
               "runs": runs, "gain_points": {"per_seed": [round(g, 2) for g in gains], "mean": round(statistics.mean(gains), 2)},
               "claims": {"distilled_beats_undistilled_every_seed": all(g > 0 for g in gains)},
               "teacher_id": checkpoint_id(teacher), "evidence": machine_evidence(THREADS)}
-    write_results("compress_distill", record, summary_lines(record))
+    write_results(args.name, record, summary_lines(record))
 
 
 def summary_lines(r: dict) -> list[str]:
     """The markdown summary."""
     c = r["config"]
     lines = [f"# Distillation: {Path(r['teacher']).stem} -> {c['student']}, {c['epochs']} epochs on {c['images']:,} images", "",
-             f"`{r['command']}`", "", f"CPU: {r['evidence']['cpu']}; T={c['temperature']}, alpha={c['alpha']}, lr={c['lr']}", "",
+             f"`{r['command']}`", "", f"CPU: {r['evidence']['cpu']}; T={c['temperature']}, alpha={c['alpha']}, lr={c['lr']}, "
+             f"precision {c.get('precision', 'fp32')}; {r['runs'][0]['wall_s']} s for seed {r['runs'][0]['seed']} (both students)", "",
              "| seed | teacher top-1 | student without KD (10k / exact) | student with KD (10k / exact) | gain |", "|---|---|---|---|---|"]
     for run, gain in zip(r["runs"], r["gain_points"]["per_seed"]):
         a = run["accuracy"]

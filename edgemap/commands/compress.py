@@ -23,6 +23,8 @@ def register(app: typer.Typer) -> None:
     _add_recipe(group)
     _add_passes(group)
 
+PRECISION_HELP = "training precision: fp32, or bf16 (CPU autocast, ~2x faster where the CPU has bf16 kernels)"
+
 
 def _add_prune(group: typer.Typer) -> None:
     """Add `compress prune`."""
@@ -43,8 +45,7 @@ def _add_prune(group: typer.Typer) -> None:
         distill: bool = typer.Option(False, help="fine-tune with the unpruned model as teacher"),
         jpeg_augment: Optional[float] = typer.Option(None, help="share of fine-tuning images given a JPEG round trip "
                                                                "(default: what the checkpoint was trained with)"),
-        precision: str = typer.Option("fp32", help="fine-tuning precision: fp32, or bf16 (CPU autocast, ~2x faster "
-                                                   "where the CPU has bf16 kernels)"),
+        precision: str = typer.Option("fp32", help=PRECISION_HELP),
         data: Optional[Path] = typer.Option(None, help=DATA_HELP),
         eval_data: Optional[Path] = typer.Option(None, help=EVAL_HELP),
         limit: int = typer.Option(0, help="use the first N training images only (0: all)"),
@@ -162,6 +163,7 @@ def _add_distill(group: typer.Typer) -> None:
         baseline: bool = typer.Option(True, help="also train the student without distillation, same budget"),
         jpeg_augment: Optional[float] = typer.Option(None, help="share of training images given a JPEG round trip "
                                                                "(default: what the teacher was trained with)"),
+        precision: str = typer.Option("fp32", help=PRECISION_HELP),
         data: Optional[Path] = typer.Option(None, help=DATA_HELP),
         eval_data: Optional[Path] = typer.Option(None, help=EVAL_HELP),
         limit: int = typer.Option(0, help="use the first N training images only (0: all)"),
@@ -173,7 +175,7 @@ def _add_distill(group: typer.Typer) -> None:
         from edgemap.compress.distill import Distill, distill_checkpoint
 
         cfg = Distill(student=student, epochs=epochs, lr=lr, temperature=temperature, alpha=alpha, compare_baseline=baseline,
-                      jpeg_augment=jpeg_augment)
+                      jpeg_augment=jpeg_augment, precision=precision)
         ctx = make_context(data, eval_data, limit, latency_runs, run_dir, True)
         show(distill_checkpoint(cfg, teacher, out, ctx), report)
 

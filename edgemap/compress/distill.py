@@ -22,6 +22,7 @@ from edgemap.errors import EdgemapError
 from edgemap.models import zoo
 from edgemap.models.checkpoint import CheckpointInfo, layer_shapes, load_checkpoint, save_checkpoint
 from edgemap.models.stats import count_macs, count_parameters
+from edgemap.train.loop import PRECISIONS
 
 
 @register_pass("distill", consumes="checkpoint", produces="checkpoint", needs_data=True)
@@ -32,6 +33,7 @@ class Distill:
     Loss: alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * cross-entropy.
     compare_baseline: also train the same student without the teacher, same budget, and report both.
     jpeg_augment: share of training images given a JPEG round trip (None: what the teacher was trained with).
+    precision: "bf16" trains student and baseline under CPU autocast to bfloat16 (see TrainConfig).
     """
 
     student: str = "writeup_cnn"
@@ -43,8 +45,11 @@ class Distill:
     compare_baseline: bool = True
     seed: int = 0
     jpeg_augment: float | None = None
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise EdgemapError(f"distill: precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.epochs < 1:
             raise EdgemapError(f"distill: epochs must be >= 1, got {self.epochs}")
         if not 0 <= self.alpha <= 1:
@@ -75,7 +80,7 @@ def distill_model(teacher: nn.Module, student: nn.Module, cfg: Distill, ctx: Pas
         raise EdgemapError("distill: needs training data")
     return finetune(student, ctx.train_set, cfg.epochs, cfg.lr, info.normalization, cfg.batch_size, teacher=teacher,
                     temperature=cfg.temperature, alpha=cfg.alpha, run_dir=ctx.sub_run_dir(tag), seed=cfg.seed,
-                    progress=ctx.progress, jpeg_augment=jpeg_augment)
+                    progress=ctx.progress, jpeg_augment=jpeg_augment, precision=cfg.precision)
 
 
 @pass_function(Distill)
@@ -93,7 +98,7 @@ def distill_checkpoint(cfg: Distill, source: str | Path, out: str | Path, ctx: P
         if cfg.compare_baseline:
             base_hist = finetune(baseline, ctx.train_set, cfg.epochs, cfg.lr, s_info.normalization, cfg.batch_size,  # type: ignore[arg-type]
                                  run_dir=ctx.sub_run_dir("distill_baseline"), seed=cfg.seed, progress=ctx.progress,
-                                 jpeg_augment=jpeg)
+                                 jpeg_augment=jpeg, precision=cfg.precision)
             report.accuracy["before"] = torch_accuracy(baseline, ctx.eval_set, s_info.normalization)
             report.extra["baseline_history"] = base_hist
             report.notes.append("accuracy before: the same student trained without distillation, same budget")

@@ -85,3 +85,21 @@ def test_distillation_keeps_the_teachers_jpeg_augmentation_unless_told(ctx, tmp_
     assert json.loads((ctx.run_dir / "distill" / "state.json").read_text())["config"]["jpeg_augment"] == 0.0
     with pytest.raises(EdgemapError, match="distill: jpeg_augment must lie in \\[0, 1\\], got 1.5"):
         Distill(jpeg_augment=1.5)
+
+
+@pytest.mark.skipif(not (torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()),
+                    reason="this CPU has no bfloat16 kernels")
+def test_distillation_precision_reaches_student_and_baseline(tiny_ckpt: Path, ctx, tmp_path: Path) -> None:  # noqa: ANN001
+    import json
+
+    distill_checkpoint(Distill(student="tiny", epochs=1, batch_size=64, precision="bf16"), tiny_ckpt,
+                       tmp_path / "s.safetensors", ctx)
+    for tag in ("distill", "distill_baseline"):
+        assert json.loads((ctx.run_dir / tag / "state.json").read_text())["config"]["precision"] == "bf16"
+
+
+def test_unknown_distillation_precision_is_refused() -> None:
+    from edgemap.errors import EdgemapError
+
+    with pytest.raises(EdgemapError, match="distill: precision must be one of fp32, bf16, got 'fp16'"):
+        Distill(precision="fp16")
