@@ -41,6 +41,8 @@ def register(app: typer.Typer) -> None:
         preprocess: Optional[str] = typer.Option(None, help="preprocessing (string or YAML), needed for .onnx models"),
         prune_ratios: str = typer.Option("0", help="comma-separated channel-pruning ratios to try, e.g. 0,0.25,0.5"),
         finetune_epochs: int = typer.Option(2, help="fine-tuning epochs after pruning (with distillation)"),
+        finetune_precision: str = typer.Option("fp32", help="fine-tuning precision: fp32, or bf16 (CPU autocast, ~2x "
+                                                            "faster where the CPU has bf16 kernels)"),
         backends: str = typer.Option("onnxruntime,openvino,litert",
                                      help="comma-separated backends to try (skipped where not installed or not run by the device)"),
         precisions: str = typer.Option("fp32,fp16,int8", help="comma-separated precisions to try"),
@@ -57,6 +59,7 @@ def register(app: typer.Typer) -> None:
             constraints=Constraints(max_accuracy_drop, max_latency_ms, max_ram_mb), ray_address=ray_address,
             workers=workers, out_dir=out, eval_data=data, train_data=train_data, preprocess=preprocess,
             prune_ratios=_floats(prune_ratios, "--prune-ratios"), finetune_epochs=finetune_epochs,
+            finetune_precision=finetune_precision,
             backends=tuple(b.strip() for b in backends.split(",") if b.strip()),
             precisions=tuple(p.strip() for p in precisions.split(",") if p.strip()),
             threads=tuple(int(v) for v in _floats(threads, "--threads")), latency_runs=latency_runs)

@@ -35,6 +35,7 @@ class MapOptions:
     preprocess: str | None = None
     prune_ratios: tuple[float, ...] = (0.0,)
     finetune_epochs: int = 2
+    finetune_precision: str = "fp32"  # bf16: fine-tune pruned models under CPU autocast (~2x faster where supported)
     backends: tuple[str, ...] = ("onnxruntime", "openvino", "litert")  # litert: fastest INT8 on the host map
     precisions: tuple[str, ...] = ("fp32", "fp16", "int8")
     threads: tuple[int, ...] = (1, 2)
@@ -47,6 +48,12 @@ class MapOptions:
             raise EdgemapError(f"unknown objective {self.objective!r}; use {', '.join(OBJECTIVES)}")
         if self.trials < 1:
             raise EdgemapError("--trials must be at least 1")
+        if self.finetune_precision != "fp32":
+            from edgemap.train.loop import PRECISIONS, check_precision
+
+            if self.finetune_precision not in PRECISIONS:
+                raise EdgemapError(f"--finetune-precision must be one of {', '.join(PRECISIONS)}, got {self.finetune_precision!r}")
+            check_precision(self.finetune_precision)  # refused before any long work, not after the search started
 
 
 def installed_backends() -> tuple[str, ...]:

@@ -22,7 +22,7 @@ def recipe_dict(opts: MapOptions, job, summary: dict) -> dict:  # noqa: ANN001 -
         c = candidate_from(m["candidate"])
         if c.prune_ratio > 0:
             passes.append({"type": "prune_channels", "ratio": c.prune_ratio, "finetune_epochs": opts.finetune_epochs,
-                           "distill": opts.finetune_epochs > 0})
+                           "distill": opts.finetune_epochs > 0, "precision": opts.finetune_precision})
         passes.append({"type": "export_onnx", "opset": 18})
         if c.precision == "int8":
             passes.append({"type": "quantize_static", "calibration": c.calibration, "samples": opts.calib_samples,

@@ -65,7 +65,8 @@ def write_arrays(work: Path, data: SearchData, spec: PreprocessSpec, calib_sampl
     return eval_npz, calib_npy
 
 
-def pruned_variants(model: Path, ratios: list[float], data: SearchData, work: Path, epochs: int, progress: bool) -> dict[str, str]:
+def pruned_variants(model: Path, ratios: list[float], data: SearchData, work: Path, epochs: int, progress: bool,
+                    precision: str = "fp32") -> dict[str, str]:
     """Prune + fine-tune (distilling from the original) once per ratio; cached across runs of the search."""
     from edgemap.compress.context import PassContext
     from edgemap.compress.prune import PruneChannels, prune_checkpoint
@@ -74,7 +75,7 @@ def pruned_variants(model: Path, ratios: list[float], data: SearchData, work: Pa
     for r in ratios:
         path = work / "pruned" / f"p{r:g}.safetensors"
         if not path.is_file():
-            cfg = PruneChannels(ratio=r, round_to=ROUND_TO, finetune_epochs=epochs, distill=epochs > 0)
+            cfg = PruneChannels(ratio=r, round_to=ROUND_TO, finetune_epochs=epochs, distill=epochs > 0, precision=precision)
             ctx = PassContext(train_set=data.train_set, eval_set=None, run_dir=work / "pruned" / f"p{r:g}.run",
                               latency_runs=0, progress=progress)
             prune_checkpoint(cfg, model, path, ctx)
@@ -83,7 +84,7 @@ def pruned_variants(model: Path, ratios: list[float], data: SearchData, work: Pa
 
 
 def pruned_user_variants(user, spec: PreprocessSpec, ratios: list[float], data: SearchData, work: Path, epochs: int,  # noqa: ANN001
-                         progress: bool) -> dict[str, str]:
+                         progress: bool, precision: str = "fp32") -> dict[str, str]:
     """For a user model: torch form (ONNX graphs via onnx_to_torch) -> prune (classifier size kept) -> fine-tune
     with distillation from the original on the user's training images -> FP32 ONNX per ratio; cached."""
     from edgemap.compress.finetune import finetune
@@ -98,7 +99,7 @@ def pruned_user_variants(user, spec: PreprocessSpec, ratios: list[float], data: 
             original = user.torch_module()
             pruned = prune_model(original, PruneChannels(ratio=r, round_to=ROUND_TO), shape)
             finetune(pruned, data.train_set, epochs, finetune_lr(pruned), spec, teacher=original.eval(),
-                     run_dir=work / "pruned" / f"p{r:g}.run", progress=progress)
+                     run_dir=work / "pruned" / f"p{r:g}.run", progress=progress, precision=precision)
             export_onnx(pruned.eval(), path, shape, dynamic_batch=user.info.fixed_batch is None)
         out[f"{r:g}"] = str(path)
     return out

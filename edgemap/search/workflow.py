@@ -102,9 +102,11 @@ def prepare(opts: MapOptions, console: Console) -> Job:
            "latency_runs": opts.latency_runs, "pruned": {}, "baseline_accuracy": 0.0}
     ratios = sorted({c.prune_ratio for c in space.grid() if c.prune_ratio > 0})
     if ratios:
-        console.print(f"pruning {src.path.name} at ratios {ratios} with {opts.finetune_epochs} fine-tuning epochs (cached)")
-        ctx["pruned"] = (prep.pruned_variants(src.path, ratios, data, work, opts.finetune_epochs, opts.progress) if src.is_checkpoint
-                         else prep.pruned_user_variants(src.user, src.spec, ratios, data, work, opts.finetune_epochs, opts.progress))
+        console.print(f"pruning {src.path.name} at ratios {ratios} with {opts.finetune_epochs} fine-tuning epochs "
+                      f"({opts.finetune_precision}, cached)")
+        tune = dict(progress=opts.progress, precision=opts.finetune_precision)
+        ctx["pruned"] = (prep.pruned_variants(src.path, ratios, data, work, opts.finetune_epochs, **tune) if src.is_checkpoint
+                         else prep.pruned_user_variants(src.user, src.spec, ratios, data, work, opts.finetune_epochs, **tune))
     ctx["baseline_accuracy"] = _baseline(ctx, artifacts.fp32_onnx(ctx, 0.0))
     return Job(src.path, profile, space, ctx, src.spec, tuple(src.class_names or data.eval_set.class_names), data.note,
                src.is_checkpoint)
@@ -165,6 +167,8 @@ def _fingerprint(opts: MapOptions, model: Path) -> str:
     h.update(model.read_bytes())
     h.update(json.dumps([str(opts.eval_data), str(opts.train_data), opts.preprocess, opts.calib_samples, opts.seed,
                          opts.finetune_epochs]).encode())
+    if opts.finetune_precision != "fp32":  # only then, so fp32 searches keep their cached models and trials
+        h.update(opts.finetune_precision.encode())
     return f"{model.stem}-{h.hexdigest()[:10]}"
 
 

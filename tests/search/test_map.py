@@ -84,3 +84,28 @@ def test_user_model_without_preprocessing_or_with_wrong_classes_is_refused(tmp_p
         run_map(options(str(onnx_path), tmp_path / "m"))
     with pytest.raises(EdgemapError, match="do not agree"):
         run_map(options(str(onnx_path), tmp_path / "m", preprocess="cifar10"))
+
+
+BF16 = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+@pytest.mark.skipif(not BF16, reason="this CPU has no bfloat16 kernels")
+def test_pruned_candidates_fine_tune_in_the_asked_precision_and_the_recipe_says_so(tiny_ckpt, tiny_npz, tmp_path):
+    import yaml
+
+    summary = run_map(options(tiny_ckpt, tmp_path / "m", trials=2, precisions=("fp32",), prune_ratios=(0.0, 0.5),
+                              train_data=tiny_npz, finetune_epochs=1, finetune_precision="bf16"))
+    states = list((tmp_path / "m").rglob("p0.5.run/prune_final/state.json"))
+    assert len(states) == 1 and json.loads(states[0].read_text())["config"]["precision"] == "bf16"
+    assert {t["candidate"]["prune_ratio"] for t in summary["trials"]} == {0.0, 0.5}
+    recipe = yaml.safe_load(open(summary["recipe"]))
+    pruning = [p for p in recipe["passes"] if p["type"] == "prune_channels"]
+    assert all(p["precision"] == "bf16" for p in pruning)
+
+
+def test_unknown_fine_tuning_precision_is_refused_before_any_work(tiny_ckpt, tmp_path):
+    from edgemap.errors import EdgemapError
+
+    with pytest.raises(EdgemapError, match="--finetune-precision must be one of fp32, bf16, got 'fp16'"):
+        options(tiny_ckpt, tmp_path / "m", finetune_precision="fp16")
+    assert not (tmp_path / "m").exists()
