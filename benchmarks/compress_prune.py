@@ -171,6 +171,7 @@ def summary_lines(r: dict) -> list[str]:
     s2 = r["prune_report"].get("stage2")
     lines = [f"# {cfg['ratio']:.0%} channel pruning + {done} of {cfg['finetune_epochs']} fine-tuning epochs"
              f"{' (distilled from the unpruned model)' if cfg['distill'] else ''}"
+             f"{' in bf16 autocast' if cfg.get('precision', 'fp32') == 'bf16' else ''}"
              + (f" + a second stage of {s2['config']['epochs']} distilled epochs (lr {s2['config']['lr']}, fresh cosine)"
                 if s2 else "") + " + static INT8", "",
              f"`{r['command']}`", "", f"CPU: {r['evidence']['cpu']} ({', '.join(r['evidence']['cpu_flags'])}); "
@@ -179,7 +180,8 @@ def summary_lines(r: dict) -> list[str]:
              f"| FP32 original | {a['fp32']['top1']} | {a['fp32']['top1_exact']} | {r['macs'][0]:,} | {r['bytes']['fp32_onnx']:,} |",
              f"| pruned FP32 | {a['pruned_fp32']['top1']} | {a['pruned_fp32']['top1_exact']} | {r['macs'][1]:,} | {r['bytes']['pruned_fp32_onnx']:,} |",
              f"| pruned INT8 | {a['pruned_int8']['top1']} | {a['pruned_int8']['top1_exact']} | {r['macs'][1]:,} | {r['bytes']['pruned_int8_onnx']:,} |",
-             "", f"Pruned before fine-tuning: {r['prune_report']['accuracy']['pruned_before_finetune']['top1']} % top-1.",
+             "", f"Pruned before fine-tuning: {r['prune_report']['accuracy']['pruned_before_finetune']['top1']} % top-1."
+             + (f" Pruning + fine-tuning took {r['prune_report']['wall_s'] / 60:.0f} min." if r['prune_report'].get('wall_s') else ""),
              "", "Batch-1 latency, p50 in ms (median over rounds [min-max]):", ""]
     lines += [f"- {k}: {v['p50_ms_median']} [{v['p50_ms_min']}-{v['p50_ms_max']}]" for k, v in r["latency_batch1"]["candidates"].items()]
     lines += ["", f"Drop {h['drop_points']} points; x{h['macs_ratio']} fewer MACs; file x{h['size_ratio']} smaller than FP32 ONNX; "
