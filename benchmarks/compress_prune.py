@@ -49,7 +49,8 @@ def main() -> None:
     torch.set_num_threads(TRAIN_THREADS)
     cfg = PruneChannels(ratio=args.ratio, importance=args.importance, global_pruning=args.global_pruning, round_to=args.round_to,
                         finetune_epochs=args.epochs, finetune_lr=args.lr, distill=not args.no_distill, alpha=args.alpha,
-                        jpeg_augment=args.jpeg_augment, weight_decay=args.weight_decay, precision=args.precision)
+                        jpeg_augment=args.jpeg_augment, weight_decay=args.weight_decay, precision=args.precision,
+                        mixup=args.mixup)
     if args.from_state:
         prune_report = partial_run(cfg, ckpt, test)
     else:
@@ -92,6 +93,7 @@ def parse_args() -> argparse.Namespace:
                     help="share of fine-tuning images given a JPEG round trip (default: what the checkpoint was trained with)")
     ap.add_argument("--weight-decay", type=float, default=5e-4)
     ap.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="fine-tuning precision (bf16: CPU autocast)")
+    ap.add_argument("--mixup", type=float, default=0.0, help="mixup Beta parameter during fine-tuning (0: off)")
     ap.add_argument("--no-distill", action="store_true")
     ap.add_argument("--limit", type=int, default=0, help="fine-tune on the first N training images (0: all)")
     ap.add_argument("--from-state", action="store_true",

@@ -42,6 +42,7 @@ def train_cmd(
     limit: int = typer.Option(0, help="train on the first N images only (0: all)"),
     jpeg_augment: float = typer.Option(0.0, help="share of training images replaced by a JPEG (q75, 4:2:0) copy"),
     precision: str = typer.Option("fp32", help="fp32, or bf16 (CPU autocast; ~2x faster where the CPU has bf16 kernels)"),
+    mixup: float = typer.Option(0.0, help="mixup Beta parameter (0: off)"),
     init: Optional[Path] = typer.Option(None, help="start from this checkpoint's weights (fine-tuning)"),
 ) -> None:
     """Train a zoo model on CIFAR-10 and write a safetensors checkpoint + JSON sidecar."""
@@ -50,7 +51,7 @@ def train_cmd(
 
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule, label_smoothing=label_smoothing,
                       weight_decay=weight_decay, seed=seed, threads=threads, jpeg_augment=jpeg_augment,
-                      precision=precision)
+                      precision=precision, mixup=mixup)
     run_training(model, cfg, data, out, run_dir or out.with_suffix(".run"), limit, " ".join(["edgemap"] + sys.argv[1:]), init)
 
 

@@ -24,6 +24,7 @@ def register(app: typer.Typer) -> None:
     _add_passes(group)
 
 PRECISION_HELP = "training precision: fp32, or bf16 (CPU autocast, ~2x faster where the CPU has bf16 kernels)"
+MIXUP_HELP = "mixup Beta parameter (0: off); a teacher labels the blended images too"
 
 
 def _add_prune(group: typer.Typer) -> None:
@@ -46,6 +47,7 @@ def _add_prune(group: typer.Typer) -> None:
         jpeg_augment: Optional[float] = typer.Option(None, help="share of fine-tuning images given a JPEG round trip "
                                                                "(default: what the checkpoint was trained with)"),
         precision: str = typer.Option("fp32", help=PRECISION_HELP),
+        mixup: float = typer.Option(0.0, help=MIXUP_HELP),
         data: Optional[Path] = typer.Option(None, help=DATA_HELP),
         eval_data: Optional[Path] = typer.Option(None, help=EVAL_HELP),
         limit: int = typer.Option(0, help="use the first N training images only (0: all)"),
@@ -59,7 +61,7 @@ def _add_prune(group: typer.Typer) -> None:
         cfg = PruneChannels(ratio=ratio if ratio is not None else (None if target_macs else 0.5), target_macs=target_macs,
                             importance=importance, global_pruning=global_pruning, iterative_steps=steps,
                             round_to=round_to, finetune_epochs=finetune_epochs, finetune_lr=lr, distill=distill,
-                            jpeg_augment=jpeg_augment, precision=precision)
+                            jpeg_augment=jpeg_augment, precision=precision, mixup=mixup)
         ctx = make_context(data, eval_data, limit, latency_runs, run_dir, finetune_epochs > 0 or importance == "taylor")
         show(prune_checkpoint(cfg, checkpoint, out, ctx), report)
 
@@ -164,6 +166,7 @@ def _add_distill(group: typer.Typer) -> None:
         jpeg_augment: Optional[float] = typer.Option(None, help="share of training images given a JPEG round trip "
                                                                "(default: what the teacher was trained with)"),
         precision: str = typer.Option("fp32", help=PRECISION_HELP),
+        mixup: float = typer.Option(0.0, help=MIXUP_HELP),
         data: Optional[Path] = typer.Option(None, help=DATA_HELP),
         eval_data: Optional[Path] = typer.Option(None, help=EVAL_HELP),
         limit: int = typer.Option(0, help="use the first N training images only (0: all)"),
@@ -175,7 +178,7 @@ def _add_distill(group: typer.Typer) -> None:
         from edgemap.compress.distill import Distill, distill_checkpoint
 
         cfg = Distill(student=student, epochs=epochs, lr=lr, temperature=temperature, alpha=alpha, compare_baseline=baseline,
-                      jpeg_augment=jpeg_augment, precision=precision)
+                      jpeg_augment=jpeg_augment, precision=precision, mixup=mixup)
         ctx = make_context(data, eval_data, limit, latency_runs, run_dir, True)
         show(distill_checkpoint(cfg, teacher, out, ctx), report)
 

@@ -34,6 +34,7 @@ class Distill:
     compare_baseline: also train the same student without the teacher, same budget, and report both.
     jpeg_augment: share of training images given a JPEG round trip (None: what the teacher was trained with).
     precision: "bf16" trains student and baseline under CPU autocast to bfloat16 (see TrainConfig).
+    mixup: Beta parameter of mixup for student and baseline (0 = off); the teacher labels the blended images.
     """
 
     student: str = "writeup_cnn"
@@ -46,8 +47,11 @@ class Distill:
     seed: int = 0
     jpeg_augment: float | None = None
     precision: str = "fp32"
+    mixup: float = 0.0
 
     def __post_init__(self) -> None:
+        if self.mixup < 0:
+            raise EdgemapError(f"distill: mixup must be >= 0 (0: off), got {self.mixup}")
         if self.precision not in PRECISIONS:
             raise EdgemapError(f"distill: precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.epochs < 1:
@@ -80,7 +84,7 @@ def distill_model(teacher: nn.Module, student: nn.Module, cfg: Distill, ctx: Pas
         raise EdgemapError("distill: needs training data")
     return finetune(student, ctx.train_set, cfg.epochs, cfg.lr, info.normalization, cfg.batch_size, teacher=teacher,
                     temperature=cfg.temperature, alpha=cfg.alpha, run_dir=ctx.sub_run_dir(tag), seed=cfg.seed,
-                    progress=ctx.progress, jpeg_augment=jpeg_augment, precision=cfg.precision)
+                    progress=ctx.progress, jpeg_augment=jpeg_augment, precision=cfg.precision, mixup=cfg.mixup)
 
 
 @pass_function(Distill)
@@ -98,7 +102,7 @@ def distill_checkpoint(cfg: Distill, source: str | Path, out: str | Path, ctx: P
         if cfg.compare_baseline:
             base_hist = finetune(baseline, ctx.train_set, cfg.epochs, cfg.lr, s_info.normalization, cfg.batch_size,  # type: ignore[arg-type]
                                  run_dir=ctx.sub_run_dir("distill_baseline"), seed=cfg.seed, progress=ctx.progress,
-                                 jpeg_augment=jpeg, precision=cfg.precision)
+                                 jpeg_augment=jpeg, precision=cfg.precision, mixup=cfg.mixup)
             report.accuracy["before"] = torch_accuracy(baseline, ctx.eval_set, s_info.normalization)
             report.extra["baseline_history"] = base_hist
             report.notes.append("accuracy before: the same student trained without distillation, same budget")

@@ -46,6 +46,7 @@ class PruneChannels:
     jpeg_augment: share of fine-tuning images swapped for a JPEG round trip (robustness to compressed inputs);
     None: the share the checkpoint was trained with (its sidecar), so fine-tuning keeps what training taught.
     precision: "bf16" fine-tunes under CPU autocast to bfloat16 (about 2x faster where the CPU has bf16 kernels).
+    mixup: Beta parameter of mixup during fine-tuning (0 = off); with distill the teacher labels the blended images.
     """
 
     ratio: float | None = 0.5
@@ -65,8 +66,11 @@ class PruneChannels:
     jpeg_augment: float | None = None
     weight_decay: float = 5e-4
     precision: str = "fp32"
+    mixup: float = 0.0
 
     def __post_init__(self) -> None:
+        if self.mixup < 0:
+            raise EdgemapError(f"prune_channels: mixup must be >= 0 (0: off), got {self.mixup}")
         if self.precision not in PRECISIONS:
             raise EdgemapError(f"prune_channels: precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if (self.ratio is None) == (self.target_macs is None):
@@ -200,7 +204,7 @@ def prune_checkpoint(cfg: PruneChannels, source: str | Path, out: str | Path, ct
             return finetune(m, ctx.train_set, epochs, cfg.finetune_lr, info.normalization, cfg.batch_size,  # type: ignore[arg-type]
                             teacher, cfg.temperature, cfg.alpha, ctx.sub_run_dir(f"prune_{tag}"), progress=ctx.progress,
                             jpeg_augment=trained_jpeg_share(info) if cfg.jpeg_augment is None else cfg.jpeg_augment,
-                            weight_decay=cfg.weight_decay, precision=cfg.precision)
+                            weight_decay=cfg.weight_decay, precision=cfg.precision, mixup=cfg.mixup)
 
         pruned = prune_model(model, cfg, info.input_shape, batch,
                              between_steps=lambda m, s: tune(m, cfg.step_finetune_epochs, f"step{s}"))

@@ -37,6 +37,9 @@ from edgemap.train.evaluate import evaluate
 #   pad             4       random-crop padding (reflect)
 #   jpeg_augment    0.0     share of images replaced by a JPEG-compressed copy (quality 75, 4:2:0): the
 #                           CIFAR-10 test copy here is 90 % JPEG-decoded, so robustness to it is trained
+#   mixup           0.0     Beta(a, a) parameter of mixup (Zhang et al., 2018): each batch is blended with a
+#                           shuffled copy of itself and the targets likewise; 0 = off. With a distillation loss
+#                           the teacher sees the same blended images ("function matching", Beyer et al., 2022)
 #   precision       fp32    "bf16": forward passes (student and teacher) under CPU autocast to bfloat16, fp32
 #                           master weights and loss; ~2x faster on CPUs with AVX-512 BF16 or AMX
 # ---------------------------------------------------------------------------------------------
@@ -57,6 +60,7 @@ class TrainConfig:
     pad: int = 4
     augment: bool = True
     jpeg_augment: float = 0.0
+    mixup: float = 0.0
     seed: int = 0
     threads: int = 0  # 0: leave torch's default
     precision: str = "fp32"
@@ -68,6 +72,8 @@ class TrainConfig:
             raise EdgemapError(f"unknown schedule {self.schedule!r}; use onecycle or cosine")
         if not 0 <= self.jpeg_augment <= 1:
             raise EdgemapError(f"jpeg augmentation share must lie in [0, 1], got {self.jpeg_augment}")
+        if self.mixup < 0:
+            raise EdgemapError(f"mixup must be >= 0 (0: off), got {self.mixup}")
         if not 0 <= self.label_smoothing < 1 or not 0 <= self.warmup < 1:
             raise EdgemapError("label smoothing and warmup must lie in [0, 1)")
         if self.precision not in PRECISIONS:
@@ -94,7 +100,8 @@ def lr_at(cfg: TrainConfig, step: int, total: int) -> float:
     return cfg.lr * 0.5 * (1 + math.cos(math.pi * frac))
 
 
-# A loss function gets (logits, labels, input batch) so distillation can run its teacher on the batch.
+# A loss function gets (logits, labels, input batch) so distillation can run its teacher on the batch. The labels
+# are class indices, or an N x classes matrix of target probabilities when mixup blends the batch.
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -142,8 +149,8 @@ def _jpeg_copy(data: ImageSet, norm: Normalization, quality: int = 75) -> torch.
 
 def _same_run(config: dict) -> dict:
     """The settings that decide the result: a run may resume with another thread count.
-    Runs saved before `precision` existed were fp32."""
-    return {"precision": "fp32", **{k: v for k, v in config.items() if k != "threads"}}
+    Runs saved before `precision` and `mixup` existed were fp32 without mixup."""
+    return {"precision": "fp32", "mixup": 0.0, **{k: v for k, v in config.items() if k != "threads"}}
 
 
 @dataclass
@@ -157,17 +164,29 @@ class _Epoch:
     loss_fn: LossFn
     steps: int
     total: int
+    num_classes: int
 
 
 def _batch(cfg: TrainConfig, ep: _Epoch, idx: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """One augmented batch: JPEG copies swapped in, then random crop + flip."""
+    """One augmented batch: JPEG copies swapped in, random crop + flip, then mixup (targets become probabilities)."""
     x, y = ep.x_all[idx], ep.y_all[idx]
     if ep.x_jpeg is not None:
         swap = torch.rand(len(idx), generator=gen) < cfg.jpeg_augment
         x[swap] = ep.x_jpeg[idx[swap]]
     if cfg.augment:
         x = random_crop_flip(x, cfg.pad, gen).contiguous(memory_format=torch.channels_last)
+    if cfg.mixup > 0:
+        x, y = mixup(x, y, cfg.mixup, ep.num_classes, gen)
     return x, y
+
+
+def mixup(x: torch.Tensor, y: torch.Tensor, a: float, num_classes: int,
+          gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Blend the batch with a shuffled copy of itself, weight lam ~ Beta(a, a); targets become class probabilities."""
+    lam = float(np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,), generator=gen))).beta(a, a))
+    perm = torch.randperm(len(y), generator=gen)
+    onehot = F.one_hot(y.long(), num_classes).float()
+    return lam * x + (1 - lam) * x[perm], lam * onehot + (1 - lam) * onehot[perm]
 
 
 def _run_epoch(model: nn.Module, cfg: TrainConfig, ep: _Epoch, epoch: int, bar) -> dict:  # noqa: ANN001 - EpochProgress
@@ -188,11 +207,18 @@ def _run_epoch(model: nn.Module, cfg: TrainConfig, ep: _Epoch, epoch: int, bar) 
         ep.opt.step()
         seen += len(y)
         loss_sum += float(loss.detach()) * len(y)
-        correct += int((logits.argmax(1) == y).sum())
+        correct += int((logits.argmax(1) == (y.argmax(1) if y.ndim == 2 else y)).sum())  # mixup: the larger share
         bar.step(loss_sum / seen, 100 * correct / seen, seen / (time.perf_counter() - t0))
     wall = time.perf_counter() - t0
     return {"epoch": epoch + 1, "loss": round(loss_sum / seen, 4), "train_top1": round(100 * correct / seen, 2),
             "images_per_s": round(seen / wall, 1), "wall_s": round(wall, 1)}
+
+
+def _num_classes(model: nn.Module, x: torch.Tensor) -> int:
+    """Classes the model outputs (the width of mixup's target matrix), from one image in eval mode."""
+    model.eval()
+    with torch.no_grad():
+        return int(model(x[:1]).shape[1])
 
 
 def train(
@@ -220,10 +246,10 @@ def train(
     if _same_run(state["config"]) != _same_run(asdict(cfg)):
         raise EdgemapError(f"{run_path}: holds a run with different settings; use another --run-dir or the same settings")
     steps = math.ceil(len(train_set) / cfg.batch_size)
-    ep = _Epoch(torch.from_numpy(to_nchw_float(train_set.images, norm)).contiguous(memory_format=torch.channels_last),
-                torch.from_numpy(train_set.labels), _jpeg_copy(train_set, norm) if cfg.jpeg_augment > 0 else None, opt,
+    x_all = torch.from_numpy(to_nchw_float(train_set.images, norm)).contiguous(memory_format=torch.channels_last)
+    ep = _Epoch(x_all, torch.from_numpy(train_set.labels), _jpeg_copy(train_set, norm) if cfg.jpeg_augment > 0 else None, opt,
                 loss_fn or (lambda logits, y, _x: F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)),
-                steps, cfg.epochs * steps)
+                steps, cfg.epochs * steps, _num_classes(model, x_all) if cfg.mixup > 0 else 0)
     bar = EpochProgress(cfg.epochs, steps, enabled=progress, start_epoch=state["epoch"])
     for epoch in range(state["epoch"], cfg.epochs):
         record = _run_epoch(model, cfg, ep, epoch, bar)

@@ -21,6 +21,7 @@ def edgemap(*args: str) -> subprocess.CompletedProcess:
     (["prune", "{ckpt}", "--out", "{out}", "--ratio", "1.5"], "ratio must lie in (0, 1), got 1.5"),
     (["prune", "{ckpt}", "--out", "{out}", "--ratio", "0"], "ratio must lie in (0, 1), got 0.0"),
     (["prune", "{ckpt}", "--out", "{out}", "--precision", "fp16"], "precision must be one of fp32, bf16, got 'fp16'"),
+    (["prune", "{ckpt}", "--out", "{out}", "--mixup", "-1"], "mixup must be >= 0 (0: off), got -1.0"),
     (["sparsify", "{ckpt}", "--out", "{out}", "--sparsity", "1"], "sparsity must lie in (0, 1)"),
     (["quantize", "{ckpt}", "--out", "{out}"], "expected a onnx model, but the file looks like a safetensors file"),
     (["quantize", "{onnx}", "--out", "{out}", "--mode", "int4"], "unknown quantization mode 'int4'"),

@@ -103,3 +103,10 @@ def test_unknown_distillation_precision_is_refused() -> None:
 
     with pytest.raises(EdgemapError, match="distill: precision must be one of fp32, bf16, got 'fp16'"):
         Distill(precision="fp16")
+
+
+def test_negative_mixup_is_refused() -> None:
+    from edgemap.errors import EdgemapError
+
+    with pytest.raises(EdgemapError, match="distill: mixup must be >= 0"):
+        Distill(mixup=-0.5)

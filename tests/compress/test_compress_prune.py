@@ -123,7 +123,7 @@ def test_round_to_keeps_channel_counts_multiples() -> None:
     assert widths and all(w % 8 == 0 for w in widths)
 
 
-@pytest.mark.parametrize("bad", [{"jpeg_augment": 1.5}, {"weight_decay": -1.0}, {"precision": "fp16"}])
+@pytest.mark.parametrize("bad", [{"jpeg_augment": 1.5}, {"weight_decay": -1.0}, {"precision": "fp16"}, {"mixup": -1.0}])
 def test_bad_fine_tuning_settings_are_refused(bad: dict) -> None:
     with pytest.raises(EdgemapError, match="prune_channels"):
         PruneChannels(ratio=0.5, **bad)

@@ -109,10 +109,47 @@ def test_a_run_saved_before_precision_existed_resumes_as_fp32():
     old = {k: v for k, v in TrainConfig(epochs=2).__dict__.items() if k != "precision"}
     assert loop._same_run(old) == loop._same_run(TrainConfig(epochs=2).__dict__)
     assert loop._same_run(old) != loop._same_run(TrainConfig(epochs=2, precision="bf16").__dict__)
+    older = {k: v for k, v in old.items() if k != "mixup"}  # saved before mixup existed: resumes without it
+    assert loop._same_run(older) == loop._same_run(TrainConfig(epochs=2).__dict__)
+    assert loop._same_run(older) != loop._same_run(TrainConfig(epochs=2, mixup=0.2).__dict__)
+
+
+def test_mixup_blends_images_and_targets_with_one_weight():
+    n = 8  # image i is filled with the value i and has label i: a blended image's value is its targets' mean label
+    x = torch.arange(n, dtype=torch.float32).view(n, 1, 1, 1).expand(n, 3, 4, 4).contiguous()
+    y = torch.arange(n)
+    mixed, targets = loop.mixup(x, y, 0.4, n, torch.Generator().manual_seed(3))
+    assert targets.shape == (n, n) and torch.allclose(targets.sum(1), torch.ones(n))
+    assert torch.allclose(mixed.mean((1, 2, 3)), targets @ torch.arange(n, dtype=torch.float32), atol=1e-5)
+    assert not torch.equal(mixed, x)  # Beta(0.4, 0.4) and a shuffle: the batch really changed
+    again, _ = loop.mixup(x, y, 0.4, n, torch.Generator().manual_seed(3))
+    assert torch.equal(mixed, again)  # seeded by the epoch generator: a resumed run blends the same way
+
+
+def test_mixup_training_learns_and_the_teacher_labels_the_blended_images(tiny_npz):
+    from edgemap.compress.finetune import distillation_loss
+
+    data = load_npz(tiny_npz)
+    norm = Normalization()
+    torch.manual_seed(0)
+    teacher = zoo.build("tiny")
+    train(teacher, data, TrainConfig(epochs=25, **FAST), norm, progress=False)
+    seen = []
+    teacher.register_forward_hook(lambda _m, inp, _o: seen.append(inp[0].detach().clone()))
+    student = zoo.build("tiny")
+    before = evaluate(student, data, norm).top1
+    state = train(student, data, TrainConfig(epochs=25, mixup=0.2, **FAST), norm, progress=False,
+                  loss_fn=distillation_loss(teacher, temperature=4.0, alpha=0.5))
+    clean = torch.from_numpy(__import__("edgemap.data.transforms", fromlist=["x"]).to_nchw_float(data.images, norm))
+    batch = seen[0].flatten(1)
+    in_data = [(clean.flatten(1) - row).abs().amax(1).min() < 1e-6 for row in batch]
+    assert sum(in_data) < len(batch)  # the teacher saw blended images, not only training images
+    assert state["history"][-1]["loss"] < state["history"][0]["loss"]
+    assert evaluate(student, data, norm).top1 >= before + 20
 
 
 @pytest.mark.parametrize("kwargs", [dict(epochs=0), dict(schedule="step"), dict(label_smoothing=1.5),
-                                    dict(precision="fp16")])
+                                    dict(precision="fp16"), dict(mixup=-0.2)])
 def test_bad_config(kwargs):
     with pytest.raises(EdgemapError):
         TrainConfig(**kwargs)
