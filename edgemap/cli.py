@@ -41,7 +41,7 @@ def train_cmd(
     run_dir: Optional[Path] = typer.Option(None, help="resumable state (default: next to --out)"),
     limit: int = typer.Option(0, help="train on the first N images only (0: all)"),
     jpeg_augment: float = typer.Option(0.0, help="share of training images replaced by a JPEG (q75, 4:2:0) copy"),
-    precision: str = typer.Option("fp32", help="fp32, or bf16 (CPU autocast; ~2x faster where the CPU has bf16 kernels)"),
+    precision: str = typer.Option("fp32", help="fp32, or bf16 (CPU autocast; faster only where the CPU runs bf16 fast: benchmarks/train_precision.py measures it)"),
     mixup: float = typer.Option(0.0, help="mixup Beta parameter (0: off)"),
     init: Optional[Path] = typer.Option(None, help="start from this checkpoint's weights (fine-tuning)"),
 ) -> None:

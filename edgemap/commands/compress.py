@@ -23,7 +23,8 @@ def register(app: typer.Typer) -> None:
     _add_recipe(group)
     _add_passes(group)
 
-PRECISION_HELP = "training precision: fp32, or bf16 (CPU autocast, ~2x faster where the CPU has bf16 kernels)"
+PRECISION_HELP = ("training precision: fp32, or bf16 (CPU autocast; faster only where the CPU runs bf16 fast: "
+                  "benchmarks/train_precision.py measures it)")
 MIXUP_HELP = "mixup Beta parameter (0: off); a teacher labels the blended images too"
 
 

@@ -41,8 +41,8 @@ def register(app: typer.Typer) -> None:
         preprocess: Optional[str] = typer.Option(None, help="preprocessing (string or YAML), needed for .onnx models"),
         prune_ratios: str = typer.Option("0", help="comma-separated channel-pruning ratios to try, e.g. 0,0.25,0.5"),
         finetune_epochs: int = typer.Option(2, help="fine-tuning epochs after pruning (with distillation)"),
-        finetune_precision: str = typer.Option("fp32", help="fine-tuning precision: fp32, or bf16 (CPU autocast, ~2x "
-                                                            "faster where the CPU has bf16 kernels)"),
+        finetune_precision: str = typer.Option("fp32", help="fine-tuning precision: fp32, or bf16 (CPU autocast; faster "
+                                                            "only on some CPUs)"),
         backends: str = typer.Option("onnxruntime,openvino,litert",
                                      help="comma-separated backends to try (skipped where not installed or not run by the device)"),
         precisions: str = typer.Option("fp32,fp16,int8", help="comma-separated precisions to try"),

@@ -45,7 +45,7 @@ class PruneChannels:
     finetune_epochs: fine-tuning after pruning; distill: use the unpruned model as teacher;
     jpeg_augment: share of fine-tuning images swapped for a JPEG round trip (robustness to compressed inputs);
     None: the share the checkpoint was trained with (its sidecar), so fine-tuning keeps what training taught.
-    precision: "bf16" fine-tunes under CPU autocast to bfloat16 (about 2x faster where the CPU has bf16 kernels).
+    precision: "bf16" fine-tunes under CPU autocast to bfloat16 (faster only on some CPUs, see TrainConfig).
     mixup: Beta parameter of mixup during fine-tuning (0 = off); with distill the teacher labels the blended images.
     """
 

@@ -35,7 +35,7 @@ class MapOptions:
     preprocess: str | None = None
     prune_ratios: tuple[float, ...] = (0.0,)
     finetune_epochs: int = 2
-    finetune_precision: str = "fp32"  # bf16: fine-tune pruned models under CPU autocast (~2x faster where supported)
+    finetune_precision: str = "fp32"  # bf16: fine-tune pruned models under CPU autocast (faster on some CPUs)
     backends: tuple[str, ...] = ("onnxruntime", "openvino", "litert")  # litert: fastest INT8 on the host map
     precisions: tuple[str, ...] = ("fp32", "fp16", "int8")
     threads: tuple[int, ...] = (1, 2)
