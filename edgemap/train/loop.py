@@ -41,8 +41,8 @@ from edgemap.train.evaluate import evaluate
 #                           shuffled copy of itself and the targets likewise; 0 = off. With a distillation loss
 #                           the teacher sees the same blended images ("function matching", Beyer et al., 2022)
 #   precision       fp32    "bf16": forward passes (student and teacher) under CPU autocast to bfloat16, fp32
-#                           master weights and loss; x1.8 faster on an AMD EPYC with AVX-512 BF16, but
-#                           not on every such CPU (benchmarks/train_precision.py measures it)
+#                           master weights and loss; faster on some CPUs with AVX-512 BF16 (AMD EPYC here: x1.3
+#                           per epoch), not on others (benchmarks/train_precision.py measures it)
 # ---------------------------------------------------------------------------------------------
 
 
