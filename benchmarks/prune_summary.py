@@ -14,10 +14,6 @@ import json
 
 from compress_common import RESULTS
 
-RECIPE_KEYS = ("importance", "global_pruning", "round_to", "finetune_epochs", "finetune_lr", "alpha", "weight_decay",
-               "precision", "mixup")
-
-
 def recipe(run: dict) -> str:
     """The fine-tuning recipe in a few words: what differs from the defaults is what matters."""
     cfg = run["prune_report"]["config"]

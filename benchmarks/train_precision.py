@@ -14,6 +14,7 @@ Local files only.
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 
 from compress_common import write_results
@@ -47,8 +48,8 @@ def main() -> None:
 
     def images_per_s(name: str, precision: str) -> float:
         student, teacher = workloads[name]
-        model = __import__("copy").deepcopy(student)
-        loss = distillation_loss(__import__("copy").deepcopy(teacher), 4.0, 0.5) if teacher is not None else None
+        model = copy.deepcopy(student)
+        loss = distillation_loss(copy.deepcopy(teacher), 4.0, 0.5) if teacher is not None else None
         cfg = TrainConfig(epochs=EPOCHS, batch_size=BATCH, lr=0.01, jpeg_augment=0.0, precision=precision, threads=THREADS)
         return train(model, data, cfg, info.normalization, loss_fn=loss, progress=False)["history"][-1]["images_per_s"]
 
@@ -67,7 +68,7 @@ def main() -> None:
     record = {"command": "benchmarks/train_precision.py " + " ".join(f"--{k} {v}" for k, v in vars(args).items()),
               "threads": THREADS, "batch_size": BATCH, "epochs_per_run": EPOCHS, "images": len(data),
               "per_round_images_per_s": per_round, "summary": summary, "evidence": ev}
-    flags = [f for f in ev["cpu_flags"] if "bf16" in f or "amx" in f] if isinstance(ev.get("cpu_flags"), list) else ev.get("cpu_flags")
+    flags = [f for f in ev["cpu_flags"] if "bf16" in f or "amx" in f]
     lines = ["# Training throughput: fp32 vs bf16 autocast, edgemap's training loop", "",
              f"`.venv/bin/python {record['command']}`", "",
              f"CPU: {ev['cpu']}; bf16-related flags: {flags}; torch threads {THREADS}; batch {BATCH}; "

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from edgemap.data.cifar10 import load_npz
-from edgemap.data.transforms import Normalization
+from edgemap.data.transforms import Normalization, to_nchw_float
 from edgemap.errors import EdgemapError
 from edgemap.models import zoo
 from edgemap.train.augment import random_crop_flip
@@ -140,7 +140,7 @@ def test_mixup_training_learns_and_the_teacher_labels_the_blended_images(tiny_np
     before = evaluate(student, data, norm).top1
     state = train(student, data, TrainConfig(epochs=25, mixup=0.2, **FAST), norm, progress=False,
                   loss_fn=distillation_loss(teacher, temperature=4.0, alpha=0.5))
-    clean = torch.from_numpy(__import__("edgemap.data.transforms", fromlist=["x"]).to_nchw_float(data.images, norm))
+    clean = torch.from_numpy(to_nchw_float(data.images, norm))
     batch = seen[0].flatten(1)
     in_data = [(clean.flatten(1) - row).abs().amax(1).min() < 1e-6 for row in batch]
     assert sum(in_data) < len(batch)  # the teacher saw blended images, not only training images
@@ -161,7 +161,7 @@ def test_jpeg_augmentation_changes_pixels_like_a_jpeg_round_trip(tiny_npz):
     data = load_npz(tiny_npz)
     norm = Normalization()
     jpeg = _jpeg_copy(data, norm).numpy()
-    exact = torch.from_numpy(__import__("edgemap.data.transforms", fromlist=["x"]).to_nchw_float(data.images, norm)).numpy()
+    exact = torch.from_numpy(to_nchw_float(data.images, norm)).numpy()
     diff = np.abs(jpeg - exact)
     assert diff.max() > 0.05 and diff.mean() < 0.5  # degraded, but the same images
     with pytest.raises(EdgemapError, match="jpeg augmentation"):
