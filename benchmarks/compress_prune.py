@@ -33,7 +33,7 @@ def main() -> None:
     from edgemap.compress.calibration import calibration_array
     from edgemap.compress.context import PassContext
     from edgemap.compress.measure import onnx_eval
-    from edgemap.compress.prune import PruneChannels, prune_checkpoint
+    from edgemap.compress.prune import PruneChannels, parse_layer_ratios, prune_checkpoint
     from edgemap.compress.quantize import QuantizeStatic, quantize_static_onnx
     from edgemap.convert.onnx_export import export_onnx
     from edgemap.core.evidence import machine_evidence
@@ -50,7 +50,7 @@ def main() -> None:
     cfg = PruneChannels(ratio=args.ratio, importance=args.importance, global_pruning=args.global_pruning, round_to=args.round_to,
                         finetune_epochs=args.epochs, finetune_lr=args.lr, distill=not args.no_distill, alpha=args.alpha,
                         jpeg_augment=args.jpeg_augment, weight_decay=args.weight_decay, precision=args.precision,
-                        mixup=args.mixup)
+                        mixup=args.mixup, keep_layers=tuple(args.keep), layer_ratios=parse_layer_ratios(args.layer_ratio))
     if args.from_state:
         prune_report = partial_run(cfg, ckpt, test)
     else:
@@ -71,10 +71,19 @@ def main() -> None:
            (("fp32", fp32), ("pruned_fp32", pruned_fp32), ("pruned_int8", int8))}
     lat = latency_rounds({"torch_fp32": torch_fn(model), "torch_pruned_fp32": torch_fn(pruned),
                           "ort_fp32": ort_fn(fp32, THREADS), "ort_pruned_int8": ort_fn(int8, THREADS)}, ROUNDS, RUNS)
-    record = build_record(prune_report, acc, (count_macs(model), count_macs(pruned)), (fp32, pruned_fp32, int8), summary, lat)
+    widths = {"original": conv_widths(model), "pruned": conv_widths(pruned)}
+    record = build_record(prune_report, acc, (count_macs(model), count_macs(pruned)), (fp32, pruned_fp32, int8), summary, lat,
+                          widths)
     record["checkpoint"], record["checkpoint_id"] = str(ckpt), checkpoint_id(ckpt)
     record["evidence"] = machine_evidence(THREADS)
     write_results(args.name, record, summary_lines(record))
+
+
+def conv_widths(model) -> list[int]:  # noqa: ANN001 - nn.Module
+    """Output channels of every conv, in module order."""
+    from torch import nn
+
+    return [m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d)]
 
 
 def parse_args() -> argparse.Namespace:
@@ -94,6 +103,10 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--weight-decay", type=float, default=5e-4)
     ap.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="fine-tuning precision (bf16: CPU autocast)")
     ap.add_argument("--mixup", type=float, default=0.0, help="mixup Beta parameter during fine-tuning (0: off)")
+    ap.add_argument("--keep", action="append", default=[], metavar="MODULE",
+                    help="never prune this module's output channels (repeatable), e.g. prep (the stem)")
+    ap.add_argument("--layer-ratio", action="append", default=[], metavar="MODULE=RATIO",
+                    help="per-layer ratio override (repeatable)")
     ap.add_argument("--no-distill", action="store_true")
     ap.add_argument("--limit", type=int, default=0, help="fine-tune on the first N training images (0: all)")
     ap.add_argument("--from-state", action="store_true",
@@ -145,10 +158,10 @@ def partial_run(cfg, ckpt: Path, test) -> dict:  # noqa: ANN001
 
 
 def build_record(prune_report: dict, acc: dict, macs: tuple[int, int], files: tuple[Path, Path, Path], summary: dict,  # noqa: ANN001
-                 lat: dict) -> dict:
+                 lat: dict, widths: dict) -> dict:
     """Everything measured, the headline ratios and the claims."""
     fp32, pruned_fp32, int8 = files
-    record = {"command": " ".join([".venv/bin/python"] + sys.argv), "threads": THREADS,
+    record = {"command": " ".join([".venv/bin/python"] + sys.argv), "threads": THREADS, "conv_widths": widths,
               "prune_report": prune_report, "accuracy": acc, "macs": macs,
               "bytes": {"fp32_onnx": fp32.stat().st_size, "pruned_fp32_onnx": pruned_fp32.stat().st_size,
                         "pruned_int8_onnx": int8.stat().st_size},
@@ -158,6 +171,7 @@ def build_record(prune_report: dict, acc: dict, macs: tuple[int, int], files: tu
                           "pruning_only_torch_fp32": ratio(lat, "torch_fp32", "torch_pruned_fp32")}}
     drop = round(acc["fp32"]["top1"] - acc["pruned_int8"]["top1"], 2)
     record["headline"] = {"drop_points": drop, "macs_ratio": round(macs[0] / macs[1], 2),
+                          "channels_removed": round(1 - sum(widths["pruned"]) / sum(widths["original"]), 4),
                           "size_ratio": round(record["bytes"]["fp32_onnx"] / record["bytes"]["pruned_int8_onnx"], 2)}
     record["claims"] = {"accuracy_drop_le_1.5": drop <= 1.5, "macs_ge_3x_fewer": record["headline"]["macs_ratio"] >= 3,
                         "file_ge_10x_smaller": record["headline"]["size_ratio"] >= 10,
@@ -182,6 +196,10 @@ def summary_lines(r: dict) -> list[str]:
              f"| FP32 original | {a['fp32']['top1']} | {a['fp32']['top1_exact']} | {r['macs'][0]:,} | {r['bytes']['fp32_onnx']:,} |",
              f"| pruned FP32 | {a['pruned_fp32']['top1']} | {a['pruned_fp32']['top1_exact']} | {r['macs'][1]:,} | {r['bytes']['pruned_fp32_onnx']:,} |",
              f"| pruned INT8 | {a['pruned_int8']['top1']} | {a['pruned_int8']['top1_exact']} | {r['macs'][1]:,} | {r['bytes']['pruned_int8_onnx']:,} |",
+             "", f"Conv widths {r['conv_widths']['original']} -> {r['conv_widths']['pruned']}: "
+             f"{h['channels_removed']:.1%} of all conv channels removed"
+             + (f" (kept whole: {', '.join(cfg['keep_layers'])})" if cfg.get("keep_layers") else "")
+             + (f" (per-layer ratios: {cfg['layer_ratios']})" if cfg.get("layer_ratios") else "") + ".",
              "", f"Pruned before fine-tuning: {r['prune_report']['accuracy']['pruned_before_finetune']['top1']} % top-1."
              + (f" Pruning + fine-tuning took {r['prune_report']['wall_s'] / 60:.0f} min." if r['prune_report'].get('wall_s') else ""),
              "", "Batch-1 latency, p50 in ms (median over rounds [min-max]):", ""]

@@ -40,6 +40,9 @@ def _add_prune(group: typer.Typer) -> None:
         importance: str = typer.Option("l2", help="l1, l2 or taylor"),
         global_pruning: bool = typer.Option(False, "--global", help="one ratio over the whole net instead of per layer"),
         steps: int = typer.Option(1, help="iterative pruning steps"),
+        keep: list[str] = typer.Option([], "--keep", help="never prune this layer's output channels (repeatable; a module "
+                                                          "name such as prep, the stem)"),
+        layer_ratio: list[str] = typer.Option([], "--layer-ratio", help="MODULE=RATIO: this layer's own ratio (repeatable)"),
         round_to: Optional[int] = typer.Option(None, help="keep channel counts multiples of this (INT8 kernels run "
                                                          "odd widths slowly)"),
         finetune_epochs: int = typer.Option(0, help="fine-tuning epochs after pruning"),
@@ -57,10 +60,11 @@ def _add_prune(group: typer.Typer) -> None:
         report: Optional[Path] = typer.Option(None, help="write the report as JSON here"),
     ) -> None:
         """Structured channel pruning (channels physically removed), optional fine-tuning / distillation."""
-        from edgemap.compress.prune import PruneChannels, prune_checkpoint
+        from edgemap.compress.prune import PruneChannels, parse_layer_ratios, prune_checkpoint
 
         cfg = PruneChannels(ratio=ratio if ratio is not None else (None if target_macs else 0.5), target_macs=target_macs,
                             importance=importance, global_pruning=global_pruning, iterative_steps=steps,
+                            keep_layers=tuple(keep), layer_ratios=parse_layer_ratios(layer_ratio),
                             round_to=round_to, finetune_epochs=finetune_epochs, finetune_lr=lr, distill=distill,
                             jpeg_augment=jpeg_augment, precision=precision, mixup=mixup)
         ctx = make_context(data, eval_data, limit, latency_runs, run_dir, finetune_epochs > 0 or importance == "taylor")

@@ -40,6 +40,8 @@ class PruneChannels:
     ratio: fraction of channels removed (per layer, or over the whole net when global_pruning).
     target_macs: instead of ratio, prune in small steps until the model has at most this many MACs.
     layer_ratios: per-layer overrides, module name -> ratio.
+    keep_layers: module names whose output channels are never pruned (e.g. the stem conv, whose few channels
+    carry all of the input image); the classifier's outputs are always kept.
     iterative_steps: reach the ratio in this many steps (scores recomputed between steps),
     with step_finetune_epochs of fine-tuning after each step but the last.
     finetune_epochs: fine-tuning after pruning; distill: use the unpruned model as teacher;
@@ -54,6 +56,7 @@ class PruneChannels:
     importance: str = "l2"
     global_pruning: bool = False
     layer_ratios: dict = field(default_factory=dict)
+    keep_layers: tuple[str, ...] = ()
     iterative_steps: int = 1
     step_finetune_epochs: int = 0
     round_to: int | None = None
@@ -69,6 +72,12 @@ class PruneChannels:
     mixup: float = 0.0
 
     def __post_init__(self) -> None:
+        if isinstance(self.keep_layers, str) or not all(isinstance(n, str) for n in self.keep_layers):
+            raise EdgemapError(f"prune_channels: keep_layers must be a list of module names, got {self.keep_layers!r}")
+        object.__setattr__(self, "keep_layers", tuple(self.keep_layers))  # a recipe file gives a list
+        both = sorted(set(self.keep_layers) & set(self.layer_ratios))
+        if both:
+            raise EdgemapError(f"prune_channels: {', '.join(both)} is both kept and given a ratio")
         if self.mixup < 0:
             raise EdgemapError(f"prune_channels: mixup must be >= 0 (0: off), got {self.mixup}")
         if self.precision not in PRECISIONS:
@@ -92,6 +101,20 @@ class PruneChannels:
             raise EdgemapError("prune_channels: alpha must lie in [0, 1] and temperature be positive")
 
 
+def parse_layer_ratios(items: list[str]) -> dict[str, float]:
+    """Command-line MODULE=RATIO items -> {module name: ratio} (the ratios are checked by PruneChannels)."""
+    ratios = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            ratios[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise EdgemapError(f"prune_channels: a layer ratio must read MODULE=RATIO, got {item!r}")
+    return ratios
+
+
 def output_layers(model: nn.Module) -> list[nn.Module]:
     """The classifier: the last Linear (or, without one, the last Conv2d) in module order."""
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
@@ -112,14 +135,17 @@ def _pruner(model: nn.Module, example: torch.Tensor, cfg: PruneChannels, ratio: 
     import torch_pruning as tp
 
     modules = dict(model.named_modules())
-    unknown = [n for n in cfg.layer_ratios if n not in modules]
+    unknown = [n for n in [*cfg.layer_ratios, *cfg.keep_layers] if n not in modules]
     if unknown:
-        raise EdgemapError(f"prune_channels: no layer named {', '.join(unknown)} in this model")
+        layers = [n for n, m in modules.items() if isinstance(m, (nn.Conv2d, nn.Linear))]
+        raise EdgemapError(f"prune_channels: no layer named {', '.join(unknown)} in this model; its conv/linear layers: "
+                           f"{', '.join(layers[:12])}{', ...' if len(layers) > 12 else ''}")
     try:
         return tp.pruner.BasePruner(
             model, example, importance=_importance(cfg.importance), global_pruning=cfg.global_pruning,
             pruning_ratio=ratio, pruning_ratio_dict={modules[n]: float(r) for n, r in cfg.layer_ratios.items()} or None,
-            max_pruning_ratio=_MAX_RATIO, iterative_steps=steps, ignored_layers=output_layers(model),
+            max_pruning_ratio=_MAX_RATIO, iterative_steps=steps,
+            ignored_layers=output_layers(model) + [modules[n] for n in cfg.keep_layers],
             round_to=cfg.round_to)
     except Exception as exc:  # tracing failures surface as many exception types
         raise EdgemapError(f"prune_channels: Torch-Pruning cannot trace this model ({type(exc).__name__}: "

@@ -22,6 +22,8 @@ def edgemap(*args: str) -> subprocess.CompletedProcess:
     (["prune", "{ckpt}", "--out", "{out}", "--ratio", "0"], "ratio must lie in (0, 1), got 0.0"),
     (["prune", "{ckpt}", "--out", "{out}", "--precision", "fp16"], "precision must be one of fp32, bf16, got 'fp16'"),
     (["prune", "{ckpt}", "--out", "{out}", "--mixup", "-1"], "mixup must be >= 0 (0: off), got -1.0"),
+    (["prune", "{ckpt}", "--out", "{out}", "--layer-ratio", "conv=x"], "a layer ratio must read MODULE=RATIO, got 'conv=x'"),
+    (["prune", "{ckpt}", "--out", "{out}", "--keep", "stem"], "no layer named stem in this model"),
     (["sparsify", "{ckpt}", "--out", "{out}", "--sparsity", "1"], "sparsity must lie in (0, 1)"),
     (["quantize", "{ckpt}", "--out", "{out}"], "expected a onnx model, but the file looks like a safetensors file"),
     (["quantize", "{onnx}", "--out", "{out}", "--mode", "int4"], "unknown quantization mode 'int4'"),

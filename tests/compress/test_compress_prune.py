@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from edgemap.compress.prune import PruneChannels, prune_checkpoint, prune_model
+from edgemap.compress.prune import PruneChannels, parse_layer_ratios, prune_checkpoint, prune_model
+from edgemap.core.passes import config_from_dict, config_to_dict
 from edgemap.errors import EdgemapError
 from edgemap.models import zoo
 from edgemap.models.checkpoint import CheckpointInfo, layer_shapes, load_checkpoint, save_checkpoint
@@ -121,6 +122,40 @@ def test_round_to_keeps_channel_counts_multiples() -> None:
     pruned = prune_model(zoo.build("resnet9s"), PruneChannels(ratio=0.4, round_to=8))
     widths = [s["out"] for s in layer_shapes(pruned).values() if s["type"] == "Conv2d"]
     assert widths and all(w % 8 == 0 for w in widths)
+
+
+def _conv_widths(model: nn.Module) -> list[int]:
+    return [m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d)]
+
+
+def test_kept_layers_stay_whole_and_layer_ratios_override_the_ratio() -> None:
+    model = zoo.build("resnet9s")  # widths 16, 32, 32, 32, 64, 128, 128, 128
+    cfg = PruneChannels(ratio=0.5, keep_layers=("prep",), layer_ratios={"layer3.2.block.0.0": 0.5625})
+    pruned = prune_model(model, cfg)
+    assert _conv_widths(pruned) == [16, 16, 16, 16, 32, 64, 56, 64]
+    assert count_macs(prune_model(model, PruneChannels(ratio=0.5))) < count_macs(pruned) < count_macs(model)
+    assert pruned(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_a_recipe_names_kept_layers_as_a_list() -> None:
+    cfg = config_from_dict({"type": "prune_channels", "ratio": 0.5, "keep_layers": ["prep"]})
+    assert cfg.keep_layers == ("prep",) and config_from_dict(config_to_dict(cfg)) == cfg
+
+
+def test_unknown_or_contradictory_layer_names_are_refused() -> None:
+    with pytest.raises(EdgemapError, match=r"no layer named stem in this model; its conv/linear layers: prep.0, layer1.0.0"):
+        prune_model(zoo.build("resnet9s"), PruneChannels(ratio=0.5, keep_layers=("stem",)))
+    with pytest.raises(EdgemapError, match="prep is both kept and given a ratio"):
+        PruneChannels(ratio=0.5, keep_layers=("prep",), layer_ratios={"prep": 0.3})
+    with pytest.raises(EdgemapError, match="keep_layers must be a list of module names"):
+        PruneChannels(ratio=0.5, keep_layers="prep")
+
+
+def test_layer_ratios_are_read_from_the_command_line_form() -> None:
+    assert parse_layer_ratios(["prep.0=0.25", " layer2.0.0 =0.6"]) == {"prep.0": 0.25, "layer2.0.0": 0.6}
+    for bad in ("prep.0", "=0.5", "prep.0=half"):
+        with pytest.raises(EdgemapError, match="must read MODULE=RATIO"):
+            parse_layer_ratios([bad])
 
 
 @pytest.mark.parametrize("bad", [{"jpeg_augment": 1.5}, {"weight_decay": -1.0}, {"precision": "fp16"}, {"mixup": -1.0}])
