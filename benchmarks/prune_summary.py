@@ -23,9 +23,21 @@ def recipe(run: dict) -> str:
         words.append(f"round_to {cfg['round_to']}")
     if cfg.get("mixup"):
         words.append(f"mixup {cfg['mixup']}")
+    if cfg.get("keep_layers"):
+        words.append(f"kept whole: {', '.join(cfg['keep_layers'])}")
+    words += [f"{name} {r}" for name, r in (cfg.get("layer_ratios") or {}).items()]
     if run["prune_report"].get("stage2"):
         words.append(f"+ stage 2 {run['prune_report']['stage2']['config']['epochs']} ep")
     return ", ".join(words)
+
+
+def channels_removed(run: dict) -> str:
+    """Share of all conv channels removed: recorded by newer runs; a plain per-layer run removes its ratio everywhere."""
+    cfg = run["prune_report"]["config"]
+    if "channels_removed" in run["headline"]:
+        return f"{run['headline']['channels_removed']:.1%}"
+    plain = not (cfg.get("global_pruning") or cfg.get("layer_ratios") or cfg.get("keep_layers") or cfg.get("round_to"))
+    return f"{cfg['ratio']:.0%} per layer" if plain and cfg.get("ratio") else "not recorded"
 
 
 def row(name: str, run: dict) -> str:
@@ -33,7 +45,7 @@ def row(name: str, run: dict) -> str:
     acc, speed = run["accuracy"], run["speedup"]
     exact_drop = acc["fp32"]["top1_exact"] - acc["pruned_int8"]["top1_exact"]
     wall = run["prune_report"].get("wall_s", 0) + run["prune_report"].get("stage2", {}).get("wall_s", 0)
-    return (f"| `{name}` | {recipe(run)} | {acc['pruned_int8']['top1']:.2f} | **{run['headline']['drop_points']:.2f}** | "
+    return (f"| `{name}` | {recipe(run)} | {channels_removed(run)} | {acc['pruned_int8']['top1']:.2f} | **{run['headline']['drop_points']:.2f}** | "
             f"{exact_drop:.1f} | x{run['headline']['macs_ratio']} | x{run['headline']['size_ratio']} | "
             f"x{speed['int8_pruned_vs_torch_fp32']['median']} | {wall / 60:.0f} | {run['evidence']['cpu']} |")
 
@@ -48,9 +60,9 @@ def main() -> None:
              "Shipped resnet9s, 88.27 % FP32 (92.4 % on the exact 1,000). Target: drop <= 1.5 points, >= 3x fewer MACs, "
              "file >= 10x smaller, >= 8x faster than PyTorch eager FP32 at batch 1. Wall minutes: pruning and fine-tuning as "
              "this run did them (a run resumed from saved state counts only what it did).", "",
-             "| run | recipe | INT8 top-1 (10k) | drop (10k) | drop (exact 1k) | MACs | file | vs eager | "
+             "| run | recipe | channels removed | INT8 top-1 (10k) | drop (10k) | drop (exact 1k) | MACs | file | vs eager | "
              "wall min (this run) | CPU |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     lines += [row(name, run) for name, run in sorted(runs.items(), key=lambda kv: kv[1]["headline"]["drop_points"])]
     best = min(runs.items(), key=lambda kv: kv[1]["headline"]["drop_points"])
     lines += ["", f"Best: `{best[0]}`, drop {best[1]['headline']['drop_points']:.2f} points "
