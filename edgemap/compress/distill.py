@@ -14,7 +14,7 @@ from pathlib import Path
 from torch import nn
 
 from edgemap.compress.context import PassContext
-from edgemap.compress.finetune import finetune, trained_jpeg_share
+from edgemap.compress.finetune import finetune, record_soft_targets, trained_jpeg_share
 from edgemap.compress.measure import latency_pair, torch_accuracy, torch_latency
 from edgemap.compress.report import CompressionReport, file_size, timed
 from edgemap.core.passes import config_to_dict, pass_function, register_pass
@@ -95,6 +95,7 @@ def distill_checkpoint(cfg: Distill, source: str | Path, out: str | Path, ctx: P
     report = CompressionReport("distill", config_to_dict(cfg))
     jpeg = cfg.jpeg_augment if cfg.jpeg_augment is not None else trained_jpeg_share(t_info)
     with timed(report):
+        record_soft_targets(report, teacher, ctx.train_set, t_info.normalization, cfg.temperature)
         baseline = copy.deepcopy(student)
         history = distill_model(teacher, student, cfg, ctx, s_info, jpeg_augment=jpeg)
         report.accuracy = {"teacher": torch_accuracy(teacher, ctx.eval_set, t_info.normalization),

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edgemap.compress.report import CompressionReport
 from edgemap.data.dataset import ImageSet
-from edgemap.data.transforms import Normalization
+from edgemap.data.transforms import Normalization, to_nchw_float
 from edgemap.models.checkpoint import CheckpointInfo
 from edgemap.train.loop import LossFn, TrainConfig, train
 
@@ -38,6 +41,41 @@ def distillation_loss(teacher: nn.Module, temperature: float, alpha: float, labe
         return hinton_loss(logits, t_logits, labels, temperature, alpha, label_smoothing)
 
     return loss
+
+
+SOFT_TARGETS_FLAT = 0.9  # entropy share above which soft targets are close to uniform
+
+
+def soft_target_stats(teacher: nn.Module, data: ImageSet, norm: Normalization, temperature: float,
+                      n: int = 512) -> dict:
+    """How much the teacher's soft targets say at this temperature, on the first n images (no augmentation).
+
+    entropy_share: mean entropy over its maximum, ln(classes); near 1 the targets are almost uniform (a teacher
+    trained with label smoothing is soft already, and a high temperature flattens it further).
+    max_prob: mean probability of the teacher's top class. A note is returned when the targets are near uniform.
+    """
+    teacher.eval()
+    x = torch.from_numpy(to_nchw_float(data.images[:n], norm))
+    with torch.no_grad():
+        probs = torch.softmax(teacher(x).float() / temperature, dim=1)
+    entropy = -(probs * probs.clamp_min(1e-12).log()).sum(1).mean().item()
+    stats = {"temperature": temperature, "images": len(x), "entropy_share": round(entropy / math.log(probs.shape[1]), 3),
+             "max_prob": round(probs.max(1).values.mean().item(), 3)}
+    if stats["entropy_share"] > SOFT_TARGETS_FLAT:
+        stats["note"] = (f"the teacher's soft targets at temperature {temperature:g} are near uniform (entropy "
+                         f"{stats['entropy_share']:.0%} of the maximum, top class {stats['max_prob']:.2f}); "
+                         "a lower temperature passes on more of what the teacher knows")
+    return stats
+
+
+def record_soft_targets(report: CompressionReport, teacher: nn.Module, data: ImageSet | None, norm: Normalization,
+                        temperature: float) -> None:
+    """Put soft_target_stats in the report (extra["soft_targets"]), and its note among the report's notes."""
+    if data is None:
+        return
+    stats = report.extra["soft_targets"] = soft_target_stats(teacher, data, norm, temperature)
+    if "note" in stats:
+        report.notes.append(stats["note"])
 
 
 def finetune(model: nn.Module, train_set: ImageSet, epochs: int, lr: float, norm: Normalization,

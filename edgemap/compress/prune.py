@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgemap.compress.context import PassContext
-from edgemap.compress.finetune import finetune, trained_jpeg_share
+from edgemap.compress.finetune import finetune, record_soft_targets, trained_jpeg_share
 from edgemap.compress.measure import latency_pair, torch_accuracy, torch_latency
 from edgemap.compress.report import CompressionReport, file_size, timed
 from edgemap.core.passes import config_to_dict, pass_function, register_pass
@@ -225,6 +225,8 @@ def prune_checkpoint(cfg: PruneChannels, source: str | Path, out: str | Path, ct
             raise EdgemapError("prune_channels: fine-tuning and taylor importance need training data")
         batch = _first_batch(ctx.train_set, info, cfg.batch_size) if ctx.train_set is not None else None
         teacher = copy.deepcopy(model) if cfg.distill else None
+        if teacher is not None and cfg.finetune_epochs + cfg.step_finetune_epochs > 0:
+            record_soft_targets(report, teacher, ctx.train_set, info.normalization, cfg.temperature)
 
         def tune(m: nn.Module, epochs: int, tag: str) -> list[dict]:
             return finetune(m, ctx.train_set, epochs, cfg.finetune_lr, info.normalization, cfg.batch_size,  # type: ignore[arg-type]

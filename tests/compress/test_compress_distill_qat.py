@@ -11,7 +11,7 @@ from onnx import numpy_helper
 
 from edgemap.compress.calibration import calibration_array
 from edgemap.compress.distill import Distill, distill_checkpoint
-from edgemap.compress.finetune import hinton_loss
+from edgemap.compress.finetune import hinton_loss, soft_target_stats
 from edgemap.compress.qat import Qat, export_qdq, fold_batchnorm, qat_checkpoint
 from edgemap.data.transforms import Normalization
 from edgemap.models import zoo
@@ -32,8 +32,22 @@ def test_distill_pass_trains_student_and_baseline(tiny_ckpt: Path, ctx, tmp_path
     assert {"teacher", "before", "after"} <= set(report.accuracy)
     assert len(report.extra["history"]) == len(report.extra["baseline_history"]) == 1
     assert (tmp_path / "state" / "distill" / "state.json").is_file()
+    soft = report.extra["soft_targets"]  # an untrained teacher's targets are near uniform: the report says so
+    assert soft["temperature"] == 4.0 and soft["images"] == 256 and soft["entropy_share"] > 0.9
+    assert any("near uniform" in n for n in report.notes)
     student, info = load_checkpoint(out)
     assert info.architecture == "tiny" and student(torch.zeros(1, 3, 32, 32)).shape == (1, 10)
+
+
+def test_soft_targets_flatten_as_the_temperature_rises(sample) -> None:  # noqa: ANN001
+    torch.manual_seed(0)
+    teacher = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 10))
+    with torch.no_grad():
+        teacher[1].weight.mul_(200)  # confident logits
+    stats = [soft_target_stats(teacher, sample, Normalization(), t, n=64) for t in (0.1, 1.0, 10.0, 1000.0)]
+    shares = [s["entropy_share"] for s in stats]
+    assert shares == sorted(shares) and shares[0] < 0.3 and shares[-1] > 0.99
+    assert stats[0]["max_prob"] > 0.9 > 0.2 > stats[-1]["max_prob"] and "near uniform" in stats[-1]["note"] and "note" not in stats[0]
 
 
 def test_fold_batchnorm_keeps_the_function() -> None:

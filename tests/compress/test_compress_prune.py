@@ -78,7 +78,7 @@ def test_prune_pass_reports_measured_latency_and_writes_a_loadable_file(tiny_ckp
     assert report.params[1] < report.params[0] and report.macs[1] < report.macs[0]
     assert report.file_bytes[1] < report.file_bytes[0]
     assert report.latency["before"]["n"] == 10 and report.latency["speedup"] > 0
-    assert report.accuracy["after"]["n"] == 200
+    assert report.accuracy["after"]["n"] == 200 and report.extra["soft_targets"]["temperature"] == 4.0  # the teacher's
     model, _ = load_checkpoint(out)
     assert count_macs(model) == report.macs[1]
     assert (tmp_path / "state" / "prune_final" / "state.json").is_file()  # resumable fine-tuning
