@@ -3,6 +3,9 @@
     EDGEMAP_CIFAR10=/work/shared/data/cifar10 .venv/bin/python benchmarks/compress_distill.py --seeds 0 1
     # -> benchmarks/results/compress_distill.{json,md}; training state in runs/compress_bench/distill (resumable)
 
+A pruned student (channels removed, not yet fine-tuned) comes from `edgemap compress prune CKPT --out P --ratio 0.5
+--latency-runs 0`, then `--student P --temperature 4 --alpha 0.5` (the pruning pass's own distillation settings).
+
 Claim (recorded true/false): the distilled student beats the student trained without distillation, on the full
 10,000-image test set, for every seed (same epochs, images, schedule and seed for both).
 """
@@ -64,9 +67,11 @@ def main() -> None:
 def summary_lines(r: dict) -> list[str]:
     """The markdown summary."""
     c = r["config"]
-    lines = [f"# Distillation: {Path(r['teacher']).stem} -> {c['student']}, {c['epochs']} epochs on {c['images']:,} images", "",
+    lines = [f"# Distillation: {Path(r['teacher']).stem} -> {Path(c['student']).stem}, {c['epochs']} epochs on {c['images']:,} images",
+             "",
              f"`{r['command']}`", "", f"CPU: {r['evidence']['cpu']}; T={c['temperature']}, alpha={c['alpha']}, lr={c['lr']}, "
-             f"precision {c.get('precision', 'fp32')}; {r['runs'][0]['wall_s']} s for seed {r['runs'][0]['seed']} (both students)", "",
+             f"precision {c.get('precision', 'fp32')}; student {r['runs'][0]['macs'][1]:,} MACs; wall s per seed, both students "
+             f"(a resumed seed counts only what this run did): {', '.join(str(run['wall_s']) for run in r['runs'])}", "",
              "| seed | teacher top-1 | student without KD (10k / exact) | student with KD (10k / exact) | gain |", "|---|---|---|---|---|"]
     for run, gain in zip(r["runs"], r["gain_points"]["per_seed"]):
         a = run["accuracy"]
