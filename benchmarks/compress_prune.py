@@ -81,9 +81,9 @@ def main() -> None:
 
 def conv_widths(model) -> list[int]:  # noqa: ANN001 - nn.Module
     """Output channels of every conv, in module order."""
-    from torch import nn
+    from edgemap.models.checkpoint import layer_shapes
 
-    return [m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d)]
+    return [s["out"] for s in layer_shapes(model).values() if s["type"] == "Conv2d"]
 
 
 def parse_args() -> argparse.Namespace:

@@ -74,7 +74,6 @@ class PruneChannels:
     def __post_init__(self) -> None:
         if isinstance(self.keep_layers, str) or not all(isinstance(n, str) for n in self.keep_layers):
             raise EdgemapError(f"prune_channels: keep_layers must be a list of module names, got {self.keep_layers!r}")
-        object.__setattr__(self, "keep_layers", tuple(self.keep_layers))  # a recipe file gives a list
         both = sorted(set(self.keep_layers) & set(self.layer_ratios))
         if both:
             raise EdgemapError(f"prune_channels: {', '.join(both)} is both kept and given a ratio")
@@ -105,13 +104,13 @@ def parse_layer_ratios(items: list[str]) -> dict[str, float]:
     """Command-line MODULE=RATIO items -> {module name: ratio} (the ratios are checked by PruneChannels)."""
     ratios = {}
     for item in items:
-        name, sep, value = item.partition("=")
+        name, _, value = item.partition("=")
         try:
+            if not name.strip():
+                raise ValueError
             ratios[name.strip()] = float(value)
         except ValueError:
-            sep = ""
-        if not sep or not name.strip():
-            raise EdgemapError(f"prune_channels: a layer ratio must read MODULE=RATIO, got {item!r}")
+            raise EdgemapError(f"prune_channels: a layer ratio must read MODULE=RATIO, got {item!r}") from None
     return ratios
 
 
