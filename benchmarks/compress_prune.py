@@ -49,6 +49,7 @@ def main() -> None:
     torch.set_num_threads(TRAIN_THREADS)
     cfg = PruneChannels(ratio=args.ratio, importance=args.importance, global_pruning=args.global_pruning, round_to=args.round_to,
                         finetune_epochs=args.epochs, finetune_lr=args.lr, distill=not args.no_distill, alpha=args.alpha,
+                        temperature=args.temperature,
                         jpeg_augment=args.jpeg_augment, weight_decay=args.weight_decay, precision=args.precision,
                         mixup=args.mixup, keep_layers=tuple(args.keep), layer_ratios=parse_layer_ratios(args.layer_ratio))
     if args.from_state:
@@ -98,6 +99,9 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--global-pruning", action="store_true", help="rank channels over the whole net, not per layer")
     ap.add_argument("--round-to", type=int, default=None, help="keep channel counts multiples of this")
     ap.add_argument("--alpha", type=float, default=0.5, help="weight of the distillation term")
+    ap.add_argument("--temperature", type=float, default=4.0,
+                    help="distillation temperature (the shipped teacher was trained with label smoothing: its targets are "
+                         "near uniform at 4, see extra.soft_targets in the report)")
     ap.add_argument("--jpeg-augment", type=float, default=None,
                     help="share of fine-tuning images given a JPEG round trip (default: what the checkpoint was trained with)")
     ap.add_argument("--weight-decay", type=float, default=5e-4)
@@ -124,7 +128,7 @@ def stage2(args: argparse.Namespace, ckpt: Path, train, test) -> tuple[Path, dic
     from edgemap.compress.distill import Distill, distill_checkpoint
 
     out = WORK / f"pruned_stage2_e{args.stage2_epochs}.safetensors"
-    cfg = Distill(student=str(WORK / "pruned.safetensors"), epochs=args.stage2_epochs, lr=args.stage2_lr, temperature=4.0,
+    cfg = Distill(student=str(WORK / "pruned.safetensors"), epochs=args.stage2_epochs, lr=args.stage2_lr, temperature=args.temperature,
                   alpha=args.alpha, compare_baseline=False, jpeg_augment=args.jpeg_augment)
     ctx = PassContext(train_set=train, eval_set=test, run_dir=WORK / f"state_stage2_e{args.stage2_epochs}", latency_runs=0,
                       progress=True)
@@ -186,7 +190,7 @@ def summary_lines(r: dict) -> list[str]:
     done = r["prune_report"].get("finetune_epochs_done", cfg["finetune_epochs"])
     s2 = r["prune_report"].get("stage2")
     lines = [f"# {cfg['ratio']:.0%} channel pruning + {done} of {cfg['finetune_epochs']} fine-tuning epochs"
-             f"{' (distilled from the unpruned model)' if cfg['distill'] else ''}"
+             f"{' (distilled from the unpruned model, T ' + format(cfg.get('temperature', 4.0), 'g') + ', alpha ' + format(cfg['alpha'], 'g') + ')' if cfg['distill'] else ''}"
              f"{' in bf16 autocast' if cfg.get('precision', 'fp32') == 'bf16' else ''}"
              + (f" + a second stage of {s2['config']['epochs']} distilled epochs (lr {s2['config']['lr']}, fresh cosine)"
                 if s2 else "") + " + static INT8", "",

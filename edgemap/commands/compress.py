@@ -48,6 +48,9 @@ def _add_prune(group: typer.Typer) -> None:
         finetune_epochs: int = typer.Option(0, help="fine-tuning epochs after pruning"),
         lr: float = typer.Option(0.05, help="fine-tuning peak learning rate"),
         distill: bool = typer.Option(False, help="fine-tune with the unpruned model as teacher"),
+        temperature: Optional[float] = typer.Option(None, help="with --distill: softmax temperature (default 4; a teacher "
+                                                               "trained with label smoothing says more at 1-2)"),
+        alpha: Optional[float] = typer.Option(None, help="with --distill: weight of the distillation term (default 0.5)"),
         jpeg_augment: Optional[float] = typer.Option(None, help="share of fine-tuning images given a JPEG round trip "
                                                                "(default: what the checkpoint was trained with)"),
         precision: str = typer.Option("fp32", help=PRECISION_HELP),
@@ -61,12 +64,16 @@ def _add_prune(group: typer.Typer) -> None:
     ) -> None:
         """Structured channel pruning (channels physically removed), optional fine-tuning / distillation."""
         from edgemap.compress.prune import PruneChannels, parse_layer_ratios, prune_checkpoint
+        from edgemap.errors import EdgemapError
 
+        if not distill and (temperature is not None or alpha is not None):
+            raise EdgemapError("--temperature and --alpha set the distillation loss: add --distill")
+        kd = {k: v for k, v in (("temperature", temperature), ("alpha", alpha)) if v is not None}
         cfg = PruneChannels(ratio=ratio if ratio is not None else (None if target_macs else 0.5), target_macs=target_macs,
                             importance=importance, global_pruning=global_pruning, iterative_steps=steps,
                             keep_layers=tuple(keep), layer_ratios=parse_layer_ratios(layer_ratio),
                             round_to=round_to, finetune_epochs=finetune_epochs, finetune_lr=lr, distill=distill,
-                            jpeg_augment=jpeg_augment, precision=precision, mixup=mixup)
+                            jpeg_augment=jpeg_augment, precision=precision, mixup=mixup, **kd)
         ctx = make_context(data, eval_data, limit, latency_runs, run_dir, finetune_epochs > 0 or importance == "taylor")
         show(prune_checkpoint(cfg, checkpoint, out, ctx), report)
 

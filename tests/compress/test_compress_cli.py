@@ -24,6 +24,8 @@ def edgemap(*args: str) -> subprocess.CompletedProcess:
     (["prune", "{ckpt}", "--out", "{out}", "--mixup", "-1"], "mixup must be >= 0 (0: off), got -1.0"),
     (["prune", "{ckpt}", "--out", "{out}", "--layer-ratio", "conv=x"], "a layer ratio must read MODULE=RATIO, got 'conv=x'"),
     (["prune", "{ckpt}", "--out", "{out}", "--keep", "stem"], "no layer named stem in this model"),
+    (["prune", "{ckpt}", "--out", "{out}", "--temperature", "1"], "--temperature and --alpha set the distillation loss: add --distill"),
+    (["prune", "{ckpt}", "--out", "{out}", "--distill", "--alpha", "1.5"], "alpha must lie in [0, 1]"),
     (["sparsify", "{ckpt}", "--out", "{out}", "--sparsity", "1"], "sparsity must lie in (0, 1)"),
     (["quantize", "{ckpt}", "--out", "{out}"], "expected a onnx model, but the file looks like a safetensors file"),
     (["quantize", "{onnx}", "--out", "{out}", "--mode", "int4"], "unknown quantization mode 'int4'"),
@@ -46,6 +48,18 @@ def test_quantize_command_writes_int8_and_report(tiny_onnx: Path, tmp_path: Path
     assert "quantize_static" in r.stdout and "speedup" in r.stdout and "integer kernels" in r.stdout
     saved = json.loads(report.read_text())
     assert saved["extra"]["int8"]["integer_ops"] > 0 and saved["accuracy"]["after"]["n"] == 1000
+
+
+def test_prune_command_distils_at_the_temperature_given(tiny_ckpt: Path, tiny_npz: Path, tmp_path: Path) -> None:
+    out, report, data = tmp_path / "pruned.safetensors", tmp_path / "report.json", tmp_path / "cifar"
+    data.mkdir()
+    (data / "cifar10_train.npz").write_bytes(tiny_npz.read_bytes())
+    r = edgemap("compress", "prune", str(tiny_ckpt), "--out", str(out), "--finetune-epochs", "1", "--distill",
+                "--temperature", "2", "--alpha", "0.7", "--data", str(data), "--latency-runs", "0", "--report", str(report))
+    assert r.returncode == 0, r.stderr
+    saved = json.loads(report.read_text())
+    assert (saved["config"]["temperature"], saved["config"]["alpha"]) == (2.0, 0.7)
+    assert saved["extra"]["soft_targets"]["temperature"] == 2.0 and out.is_file()
 
 
 def test_passes_lists_the_registry() -> None:
