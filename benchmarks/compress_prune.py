@@ -49,7 +49,7 @@ def main() -> None:
     torch.set_num_threads(TRAIN_THREADS)
     cfg = PruneChannels(ratio=args.ratio, importance=args.importance, global_pruning=args.global_pruning, round_to=args.round_to,
                         finetune_epochs=args.epochs, finetune_lr=args.lr, distill=not args.no_distill, alpha=args.alpha,
-                        temperature=args.temperature,
+                        temperature=args.temperature, teacher_mirror=args.teacher_mirror,
                         jpeg_augment=args.jpeg_augment, weight_decay=args.weight_decay, precision=args.precision,
                         mixup=args.mixup, keep_layers=tuple(args.keep), layer_ratios=parse_layer_ratios(args.layer_ratio))
     if args.from_state:
@@ -102,6 +102,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--temperature", type=float, default=4.0,
                     help="distillation temperature (the shipped teacher was trained with label smoothing: its targets are "
                          "near uniform at 4, see extra.soft_targets in the report)")
+    ap.add_argument("--teacher-mirror", action="store_true",
+                    help="distil from the teacher's logits averaged over each image and its mirror")
     ap.add_argument("--jpeg-augment", type=float, default=None,
                     help="share of fine-tuning images given a JPEG round trip (default: what the checkpoint was trained with)")
     ap.add_argument("--weight-decay", type=float, default=5e-4)
@@ -129,6 +131,7 @@ def stage2(args: argparse.Namespace, ckpt: Path, train, test) -> tuple[Path, dic
 
     out = WORK / f"pruned_stage2_e{args.stage2_epochs}.safetensors"
     cfg = Distill(student=str(WORK / "pruned.safetensors"), epochs=args.stage2_epochs, lr=args.stage2_lr, temperature=args.temperature,
+                  teacher_mirror=args.teacher_mirror,
                   alpha=args.alpha, compare_baseline=False, jpeg_augment=args.jpeg_augment)
     ctx = PassContext(train_set=train, eval_set=test, run_dir=WORK / f"state_stage2_e{args.stage2_epochs}", latency_runs=0,
                       progress=True)
@@ -183,6 +186,14 @@ def build_record(prune_report: dict, acc: dict, macs: tuple[int, int], files: tu
     return record
 
 
+def distill_words(cfg: dict) -> str:
+    """How the fine-tuning was distilled, for the title ('' without a teacher)."""
+    if not cfg["distill"]:
+        return ""
+    teacher = "the unpruned model" + (" averaged with its mirror view" if cfg.get("teacher_mirror") else "")
+    return f" (distilled from {teacher}, T {cfg.get('temperature', 4.0):g}, alpha {cfg['alpha']:g})"
+
+
 def summary_lines(r: dict) -> list[str]:
     """The markdown summary."""
     a, h, s = r["accuracy"], r["headline"], r["speedup"]
@@ -190,7 +201,7 @@ def summary_lines(r: dict) -> list[str]:
     done = r["prune_report"].get("finetune_epochs_done", cfg["finetune_epochs"])
     s2 = r["prune_report"].get("stage2")
     lines = [f"# {cfg['ratio']:.0%} channel pruning + {done} of {cfg['finetune_epochs']} fine-tuning epochs"
-             f"{' (distilled from the unpruned model, T ' + format(cfg.get('temperature', 4.0), 'g') + ', alpha ' + format(cfg['alpha'], 'g') + ')' if cfg['distill'] else ''}"
+             f"{distill_words(cfg)}"
              f"{' in bf16 autocast' if cfg.get('precision', 'fp32') == 'bf16' else ''}"
              + (f" + a second stage of {s2['config']['epochs']} distilled epochs (lr {s2['config']['lr']}, fresh cosine)"
                 if s2 else "") + " + static INT8", "",
@@ -205,6 +216,8 @@ def summary_lines(r: dict) -> list[str]:
              + (f" (kept whole: {', '.join(cfg['keep_layers'])})" if cfg.get("keep_layers") else "")
              + (f" (per-layer ratios: {cfg['layer_ratios']})" if cfg.get("layer_ratios") else "") + ".",
              "", f"Pruned before fine-tuning: {r['prune_report']['accuracy']['pruned_before_finetune']['top1']} % top-1."
+             + (f" Teacher the student learned from: {r['prune_report']['extra']['teacher_accuracy']['top1']} % top-1."
+                if r['prune_report'].get('extra', {}).get('teacher_accuracy') else "")
              + (f" Pruning + fine-tuning took {r['prune_report']['wall_s'] / 60:.0f} min." if r['prune_report'].get('wall_s') else ""),
              "", "Batch-1 latency, p50 in ms (median over rounds [min-max]):", ""]
     lines += [f"- {k}: {v['p50_ms_median']} [{v['p50_ms_min']}-{v['p50_ms_max']}]" for k, v in r["latency_batch1"]["candidates"].items()]

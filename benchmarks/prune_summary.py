@@ -23,6 +23,8 @@ def recipe(run: dict) -> str:
         words.append(f"round_to {cfg['round_to']}")
     if cfg.get("distill") and (cfg.get("temperature", 4.0), cfg.get("alpha", 0.5)) != (4.0, 0.5):
         words.append(f"T {cfg.get('temperature', 4.0):g} alpha {cfg.get('alpha', 0.5):g}")
+    if cfg.get("teacher_mirror"):
+        words.append("mirror-averaged teacher")
     if cfg.get("mixup"):
         words.append(f"mixup {cfg['mixup']}")
     if cfg.get("keep_layers"):

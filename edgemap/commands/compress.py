@@ -8,6 +8,8 @@ from typing import Optional
 import typer
 
 DATA_HELP = "CIFAR-10 location for fine-tuning / calibration (default $EDGEMAP_CIFAR10; calibration falls back to the shipped sample)"
+MIRROR_HELP = ("distil from the teacher's logits averaged over each image and its left-right mirror (a better teacher "
+               "for one more forward pass; only where a mirrored image keeps its label)")
 EVAL_HELP = "accuracy data: CIFAR-10 location, .npz or image folder (default: $EDGEMAP_CIFAR10 test, else the shipped sample)"
 
 
@@ -51,6 +53,7 @@ def _add_prune(group: typer.Typer) -> None:
         temperature: Optional[float] = typer.Option(None, help="with --distill: softmax temperature (default 4; a teacher "
                                                                "trained with label smoothing says more at 1-2)"),
         alpha: Optional[float] = typer.Option(None, help="with --distill: weight of the distillation term (default 0.5)"),
+        teacher_mirror: bool = typer.Option(False, help=MIRROR_HELP),
         jpeg_augment: Optional[float] = typer.Option(None, help="share of fine-tuning images given a JPEG round trip "
                                                                "(default: what the checkpoint was trained with)"),
         precision: str = typer.Option("fp32", help=PRECISION_HELP),
@@ -73,7 +76,8 @@ def _add_prune(group: typer.Typer) -> None:
                             importance=importance, global_pruning=global_pruning, iterative_steps=steps,
                             keep_layers=tuple(keep), layer_ratios=parse_layer_ratios(layer_ratio),
                             round_to=round_to, finetune_epochs=finetune_epochs, finetune_lr=lr, distill=distill,
-                            jpeg_augment=jpeg_augment, precision=precision, mixup=mixup, **kd)
+                            teacher_mirror=teacher_mirror, jpeg_augment=jpeg_augment, precision=precision, mixup=mixup,
+                            **kd)
         ctx = make_context(data, eval_data, limit, latency_runs, run_dir, finetune_epochs > 0 or importance == "taylor")
         show(prune_checkpoint(cfg, checkpoint, out, ctx), report)
 
@@ -174,6 +178,7 @@ def _add_distill(group: typer.Typer) -> None:
         student: str = typer.Option("writeup_cnn", help="zoo name (fresh) or a .safetensors checkpoint (e.g. pruned)"),
         epochs: int = typer.Option(5), lr: float = typer.Option(0.05),
         temperature: float = typer.Option(4.0), alpha: float = typer.Option(0.9),
+        teacher_mirror: bool = typer.Option(False, help=MIRROR_HELP),
         baseline: bool = typer.Option(True, help="also train the student without distillation, same budget"),
         jpeg_augment: Optional[float] = typer.Option(None, help="share of training images given a JPEG round trip "
                                                                "(default: what the teacher was trained with)"),
@@ -190,7 +195,7 @@ def _add_distill(group: typer.Typer) -> None:
         from edgemap.compress.distill import Distill, distill_checkpoint
 
         cfg = Distill(student=student, epochs=epochs, lr=lr, temperature=temperature, alpha=alpha, compare_baseline=baseline,
-                      jpeg_augment=jpeg_augment, precision=precision, mixup=mixup)
+                      teacher_mirror=teacher_mirror, jpeg_augment=jpeg_augment, precision=precision, mixup=mixup)
         ctx = make_context(data, eval_data, limit, latency_runs, run_dir, True)
         show(distill_checkpoint(cfg, teacher, out, ctx), report)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from torch import nn
 
 from edgemap.compress.context import PassContext
-from edgemap.compress.finetune import finetune, record_soft_targets, trained_jpeg_share
+from edgemap.compress.finetune import distillation_teacher, finetune, record_soft_targets, trained_jpeg_share
 from edgemap.compress.measure import latency_pair, torch_accuracy, torch_latency
 from edgemap.compress.report import CompressionReport, file_size, timed
 from edgemap.core.passes import config_to_dict, pass_function, register_pass
@@ -35,6 +35,8 @@ class Distill:
     jpeg_augment: share of training images given a JPEG round trip (None: what the teacher was trained with).
     precision: "bf16" trains student and baseline under CPU autocast to bfloat16 (see TrainConfig).
     mixup: Beta parameter of mixup for student and baseline (0 = off); the teacher labels the blended images.
+    teacher_mirror: the student learns from the teacher's logits averaged over each image and its mirror (see
+    MirrorAveraged); the reported teacher accuracy is then that ensemble's.
     """
 
     student: str = "writeup_cnn"
@@ -43,6 +45,7 @@ class Distill:
     batch_size: int = 256
     temperature: float = 4.0
     alpha: float = 0.9
+    teacher_mirror: bool = False
     compare_baseline: bool = True
     seed: int = 0
     jpeg_augment: float | None = None
@@ -95,10 +98,11 @@ def distill_checkpoint(cfg: Distill, source: str | Path, out: str | Path, ctx: P
     report = CompressionReport("distill", config_to_dict(cfg))
     jpeg = cfg.jpeg_augment if cfg.jpeg_augment is not None else trained_jpeg_share(t_info)
     with timed(report):
-        record_soft_targets(report, teacher, ctx.train_set, t_info.normalization, cfg.temperature)
+        soft_teacher = distillation_teacher(teacher, cfg.teacher_mirror)
+        record_soft_targets(report, soft_teacher, ctx.train_set, t_info.normalization, cfg.temperature)
         baseline = copy.deepcopy(student)
-        history = distill_model(teacher, student, cfg, ctx, s_info, jpeg_augment=jpeg)
-        report.accuracy = {"teacher": torch_accuracy(teacher, ctx.eval_set, t_info.normalization),
+        history = distill_model(soft_teacher, student, cfg, ctx, s_info, jpeg_augment=jpeg)
+        report.accuracy = {"teacher": torch_accuracy(soft_teacher, ctx.eval_set, t_info.normalization),
                            "after": torch_accuracy(student, ctx.eval_set, s_info.normalization)}
         if cfg.compare_baseline:
             base_hist = finetune(baseline, ctx.train_set, cfg.epochs, cfg.lr, s_info.normalization, cfg.batch_size,  # type: ignore[arg-type]

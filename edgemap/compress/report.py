@@ -51,7 +51,7 @@ class CompressionReport:
         return out
 
     def _extra_lines(self) -> list[str]:
-        """Integer kernels the runtime executes, and what accuracy control did."""
+        """Integer kernels the runtime executes, what accuracy control did, the teacher a pruned model learned from."""
         out = []
         if "int8" in self.extra:
             s = self.extra["int8"]
@@ -61,6 +61,9 @@ class CompressionReport:
             c = self.extra["accuracy_control"]
             out.append(f"  acc. ctrl.  drop {c['best_drop']:.2f} (max {c['max_drop']}) {'met' if c['met'] else 'NOT met'}; "
                        f"kept in float: {', '.join(c['excluded']) or 'none'}")
+        if self.extra.get("teacher_accuracy"):
+            out.append(f"  teacher     top-1 {_pct(self.extra['teacher_accuracy']['top1'])} (the mirror-averaged teacher "
+                       "the fine-tuning distilled from)")
         if "ptq_static_int8_accuracy" in self.extra and self.extra["ptq_static_int8_accuracy"]:
             out.append(f"  static PTQ  top-1 {self.extra['ptq_static_int8_accuracy']['top1']:.2f}% (same data, for comparison)")
         return out

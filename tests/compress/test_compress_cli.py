@@ -26,6 +26,7 @@ def edgemap(*args: str) -> subprocess.CompletedProcess:
     (["prune", "{ckpt}", "--out", "{out}", "--keep", "stem"], "no layer named stem in this model"),
     (["prune", "{ckpt}", "--out", "{out}", "--temperature", "1"], "--temperature and --alpha set the distillation loss: add --distill"),
     (["prune", "{ckpt}", "--out", "{out}", "--distill", "--alpha", "1.5"], "alpha must lie in [0, 1]"),
+    (["prune", "{ckpt}", "--out", "{out}", "--teacher-mirror"], "teacher_mirror averages the distillation teacher; it needs distill"),
     (["sparsify", "{ckpt}", "--out", "{out}", "--sparsity", "1"], "sparsity must lie in (0, 1)"),
     (["quantize", "{ckpt}", "--out", "{out}"], "expected a onnx model, but the file looks like a safetensors file"),
     (["quantize", "{onnx}", "--out", "{out}", "--mode", "int4"], "unknown quantization mode 'int4'"),

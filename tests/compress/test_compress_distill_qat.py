@@ -39,6 +39,18 @@ def test_distill_pass_trains_student_and_baseline(tiny_ckpt: Path, ctx, tmp_path
     assert info.architecture == "tiny" and student(torch.zeros(1, 3, 32, 32)).shape == (1, 10)
 
 
+def test_distill_from_a_mirror_averaged_teacher(tiny_ckpt: Path, ctx, tmp_path: Path) -> None:  # noqa: ANN001
+    from edgemap.compress.finetune import MirrorAveraged
+    from edgemap.compress.measure import torch_accuracy
+    from edgemap.models.stats import count_macs
+
+    cfg = Distill(student="tiny", epochs=1, batch_size=64, teacher_mirror=True, compare_baseline=False)
+    report = distill_checkpoint(cfg, tiny_ckpt, tmp_path / "student.safetensors", ctx)
+    teacher, info = load_checkpoint(tiny_ckpt)
+    assert report.accuracy["teacher"] == torch_accuracy(MirrorAveraged(teacher), ctx.eval_set, info.normalization)
+    assert report.macs[0] == count_macs(teacher, info.input_shape)  # the teacher's own size, not two passes
+
+
 def test_soft_targets_flatten_as_the_temperature_rises(sample) -> None:  # noqa: ANN001
     torch.manual_seed(0)
     teacher = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 10))

@@ -162,3 +162,24 @@ def test_layer_ratios_are_read_from_the_command_line_form() -> None:
 def test_bad_fine_tuning_settings_are_refused(bad: dict) -> None:
     with pytest.raises(EdgemapError, match="prune_channels"):
         PruneChannels(ratio=0.5, **bad)
+
+
+def test_mirror_averaged_teacher_averages_the_image_and_its_mirror() -> None:
+    from edgemap.compress.finetune import MirrorAveraged
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.LazyLinear(10))
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        expected = (model(x) + model(x.flip(3))) / 2
+        assert torch.allclose(MirrorAveraged(model)(x), expected)
+        assert not torch.allclose(MirrorAveraged(model)(x), model(x))  # a real second view, not the same logits
+
+
+def test_prune_with_a_mirror_averaged_teacher_reports_that_teacher(tiny_ckpt: Path, ctx, tmp_path: Path) -> None:  # noqa: ANN001
+    cfg = PruneChannels(ratio=0.5, finetune_epochs=1, distill=True, teacher_mirror=True, temperature=2.0)
+    report = prune_checkpoint(cfg, tiny_ckpt, tmp_path / "pruned.safetensors", ctx)
+    assert report.extra["teacher_accuracy"]["n"] == 200 and report.extra["soft_targets"]["temperature"] == 2.0
+    assert any("mirror-averaged teacher" in line for line in report.lines())
+    with pytest.raises(EdgemapError, match="needs distill"):
+        PruneChannels(ratio=0.5, teacher_mirror=True)
