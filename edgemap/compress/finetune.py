@@ -47,8 +47,8 @@ class MirrorAveraged(nn.Module):
     """A teacher whose logits are averaged over the image and its left-right mirror.
 
     The two-view ensemble is more accurate than the model alone (shipped resnet9s: 88.27 -> 89.11 % on the CIFAR-10
-    test set, benchmarks/results/teacher_mirror.md), so it is a better distillation teacher, for one more teacher forward pass per batch. Only for data
-    whose mirror image keeps its label (photos of objects, not text or digits).
+    test set, benchmarks/results/teacher_mirror.md), so it is a better distillation teacher, for one more teacher
+    forward pass per batch. Only for data whose mirror image keeps its label (photos of objects, not text or digits).
     """
 
     def __init__(self, model: nn.Module) -> None:

@@ -44,7 +44,8 @@ class PruneChannels:
     carry all of the input image); the classifier's outputs are always kept.
     iterative_steps: reach the ratio in this many steps (scores recomputed between steps),
     with step_finetune_epochs of fine-tuning after each step but the last.
-    finetune_epochs: fine-tuning after pruning; distill: use the unpruned model as teacher;
+    finetune_epochs: fine-tuning after pruning; distill: use the unpruned model as teacher (Hinton loss with
+    temperature and alpha); teacher_mirror: that teacher's logits averaged over each image and its mirror;
     jpeg_augment: share of fine-tuning images swapped for a JPEG round trip (robustness to compressed inputs);
     None: the share the checkpoint was trained with (its sidecar), so fine-tuning keeps what training taught.
     precision: "bf16" fine-tunes under CPU autocast to bfloat16 (faster only on some CPUs, see TrainConfig).
