@@ -3,6 +3,9 @@
     EDGEMAP_CIFAR10=/work/shared/data/cifar10 .venv/bin/python benchmarks/compress_distill.py --seeds 0 1
     # -> benchmarks/results/compress_distill.{json,md}; training state in runs/compress_bench/distill (resumable)
 
+`--teacher-mirror`: the student learns from the teacher's logits averaged over each image and its mirror (the
+teacher column then gives that ensemble's accuracy).
+
 A pruned student (channels removed, not yet fine-tuned) comes from `edgemap compress prune CKPT --out P --ratio 0.5
 --latency-runs 0`, then `--student P --temperature 4 --alpha 0.5` (the pruning pass's own distillation settings).
 
@@ -39,6 +42,8 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=0.05)
     ap.add_argument("--temperature", type=float, default=4.0)
     ap.add_argument("--alpha", type=float, default=0.9)
+    ap.add_argument("--teacher-mirror", action="store_true",
+                    help="distil from the teacher's logits averaged over each image and its mirror")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="training precision (bf16: CPU autocast)")
     ap.add_argument("--name", default="compress_distill", help="results file name in benchmarks/results/")
@@ -49,7 +54,7 @@ def main() -> None:
     runs = []
     for seed in args.seeds:
         cfg = Distill(student=args.student, epochs=args.epochs, lr=args.lr, temperature=args.temperature,
-                      alpha=args.alpha, seed=seed, precision=args.precision)
+                      alpha=args.alpha, seed=seed, precision=args.precision, teacher_mirror=args.teacher_mirror)
         ctx = PassContext(train_set=train.subset(slice(0, args.images)), eval_set=test,
                           run_dir=WORK / args.name / f"seed{seed}", latency_runs=0, progress=True)
         report = distill_checkpoint(cfg, teacher, WORK / args.name / f"student_seed{seed}.safetensors", ctx)
@@ -70,6 +75,7 @@ def summary_lines(r: dict) -> list[str]:
     lines = [f"# Distillation: {Path(r['teacher']).stem} -> {Path(c['student']).stem}, {c['epochs']} epochs on {c['images']:,} images",
              "",
              f"`{r['command']}`", "", f"CPU: {r['evidence']['cpu']}; T={c['temperature']}, alpha={c['alpha']}, lr={c['lr']}, "
+             f"{'teacher averaged with its mirror view, ' if c.get('teacher_mirror') else ''}"
              f"precision {c.get('precision', 'fp32')}; student {r['runs'][0]['macs'][1]:,} MACs; wall s per seed, both students "
              f"(a resumed seed counts only what this run did): {', '.join(str(run['wall_s']) for run in r['runs'])}", "",
              "| seed | teacher top-1 | student without KD (10k / exact) | student with KD (10k / exact) | gain |", "|---|---|---|---|---|"]
