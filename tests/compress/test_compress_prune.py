@@ -168,7 +168,7 @@ def test_mirror_averaged_teacher_averages_the_image_and_its_mirror() -> None:
     from edgemap.compress.finetune import MirrorAveraged
 
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.LazyLinear(10))
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4 * 6 * 6, 10))
     x = torch.randn(2, 3, 8, 8)
     with torch.no_grad():
         expected = (model(x) + model(x.flip(3))) / 2
