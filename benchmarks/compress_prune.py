@@ -50,6 +50,7 @@ def main() -> None:
     cfg = PruneChannels(ratio=args.ratio, importance=args.importance, global_pruning=args.global_pruning, round_to=args.round_to,
                         finetune_epochs=args.epochs, finetune_lr=args.lr, distill=not args.no_distill, alpha=args.alpha,
                         temperature=args.temperature, teacher_mirror=args.teacher_mirror,
+                        iterative_steps=args.steps, step_finetune_epochs=args.step_epochs,
                         jpeg_augment=args.jpeg_augment, weight_decay=args.weight_decay, precision=args.precision,
                         mixup=args.mixup, keep_layers=tuple(args.keep), layer_ratios=parse_layer_ratios(args.layer_ratio))
     if args.from_state:
@@ -97,6 +98,9 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--name", default="compress_prune", help="results file name in benchmarks/results/")
     ap.add_argument("--importance", choices=("l1", "l2", "taylor"), default="l2")
     ap.add_argument("--global-pruning", action="store_true", help="rank channels over the whole net, not per layer")
+    ap.add_argument("--steps", type=int, default=1, help="reach the ratio in this many pruning steps (iterative pruning)")
+    ap.add_argument("--step-epochs", type=int, default=0,
+                    help="with --steps: distilled fine-tuning epochs after every step but the last (--epochs follow the last)")
     ap.add_argument("--round-to", type=int, default=None, help="keep channel counts multiples of this")
     ap.add_argument("--alpha", type=float, default=0.5, help="weight of the distillation term")
     ap.add_argument("--temperature", type=float, default=4.0,
@@ -200,7 +204,11 @@ def summary_lines(r: dict) -> list[str]:
     cfg = r["prune_report"]["config"]
     done = r["prune_report"].get("finetune_epochs_done", cfg["finetune_epochs"])
     s2 = r["prune_report"].get("stage2")
-    lines = [f"# {cfg['ratio']:.0%} channel pruning + {done} of {cfg['finetune_epochs']} fine-tuning epochs"
+    steps = cfg.get("iterative_steps", 1)
+    lines = [f"# {cfg['ratio']:.0%} channel pruning"
+             + (f" in {steps} steps ({cfg.get('step_finetune_epochs', 0)} fine-tuning epochs after each but the last)"
+                if steps > 1 else "")
+             + f" + {done} of {cfg['finetune_epochs']} fine-tuning epochs"
              f"{distill_words(cfg)}"
              f"{' in bf16 autocast' if cfg.get('precision', 'fp32') == 'bf16' else ''}"
              + (f" + a second stage of {s2['config']['epochs']} distilled epochs (lr {s2['config']['lr']}, fresh cosine)"

@@ -23,6 +23,8 @@ def recipe(run: dict) -> str:
         words.append(f"round_to {cfg['round_to']}")
     if cfg.get("distill") and (cfg.get("temperature", 4.0), cfg.get("alpha", 0.5)) != (4.0, 0.5):
         words.append(f"T {cfg.get('temperature', 4.0):g} alpha {cfg.get('alpha', 0.5):g}")
+    if cfg.get("iterative_steps", 1) > 1:
+        words.append(f"{cfg['iterative_steps']} steps, {cfg.get('step_finetune_epochs', 0)} ep between")
     if cfg.get("teacher_mirror"):
         words.append("mirror-averaged teacher")
     if cfg.get("mixup"):
