@@ -37,7 +37,7 @@ def main() -> None:
     from edgemap.compress.quantize import QuantizeStatic, quantize_static_onnx
     from edgemap.convert.onnx_export import export_onnx
     from edgemap.core.evidence import machine_evidence
-    from edgemap.models.checkpoint import load_checkpoint
+    from edgemap.models.checkpoint import conv_widths, load_checkpoint
     from edgemap.models.shipped import shipped_checkpoint
     from edgemap.models.stats import count_macs
 
@@ -79,13 +79,6 @@ def main() -> None:
     record["checkpoint"], record["checkpoint_id"] = str(ckpt), checkpoint_id(ckpt)
     record["evidence"] = machine_evidence(THREADS)
     write_results(args.name, record, summary_lines(record))
-
-
-def conv_widths(model) -> list[int]:  # noqa: ANN001 - nn.Module
-    """Output channels of every conv, in module order."""
-    from edgemap.models.checkpoint import layer_shapes
-
-    return [s["out"] for s in layer_shapes(model).values() if s["type"] == "Conv2d"]
 
 
 def parse_args() -> argparse.Namespace:
@@ -134,9 +127,9 @@ def stage2(args: argparse.Namespace, ckpt: Path, train, test) -> tuple[Path, dic
     from edgemap.compress.distill import Distill, distill_checkpoint
 
     out = WORK / f"pruned_stage2_e{args.stage2_epochs}.safetensors"
-    cfg = Distill(student=str(WORK / "pruned.safetensors"), epochs=args.stage2_epochs, lr=args.stage2_lr, temperature=args.temperature,
-                  teacher_mirror=args.teacher_mirror,
-                  alpha=args.alpha, compare_baseline=False, jpeg_augment=args.jpeg_augment)
+    cfg = Distill(student=str(WORK / "pruned.safetensors"), epochs=args.stage2_epochs, lr=args.stage2_lr,
+                  temperature=args.temperature, alpha=args.alpha, teacher_mirror=args.teacher_mirror, compare_baseline=False,
+                  jpeg_augment=args.jpeg_augment)
     ctx = PassContext(train_set=train, eval_set=test, run_dir=WORK / f"state_stage2_e{args.stage2_epochs}", latency_runs=0,
                       progress=True)
     report = distill_checkpoint(cfg, ckpt, out, ctx).to_dict()

@@ -39,7 +39,7 @@ def main() -> None:
     from edgemap.convert.onnx_export import export_onnx
     from edgemap.core.evidence import machine_evidence
     from edgemap.data.sample import load_sample
-    from edgemap.models.checkpoint import layer_shapes, load_checkpoint, to_float_input
+    from edgemap.models.checkpoint import conv_widths, load_checkpoint, to_float_input
     from edgemap.models.shipped import shipped_checkpoint
     from edgemap.models.stats import count_macs
 
@@ -58,8 +58,7 @@ def main() -> None:
         int8 = work / f"{name}_int8.onnx"
         quantize_static_onnx(fp32, int8, calib, QuantizeStatic(samples=256, float_first_last=True))
         fns[name] = ort_fn(int8, THREADS)
-        widths = [s["out"] for s in layer_shapes(m).values() if s["type"] == "Conv2d"]
-        record["variants"][name] = {"config": kw, "macs": count_macs(m, info.input_shape), "conv_widths": widths}
+        record["variants"][name] = {"config": kw, "macs": count_macs(m, info.input_shape), "conv_widths": conv_widths(m)}
     lat = latency_rounds(fns, ROUNDS, RUNS)
     for name, row in record["variants"].items():
         row["int8_p50_ms"] = lat["candidates"][name]

@@ -141,6 +141,11 @@ def layer_shapes(model: nn.Module) -> dict:
     return out
 
 
+def conv_widths(model: nn.Module) -> list[int]:
+    """Output channels of every Conv2d, in module order (how wide a pruned model is)."""
+    return [s["out"] for s in layer_shapes(model).values() if s["type"] == "Conv2d"]
+
+
 def apply_layer_shapes(model: nn.Module, layers: dict, where: str = "checkpoint") -> None:
     """Re-create the named layers of a fresh zoo model with the saved sizes (kernel, stride, padding kept)."""
     modules = dict(model.named_modules())

@@ -12,7 +12,7 @@ from edgemap.compress.prune import PruneChannels, parse_layer_ratios, prune_chec
 from edgemap.core.passes import config_from_dict, config_to_dict
 from edgemap.errors import EdgemapError
 from edgemap.models import zoo
-from edgemap.models.checkpoint import CheckpointInfo, layer_shapes, load_checkpoint, save_checkpoint
+from edgemap.models.checkpoint import CheckpointInfo, conv_widths, layer_shapes, load_checkpoint, save_checkpoint
 from edgemap.models.stats import count_macs
 
 
@@ -118,13 +118,9 @@ def test_fine_tuning_precision_reaches_the_training_loop(tiny_ckpt: Path, ctx, t
     assert all(w.dtype == torch.float32 for w in weights if w.is_floating_point())  # fp32 master weights are saved
 
 
-def _conv_widths(model: nn.Module) -> list[int]:
-    return [s["out"] for s in layer_shapes(model).values() if s["type"] == "Conv2d"]
-
-
 def test_round_to_keeps_channel_counts_multiples() -> None:
     pruned = prune_model(zoo.build("resnet9s"), PruneChannels(ratio=0.4, round_to=8))
-    widths = _conv_widths(pruned)
+    widths = conv_widths(pruned)
     assert widths and all(w % 8 == 0 for w in widths)
 
 
@@ -132,7 +128,7 @@ def test_kept_layers_stay_whole_and_layer_ratios_override_the_ratio() -> None:
     model = zoo.build("resnet9s")  # widths 16, 32, 32, 32, 64, 128, 128, 128
     cfg = PruneChannels(ratio=0.5, keep_layers=("prep",), layer_ratios={"layer3.2.block.0.0": 0.5625})
     pruned = prune_model(model, cfg)
-    assert _conv_widths(pruned) == [16, 16, 16, 16, 32, 64, 56, 64]
+    assert conv_widths(pruned) == [16, 16, 16, 16, 32, 64, 56, 64]
     assert count_macs(prune_model(model, PruneChannels(ratio=0.5))) < count_macs(pruned) < count_macs(model)
     assert pruned(torch.randn(2, 3, 32, 32)).shape == (2, 10)
 
