@@ -7,6 +7,7 @@ import io
 import logging
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -14,12 +15,20 @@ from torch import nn
 from edgemap.core.atomic import atomic_path
 from edgemap.errors import EdgemapError
 
+if TYPE_CHECKING:
+    import onnx
+
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
 
 
 def export_onnx(model: nn.Module, path: str | Path, input_shape: tuple[int, ...] = (3, 32, 32), opset: int = 18,
-                dynamic_batch: bool = True) -> Path:
-    """Export `model` (eval mode) to a single .onnx file (weights inside, no .onnx.data) at `path`."""
+                dynamic_batch: bool = True, debug_metadata: bool = False) -> Path:
+    """Export `model` (eval mode) to a single .onnx file (weights inside, no .onnx.data) at `path`.
+
+    The exporter tags every node with its Python stack trace, module path and FX node; that is ~20 KB on a
+    100 k-parameter model (15 % of its INT8 file) and carries the build machine's file paths into a deployed
+    model, so it is dropped unless `debug_metadata` asks to keep it for tracing an export problem.
+    """
     import onnx
 
     logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)  # torchvision absence
@@ -39,8 +48,37 @@ def export_onnx(model: nn.Module, path: str | Path, input_shape: tuple[int, ...]
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
             raise EdgemapError(f"ONNX export failed: {first}") from None
         program.save(str(tmp), external_data=False)
+        if not debug_metadata:
+            proto = onnx.load(str(tmp))
+            strip_exporter_metadata(proto)
+            onnx.save(proto, str(tmp))
         onnx.checker.check_model(str(tmp))
     return path
+
+
+EXPORTER_KEYS = ("namespace", "pkg.torch.onnx.", "pkg.onnxscript.")
+
+
+def strip_exporter_metadata(model: onnx.ModelProto) -> int:
+    """Remove the PyTorch exporter's per-node debug entries (stack traces, module paths, rewrite-rule names)
+    from every node, subgraphs and functions included; model-level metadata stays. Returns how many went."""
+    removed = 0
+
+    def clean(nodes) -> None:  # noqa: ANN001 (repeated NodeProto field)
+        nonlocal removed
+        for node in nodes:
+            keep = [p for p in node.metadata_props if not p.key.startswith(EXPORTER_KEYS)]
+            removed += len(node.metadata_props) - len(keep)
+            del node.metadata_props[:]
+            node.metadata_props.extend(keep)
+            for attr in node.attribute:
+                for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+                    clean(sub.node)
+
+    clean(model.graph.node)
+    for function in model.functions:
+        clean(function.node)
+    return removed
 
 
 def _rename(dynamic: dict | None, model: nn.Module) -> dict | None:
