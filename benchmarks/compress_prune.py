@@ -51,7 +51,8 @@ def main() -> None:
                         finetune_epochs=args.epochs, finetune_lr=args.lr, distill=not args.no_distill, alpha=args.alpha,
                         temperature=args.temperature, teacher_mirror=args.teacher_mirror,
                         iterative_steps=args.steps, step_finetune_epochs=args.step_epochs,
-                        jpeg_augment=args.jpeg_augment, weight_decay=args.weight_decay, precision=args.precision,
+                        jpeg_augment=args.jpeg_augment, weight_decay=args.weight_decay, norm_bias_decay=not args.no_norm_bias_decay,
+                        precision=args.precision,
                         mixup=args.mixup, keep_layers=tuple(args.keep), layer_ratios=parse_layer_ratios(args.layer_ratio))
     if args.from_state:
         prune_report = partial_run(cfg, ckpt, test)
@@ -104,6 +105,7 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--jpeg-augment", type=float, default=None,
                     help="share of fine-tuning images given a JPEG round trip (default: what the checkpoint was trained with)")
     ap.add_argument("--weight-decay", type=float, default=5e-4)
+    ap.add_argument("--no-norm-bias-decay", action="store_true", help="no weight decay on BatchNorm parameters and biases")
     ap.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="fine-tuning precision (bf16: CPU autocast)")
     ap.add_argument("--mixup", type=float, default=0.0, help="mixup Beta parameter during fine-tuning (0: off)")
     ap.add_argument("--keep", action="append", default=[], metavar="MODULE",
@@ -204,6 +206,8 @@ def summary_lines(r: dict) -> list[str]:
              + f" + {done} of {cfg['finetune_epochs']} fine-tuning epochs"
              f"{distill_words(cfg)}"
              f"{' in bf16 autocast' if cfg.get('precision', 'fp32') == 'bf16' else ''}"
+             + (f", weight decay {cfg['weight_decay']:g}" if cfg.get("weight_decay", 5e-4) != 5e-4 else "")
+             + (", no weight decay on BatchNorm/bias" if cfg.get("norm_bias_decay") is False else "")
              + (f" + a second stage of {s2['config']['epochs']} distilled epochs (lr {s2['config']['lr']}, fresh cosine)"
                 if s2 else "") + " + static INT8", "",
              f"`{r['command']}`", "", f"CPU: {r['evidence']['cpu']} ({', '.join(r['evidence']['cpu_flags'])}); "

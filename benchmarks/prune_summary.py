@@ -27,6 +27,10 @@ def recipe(run: dict) -> str:
         words.append(f"{cfg['iterative_steps']} steps, {cfg.get('step_finetune_epochs', 0)} ep between")
     if cfg.get("teacher_mirror"):
         words.append("mirror-averaged teacher")
+    if cfg.get("weight_decay", 5e-4) != 5e-4:
+        words.append(f"weight decay {cfg['weight_decay']:g}")
+    if cfg.get("norm_bias_decay") is False:
+        words.append("no decay on BN/bias")
     if cfg.get("mixup"):
         words.append(f"mixup {cfg['mixup']}")
     if cfg.get("keep_layers"):

@@ -34,6 +34,8 @@ def train_cmd(
     schedule: str = typer.Option("onecycle", help="onecycle or cosine"),
     label_smoothing: float = typer.Option(0.1),
     weight_decay: float = typer.Option(5e-4),
+    norm_bias_decay: bool = typer.Option(True, help="also weight-decay BatchNorm parameters and biases "
+                                         "(--no-norm-bias-decay exempts them)"),
     seed: int = typer.Option(0),
     threads: int = typer.Option(0, help="torch threads (0: default)"),
     data: Optional[Path] = typer.Option(None, help="CIFAR-10 location (default $EDGEMAP_CIFAR10)"),
@@ -50,8 +52,8 @@ def train_cmd(
     from edgemap.train.loop import TrainConfig
 
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule, label_smoothing=label_smoothing,
-                      weight_decay=weight_decay, seed=seed, threads=threads, jpeg_augment=jpeg_augment,
-                      precision=precision, mixup=mixup)
+                      weight_decay=weight_decay, norm_bias_decay=norm_bias_decay, seed=seed, threads=threads,
+                      jpeg_augment=jpeg_augment, precision=precision, mixup=mixup)
     run_training(model, cfg, data, out, run_dir or out.with_suffix(".run"), limit, " ".join(["edgemap"] + sys.argv[1:]), init)
 
 

@@ -103,19 +103,21 @@ def finetune(model: nn.Module, train_set: ImageSet, epochs: int, lr: float, norm
              batch_size: int = 256, teacher: nn.Module | None = None, temperature: float = 4.0, alpha: float = 0.5,
              run_dir: str | Path | None = None, seed: int = 0, progress: bool = False,
              jpeg_augment: float = 0.0, weight_decay: float = 5e-4, precision: str = "fp32",
-             mixup: float = 0.0) -> list[dict]:
+             mixup: float = 0.0, norm_bias_decay: bool = True) -> list[dict]:
     """Train `model` in place for a few epochs (cosine schedule, short warm-up); with a teacher, distil from it.
 
     jpeg_augment: share of images swapped for a JPEG round trip (see TrainConfig) - a pruned model loses
     robustness to compressed inputs first. precision: "bf16" trains under CPU autocast (see TrainConfig).
     mixup: Beta parameter of mixup, 0 = off; with a teacher it sees the blended images too (see TrainConfig).
+    norm_bias_decay: False exempts BatchNorm parameters and biases from weight decay (see TrainConfig).
     Returns the per-epoch history. run_dir makes it resumable.
     """
     if epochs <= 0:
         return []
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, schedule="cosine", warmup=0.05,
                       label_smoothing=0.0 if teacher is not None else 0.1, seed=seed,
-                      jpeg_augment=jpeg_augment, weight_decay=weight_decay, precision=precision, mixup=mixup)
+                      jpeg_augment=jpeg_augment, weight_decay=weight_decay, precision=precision, mixup=mixup,
+                      norm_bias_decay=norm_bias_decay)
     loss_fn = distillation_loss(teacher, temperature, alpha) if teacher is not None else None
     if teacher is not None:
         teacher.to(memory_format=torch.channels_last)

@@ -50,6 +50,7 @@ class PruneChannels:
     None: the share the checkpoint was trained with (its sidecar), so fine-tuning keeps what training taught.
     precision: "bf16" fine-tunes under CPU autocast to bfloat16 (faster only on some CPUs, see TrainConfig).
     mixup: Beta parameter of mixup during fine-tuning (0 = off); with distill the teacher labels the blended images.
+    norm_bias_decay: False exempts BatchNorm parameters and biases from the fine-tuning's weight decay.
     """
 
     ratio: float | None = 0.5
@@ -70,6 +71,7 @@ class PruneChannels:
     teacher_mirror: bool = False
     jpeg_augment: float | None = None
     weight_decay: float = 5e-4
+    norm_bias_decay: bool = True
     precision: str = "fp32"
     mixup: float = 0.0
 
@@ -237,7 +239,8 @@ def prune_checkpoint(cfg: PruneChannels, source: str | Path, out: str | Path, ct
             return finetune(m, ctx.train_set, epochs, cfg.finetune_lr, info.normalization, cfg.batch_size,  # type: ignore[arg-type]
                             teacher, cfg.temperature, cfg.alpha, ctx.sub_run_dir(f"prune_{tag}"), progress=ctx.progress,
                             jpeg_augment=trained_jpeg_share(info) if cfg.jpeg_augment is None else cfg.jpeg_augment,
-                            weight_decay=cfg.weight_decay, precision=cfg.precision, mixup=cfg.mixup)
+                            weight_decay=cfg.weight_decay, precision=cfg.precision, mixup=cfg.mixup,
+                            norm_bias_decay=cfg.norm_bias_decay)
 
         pruned = prune_model(model, cfg, info.input_shape, batch,
                              between_steps=lambda m, s: tune(m, cfg.step_finetune_epochs, f"step{s}"))

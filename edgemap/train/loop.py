@@ -32,7 +32,9 @@ from edgemap.train.evaluate import evaluate
 #   lr              0.4     peak learning rate of the one-cycle schedule (linear up, linear down)
 #   warmup          0.2     fraction of steps spent rising to the peak
 #   momentum        0.9     Nesterov momentum
-#   weight_decay    5e-4    L2 on all weights
+#   weight_decay    5e-4    L2 on the weights
+#   norm_bias_decay True    also decay BatchNorm scales/shifts and biases (the 1-D parameters); False exempts them,
+#                           as timm does by default: decaying a BN scale only rescales what the next layer undoes
 #   label_smoothing 0.1
 #   pad             4       random-crop padding (reflect)
 #   jpeg_augment    0.0     share of images replaced by a JPEG-compressed copy (quality 75, 4:2:0): the
@@ -57,6 +59,7 @@ class TrainConfig:
     warmup: float = 0.2
     momentum: float = 0.9
     weight_decay: float = 5e-4
+    norm_bias_decay: bool = True
     label_smoothing: float = 0.1
     pad: int = 4
     augment: bool = True
@@ -106,6 +109,20 @@ def lr_at(cfg: TrainConfig, step: int, total: int) -> float:
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
+def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
+    """The optimizer's parameter groups: one, or with norm_bias_decay=False the 1-D parameters (BatchNorm scales and
+    shifts, biases) apart with no weight decay."""
+    params = list(model.parameters())
+    if cfg.norm_bias_decay:
+        return [{"params": params}]
+    return [{"params": [p for p in params if p.ndim > 1]},
+            {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
+
+
+def _opt_params(opt: torch.optim.Optimizer) -> list[torch.Tensor]:
+    return [p for group in opt.param_groups for p in group["params"]]
+
+
 def _state_paths(run_dir: Path) -> tuple[Path, Path, Path]:
     return run_dir / "last.safetensors", run_dir / "last_optim.safetensors", run_dir / "state.json"
 
@@ -115,7 +132,7 @@ def _save_state(run_dir: Path, model: nn.Module, opt: torch.optim.Optimizer, sta
     with atomic_path(w) as tmp:
         save_file({k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}, str(tmp))
     bufs = {f"m{i}": opt.state[p]["momentum_buffer"].contiguous()
-            for i, p in enumerate(opt.param_groups[0]["params"]) if opt.state[p].get("momentum_buffer") is not None}
+            for i, p in enumerate(_opt_params(opt)) if opt.state[p].get("momentum_buffer") is not None}
     with atomic_path(o) as tmp:
         save_file(bufs, str(tmp))
     write_json(s, state)
@@ -127,7 +144,7 @@ def _load_state(run_dir: Path, model: nn.Module, opt: torch.optim.Optimizer) -> 
         return None
     model.load_state_dict(load_file(str(w)))
     bufs = load_file(str(o))
-    for i, p in enumerate(opt.param_groups[0]["params"]):
+    for i, p in enumerate(_opt_params(opt)):
         if f"m{i}" in bufs:
             opt.state[p]["momentum_buffer"] = bufs[f"m{i}"]
     return json.loads(s.read_text())
@@ -150,8 +167,9 @@ def _jpeg_copy(data: ImageSet, norm: Normalization, quality: int = 75) -> torch.
 
 def _same_run(config: dict) -> dict:
     """The settings that decide the result: a run may resume with another thread count.
-    Runs saved before `precision` and `mixup` existed were fp32 without mixup."""
-    return {"precision": "fp32", "mixup": 0.0, **{k: v for k, v in config.items() if k != "threads"}}
+    Runs saved before `precision`, `mixup` and `norm_bias_decay` existed were fp32, without mixup, decaying all."""
+    return {"precision": "fp32", "mixup": 0.0, "norm_bias_decay": True,
+            **{k: v for k, v in config.items() if k != "threads"}}
 
 
 @dataclass
@@ -240,7 +258,7 @@ def train(
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     model = model.to(memory_format=torch.channels_last)
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0,
+    opt = torch.optim.SGD(param_groups(model, cfg), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0,
                           weight_decay=cfg.weight_decay)
     run_path = Path(run_dir) if run_dir else None
     state = (_load_state(run_path, model, opt) if run_path else None) or {"epoch": 0, "history": [], "config": asdict(cfg)}

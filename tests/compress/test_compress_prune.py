@@ -108,6 +108,13 @@ def test_fine_tuning_keeps_the_checkpoints_jpeg_augmentation_unless_told(ctx, tm
     assert _finetune_config(ctx.run_dir)["jpeg_augment"] == 0.0
 
 
+def test_fine_tuning_weight_decay_settings_reach_the_training_loop(tiny_ckpt: Path, ctx, tmp_path: Path) -> None:  # noqa: ANN001
+    cfg = PruneChannels(ratio=0.5, finetune_epochs=1, weight_decay=1e-4, norm_bias_decay=False)
+    report = prune_checkpoint(cfg, tiny_ckpt, tmp_path / "p.safetensors", ctx)
+    tuned = _finetune_config(ctx.run_dir)
+    assert (tuned["weight_decay"], tuned["norm_bias_decay"]) == (1e-4, False) and report.config["norm_bias_decay"] is False
+
+
 @pytest.mark.skipif(not (torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()),
                     reason="this CPU has no bfloat16 kernels")
 def test_fine_tuning_precision_reaches_the_training_loop(tiny_ckpt: Path, ctx, tmp_path: Path) -> None:  # noqa: ANN001

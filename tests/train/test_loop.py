@@ -26,10 +26,11 @@ def test_training_learns_a_learnable_task(tiny_npz):
     assert after >= 60 and after > before + 20
 
 
-def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tiny_npz, tmp_path):
+@pytest.mark.parametrize("norm_bias_decay", [True, False])  # one optimizer group, or two whose momenta must not swap
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tiny_npz, tmp_path, norm_bias_decay):
     data = load_npz(tiny_npz)
     norm = Normalization()
-    cfg = TrainConfig(epochs=3, **{**FAST, "augment": True, "pad": 2})
+    cfg = TrainConfig(epochs=3, norm_bias_decay=norm_bias_decay, **{**FAST, "augment": True, "pad": 2})
     torch.manual_seed(1)
     straight = zoo.build("tiny")
     init = {k: v.clone() for k, v in straight.state_dict().items()}
@@ -112,6 +113,31 @@ def test_a_run_saved_before_precision_existed_resumes_as_fp32():
     older = {k: v for k, v in old.items() if k != "mixup"}  # saved before mixup existed: resumes without it
     assert loop._same_run(older) == loop._same_run(TrainConfig(epochs=2).__dict__)
     assert loop._same_run(older) != loop._same_run(TrainConfig(epochs=2, mixup=0.2).__dict__)
+    no_key = {k: v for k, v in older.items() if k != "norm_bias_decay"}  # saved before the option: decayed everything
+    assert loop._same_run(no_key) == loop._same_run(TrainConfig(epochs=2).__dict__)
+    assert loop._same_run(no_key) != loop._same_run(TrainConfig(epochs=2, norm_bias_decay=False).__dict__)
+
+
+@pytest.mark.parametrize("norm_bias_decay", [True, False])
+def test_norm_bias_decay_false_leaves_batchnorm_and_biases_to_the_loss_alone(tiny_npz, norm_bias_decay):
+    # a loss with zero gradient: only weight decay moves the parameters, so what moves is what is decayed
+    torch.manual_seed(0)
+    model = zoo.build("tiny")
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.ndim == 1:
+                p.fill_(0.5)  # BatchNorm shifts start at 0, which decay cannot shrink
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    cfg = TrainConfig(epochs=1, weight_decay=0.1, norm_bias_decay=norm_bias_decay, **FAST)
+    train(model, load_npz(tiny_npz), cfg, Normalization(), loss_fn=lambda logits, _y, _x: 0 * logits.sum(), progress=False)
+    after = dict(model.named_parameters())
+    one_d = [n for n, p in after.items() if p.ndim == 1]
+    assert one_d and any("bias" in n for n in one_d) and len(one_d) < len(after)
+    for name, p in after.items():
+        shrank = bool((p.detach().abs() < before[name].abs()).any())
+        assert shrank == (p.ndim > 1 or norm_bias_decay), name
+        if not shrank:
+            assert torch.equal(p.detach(), before[name]), name
 
 
 def test_mixup_blends_images_and_targets_with_one_weight():
