@@ -23,13 +23,15 @@ from edgemap.compress.report import CompressionReport, file_size, timed
 from edgemap.core.passes import config_to_dict, pass_function, register_pass
 from edgemap.data.dataset import ImageSet
 from edgemap.errors import EdgemapError
-from edgemap.models.checkpoint import CheckpointInfo, layer_shapes, load_checkpoint, save_checkpoint, to_float_input
+from edgemap.models.checkpoint import (CheckpointInfo, conv_widths, layer_shapes, load_checkpoint, save_checkpoint,
+                                       to_float_input)
 from edgemap.models.stats import count_macs, count_parameters
 from edgemap.train.loop import PRECISIONS
 
 IMPORTANCES = ("l1", "l2", "taylor")
 _TARGET_STEPS = 40  # resolution of the ratio search when a MAC target is given
 _MAX_RATIO = 0.95  # never remove a whole layer
+INT8_ALIGN = 8  # channel multiple ONNX Runtime's INT8 conv kernels run fastest (benchmarks/results/prune_widths.md)
 
 
 @register_pass("prune_channels", consumes="checkpoint", produces="checkpoint", needs_data=True)
@@ -210,6 +212,17 @@ def _prune_to_macs(model: nn.Module, cfg: PruneChannels, example: torch.Tensor, 
                            f"{count_macs(model, shape):,}")
 
 
+def alignment_note(before: list[int], after: list[int], align: int = INT8_ALIGN) -> str | None:
+    """A report note when pruning left conv widths that are not multiples of `align` where the original's all were:
+    ONNX Runtime's INT8 kernels ran widths 9/19/38/76 1.8x slower than 8/16/32/72 (prune_widths.md)."""
+    odd = sorted({w for w in after if w % align})
+    if not odd or any(w % align for w in before):
+        return None
+    return (f"conv widths {', '.join(map(str, odd))} are not multiples of {align}; ONNX Runtime's INT8 kernels ran "
+            f"such widths up to 1.8x slower per MAC than aligned ones (benchmarks/results/prune_widths.md); "
+            f"round_to={align} keeps every width a multiple")
+
+
 def _num_outputs(model: nn.Module, example: torch.Tensor) -> int:
     with torch.no_grad():
         out = model(example)
@@ -244,6 +257,8 @@ def prune_checkpoint(cfg: PruneChannels, source: str | Path, out: str | Path, ct
 
         pruned = prune_model(model, cfg, info.input_shape, batch,
                              between_steps=lambda m, s: tune(m, cfg.step_finetune_epochs, f"step{s}"))
+        if note := alignment_note(conv_widths(model), conv_widths(pruned)):
+            report.notes.append(note)
         before_acc = torch_accuracy(model, ctx.eval_set, info.normalization)
         pruned_acc = torch_accuracy(pruned, ctx.eval_set, info.normalization)
         history = tune(pruned, cfg.finetune_epochs, "final")

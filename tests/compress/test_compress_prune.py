@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from edgemap.compress.prune import PruneChannels, parse_layer_ratios, prune_checkpoint, prune_model
+from edgemap.compress.prune import PruneChannels, alignment_note, parse_layer_ratios, prune_checkpoint, prune_model
 from edgemap.core.passes import config_from_dict, config_to_dict
 from edgemap.errors import EdgemapError
 from edgemap.models import zoo
@@ -82,6 +82,18 @@ def test_prune_pass_reports_measured_latency_and_writes_a_loadable_file(tiny_ckp
     model, _ = load_checkpoint(out)
     assert count_macs(model) == report.macs[1]
     assert (tmp_path / "state" / "prune_final" / "state.json").is_file()  # resumable fine-tuning
+
+
+def test_the_report_says_when_pruned_widths_lose_their_multiple_of_8(ctx, tmp_path: Path) -> None:  # noqa: ANN001
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(zoo.build("resnet9s"), CheckpointInfo("resnet9s"), tmp_path / "r9.safetensors")
+    ctx.latency_runs = 0
+    odd = prune_checkpoint(PruneChannels(ratio=0.4), ckpt, tmp_path / "odd.safetensors", ctx)
+    assert conv_widths(load_checkpoint(tmp_path / "odd.safetensors")[0])[:2] == [9, 19]
+    assert [n for n in odd.notes if "not multiples of 8" in n and "round_to=8" in n and ", 19," in n]
+    for cfg in (PruneChannels(ratio=0.5), PruneChannels(ratio=0.4, round_to=8)):  # 8/16/32/64 and 8/16/32/72
+        assert not [n for n in prune_checkpoint(cfg, ckpt, tmp_path / "even.safetensors", ctx).notes if "multiples" in n]
+    assert alignment_note([3, 6], [2, 5]) is None  # the original was not aligned either: nothing lost
 
 
 def test_failed_prune_leaves_no_file(tiny_ckpt: Path, ctx, tmp_path: Path) -> None:  # noqa: ANN001
