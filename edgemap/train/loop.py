@@ -34,7 +34,7 @@ from edgemap.train.evaluate import evaluate
 #   momentum        0.9     Nesterov momentum
 #   weight_decay    5e-4    L2 on the weights
 #   norm_bias_decay True    also decay BatchNorm scales/shifts and biases (the 1-D parameters); False exempts them,
-#                           as timm does by default: decaying a BN scale only rescales what the next layer undoes
+#                           as timm does by default (they hold few weights, and shrinking them regularises little)
 #   label_smoothing 0.1
 #   pad             4       random-crop padding (reflect)
 #   jpeg_augment    0.0     share of images replaced by a JPEG-compressed copy (quality 75, 4:2:0): the
