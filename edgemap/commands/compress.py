@@ -42,6 +42,7 @@ def _add_prune(group: typer.Typer) -> None:
         importance: str = typer.Option("l2", help="l1, l2 or taylor"),
         global_pruning: bool = typer.Option(False, "--global", help="one ratio over the whole net instead of per layer"),
         steps: int = typer.Option(1, help="iterative pruning steps"),
+        step_epochs: int = typer.Option(0, help="with --steps: fine-tuning epochs after each step but the last"),
         keep: list[str] = typer.Option([], "--keep", help="never prune this layer's output channels (repeatable; a module "
                                                           "name such as prep, the stem)"),
         layer_ratio: list[str] = typer.Option([], "--layer-ratio", help="MODULE=RATIO: this layer's own ratio (repeatable)"),
@@ -49,6 +50,9 @@ def _add_prune(group: typer.Typer) -> None:
                                                          "odd widths slowly)"),
         finetune_epochs: int = typer.Option(0, help="fine-tuning epochs after pruning"),
         lr: float = typer.Option(0.05, help="fine-tuning peak learning rate"),
+        weight_decay: float = typer.Option(5e-4, help="fine-tuning weight decay"),
+        norm_bias_decay: bool = typer.Option(True, help="also weight-decay BatchNorm parameters and biases "
+                                             "(--no-norm-bias-decay exempts them)"),
         distill: bool = typer.Option(False, help="fine-tune with the unpruned model as teacher"),
         temperature: Optional[float] = typer.Option(None, help="with --distill: softmax temperature (default 4; a teacher "
                                                                "trained with label smoothing says more at 1-2)"),
@@ -74,11 +78,13 @@ def _add_prune(group: typer.Typer) -> None:
         kd = {k: v for k, v in (("temperature", temperature), ("alpha", alpha)) if v is not None}
         cfg = PruneChannels(ratio=ratio if ratio is not None else (None if target_macs else 0.5), target_macs=target_macs,
                             importance=importance, global_pruning=global_pruning, iterative_steps=steps,
+                            step_finetune_epochs=step_epochs, weight_decay=weight_decay, norm_bias_decay=norm_bias_decay,
                             keep_layers=tuple(keep), layer_ratios=parse_layer_ratios(layer_ratio),
                             round_to=round_to, finetune_epochs=finetune_epochs, finetune_lr=lr, distill=distill,
                             teacher_mirror=teacher_mirror, jpeg_augment=jpeg_augment, precision=precision, mixup=mixup,
                             **kd)
-        ctx = make_context(data, eval_data, limit, latency_runs, run_dir, finetune_epochs > 0 or importance == "taylor")
+        needs_data = finetune_epochs > 0 or step_epochs > 0 or importance == "taylor"
+        ctx = make_context(data, eval_data, limit, latency_runs, run_dir, needs_data)
         show(prune_checkpoint(cfg, checkpoint, out, ctx), report)
 
 

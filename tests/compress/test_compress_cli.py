@@ -56,10 +56,13 @@ def test_prune_command_distils_at_the_temperature_given(tiny_ckpt: Path, tiny_np
     data.mkdir()
     (data / "cifar10_train.npz").write_bytes(tiny_npz.read_bytes())
     r = edgemap("compress", "prune", str(tiny_ckpt), "--out", str(out), "--finetune-epochs", "1", "--distill",
-                "--temperature", "2", "--alpha", "0.7", "--data", str(data), "--latency-runs", "0", "--report", str(report))
+                "--temperature", "2", "--alpha", "0.7", "--data", str(data), "--latency-runs", "0", "--report", str(report),
+                "--steps", "2", "--step-epochs", "1", "--weight-decay", "1e-4", "--no-norm-bias-decay")
     assert r.returncode == 0, r.stderr
     saved = json.loads(report.read_text())
     assert (saved["config"]["temperature"], saved["config"]["alpha"]) == (2.0, 0.7)
+    assert (saved["config"]["iterative_steps"], saved["config"]["step_finetune_epochs"]) == (2, 1)
+    assert (saved["config"]["weight_decay"], saved["config"]["norm_bias_decay"]) == (1e-4, False)
     assert saved["extra"]["soft_targets"]["temperature"] == 2.0 and out.is_file()
 
 
