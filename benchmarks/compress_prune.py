@@ -51,9 +51,8 @@ def main() -> None:
                         finetune_epochs=args.epochs, finetune_lr=args.lr, distill=not args.no_distill, alpha=args.alpha,
                         temperature=args.temperature, teacher_mirror=args.teacher_mirror,
                         iterative_steps=args.steps, step_finetune_epochs=args.step_epochs,
-                        jpeg_augment=args.jpeg_augment, weight_decay=args.weight_decay, norm_bias_decay=not args.no_norm_bias_decay,
-                        precision=args.precision,
-                        mixup=args.mixup, keep_layers=tuple(args.keep), layer_ratios=parse_layer_ratios(args.layer_ratio))
+                        jpeg_augment=args.jpeg_augment, weight_decay=args.weight_decay,
+                        norm_bias_decay=not args.no_norm_bias_decay, precision=args.precision, mixup=args.mixup, keep_layers=tuple(args.keep), layer_ratios=parse_layer_ratios(args.layer_ratio))
     if args.from_state:
         prune_report = partial_run(cfg, ckpt, test)
     else:
@@ -84,6 +83,8 @@ def main() -> None:
 
 def parse_args() -> argparse.Namespace:
     """Command-line settings."""
+    from edgemap.compress.prune import PruneChannels
+
     ap = argparse.ArgumentParser()
     ap.add_argument("--checkpoint", type=Path, default=None)
     ap.add_argument("--ratio", type=float, default=0.5)
@@ -104,7 +105,7 @@ def parse_args() -> argparse.Namespace:
                     help="distil from the teacher's logits averaged over each image and its mirror")
     ap.add_argument("--jpeg-augment", type=float, default=None,
                     help="share of fine-tuning images given a JPEG round trip (default: what the checkpoint was trained with)")
-    ap.add_argument("--weight-decay", type=float, default=5e-4)
+    ap.add_argument("--weight-decay", type=float, default=PruneChannels.weight_decay)
     ap.add_argument("--no-norm-bias-decay", action="store_true", help="no weight decay on BatchNorm parameters and biases")
     ap.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="fine-tuning precision (bf16: CPU autocast)")
     ap.add_argument("--mixup", type=float, default=0.0, help="mixup Beta parameter during fine-tuning (0: off)")
@@ -195,6 +196,8 @@ def distill_words(cfg: dict) -> str:
 
 def summary_lines(r: dict) -> list[str]:
     """The markdown summary."""
+    from edgemap.compress.prune import PruneChannels
+
     a, h, s = r["accuracy"], r["headline"], r["speedup"]
     cfg = r["prune_report"]["config"]
     done = r["prune_report"].get("finetune_epochs_done", cfg["finetune_epochs"])
@@ -206,7 +209,7 @@ def summary_lines(r: dict) -> list[str]:
              + f" + {done} of {cfg['finetune_epochs']} fine-tuning epochs"
              f"{distill_words(cfg)}"
              f"{' in bf16 autocast' if cfg.get('precision', 'fp32') == 'bf16' else ''}"
-             + (f", weight decay {cfg['weight_decay']:g}" if cfg.get("weight_decay", 5e-4) != 5e-4 else "")
+             + (f", weight decay {cfg['weight_decay']:g}" if cfg["weight_decay"] != PruneChannels.weight_decay else "")
              + (", no weight decay on BatchNorm/bias" if cfg.get("norm_bias_decay") is False else "")
              + (f" + a second stage of {s2['config']['epochs']} distilled epochs (lr {s2['config']['lr']}, fresh cosine)"
                 if s2 else "") + " + static INT8", "",

@@ -14,6 +14,8 @@ import json
 
 from compress_common import RESULTS
 
+from edgemap.compress.prune import PruneChannels
+
 def recipe(run: dict) -> str:
     """The fine-tuning recipe in a few words: what differs from the defaults is what matters."""
     cfg = run["prune_report"]["config"]
@@ -27,7 +29,7 @@ def recipe(run: dict) -> str:
         words.append(f"{cfg['iterative_steps']} steps, {cfg.get('step_finetune_epochs', 0)} ep between")
     if cfg.get("teacher_mirror"):
         words.append("mirror-averaged teacher")
-    if cfg.get("weight_decay", 5e-4) != 5e-4:
+    if cfg["weight_decay"] != PruneChannels.weight_decay:
         words.append(f"weight decay {cfg['weight_decay']:g}")
     if cfg.get("norm_bias_decay") is False:
         words.append("no decay on BN/bias")
