@@ -52,7 +52,8 @@ def main() -> None:
                         temperature=args.temperature, teacher_mirror=args.teacher_mirror,
                         iterative_steps=args.steps, step_finetune_epochs=args.step_epochs,
                         jpeg_augment=args.jpeg_augment, weight_decay=args.weight_decay,
-                        norm_bias_decay=not args.no_norm_bias_decay, precision=args.precision, mixup=args.mixup, keep_layers=tuple(args.keep), layer_ratios=parse_layer_ratios(args.layer_ratio))
+                        norm_bias_decay=not args.no_norm_bias_decay, precision=args.precision, mixup=args.mixup,
+                        keep_layers=tuple(args.keep), layer_ratios=parse_layer_ratios(args.layer_ratio))
     if args.from_state:
         prune_report = partial_run(cfg, ckpt, test)
     else:

@@ -14,10 +14,11 @@ import json
 
 from compress_common import RESULTS
 
-from edgemap.compress.prune import PruneChannels
 
 def recipe(run: dict) -> str:
     """The fine-tuning recipe in a few words: what differs from the defaults is what matters."""
+    from edgemap.compress.prune import PruneChannels  # here, not at start-up: the summary only reads JSON
+
     cfg = run["prune_report"]["config"]
     words = [f"{cfg['importance']}{' global' if cfg.get('global_pruning') else ' per-layer'}",
              f"{cfg['finetune_epochs']} ep", cfg.get("precision") or "fp32"]

@@ -47,9 +47,10 @@ def export_onnx(model: nn.Module, path: str | Path, input_shape: tuple[int, ...]
         except Exception as exc:  # the exporter raises many types; the user needs the first line
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
             raise EdgemapError(f"ONNX export failed: {first}") from None
-        program.save(str(tmp), external_data=False)
-        if not debug_metadata:
-            proto = onnx.load(str(tmp))
+        if debug_metadata:
+            program.save(str(tmp), external_data=False)
+        else:  # strip the in-memory proto: no write, re-read and re-write of the file
+            proto = program.model_proto
             strip_exporter_metadata(proto)
             onnx.save(proto, str(tmp))
         onnx.checker.check_model(str(tmp))
