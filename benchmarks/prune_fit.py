@@ -40,18 +40,17 @@ def main() -> None:
     if missing:
         raise SystemExit(f"not found: {', '.join(missing)}")
     train, test = cifar("train").subset(slice(0, TRAIN_N)), cifar("test")
-    cpu = machine_evidence(THREADS)["cpu"]
     rows = []
     for path in paths:
         model, info = load_checkpoint(path)
         fit, held = evaluate(model, train, info.normalization), evaluate(model, test, info.normalization)
         rows.append({"checkpoint": checkpoint_id(path), "params": count_parameters(model),
                      "train_clean_top1": round(fit.top1, 2), "test": both(held),
-                     "gap_points": round(fit.top1 - held.top1, 2), "cpu": cpu})
-    rows += earlier_rows({str(p.resolve()) for p in paths})
+                     "gap_points": round(fit.top1 - held.top1, 2)})
+    ev = machine_evidence(THREADS)
+    rows = [{**r, "cpu": ev["cpu"]} for r in rows] + earlier_rows({str(p.resolve()) for p in paths})
     record = {"command": " ".join([".venv/bin/python"] + sys.argv), "train_images": TRAIN_N, "threads": THREADS,
-              "rows": rows, "evidence": machine_evidence(THREADS)}
-    ev = record["evidence"]
+              "rows": rows, "evidence": ev}
     lines = ["# Fit of the pruned students: top-1 on clean training images vs the test set (FP32)", "",
              f"`{record['command']}`", "",
              f"CPU: {ev['cpu']}; torch {ev['versions'].get('torch')}; threads {THREADS}. Training images: the first "
