@@ -44,6 +44,12 @@ def recipe(run: dict) -> str:
     return ", ".join(words)
 
 
+def at_half(run: dict) -> bool:
+    """Whether the run removed 50 % of the conv channels (as recorded, else as configured), the target's ratio."""
+    share = run["headline"].get("channels_removed", run["prune_report"]["config"]["ratio"])
+    return abs(share - 0.5) < 0.005
+
+
 def channels_removed(run: dict) -> str:
     """Share of all conv channels removed: recorded by newer runs; a plain per-layer run removes its ratio everywhere."""
     cfg = run["prune_report"]["config"]
@@ -68,7 +74,7 @@ def main() -> None:
 
     runs = {p.stem: json.loads(p.read_text()) for p in sorted(RESULTS.glob("compress_prune*.json"))}
     runs = {k: v for k, v in runs.items() if "prune_report" in v and "headline" in v}
-    lines = ["# 50 % channel pruning + distilled fine-tuning + static INT8: every recorded run", "",
+    lines = ["# Channel pruning (the target: 50 %) + distilled fine-tuning + static INT8: every recorded run", "",
              "`.venv/bin/python benchmarks/prune_summary.py` (reads `benchmarks/results/compress_prune*.json`)", "",
              "Shipped resnet9s, 88.27 % FP32 (92.4 % on the exact 1,000). Target: drop <= 1.5 points, >= 3x fewer MACs, "
              "file >= 10x smaller, >= 8x faster than PyTorch eager FP32 at batch 1. Wall minutes: pruning and fine-tuning as "
@@ -80,9 +86,12 @@ def main() -> None:
              "wall min (this run) | CPU |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     lines += [row(name, run) for name, run in sorted(runs.items(), key=lambda kv: kv[1]["headline"]["drop_points"])]
-    best = min(runs.items(), key=lambda kv: kv[1]["headline"]["drop_points"])
-    lines += ["", f"Best: `{best[0]}`, drop {best[1]['headline']['drop_points']:.2f} points "
-              f"({'meets' if best[1]['headline']['drop_points'] <= 1.5 else 'misses'} the 1.5-point target)."]
+    for label, group in (("Best at 50 % of the channels", {k: v for k, v in runs.items() if at_half(v)}),
+                         ("Best at a lower ratio (not the target's 50 %)", {k: v for k, v in runs.items() if not at_half(v)})):
+        if group:
+            name, best = min(group.items(), key=lambda kv: kv[1]["headline"]["drop_points"])
+            drop = best["headline"]["drop_points"]
+            lines += ["", f"{label}: `{name}`, drop {drop:.2f} points ({'meets' if drop <= 1.5 else 'misses'} the 1.5-point target)."]
     write_text(RESULTS / "prune_summary.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
 
