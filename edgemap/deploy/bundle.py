@@ -15,7 +15,7 @@ import json
 import shutil
 import tempfile
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
@@ -79,27 +79,76 @@ def pack(model_path: str | Path, backend: str, out_dir: str | Path, preprocess: 
     return out_dir
 
 
-def read_manifest(bundle: str | Path) -> dict:
-    """The manifest of a bundle directory, checked for the fields a runtime needs."""
+def read_manifest(bundle: str | Path, public_key: str | Path | None = None) -> dict:
+    """The manifest of a bundle directory, checked for the fields a runtime needs and for file names that
+    stay inside the bundle; with `public_key`, its Ed25519 signature is checked on the very bytes parsed."""
     path = Path(bundle) / "manifest.json"
-    if not path.is_file():
+    if not path.is_file() or path.is_symlink():
         raise EdgemapError(f"{bundle}: not an edgemap bundle (no manifest.json)")
+    raw = path.read_bytes()
+    if public_key is not None:
+        from edgemap.deploy.signing import verify_manifest_bytes
+
+        verify_manifest_bytes(Path(bundle), raw, public_key)
     try:
-        manifest = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
+        manifest = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise EdgemapError(f"{path}: not valid JSON ({exc})") from None
-    if manifest.get("format") != FORMAT:
-        raise EdgemapError(f"{path}: unsupported bundle format {manifest.get('format')!r} (this edgemap reads {FORMAT})")
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        got = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
+        raise EdgemapError(f"{path}: unsupported bundle format {got!r} (this edgemap reads {FORMAT})")
     for key in ("backend", "model", "preprocess", "class_names", "files"):
         if key not in manifest:
             raise EdgemapError(f"{path}: manifest lacks {key!r}")
+    _check_file_table(path, manifest)
     return manifest
 
 
+def _check_file_table(path: Path, manifest: dict) -> None:
+    """Every name is a plain relative name inside the bundle, with a hash; the model files are among them."""
+    files = manifest["files"]
+    if not isinstance(files, dict) or not all(isinstance(r, dict) and {"sha256", "bytes"} <= r.keys() for r in files.values()):
+        raise EdgemapError(f"{path}: 'files' must map each file name to {{sha256, bytes}}")
+    for name in files:
+        confined_name(name, path)
+    model = manifest["model"]
+    if not isinstance(model, str):
+        raise EdgemapError(f"{path}: 'model' must be a file name, got {model!r}")
+    stem = model.rsplit(".", 1)[0]
+    needed = [model] + [stem + s for s in MODEL_SUFFIXES.get(manifest["backend"], ()) if not model.endswith(s)]
+    needed.append("selftest.npz")
+    missing = [n for n in needed if n not in files]
+    if missing:
+        raise EdgemapError(f"{path}: {', '.join(missing)} not hashed in the manifest's 'files' (every file the bundle "
+                           "uses must be); refusing the bundle")
+
+
+def confined_name(name: object, where: Path | str = "manifest") -> str:
+    """`name` if it is a relative path that stays inside the bundle (no absolute path, '..', backslash or NUL)."""
+    if not isinstance(name, str) or not name or "\\" in name or "\0" in name:
+        raise EdgemapError(f"{where}: file name {name!r} is not a plain relative name; refusing the bundle")
+    parts = PurePosixPath(name).parts
+    if not parts or name.startswith("/") or ".." in parts or ":" in parts[0]:
+        raise EdgemapError(f"{where}: file name {name!r} escapes the bundle folder; refusing the bundle")
+    return name
+
+
+def member_path(bundle: str | Path, name: str) -> Path:
+    """The path of a bundle member, refused when it or a folder on the way is a link (it could point anywhere)."""
+    confined_name(name, Path(bundle) / "manifest.json")
+    path = Path(bundle)
+    for part in PurePosixPath(name).parts:
+        path = path / part
+        if path.is_symlink():
+            raise EdgemapError(f"{path}: a link inside the bundle; bundles hold plain files only (refusing the bundle)")
+    return path
+
+
 def check_files(bundle: str | Path, manifest: dict) -> None:
-    """Every listed file exists with its recorded size and sha256 (catches truncation and tampering)."""
+    """Every listed file exists as a plain file with its recorded size and sha256 (catches truncation and
+    modification; a signature, checked by read_manifest, is what catches a re-hashed manifest)."""
     for name, rec in manifest["files"].items():
-        f = Path(bundle) / name
+        f = member_path(bundle, name)
         if not f.is_file():
             raise EdgemapError(f"{f}: listed in the manifest but missing")
         if f.stat().st_size != rec["bytes"] or sha256(f) != rec["sha256"]:

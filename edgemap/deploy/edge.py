@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgemap.deploy.bundle import check_files, read_manifest
+from edgemap.deploy.bundle import check_files, member_path, read_manifest
 from edgemap.errors import EdgemapError
 
 SELFTEST_MIN_AGREEMENT = 1.0  # the device must reproduce every self-test top-1
@@ -36,17 +36,19 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 class EdgeModel:
     """A verified bundle ready to classify uint8 images or image files, preprocessing taken from the bundle."""
 
-    def __init__(self, bundle: str | Path, threads: int = 0, verify: bool = True) -> None:
+    def __init__(self, bundle: str | Path, threads: int = 0, verify: bool = True,
+                 public_key: str | Path | None = None) -> None:
+        """Open `bundle`; `verify` checks hashes and the self-test, `public_key` also its Ed25519 signature."""
         from edgemap.data.preprocess import PreprocessSpec
         from edgemap.runtime.registry import load_session
 
         self.bundle = Path(bundle)
-        self.manifest = read_manifest(self.bundle)
-        if verify:
+        self.manifest = read_manifest(self.bundle, public_key)
+        if verify or public_key is not None:
             check_files(self.bundle, self.manifest)
         self.class_names = list(self.manifest["class_names"])
         self.preprocess = PreprocessSpec.from_dict(self.manifest["preprocess"], f"{self.bundle}/manifest.json")
-        self.session = load_session(self.manifest["backend"], self.bundle / self.manifest["model"], threads)
+        self.session = load_session(self.manifest["backend"], member_path(self.bundle, self.manifest["model"]), threads)
         self.selftest: dict | None = self.run_selftest() if verify else None
 
     def logits(self, images: np.ndarray | list[np.ndarray], batch_size: int = 64) -> np.ndarray:
@@ -54,13 +56,21 @@ class EdgeModel:
         preprocessed exactly as the bundle says."""
         x = (np.concatenate([self.preprocess.apply(im) for im in images]) if isinstance(images, list)
              else self.preprocess.apply(images))
+        return self.run_inputs(x, batch_size)
+
+    def run_inputs(self, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
+        """Raw model outputs for already preprocessed inputs (the server preprocesses per request)."""
         fixed = self.session.inputs()[0].shape[0]
         step = fixed if fixed else batch_size
         return np.concatenate([self.session.run(x[i:i + step]) for i in range(0, len(x), step)])
 
     def classify(self, images: np.ndarray | list[np.ndarray], top_k: int = 3) -> list[Prediction]:
         """Top-k predictions per image."""
-        probs = softmax(self.logits(images).astype(np.float64))
+        return self.predictions(self.logits(images), top_k)
+
+    def predictions(self, logits: np.ndarray, top_k: int = 3) -> list[Prediction]:
+        """Top-k predictions from raw outputs, one per row."""
+        probs = softmax(logits.astype(np.float64))
         k = min(top_k, probs.shape[1])
         # stable: INT8 logits can tie exactly, and top-1 must then be argmax's (the lowest index), as the host's
         # evaluation and the self-test count it; numpy's default sort is not stable (SIMD sorts on AVX-512)
@@ -76,7 +86,7 @@ class EdgeModel:
 
     def run_selftest(self) -> dict:
         """Run the bundled self-test images; refuse the bundle when the device disagrees with the host."""
-        with np.load(self.bundle / "selftest.npz", allow_pickle=False) as z:
+        with np.load(member_path(self.bundle, "selftest.npz"), allow_pickle=False) as z:
             images, expected = z["images"], z["logits"]
         got = self.logits(images)
         agree = float((got.argmax(1) == expected.argmax(1)).mean())

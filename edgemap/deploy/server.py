@@ -1,92 +1,273 @@
-"""HTTP server for a bundle (FastAPI): GET /health, GET /info, POST /predict with an image body.
+"""HTTP server for a bundle (FastAPI + uvicorn), built to hold under load and bad input.
 
-POST /predict takes the raw bytes of a PNG/JPEG (any Content-Type) or a JSON body
-{"pixels": [[[r, g, b], ...]]} holding one uint8 H x W x C image; it answers top-k classes.
+    POST /v1/predict   one or more images: raw PNG/JPEG/BMP body, multipart files, or JSON pixel arrays
+                       (see edgemap.deploy.payload) -> {"predictions": [...], "latency_ms": ...}
+    GET  /v1/model     the bundle's manifest (+ self-test result)
+    GET  /healthz      the process is up (always open, even with a token)
+    GET  /readyz       the model is loaded and the server is not shutting down (open)
+    GET  /metrics      Prometheus text format
+    GET  /docs         OpenAPI documentation
+    Old paths kept as aliases: POST /predict (one image -> the prediction's fields at the top level),
+    GET /info (= /v1/model), GET /health.
+
+Requests are admitted up to a bound (else 503 + Retry-After), read within a body limit, decoded and
+preprocessed on worker threads with the pixel count checked before decoding, then micro-batched onto
+one inference thread (edgemap.deploy.batcher): the event loop never runs a model or a decoder.
 """
 
 # no `from __future__ import annotations`: FastAPI must see the real Request type of the local import
 
-import io
-import threading
+import asyncio
+import sys
 import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Optional
 
 import numpy as np
 
+from edgemap.deploy.batcher import BatchConfig, MicroBatcher
 from edgemap.deploy.edge import EdgeModel
+from edgemap.deploy.http_gate import Gate, ServerMetrics
+from edgemap.deploy.payload import Limits, RequestRejected, decode_all, images_from_json, multipart_files
 from edgemap.errors import EdgemapError
 
+ResultHook = Callable[[dict], None]  # called once per prediction (a results store plugs in here)
+_PREDICT_BODY = {"required": True, "content": {
+    "image/png": {"schema": {"type": "string", "format": "binary"}},
+    "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+    "multipart/form-data": {"schema": {"type": "object", "properties": {
+        "file": {"type": "array", "items": {"type": "string", "format": "binary"}}}}},
+    "application/json": {"schema": {"description": "H x W x C array of 0..255, a list of them, "
+                                    "{'pixels': image} or {'images': [image, ...]}"}}}}
 
-def create_app(bundle: "str | Path", threads: int = 0, top_k: int = 3):  # noqa: ANN201 - fastapi.FastAPI
-    """A FastAPI app serving one verified bundle."""
-    from fastapi import FastAPI, HTTPException, Request
 
-    model = EdgeModel(bundle, threads=threads)
-    lock = threading.Lock()  # one inference at a time: the session is sized for the device's cores
-    app = FastAPI(title="edgemap edge server", version=model.manifest.get("edgemap_version", "?"))
-    stats = {"requests": 0, "errors": 0, "started": time.time()}
+@dataclass(frozen=True)
+class ServeConfig:
+    """Everything `edgemap serve` can tune."""
 
-    @app.get("/health")
+    threads: int = 0
+    top_k: int = 3
+    limits: Limits = field(default_factory=Limits)
+    batching: BatchConfig = field(default_factory=BatchConfig)
+    request_timeout_s: float = 10.0
+    token: Optional[str] = None
+    public_key: Optional[Path] = None
+
+    def __post_init__(self) -> None:
+        if self.top_k < 1 or self.request_timeout_s <= 0:
+            raise EdgemapError(f"top_k must be >= 1 and request_timeout_s > 0, got {self.top_k}, {self.request_timeout_s}")
+
+
+def create_app(bundle: "str | Path", config: ServeConfig = ServeConfig(), on_result: Optional[ResultHook] = None):  # noqa: ANN201
+    """A FastAPI app serving one verified bundle (verified, loaded and self-tested here, before serving)."""
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse, Response
+
+    t0 = time.perf_counter()
+    model = EdgeModel(bundle, threads=config.threads, public_key=config.public_key)
+    metrics = ServerMetrics(config.batching.max_batch)
+    metrics.model_load.set(time.perf_counter() - t0)
+    batcher = MicroBatcher(lambda x: model.run_inputs(x, config.batching.max_batch), config.batching, metrics.on_batch)
+    handler = _PredictHandler(model, batcher, metrics, config, on_result)
+    state = {"ready": True, "started": time.time()}
+
+    @asynccontextmanager
+    async def lifespan(_app):  # noqa: ANN001, ANN202
+        yield
+        state["ready"] = False  # uvicorn has stopped accepting and waited for open requests
+        await batcher.drain()
+        model.close()
+
+    app = FastAPI(title="edgemap edge server", version=model.manifest.get("edgemap_version", "?"), lifespan=lifespan)
+
+    @app.post("/v1/predict", openapi_extra={"requestBody": _PREDICT_BODY})
+    async def predict(request: Request):  # noqa: ANN202
+        """Classify one or more images (top-k classes each)."""
+        result = await handler.handle(request)
+        return JSONResponse(result) if isinstance(result, dict) else result
+
+    @app.post("/predict", include_in_schema=False)
+    async def predict_legacy(request: Request):  # noqa: ANN202
+        result = await handler.handle(request)
+        if isinstance(result, Response):
+            return result
+        one = len(result["predictions"]) == 1
+        return JSONResponse({**result["predictions"][0], "latency_ms": result["latency_ms"]} if one else result)
+
+    @app.get("/v1/model")
+    @app.get("/info", include_in_schema=False)
+    def model_info() -> dict:
+        """The bundle's manifest and its self-test result on this device."""
+        return {**model.manifest, "selftest": model.selftest}
+
+    @app.get("/healthz")
+    def healthz() -> dict:
+        """The process is up."""
+        return {"status": "ok", "uptime_s": round(time.time() - state["started"], 1)}
+
+    @app.get("/health", include_in_schema=False)
     def health() -> dict:
-        return {"status": "ok", "selftest": model.selftest, "uptime_s": round(time.time() - stats["started"], 1),
-                "requests": stats["requests"], "errors": stats["errors"]}
+        return {"status": "ok", "selftest": model.selftest, "uptime_s": round(time.time() - state["started"], 1),
+                "requests": handler.requests, "errors": handler.errors}
 
-    @app.get("/info")
-    def info() -> dict:
-        keep = ("backend", "class_names", "preprocess", "mapping", "metrics", "edgemap_version", "created")
-        return {k: model.manifest[k] for k in keep if k in model.manifest}
+    @app.get("/readyz")
+    def readyz():  # noqa: ANN202
+        """Ready to take predictions: the model is loaded and the server is not shutting down."""
+        if not state["ready"]:
+            return JSONResponse({"status": "shutting down"}, status_code=503)
+        return {"status": "ready", "in_flight": batcher.admitted, "max_queue": config.batching.max_queue}
 
-    @app.post("/predict")
-    async def predict(request: Request) -> dict:
-        stats["requests"] += 1
-        body = await request.body()
-        try:
-            image = _decode(body, request.headers.get("content-type", ""), model)
-            t0 = time.perf_counter()
-            with lock:
-                pred = model.classify([image], top_k)[0]
-            return {**pred.to_dict(), "latency_ms": round((time.perf_counter() - t0) * 1000, 3)}
-        except EdgemapError as exc:
-            stats["errors"] += 1
-            raise HTTPException(status_code=400, detail=str(exc)) from None
+    @app.get("/metrics")
+    def prometheus_metrics() -> Response:
+        """Prometheus text format: requests by route and code, latency, batch sizes, queue, model load time."""
+        metrics.in_flight.set(batcher.admitted)
+        metrics.queued_images.set(batcher.queued_images)
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
 
+    known = frozenset(getattr(r, "path", "") for r in app.routes)
+    app.add_middleware(Gate, metrics=metrics, token=config.token, known_paths=known)
     return app
 
 
-def _decode(body: bytes, content_type: str, model: EdgeModel) -> np.ndarray:
-    """Request body -> one uint8 H x W x C image at the size the bundle expects."""
-    if not body:
-        raise EdgemapError("empty request body: send an image file or JSON {\"pixels\": ...}")
-    if content_type.startswith("application/json"):
-        import json
+class _PredictHandler:
+    """POST /v1/predict: admit, read within limits, decode off the loop, batch, answer."""
 
+    def __init__(self, model: EdgeModel, batcher: MicroBatcher, metrics: ServerMetrics, config: ServeConfig,
+                 on_result: Optional[ResultHook]) -> None:
+        self.model, self.batcher, self.metrics, self.config, self.on_result = model, batcher, metrics, config, on_result
+        spec = model.session.inputs()[0].shape
+        self._fixed = tuple(spec[1:]) if len(spec) > 1 else ()
+        self.requests = self.errors = 0
+
+    async def handle(self, request):  # noqa: ANN001, ANN201 - fastapi Request -> dict | Response
+        self.requests += 1
+        ticket = self.batcher.admit()
+        if ticket is None:
+            return self._reject(503, "overloaded", f"server busy ({self.config.batching.max_queue} requests in "
+                                "flight); retry shortly", {"Retry-After": "1"})
+        stage = "reading the body"
+        t0 = time.perf_counter()
         try:
-            pixels = np.asarray(json.loads(body)["pixels"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise EdgemapError(f"JSON body must be {{\"pixels\": H x W x C uint8 array}} ({exc.__class__.__name__})") from None
-        if pixels.ndim != 3 or pixels.min(initial=0) < 0 or pixels.max(initial=0) > 255:
-            raise EdgemapError(f"pixels must be an H x W x C array of values 0..255, got shape {pixels.shape}")
-        return pixels.astype(np.uint8) if pixels.shape[2] in (1, 3) else _bad_channels(pixels.shape)
-    return decode_image_bytes(body)
+            async with asyncio.timeout(self.config.request_timeout_s):
+                body = await _read_body(request, self.config.limits.max_body_bytes)
+                stage = "waiting for the model"
+                x = await self._inputs(body, request.headers)
+                out = await self.batcher.submit(x, ticket)
+        except RequestRejected as exc:
+            return self._reject(exc.status, exc.reason, str(exc))
+        except TimeoutError:
+            code = 408 if stage == "reading the body" else 503
+            return self._reject(code, "timeout", f"request timed out after {self.config.request_timeout_s:g} s "
+                                f"{stage}", {"Retry-After": "1"} if code == 503 else None)
+        finally:
+            self.batcher.release(ticket)
+        preds = [p.to_dict() for p in self.model.predictions(out, self.config.top_k)]
+        latency_ms = round((time.perf_counter() - t0) * 1000, 3)
+        if self.on_result is not None:
+            from starlette.concurrency import run_in_threadpool
+
+            await run_in_threadpool(_report, self.on_result, preds, latency_ms)
+        return {"predictions": preds, "latency_ms": latency_ms}
+
+    def _reject(self, status: int, reason: str, detail: str, headers: Optional[dict] = None):  # noqa: ANN202
+        from fastapi.responses import JSONResponse
+
+        self.errors += 1
+        self.metrics.rejected.labels(reason).inc()
+        return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+    async def _inputs(self, body: bytes, headers) -> np.ndarray:  # noqa: ANN001 - starlette Headers
+        from starlette.concurrency import run_in_threadpool
+
+        content_type = headers.get("content-type", "").lower()
+        limits = self.config.limits
+        if content_type.startswith("multipart/"):
+            items = await multipart_files(body, headers, limits)
+        elif content_type.startswith("application/json") or content_type.split(";")[0].endswith("+json"):
+            items = await run_in_threadpool(images_from_json, body, limits)
+        else:
+            items = [body]
+        return await run_in_threadpool(self._preprocess, items)
+
+    def _preprocess(self, items: list) -> np.ndarray:
+        """Decode and preprocess on a worker thread: the queue then holds model-sized inputs only."""
+        xs = [self.model.preprocess.apply(im) for im in decode_all(items, self.config.limits)]
+        shapes = {x.shape[1:] for x in xs}
+        if len(shapes) > 1:
+            raise RequestRejected(400, "bad_image", "images of one request must share a size for this model "
+                                  "(its preprocessing does not resize); send them in separate requests")
+        shape = shapes.pop()
+        if any(f is not None and f != s for f, s in zip(self._fixed, shape)):
+            raise RequestRejected(400, "bad_image", f"this model takes inputs of shape {self._fixed}; the image "
+                                  f"gives {shape} (its bundle does not resize)")
+        return np.concatenate(xs)
 
 
-def _bad_channels(shape: tuple) -> np.ndarray:
-    raise EdgemapError(f"pixels must have 1 or 3 channels, got shape {shape}")
+async def _read_body(request, limit: int) -> bytes:  # noqa: ANN001 - starlette Request
+    """The body, refused with 413 as soon as it passes `limit` (never read whole into memory first)."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.strip().isdigit():
+            raise RequestRejected(400, "bad_header", "Content-Length is not a number")
+        if int(declared) > limit:
+            raise RequestRejected(413, "body_too_large", f"body of {int(declared):,} bytes; the limit is {limit:,}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise RequestRejected(413, "body_too_large", f"body larger than the limit of {limit:,} bytes")
+        chunks.append(chunk)
+    if not size:
+        raise RequestRejected(400, "empty", "empty request body: send an image file, multipart files or JSON pixels")
+    return b"".join(chunks)
 
 
-def decode_image_bytes(body: bytes) -> np.ndarray:
-    """PNG/JPEG/BMP bytes -> uint8 H x W x 3 RGB (resizing is the bundle's preprocessing's job)."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(io.BytesIO(body)) as im:
-            return np.asarray(im.convert("RGB"))
-    except (UnidentifiedImageError, OSError, ValueError):
-        raise EdgemapError("request body is not a readable image (PNG, JPEG or BMP)") from None
+def _report(hook: ResultHook, preds: list[dict], latency_ms: float) -> None:
+    now = time.time()
+    for i, pred in enumerate(preds):
+        hook({"source": "serve", "time": now, "index": i, "latency_ms": latency_ms, **pred})
 
 
-def serve(bundle: str | Path, host: str = "127.0.0.1", port: int = 8000, threads: int = 0) -> None:
-    """Run the server until interrupted."""
+def serve(bundle: "str | Path", host: str = "127.0.0.1", port: int = 8000, config: ServeConfig = ServeConfig(),
+          on_result: Optional[ResultHook] = None, graceful_timeout_s: int = 30) -> None:
+    """Run the server until SIGINT/SIGTERM; on SIGTERM stop accepting, finish in-flight requests, return."""
+    import signal
+
     import uvicorn
 
-    uvicorn.run(create_app(bundle, threads), host=host, port=port, log_level="warning")
+    _check_port_free(host, port)
+    app = create_app(bundle, config, on_result)
+    server = uvicorn.Server(uvicorn.Config(
+        app, host=host, port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=graceful_timeout_s,
+        limit_concurrency=2 * config.batching.max_queue + 32))  # beyond this, uvicorn itself answers 503
+    if host not in ("127.0.0.1", "localhost", "::1") and config.token is None:
+        print(f"edgemap serve: warning: listening on {host} without a token (--token-file or $EDGEMAP_SERVE_TOKEN)",
+              file=sys.stderr)
+    print(f"edgemap serve: {bundle} on http://{host}:{port} (POST /v1/predict, GET /docs, /metrics)", file=sys.stderr,
+          flush=True)
+    terminated = []
+    # uvicorn re-raises the signal it caught once it has shut down; this handler turns SIGTERM into a clean exit
+    previous = signal.signal(signal.SIGTERM, lambda sig, frame: terminated.append(sig))
+    try:
+        server.run()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if terminated:
+        print("edgemap serve: SIGTERM: stopped after finishing in-flight requests", file=sys.stderr)
+    elif not server.started:
+        raise EdgemapError(f"server on {host}:{port} did not start (see the message above)")
+
+
+def _check_port_free(host: str, port: int) -> None:
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise EdgemapError(f"cannot listen on {host}:{port}: {exc.strerror}") from None

@@ -21,20 +21,6 @@ from edgemap.runtime.onnxruntime_backend import OrtSession
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory):
-    import torch
-
-    torch.manual_seed(0)
-    d = tmp_path_factory.mktemp("b")
-    onnx_path = export_onnx(zoo.build("tiny"), d / "tiny.onnx")
-    spec = parse_preprocess("cifar10,resize=32x32")
-    images = load_sample().images[:8]
-    with OrtSession(onnx_path) as s:
-        logits = s.run(spec.apply(images))
-    return pack(onnx_path, "onnxruntime", d / "bundle", spec.to_dict(), CLASSES, images, logits, {"metrics": {"accuracy": 1.0}})
-
-
 def copy_bundle(bundle, tmp_path):
     import shutil
 
@@ -106,7 +92,11 @@ def test_http_server_predicts_and_rejects_bad_bodies(bundle):
 
     from edgemap.deploy.server import create_app
 
-    client = TestClient(create_app(bundle))
+    with TestClient(create_app(bundle)) as client:
+        check_legacy_paths(client, bundle)
+
+
+def check_legacy_paths(client, bundle):
     assert client.get("/health").json()["status"] == "ok"
     assert client.get("/info").json()["class_names"] == CLASSES
     buf = io.BytesIO()
@@ -119,7 +109,7 @@ def test_http_server_predicts_and_rejects_bad_bodies(bundle):
     r = client.post("/predict", json={"pixels": img.tolist()})
     assert r.status_code == 200 and r.json()["top1"] == expected
     r = client.post("/predict", content=b"not an image")
-    assert r.status_code == 400 and "not a readable image" in r.json()["detail"]
+    assert r.status_code == 400 and "not a readable PNG, JPEG or BMP image" in r.json()["detail"]
 
 
 def test_classify_breaks_ties_like_argmax(bundle, monkeypatch):

@@ -1,0 +1,121 @@
+"""What every request passes through: the bearer-token check and the Prometheus metrics.
+
+A plain ASGI middleware (not Starlette's BaseHTTPMiddleware, which costs a task per request): it counts
+every answer by path and status, times it, and refuses requests without the token with 401 before any
+route runs. The metrics live in a registry of their own per app, so that several apps (tests) never clash.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import os
+import time
+from pathlib import Path
+
+from edgemap.errors import EdgemapError
+
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/health"})  # probes work without the token
+TOKEN_ENV = "EDGEMAP_SERVE_TOKEN"
+LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
+
+
+class ServerMetrics:
+    """The server's Prometheus metrics in their own registry."""
+
+    def __init__(self, max_batch: int) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.registry = r = CollectorRegistry()
+        self.requests = Counter("edgemap_requests", "HTTP requests answered, by route and status code",
+                                ["path", "code"], registry=r)
+        self.rejected = Counter("edgemap_rejected_requests", "Requests refused, by reason", ["reason"], registry=r)
+        self.latency = Histogram("edgemap_request_seconds", "Time from request to answer", ["path"],
+                                 buckets=LATENCY_BUCKETS, registry=r)
+        self.batch_size = Histogram("edgemap_batch_size", "Images per inference batch",
+                                    buckets=sorted({1, 2, 4, 8, 16, 32, 64, 128, max_batch}), registry=r)
+        self.inference = Histogram("edgemap_inference_seconds", "Time of one batch on the runtime",
+                                   buckets=LATENCY_BUCKETS, registry=r)
+        self.in_flight = Gauge("edgemap_requests_in_flight", "Admitted requests inside the server (the queue)",
+                               registry=r)
+        self.queued_images = Gauge("edgemap_queued_images", "Images waiting for the inference thread", registry=r)
+        self.model_load = Gauge("edgemap_model_load_seconds", "Time to verify, load and self-test the bundle",
+                                registry=r)
+        self.images = Counter("edgemap_images_classified", "Images classified", registry=r)
+
+    def on_batch(self, images: int, seconds: float) -> None:
+        """Record one inference batch."""
+        self.batch_size.observe(images)
+        self.inference.observe(seconds)
+        self.images.inc(images)
+
+    def render(self) -> tuple[bytes, str]:
+        """The Prometheus text exposition and its content type."""
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+def read_token(token_file: str | Path | None) -> str | None:
+    """The bearer token from `token_file`, else from $EDGEMAP_SERVE_TOKEN, else None (no authentication)."""
+    if token_file is not None:
+        path = Path(token_file)
+        if not path.is_file():
+            raise EdgemapError(f"{path}: token file not found")
+        token = path.read_text().strip()
+        if not token:
+            raise EdgemapError(f"{path}: token file is empty")
+    else:
+        token = os.environ.get(TOKEN_ENV, "").strip() or None
+    if token is not None and (len(token) < 16 or not token.isascii() or any(c.isspace() for c in token)):
+        raise EdgemapError("serve token must be at least 16 printable ASCII characters without spaces")
+    return token
+
+
+class Gate:
+    """ASGI middleware: bearer token (constant-time compare), then count and time the answer."""
+
+    def __init__(self, app, metrics: ServerMetrics, token: str | None, known_paths: frozenset[str]) -> None:  # noqa: ANN001
+        self.app = app
+        self.metrics = metrics
+        self._token = token.encode() if token else None
+        self._known = known_paths
+
+    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001 - ASGI
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        path = scope["path"] if scope["path"] in self._known else "other"  # bounded label values
+        status = {"code": 500}
+        t0 = time.perf_counter()
+
+        async def send_counted(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            if self._token is not None and scope["path"] not in OPEN_PATHS and not self._authorized(scope):
+                self.metrics.rejected.labels("unauthorized").inc()
+                await _send_json(send_counted, 401, {"detail": "missing or wrong bearer token"},
+                                 [(b"www-authenticate", b'Bearer realm="edgemap"')])
+            else:
+                await self.app(scope, receive, send_counted)
+        finally:
+            self.metrics.requests.labels(path, str(status["code"])).inc()
+            self.metrics.latency.labels(path).observe(time.perf_counter() - t0)
+
+    def _authorized(self, scope: dict) -> bool:
+        for name, value in scope.get("headers", ()):
+            if name == b"authorization":
+                scheme, _, given = value.partition(b" ")
+                # compare_digest takes the same time whatever the first differing byte is
+                return scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), self._token)
+        return False
+
+
+async def _send_json(send, status: int, body: dict, headers: list | None = None) -> None:  # noqa: ANN001 - ASGI send
+    data = json.dumps(body).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()),
+                            *(headers or [])]})
+    await send({"type": "http.response.body", "body": data})
