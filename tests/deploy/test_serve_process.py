@@ -1,0 +1,88 @@
+"""`edgemap serve` as a real process on loopback, torch blocked: serves, and on SIGTERM finishes the request
+in flight, refuses new connections and exits 0."""
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+from edgemap.data.sample import load_sample
+
+NO_TORCH = """
+import sys
+class NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ModuleNotFoundError("No module named 'torch' (blocked)")
+sys.meta_path.insert(0, NoTorch())
+sys.argv = ["edgemap"] + sys.argv[1:]
+from edgemap.cli import main
+try:
+    main()
+finally:
+    print("torch imported" if "torch" in sys.modules else "torch never imported", flush=True)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(port: int, proc: subprocess.Popen, timeout_s: float = 60) -> None:
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        assert proc.poll() is None, proc.communicate()[1]
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError("server did not become ready")
+
+
+def test_sigterm_finishes_in_flight_request_and_exits_0(bundle, encode, classes):
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-c", NO_TORCH, "serve", str(bundle), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_ready(port, proc)
+        body = encode(load_sample().images[0])
+        conn = socket.create_connection(("127.0.0.1", port))
+        conn.sendall(f"POST /v1/predict HTTP/1.1\r\nHost: t\r\nContent-Type: image/png\r\n"
+                     f"Content-Length: {len(body)}\r\n\r\n".encode() + body[:20])
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        assert proc.poll() is None  # still draining: one request is in flight
+        conn.sendall(body[20:])
+        conn.settimeout(20)
+        answer = b""
+        while b"\r\n\r\n" not in answer or len(answer.split(b"\r\n\r\n", 1)[1]) < 10:
+            answer += conn.recv(65536)
+        head, payload = answer.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.1 200"), head
+        conn.close()
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "torch never imported" in out
+    assert "SIGTERM" in err
+    assert payload.startswith(b"{") and json.loads(payload[: payload.rindex(b"}") + 1])["predictions"][0]["top1"] in classes
+
+
+def test_port_in_use_is_one_line_error(bundle):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        r = subprocess.run([sys.executable, "-m", "edgemap.cli", "serve", str(bundle), "--port", str(port)],
+                           capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stderr.startswith("edgemap: error: cannot listen on")
