@@ -45,6 +45,18 @@ class Limits:
                 raise EdgemapError(f"{name} must be >= 1, got {getattr(self, name)}")
 
 
+def quiet_untrusted_input_logs() -> None:
+    """Malformed bodies are answered 400; they must not also flood the log (python-multipart logs a warning per
+    bad boundary) or the warnings (pillow warns about large images, which the pixel limit refuses anyway)."""
+    import logging
+    import warnings
+
+    from PIL import Image
+
+    logging.getLogger("python_multipart").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+
+
 def decode_image_bytes(data: bytes, max_pixels: int = Limits.max_pixels) -> np.ndarray:
     """PNG/JPEG/BMP bytes -> uint8 H x W x 3 RGB; the size is checked from the header before decoding."""
     from PIL import Image
@@ -66,6 +78,17 @@ def decode_image_bytes(data: bytes, max_pixels: int = Limits.max_pixels) -> np.n
         raise RequestRejected(413, "too_many_pixels", f"image is larger than {max_pixels:,} pixels") from None
     except Exception as exc:  # noqa: BLE001 - any decoder failure on untrusted bytes is the client's bad image
         raise RequestRejected(400, "bad_image", f"not a readable PNG, JPEG or BMP image ({exc.__class__.__name__})") from None
+
+
+def header_pixels(data: bytes) -> int:
+    """Pixel count an image file's header declares (no decoding); 0 when it cannot be read (decoding will say why)."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as im:
+            return im.size[0] * im.size[1]
+    except Exception:  # noqa: BLE001 - untrusted bytes; decode_image_bytes gives the error
+        return 0
 
 
 def images_from_json(body: bytes, limits: Limits) -> list[np.ndarray]:

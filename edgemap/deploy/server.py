@@ -30,9 +30,12 @@ import numpy as np
 from edgemap.deploy.batcher import BatchConfig, MicroBatcher
 from edgemap.deploy.edge import EdgeModel
 from edgemap.deploy.http_gate import Gate, ServerMetrics
-from edgemap.deploy.payload import Limits, RequestRejected, decode_all, images_from_json, multipart_files
+from edgemap.deploy.payload import (Limits, RequestRejected, decode_all, header_pixels, images_from_json,
+                                    multipart_files, quiet_untrusted_input_logs)
 from edgemap.errors import EdgemapError
 
+INLINE_BODY_BYTES = 64 << 10  # bodies up to this size, holding at most INLINE_PIXELS pixels in all, are decoded
+INLINE_PIXELS = 128 * 128  # on the event loop (well under a millisecond); larger ones on a worker thread
 ResultHook = Callable[[dict], None]  # called once per prediction (a results store plugs in here)
 _PREDICT_BODY = {"required": True, "content": {
     "image/png": {"schema": {"type": "string", "format": "binary"}},
@@ -65,6 +68,7 @@ def create_app(bundle: "str | Path", config: ServeConfig = ServeConfig(), on_res
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse, Response
 
+    quiet_untrusted_input_logs()
     t0 = time.perf_counter()
     model = EdgeModel(bundle, threads=config.threads, public_key=config.public_key)
     metrics = ServerMetrics(config.batching.max_batch)
@@ -184,12 +188,17 @@ class _PredictHandler:
 
         content_type = headers.get("content-type", "").lower()
         limits = self.config.limits
+        small = len(body) <= INLINE_BODY_BYTES
         if content_type.startswith("multipart/"):
             items = await multipart_files(body, headers, limits)
         elif content_type.startswith("application/json") or content_type.split(";")[0].endswith("+json"):
-            items = await run_in_threadpool(images_from_json, body, limits)
+            items = images_from_json(body, limits) if small else await run_in_threadpool(images_from_json, body, limits)
         else:
             items = [body]
+        # a thread hop costs more than decoding a small image; big ones must not stall the event loop
+        if small and sum(x.shape[0] * x.shape[1] if isinstance(x, np.ndarray) else header_pixels(x)
+                         for x in items) <= INLINE_PIXELS:
+            return self._preprocess(items)
         return await run_in_threadpool(self._preprocess, items)
 
     def _preprocess(self, items: list) -> np.ndarray:

@@ -1,0 +1,282 @@
+"""Load test of `edgemap serve` on loopback: the server is started and stopped by this script.
+
+Workload: the shipped CIFAR-10 model (ONNX Runtime bundle), one 32 x 32 PNG per request (raw body).
+Phases, each against a fresh server process:
+  1. bare runtime: p50 of session.run on one preprocessed image, in this process (no HTTP);
+  2. batching on (defaults): one client, sequential requests -> server p50 (overhead = it - bare p50);
+     then CLIENTS concurrent keep-alive clients for DURATION_S: throughput, p50/p99, failures, peak RSS;
+  3. batching off (--max-batch 1): the same CLIENTS-client run;
+  4. overload, batching on: open-loop arrivals at OVERLOAD x the sustainable rate of phase 2 for DURATION_S:
+     503s and how fast they come, p99 of the accepted ones, peak RSS.
+The client is a minimal asyncio HTTP/1.1 client (httpx costs more CPU than the server on 2 cores). Server and
+client share this machine's cores: the figures measure both, and other jobs on the machine add noise
+(the load average is recorded with them).
+
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/serve_load.py            # ~3 min
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+# --- settings (the issue asks for 60 s runs; this 2-core machine is shared by six jobs, so runs are shorter) ---
+CLIENTS = 64
+DURATION_S = float(os.environ.get("SERVE_LOAD_SECONDS", "20"))
+OVERLOAD = 4.0
+SEQUENTIAL_REQUESTS = 400
+BARE_RUNS = 400
+THREADS = 0  # runtime threads in the server (0: ONNX Runtime's default, all cores)
+OUT = Path(os.environ.get("SERVE_LOAD_OUT", Path(__file__).parent / "results" / "serve_load"))
+
+
+def make_bundle(folder: Path) -> Path:
+    """The shipped model exported to ONNX and packed with its self-test (host side: torch)."""
+    from edgemap.convert.onnx_export import export_onnx
+    from edgemap.data.preprocess import PreprocessSpec
+    from edgemap.data.sample import load_sample
+    from edgemap.data.dataset import CIFAR10_CLASSES
+    from edgemap.deploy.bundle import pack
+    from edgemap.models.checkpoint import load_checkpoint
+    from edgemap.models.shipped import shipped_checkpoint
+    from edgemap.runtime.onnxruntime_backend import OrtSession
+
+    model, info = load_checkpoint(shipped_checkpoint())
+    onnx_path = export_onnx(model, folder / "model.onnx", info.input_shape)
+    spec = PreprocessSpec(scale=1 / 255, mean=tuple(info.normalization.mean), std=tuple(info.normalization.std))
+    images = load_sample().images[:16]
+    with OrtSession(onnx_path) as s:
+        logits = s.run(spec.apply(images))
+    return pack(onnx_path, "onnxruntime", folder / "bundle", spec.to_dict(), list(CIFAR10_CLASSES), images, logits)
+
+
+def png(image: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def bare_runtime_p50(bundle: Path, image: np.ndarray) -> dict:
+    """session.run on one preprocessed image, and decode + preprocess + run, in this process."""
+    from edgemap.deploy.edge import EdgeModel
+    from edgemap.deploy.payload import decode_image_bytes
+
+    model = EdgeModel(bundle, threads=THREADS)
+    x = model.preprocess.apply(image)
+    body = png(image)
+    run, full = [], []
+    for _ in range(BARE_RUNS):
+        t0 = time.perf_counter()
+        model.session.run(x)
+        t1 = time.perf_counter()
+        model.run_inputs(model.preprocess.apply(decode_image_bytes(body)))
+        run.append(t1 - t0)
+        full.append(time.perf_counter() - t1)
+    model.close()
+    return {"run_p50_ms": 1000 * float(np.median(run)), "decode_preprocess_run_p50_ms": 1000 * float(np.median(full))}
+
+
+class Server:
+    """`edgemap serve` in its own process, with its peak RSS sampled."""
+
+    def __init__(self, bundle: Path, *extra: str) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.proc = subprocess.Popen([sys.executable, "-m", "edgemap.cli", "serve", str(bundle), "--port", str(self.port),
+                                      "--threads", str(THREADS), *extra], stderr=subprocess.DEVNULL)
+        import psutil
+
+        self.ps = psutil.Process(self.proc.pid)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError("server did not start")
+
+    def cpu_s(self) -> float:
+        """CPU seconds the server process has used (all its threads)."""
+        t = self.ps.cpu_times()
+        return t.user + t.system
+
+    def rss_mb(self) -> float:
+        return self.ps.memory_info().rss / 2**20
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(60)
+
+
+async def request(port: int, payload: bytes, conn: list) -> tuple[int, float]:
+    """POST one image on a kept-alive connection (`conn` holds [reader, writer] or is empty)."""
+    t0 = time.perf_counter()
+    if not conn:
+        conn.extend(await asyncio.open_connection("127.0.0.1", port))
+    reader, writer = conn
+    writer.write(payload)
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+    await reader.readexactly(length)
+    if b"connection: close" in head.lower():
+        writer.close()
+        conn.clear()
+    return status, time.perf_counter() - t0
+
+
+def http_payload(body: bytes) -> bytes:
+    return (b"POST /v1/predict HTTP/1.1\r\nHost: bench\r\nContent-Type: image/png\r\n"
+            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+
+
+async def closed_loop(server: Server, payload: bytes, clients: int, duration_s: float) -> dict:
+    """`clients` clients, each sending its next request when the last is answered."""
+    results: list[tuple[int, float]] = []
+    peak = [server.rss_mb()]
+    stop_at = time.perf_counter() + duration_s
+
+    async def client() -> None:
+        conn: list = []
+        while time.perf_counter() < stop_at:
+            try:
+                results.append(await request(server.port, payload, conn))
+            except (OSError, asyncio.IncompleteReadError, ValueError):
+                results.append((0, 0.0))
+                conn.clear()
+
+    async def sample_rss() -> None:
+        while time.perf_counter() < stop_at:
+            peak.append(server.rss_mb())
+            await asyncio.sleep(0.5)
+
+    t0, cpu0 = time.perf_counter(), server.cpu_s()
+    await asyncio.gather(sample_rss(), *[client() for _ in range(clients)])
+    return {**summarize(results, time.perf_counter() - t0, max(peak)),
+            "server_cpu_ms_per_request": round(1000 * (server.cpu_s() - cpu0) / max(1, len(results)), 3)}
+
+
+async def open_loop(server: Server, payload: bytes, rate: float, duration_s: float) -> dict:
+    """Requests arrive at `rate` per second whatever the answers (each on a connection from a pool)."""
+    results: list[tuple[int, float]] = []
+    idle: list[list] = []
+    peak = [server.rss_mb()]
+
+    async def one() -> None:
+        conn = idle.pop() if idle else []
+        try:
+            results.append(await request(server.port, payload, conn))
+            if conn:
+                idle.append(conn)
+        except (OSError, asyncio.IncompleteReadError, ValueError):
+            results.append((0, 0.0))
+
+    tasks, t0, n = [], time.perf_counter(), 0
+    while (now := time.perf_counter()) - t0 < duration_s:
+        due = int((now - t0) * rate) + 1
+        for _ in range(due - n):
+            tasks.append(asyncio.ensure_future(one()))
+        n = due
+        if n % 50 == 0:
+            peak.append(server.rss_mb())
+        await asyncio.sleep(0.002)
+    await asyncio.gather(*tasks)
+    return {**summarize(results, time.perf_counter() - t0, max(peak)), "offered_rate": rate}
+
+
+def summarize(results: list[tuple[int, float]], elapsed: float, peak_rss: float) -> dict:
+    ok = np.array([t for s, t in results if s == 200]) * 1000
+    busy = np.array([t for s, t in results if s == 503]) * 1000
+    codes: dict[str, int] = {}
+    for s, _ in results:
+        codes[str(s)] = codes.get(str(s), 0) + 1
+    pct = (lambda a, q: round(float(np.percentile(a, q)), 2) if len(a) else None)
+    return {"requests": len(results), "codes": codes, "not_200": len(results) - codes.get("200", 0),
+            "seconds": round(elapsed, 2), "ok_per_s": round(len(ok) / elapsed, 1),
+            "p50_ms": pct(ok, 50), "p99_ms": pct(ok, 99), "busy_p50_ms": pct(busy, 50), "busy_p99_ms": pct(busy, 99),
+            "server_peak_rss_mb": round(peak_rss, 1)}
+
+
+def metrics_batches(port: int) -> dict:
+    import urllib.request
+
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    get = {line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines() if line.startswith("edgemap_batch_size_")}
+    return {"batches": get.get("edgemap_batch_size_count", 0), "mean_batch": round(get.get("edgemap_batch_size_sum", 0)
+                                                                                    / max(1, get.get("edgemap_batch_size_count", 1)), 2)}
+
+
+def main() -> None:
+    from edgemap.core.evidence import machine_evidence
+    from edgemap.data.sample import load_sample
+
+    image = load_sample().images[0]
+    payload = http_payload(png(image))
+    out: dict = {"settings": {"clients": CLIENTS, "duration_s": DURATION_S, "overload": OVERLOAD, "threads": THREADS,
+                              "sequential_requests": SEQUENTIAL_REQUESTS, "bare_runs": BARE_RUNS}}
+    with tempfile.TemporaryDirectory() as tmp:
+        bundle = make_bundle(Path(tmp))
+        out["bare"] = bare_runtime_p50(bundle, image)
+        print("bare", out["bare"], flush=True)
+        for name, extra in (("batching_on", ()), ("batching_off", ("--max-batch", "1"))):
+            server = Server(bundle, *extra)
+            if name == "batching_on":
+                lat = asyncio.run(sequential(server.port, payload, SEQUENTIAL_REQUESTS))
+                out["sequential"] = {"p50_ms": round(1000 * float(np.median(lat)), 3),
+                                     "p99_ms": round(1000 * float(np.percentile(lat, 99)), 3)}
+                print("sequential", out["sequential"], flush=True)
+            out[name] = {**asyncio.run(closed_loop(server, payload, CLIENTS, DURATION_S)), **metrics_batches(server.port)}
+            print(name, out[name], flush=True)
+            out[name]["exit_code"] = server.stop()
+        server = Server(bundle)
+        rate = OVERLOAD * out["batching_on"]["ok_per_s"]
+        out["overload"] = {**asyncio.run(open_loop(server, payload, rate, DURATION_S)), **metrics_batches(server.port)}
+        out["overload"]["exit_code"] = server.stop()
+        print("overload", out["overload"], flush=True)
+    out["figures"] = figures(out)
+    out["evidence"] = machine_evidence(THREADS)
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.with_suffix(".json").write_text(json.dumps(out, indent=2) + "\n")
+    print(json.dumps(out["figures"], indent=2))
+
+
+async def sequential(port: int, payload: bytes, n: int) -> list[float]:
+    """One client, one request at a time on one kept-alive connection: the latency a lone request sees."""
+    conn: list = []
+    seconds = []
+    for _ in range(n):
+        status, t = await request(port, payload, conn)
+        assert status == 200, status
+        seconds.append(t)
+    return seconds
+
+
+def figures(out: dict) -> dict:
+    on, off, over = out["batching_on"], out["batching_off"], out["overload"]
+    return {"failed_requests_64_clients": on["not_200"] + off["not_200"],
+            "p50_p99_ms_batching_on": [on["p50_ms"], on["p99_ms"]],
+            "throughput_on_over_off": round(on["ok_per_s"] / off["ok_per_s"], 2),
+            "server_p50_minus_bare_run_p50_ms": round(out["sequential"]["p50_ms"] - out["bare"]["run_p50_ms"], 3),
+            "overload_503_share": round(over["codes"].get("503", 0) / max(1, over["requests"]), 3),
+            "overload_accepted_p99_ms": over["p99_ms"], "overload_503_p99_ms": over["busy_p99_ms"],
+            "peak_rss_mb": max(on["server_peak_rss_mb"], over["server_peak_rss_mb"])}
+
+
+if __name__ == "__main__":
+    os.nice(0)
+    main()
