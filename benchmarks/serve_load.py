@@ -35,8 +35,10 @@ import numpy as np
 CLIENTS = 64
 DURATION_S = float(os.environ.get("SERVE_LOAD_SECONDS", "20"))
 OVERLOAD = 4.0
+OVERLOAD_CONNECTIONS = 256  # more than the server admits (--max-queue 128), fewer than uvicorn's connection limit
 SEQUENTIAL_REQUESTS = 400
 BARE_RUNS = 400
+MAX_BATCH = int(os.environ.get("SERVE_LOAD_MAX_BATCH", "32"))  # the server's --max-batch when batching is on
 THREADS = 0  # runtime threads in the server (0: ONNX Runtime's default, all cores)
 OUT = Path(os.environ.get("SERVE_LOAD_OUT", Path(__file__).parent / "results" / "serve_load"))
 
@@ -171,32 +173,38 @@ async def closed_loop(server: Server, payload: bytes, clients: int, duration_s: 
             "server_cpu_ms_per_request": round(1000 * (server.cpu_s() - cpu0) / max(1, len(results)), 3)}
 
 
-async def open_loop(server: Server, payload: bytes, rate: float, duration_s: float) -> dict:
-    """Requests arrive at `rate` per second whatever the answers (each on a connection from a pool)."""
+async def open_loop(server: Server, payload: bytes, rate: float, duration_s: float, connections: int) -> dict:
+    """Requests scheduled at `rate` per second over a fixed set of kept-alive connections (as wrk2 does): each
+    connection sends at its own share of the rate; when an answer comes late, the next request leaves at once
+    and its latency counts from when it was due (no coordinated omission)."""
     results: list[tuple[int, float]] = []
-    idle: list[list] = []
     peak = [server.rss_mb()]
+    t0 = time.perf_counter()
+    period = connections / rate
 
-    async def one() -> None:
-        conn = idle.pop() if idle else []
-        try:
-            results.append(await request(server.port, payload, conn))
-            if conn:
-                idle.append(conn)
-        except (OSError, asyncio.IncompleteReadError, ValueError):
-            results.append((0, 0.0))
+    async def connection(offset: float) -> None:
+        conn: list = []
+        due = t0 + offset
+        while due < t0 + duration_s:
+            if (wait := due - time.perf_counter()) > 0:
+                await asyncio.sleep(wait)
+            try:
+                status, _ = await request(server.port, payload, conn)
+                results.append((status, time.perf_counter() - due))
+            except (OSError, asyncio.IncompleteReadError, ValueError):
+                results.append((0, 0.0))
+                conn.clear()
+            due += period
 
-    tasks, t0, n = [], time.perf_counter(), 0
-    while (now := time.perf_counter()) - t0 < duration_s:
-        due = int((now - t0) * rate) + 1
-        for _ in range(due - n):
-            tasks.append(asyncio.ensure_future(one()))
-        n = due
-        if n % 50 == 0:
+    async def sample_rss() -> None:
+        while time.perf_counter() < t0 + duration_s:
             peak.append(server.rss_mb())
-        await asyncio.sleep(0.002)
-    await asyncio.gather(*tasks)
-    return {**summarize(results, time.perf_counter() - t0, max(peak)), "offered_rate": rate}
+            await asyncio.sleep(0.5)
+
+    await asyncio.gather(sample_rss(), *[connection(i * period / connections) for i in range(connections)])
+    elapsed = time.perf_counter() - t0
+    return {**summarize(results, elapsed, max(peak)), "offered_rate": round(rate, 1),
+            "sent_rate": round(len(results) / elapsed, 1), "connections": connections}
 
 
 def summarize(results: list[tuple[int, float]], elapsed: float, peak_rss: float) -> dict:
@@ -227,13 +235,13 @@ def main() -> None:
 
     image = load_sample().images[0]
     payload = http_payload(png(image))
-    out: dict = {"settings": {"clients": CLIENTS, "duration_s": DURATION_S, "overload": OVERLOAD, "threads": THREADS,
+    out: dict = {"settings": {"max_batch": MAX_BATCH, "clients": CLIENTS, "duration_s": DURATION_S, "overload": OVERLOAD, "threads": THREADS,
                               "sequential_requests": SEQUENTIAL_REQUESTS, "bare_runs": BARE_RUNS}}
     with tempfile.TemporaryDirectory() as tmp:
         bundle = make_bundle(Path(tmp))
         out["bare"] = bare_runtime_p50(bundle, image)
         print("bare", out["bare"], flush=True)
-        for name, extra in (("batching_on", ()), ("batching_off", ("--max-batch", "1"))):
+        for name, extra in (("batching_on", ("--max-batch", str(MAX_BATCH))), ("batching_off", ("--max-batch", "1"))):
             server = Server(bundle, *extra)
             if name == "batching_on":
                 lat = asyncio.run(sequential(server.port, payload, SEQUENTIAL_REQUESTS))
@@ -243,15 +251,17 @@ def main() -> None:
             out[name] = {**asyncio.run(closed_loop(server, payload, CLIENTS, DURATION_S)), **metrics_batches(server.port)}
             print(name, out[name], flush=True)
             out[name]["exit_code"] = server.stop()
-        server = Server(bundle)
+        server = Server(bundle, "--max-batch", str(MAX_BATCH))
         rate = OVERLOAD * out["batching_on"]["ok_per_s"]
-        out["overload"] = {**asyncio.run(open_loop(server, payload, rate, DURATION_S)), **metrics_batches(server.port)}
+        out["overload"] = {**asyncio.run(open_loop(server, payload, rate, DURATION_S, OVERLOAD_CONNECTIONS)),
+                           **metrics_batches(server.port)}
         out["overload"]["exit_code"] = server.stop()
         print("overload", out["overload"], flush=True)
     out["figures"] = figures(out)
     out["evidence"] = machine_evidence(THREADS)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.with_suffix(".json").write_text(json.dumps(out, indent=2) + "\n")
+    OUT.with_suffix(".md").write_text(markdown(out))
     print(json.dumps(out["figures"], indent=2))
 
 
@@ -275,6 +285,28 @@ def figures(out: dict) -> dict:
             "overload_503_share": round(over["codes"].get("503", 0) / max(1, over["requests"]), 3),
             "overload_accepted_p99_ms": over["p99_ms"], "overload_503_p99_ms": over["busy_p99_ms"],
             "peak_rss_mb": max(on["server_peak_rss_mb"], over["server_peak_rss_mb"])}
+
+
+def markdown(out: dict) -> str:
+    """A short summary beside the JSON."""
+    ev, st = out["evidence"], out["settings"]
+    rows = [f"| {name} | {r['requests']} | {r['codes']} | {r['ok_per_s']} | {r['p50_ms']} | {r['p99_ms']} | "
+            f"{r.get('busy_p99_ms')} | {r.get('mean_batch')} | {r.get('server_cpu_ms_per_request', '')} | {r['server_peak_rss_mb']} |"
+            for name, r in (("batching on, 64 clients", out["batching_on"]), ("batching off, 64 clients", out["batching_off"]),
+                            (f"overload {st['overload']:g}x ({out['overload']['offered_rate']:.0f}/s offered)", out["overload"]))]
+    return "\n".join([
+        "# serve_load: `edgemap serve` on loopback, shipped resnet9s ONNX bundle, one 32x32 PNG per request", "",
+        "`PYTHONPATH=$PWD .venv/bin/python benchmarks/serve_load.py`", "",
+        f"{ev['cpu']} ({', '.join(ev['cpu_flags'])}), {ev['logical_cpus']} logical CPUs, load average {ev.get('load_average')} "
+        f"at the end; onnxruntime {ev['versions'].get('onnxruntime')}; server runtime threads {st['threads'] or 'default'}; "
+        f"{st['duration_s']:g} s per phase (not 60 s: the machine is shared); client and server share the cores.", "",
+        f"- bare runtime p50: session.run {out['bare']['run_p50_ms']:.3f} ms, decode + preprocess + run "
+        f"{out['bare']['decode_preprocess_run_p50_ms']:.3f} ms ({st['bare_runs']} runs)",
+        f"- one client, sequential: server p50 {out['sequential']['p50_ms']} ms, p99 {out['sequential']['p99_ms']} ms "
+        f"({st['sequential_requests']} requests)", "",
+        "| phase | requests | codes | 200/s | p50 ms | p99 ms | 503 p99 ms | mean batch | server CPU ms/request | peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|---|", *rows, "",
+        "Figures: " + json.dumps(out["figures"]), ""])
 
 
 if __name__ == "__main__":

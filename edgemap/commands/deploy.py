@@ -125,63 +125,66 @@ def _serve(bundle: Path, host: str, port: int, threads: int, top_k: int, max_bod
     serve(bundle, host, port, config)
 
 
+def infer_cmd(bundle: Path, images: List[Path] = typer.Argument(..., help="image files (PNG/JPEG/BMP), or one "
+                                                                  "folder with --watch"),
+              top_k: int = typer.Option(3), threads: int = typer.Option(0),
+              json_out: bool = typer.Option(False, "--json", help="print JSON lines"),
+              watch: bool = typer.Option(False, "--watch", help="classify images as they arrive in the folder"),
+              out: Optional[Path] = typer.Option(None, help="--watch: file to append results to (.jsonl or .csv)"),
+              fmt: Optional[str] = typer.Option(None, "--format", help="--watch: jsonl or csv (default: from --out)"),
+              interval: float = typer.Option(0.5, help="--watch: seconds between polls of the folder"),
+              once: bool = typer.Option(False, help="--watch: classify what is there now, then exit"),
+              public_key: Optional[Path] = typer.Option(None, help=PUBLIC_KEY_HELP)) -> None:
+    """Classify image files with a bundle, or watch a drop folder (preprocessing from the bundle; verified before use)."""
+    from edgemap.errors import EdgemapError
+
+    if watch:
+        if len(images) != 1 or not images[0].is_dir():
+            raise EdgemapError("--watch takes one folder: edgemap infer BUNDLE FOLDER --watch --out results.jsonl")
+        _infer_watch(bundle, images[0], out, fmt, top_k, threads, interval, once, public_key)
+    else:
+        _infer_files(bundle, images, top_k, threads, json_out, public_key)
+
+
+def serve_cmd(bundle: Path, host: str = typer.Option("127.0.0.1", help="0.0.0.0 to serve other machines"),
+              port: int = typer.Option(8000), threads: int = typer.Option(0, help="runtime threads (0: default)"),
+              top_k: int = typer.Option(3),
+              max_body_mb: float = typer.Option(4.0, help="largest request body (MiB)"),
+              max_pixels: int = typer.Option(4096 * 4096, help="largest image (W x H), checked before decoding"),
+              max_images: int = typer.Option(64, help="most images in one request"),
+              max_batch: int = typer.Option(32, help="most images per inference batch (1: batching off)"),
+              max_wait_ms: float = typer.Option(2.0, help="longest wait for a fuller batch while requests arrive"),
+              max_queue: int = typer.Option(128, help="most requests inside the server; more get 503 + Retry-After"),
+              timeout: float = typer.Option(10.0, help="per-request timeout (s)"),
+              token_file: Optional[Path] = typer.Option(None, help="require 'Authorization: Bearer <token>' with the "
+                                                        "token in this file (or set $EDGEMAP_SERVE_TOKEN)"),
+              public_key: Optional[Path] = typer.Option(None, help=PUBLIC_KEY_HELP)) -> None:
+    """Serve a bundle over HTTP: POST /v1/predict, GET /v1/model, /healthz, /readyz, /metrics, /docs."""
+    _serve(bundle, host, port, threads, top_k, max_body_mb, max_pixels, max_images, max_batch, max_wait_ms,
+           max_queue, timeout, token_file, public_key)
+
+
+def deploy_cmd(bundle: Optional[Path] = typer.Argument(None, help="bundle to install"),
+               to: Optional[Path] = typer.Option(None, "--to", help="device directory (DIR/current is the bundle)"),
+               rollback: Optional[Path] = typer.Option(None, "--rollback", help="device directory to roll back"),
+               public_key: Optional[Path] = typer.Option(None, help=PUBLIC_KEY_HELP),
+               threads: int = typer.Option(0)) -> None:
+    """Install a bundle atomically (verified + self-tested beside the old one, then swapped in), or roll back."""
+    import json
+
+    from edgemap.deploy.install import install
+    from edgemap.deploy.install import rollback as do_rollback
+    from edgemap.errors import EdgemapError
+
+    if (rollback is None) == (bundle is None or to is None):
+        raise EdgemapError("use `edgemap deploy BUNDLE --to DIR` or `edgemap deploy --rollback DIR`")
+    record = do_rollback(rollback) if rollback is not None else install(bundle, to, public_key, threads)
+    print(json.dumps(record))
+
+
 def register(app: typer.Typer) -> None:
     """Add `bundle`, `infer`, `serve` and `deploy` to the CLI."""
     app.add_typer(bundle_app, name="bundle")
-
-    @app.command("infer")
-    def infer_cmd(bundle: Path, images: List[Path] = typer.Argument(..., help="image files (PNG/JPEG/BMP), or one "
-                                                                      "folder with --watch"),
-                  top_k: int = typer.Option(3), threads: int = typer.Option(0),
-                  json_out: bool = typer.Option(False, "--json", help="print JSON lines"),
-                  watch: bool = typer.Option(False, "--watch", help="classify images as they arrive in the folder"),
-                  out: Optional[Path] = typer.Option(None, help="--watch: file to append results to (.jsonl or .csv)"),
-                  fmt: Optional[str] = typer.Option(None, "--format", help="--watch: jsonl or csv (default: from --out)"),
-                  interval: float = typer.Option(0.5, help="--watch: seconds between polls of the folder"),
-                  once: bool = typer.Option(False, help="--watch: classify what is there now, then exit"),
-                  public_key: Optional[Path] = typer.Option(None, help=PUBLIC_KEY_HELP)) -> None:
-        """Classify image files with a bundle, or watch a drop folder (preprocessing from the bundle; verified before use)."""
-        from edgemap.errors import EdgemapError
-
-        if watch:
-            if len(images) != 1 or not images[0].is_dir():
-                raise EdgemapError("--watch takes one folder: edgemap infer BUNDLE FOLDER --watch --out results.jsonl")
-            _infer_watch(bundle, images[0], out, fmt, top_k, threads, interval, once, public_key)
-        else:
-            _infer_files(bundle, images, top_k, threads, json_out, public_key)
-
-    @app.command("serve")
-    def serve_cmd(bundle: Path, host: str = typer.Option("127.0.0.1", help="0.0.0.0 to serve other machines"),
-                  port: int = typer.Option(8000), threads: int = typer.Option(0, help="runtime threads (0: default)"),
-                  top_k: int = typer.Option(3),
-                  max_body_mb: float = typer.Option(4.0, help="largest request body (MiB)"),
-                  max_pixels: int = typer.Option(4096 * 4096, help="largest image (W x H), checked before decoding"),
-                  max_images: int = typer.Option(64, help="most images in one request"),
-                  max_batch: int = typer.Option(32, help="most images per inference batch (1: batching off)"),
-                  max_wait_ms: float = typer.Option(2.0, help="longest wait for a fuller batch while requests arrive"),
-                  max_queue: int = typer.Option(128, help="most requests inside the server; more get 503 + Retry-After"),
-                  timeout: float = typer.Option(10.0, help="per-request timeout (s)"),
-                  token_file: Optional[Path] = typer.Option(None, help="require 'Authorization: Bearer <token>' with the "
-                                                            "token in this file (or set $EDGEMAP_SERVE_TOKEN)"),
-                  public_key: Optional[Path] = typer.Option(None, help=PUBLIC_KEY_HELP)) -> None:
-        """Serve a bundle over HTTP: POST /v1/predict, GET /v1/model, /healthz, /readyz, /metrics, /docs."""
-        _serve(bundle, host, port, threads, top_k, max_body_mb, max_pixels, max_images, max_batch, max_wait_ms,
-               max_queue, timeout, token_file, public_key)
-
-    @app.command("deploy")
-    def deploy_cmd(bundle: Optional[Path] = typer.Argument(None, help="bundle to install"),
-                   to: Optional[Path] = typer.Option(None, "--to", help="device directory (DIR/current is the bundle)"),
-                   rollback: Optional[Path] = typer.Option(None, "--rollback", help="device directory to roll back"),
-                   public_key: Optional[Path] = typer.Option(None, help=PUBLIC_KEY_HELP),
-                   threads: int = typer.Option(0)) -> None:
-        """Install a bundle atomically (verified + self-tested beside the old one, then swapped in), or roll back."""
-        import json
-
-        from edgemap.deploy.install import install
-        from edgemap.deploy.install import rollback as do_rollback
-        from edgemap.errors import EdgemapError
-
-        if (rollback is None) == (bundle is None or to is None):
-            raise EdgemapError("use `edgemap deploy BUNDLE --to DIR` or `edgemap deploy --rollback DIR`")
-        record = do_rollback(rollback) if rollback is not None else install(bundle, to, public_key, threads)
-        print(json.dumps(record))
+    app.command("infer")(infer_cmd)
+    app.command("serve")(serve_cmd)
+    app.command("deploy")(deploy_cmd)

@@ -12,6 +12,7 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Callable
 
 from edgemap.errors import EdgemapError
 
@@ -73,13 +74,15 @@ def read_token(token_file: str | Path | None) -> str | None:
 
 
 class Gate:
-    """ASGI middleware: bearer token (constant-time compare), then count and time the answer."""
+    """ASGI middleware: bearer token (constant-time compare), load shedding, then count and time the answer."""
 
-    def __init__(self, app, metrics: ServerMetrics, token: str | None, known_paths: frozenset[str]) -> None:  # noqa: ANN001
+    def __init__(self, app, metrics: ServerMetrics, token: str | None, known_paths: frozenset[str],  # noqa: ANN001
+                 shed: Callable[[str], bool] | None = None) -> None:
         self.app = app
         self.metrics = metrics
         self._token = token.encode() if token else None
         self._known = known_paths
+        self._shed = shed  # path -> True when the server is full: 503 here, before any routing (cheap under overload)
 
     async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001 - ASGI
         if scope["type"] != "http":
@@ -98,6 +101,10 @@ class Gate:
                 self.metrics.rejected.labels("unauthorized").inc()
                 await _send_json(send_counted, 401, {"detail": "missing or wrong bearer token"},
                                  [(b"www-authenticate", b'Bearer realm="edgemap"')])
+            elif self._shed is not None and self._shed(scope["path"]):
+                self.metrics.rejected.labels("overloaded").inc()
+                await _send_json(send_counted, 503, {"detail": "server busy: too many requests in flight; retry shortly"},
+                                 [(b"retry-after", b"1")])
             else:
                 await self.app(scope, receive, send_counted)
         finally:

@@ -36,6 +36,7 @@ from edgemap.errors import EdgemapError
 
 INLINE_BODY_BYTES = 64 << 10  # bodies up to this size, holding at most INLINE_PIXELS pixels in all, are decoded
 INLINE_PIXELS = 128 * 128  # on the event loop (well under a millisecond); larger ones on a worker thread
+PREDICT_PATHS = frozenset({"/v1/predict", "/predict"})
 ResultHook = Callable[[dict], None]  # called once per prediction (a results store plugs in here)
 _PREDICT_BODY = {"required": True, "content": {
     "image/png": {"schema": {"type": "string", "format": "binary"}},
@@ -100,6 +101,18 @@ def create_app(bundle: "str | Path", config: ServeConfig = ServeConfig(), on_res
         one = len(result["predictions"]) == 1
         return JSONResponse({**result["predictions"][0], "latency_ms": result["latency_ms"]} if one else result)
 
+    _add_status_routes(app, model, batcher, metrics, handler, state, config)
+    known = frozenset(getattr(r, "path", "") for r in app.routes)
+    app.add_middleware(Gate, metrics=metrics, token=config.token, known_paths=known,
+                       shed=lambda path: path in PREDICT_PATHS and batcher.admitted >= config.batching.max_queue)
+    return app
+
+
+def _add_status_routes(app, model: EdgeModel, batcher: MicroBatcher, metrics: ServerMetrics,  # noqa: ANN001
+                       handler: "_PredictHandler", state: dict, config: ServeConfig) -> None:
+    """GET /v1/model, /healthz, /readyz, /metrics (+ the old /info and /health)."""
+    from fastapi.responses import JSONResponse, Response
+
     @app.get("/v1/model")
     @app.get("/info", include_in_schema=False)
     def model_info() -> dict:
@@ -130,10 +143,6 @@ def create_app(bundle: "str | Path", config: ServeConfig = ServeConfig(), on_res
         metrics.queued_images.set(batcher.queued_images)
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
-
-    known = frozenset(getattr(r, "path", "") for r in app.routes)
-    app.add_middleware(Gate, metrics=metrics, token=config.token, known_paths=known)
-    return app
 
 
 class _PredictHandler:
