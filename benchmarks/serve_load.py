@@ -38,8 +38,11 @@ OVERLOAD = 4.0
 OVERLOAD_CONNECTIONS = 256  # more than the server admits (--max-queue 128), fewer than uvicorn's connection limit
 SEQUENTIAL_REQUESTS = 400
 BARE_RUNS = 400
+MAX_QUEUE = int(os.environ.get("SERVE_LOAD_MAX_QUEUE", "128"))  # the server's --max-queue (admitted requests)
 MAX_BATCH = int(os.environ.get("SERVE_LOAD_MAX_BATCH", "32"))  # the server's --max-batch when batching is on
-THREADS = 0  # runtime threads in the server (0: ONNX Runtime's default, all cores)
+# runtime threads in the server: 1 leaves the second core of this 2-core machine to HTTP (ONNX Runtime's own pool
+# spins between runs and competed with the event loop: 0 (all cores) gave 1.4-2.0 ms more server CPU per request)
+THREADS = int(os.environ.get("SERVE_LOAD_THREADS", "1"))
 OUT = Path(os.environ.get("SERVE_LOAD_OUT", Path(__file__).parent / "results" / "serve_load"))
 
 
@@ -99,7 +102,8 @@ class Server:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.proc = subprocess.Popen([sys.executable, "-m", "edgemap.cli", "serve", str(bundle), "--port", str(self.port),
-                                      "--threads", str(THREADS), *extra], stderr=subprocess.DEVNULL)
+                                      "--threads", str(THREADS), "--max-queue", str(MAX_QUEUE), *extra],
+                                     stderr=subprocess.DEVNULL)
         import psutil
 
         self.ps = psutil.Process(self.proc.pid)
@@ -178,6 +182,7 @@ async def open_loop(server: Server, payload: bytes, rate: float, duration_s: flo
     connection sends at its own share of the rate; when an answer comes late, the next request leaves at once
     and its latency counts from when it was due (no coordinated omission)."""
     results: list[tuple[int, float]] = []
+    from_send: list[tuple[int, float]] = []  # the same answers timed from when they left (the client lags at 4x)
     peak = [server.rss_mb()]
     t0 = time.perf_counter()
     period = connections / rate
@@ -189,8 +194,10 @@ async def open_loop(server: Server, payload: bytes, rate: float, duration_s: flo
             if (wait := due - time.perf_counter()) > 0:
                 await asyncio.sleep(wait)
             try:
+                sent = time.perf_counter()
                 status, _ = await request(server.port, payload, conn)
                 results.append((status, time.perf_counter() - due))
+                from_send.append((status, time.perf_counter() - sent))
             except (OSError, asyncio.IncompleteReadError, ValueError):
                 results.append((0, 0.0))
                 conn.clear()
@@ -203,7 +210,9 @@ async def open_loop(server: Server, payload: bytes, rate: float, duration_s: flo
 
     await asyncio.gather(sample_rss(), *[connection(i * period / connections) for i in range(connections)])
     elapsed = time.perf_counter() - t0
+    sent = summarize(from_send, elapsed, max(peak))
     return {**summarize(results, elapsed, max(peak)), "offered_rate": round(rate, 1),
+            "from_send": {k: sent[k] for k in ("p50_ms", "p99_ms", "busy_p50_ms", "busy_p99_ms")},
             "sent_rate": round(len(results) / elapsed, 1), "connections": connections}
 
 
@@ -235,7 +244,7 @@ def main() -> None:
 
     image = load_sample().images[0]
     payload = http_payload(png(image))
-    out: dict = {"settings": {"max_batch": MAX_BATCH, "clients": CLIENTS, "duration_s": DURATION_S, "overload": OVERLOAD, "threads": THREADS,
+    out: dict = {"settings": {"max_batch": MAX_BATCH, "max_queue": MAX_QUEUE, "clients": CLIENTS, "duration_s": DURATION_S, "overload": OVERLOAD, "threads": THREADS,
                               "sequential_requests": SEQUENTIAL_REQUESTS, "bare_runs": BARE_RUNS}}
     with tempfile.TemporaryDirectory() as tmp:
         bundle = make_bundle(Path(tmp))
@@ -284,6 +293,7 @@ def figures(out: dict) -> dict:
             "server_p50_minus_bare_run_p50_ms": round(out["sequential"]["p50_ms"] - out["bare"]["run_p50_ms"], 3),
             "overload_503_share": round(over["codes"].get("503", 0) / max(1, over["requests"]), 3),
             "overload_accepted_p99_ms": over["p99_ms"], "overload_503_p99_ms": over["busy_p99_ms"],
+            "overload_from_send_ms": over["from_send"], "overload_sent_rate": over["sent_rate"],
             "peak_rss_mb": max(on["server_peak_rss_mb"], over["server_peak_rss_mb"])}
 
 

@@ -9,14 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edgemap.convert.onnx_export import export_onnx
-from edgemap.data.preprocess import parse_preprocess
 from edgemap.data.sample import load_sample
-from edgemap.deploy.bundle import pack, read_manifest
+from edgemap.deploy.bundle import read_manifest
 from edgemap.deploy.edge import EdgeModel
 from edgemap.errors import EdgemapError
-from edgemap.models import zoo
-from edgemap.runtime.onnxruntime_backend import OrtSession
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 

@@ -96,10 +96,9 @@ def _real_server(bundle):  # noqa: ANN001, ANN202
     import sys
     import time
 
-    import httpx
-
-    from edgemap.deploy.server import _check_port_free  # noqa: F401 - same module the server uses
     import socket
+
+    import httpx
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -106,3 +106,16 @@ def test_cli_sign_and_verify(bundle, tmp_path):
     r = subprocess.run(cli + ["bundle", "verify", str(b), "--public-key", str(tmp_path / "k.pub")],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "signature valid" in r.stdout
+
+
+def test_serve_and_infer_refuse_an_unsigned_bundle_with_a_public_key(bundle, signed, keys, tmp_path, encode):
+    from edgemap.data.sample import load_sample
+    from edgemap.deploy.server import ServeConfig, create_app
+
+    with pytest.raises(EdgemapError, match="bundle is not signed"):
+        create_app(bundle, ServeConfig(public_key=keys[1]))
+    create_app(signed, ServeConfig(public_key=keys[1]))
+    (tmp_path / "x.png").write_bytes(encode(load_sample().images[0]))
+    r = subprocess.run([sys.executable, "-m", "edgemap.cli", "infer", str(bundle), str(tmp_path / "x.png"),
+                        "--public-key", str(keys[1])], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "not signed" in r.stderr
