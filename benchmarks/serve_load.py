@@ -83,6 +83,32 @@ def bare_run(bundle: Path, image: np.ndarray):  # noqa: ANN201 - a callable
     return lambda: model.session.run(x)
 
 
+def batch_cost(bundle: Path, image: np.ndarray, sizes: tuple[int, ...] = (1, 2, 4, 8, 16, 32)) -> dict:
+    """ms per image of session.run at each batch size: what micro-batching can save in the runtime itself.
+    CPU time of the calling thread (ONNX Runtime runs there with 1 thread) as well as wall time: on a loaded
+    machine a long call is preempted more often than a short one, which inflates the wall time of big batches."""
+    from edgemap.deploy.edge import EdgeModel
+
+    model = EdgeModel(bundle, threads=THREADS)
+    x1 = model.preprocess.apply(image)
+    cost: dict = {"wall": {}, "cpu": {}} if THREADS == 1 else {"wall": {}}
+    for n in sizes:
+        x = np.repeat(x1, n, axis=0)
+        for _ in range(5):
+            model.session.run(x)
+        wall, cpu = [], []
+        for _ in range(max(10, 200 // n)):
+            t0, c0 = time.perf_counter(), time.thread_time()
+            model.session.run(x)
+            cpu.append(time.thread_time() - c0)
+            wall.append(time.perf_counter() - t0)
+        for kind, times in (("wall", wall), ("cpu", cpu)):
+            if kind in cost:
+                cost[kind][str(n)] = round(1000 * float(np.median(times)) / n, 3)
+    model.close()
+    return cost
+
+
 def bare_runtime_p50(bundle: Path, image: np.ndarray) -> dict:
     """session.run on one preprocessed image, and decode + preprocess + run, in this process."""
     from edgemap.deploy.edge import EdgeModel
@@ -258,6 +284,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         bundle = make_bundle(Path(tmp))
         out["bare"] = bare_runtime_p50(bundle, image)
+        out["bare"]["ms_per_image_by_batch"] = batch_cost(bundle, image)
         print("bare", out["bare"], flush=True)
         for name, extra in (("batching_on", ("--max-batch", str(MAX_BATCH))), ("batching_off", ("--max-batch", "1"))):
             server = Server(bundle, *extra)
@@ -330,7 +357,8 @@ def markdown(out: dict) -> str:
         f"at the end; onnxruntime {ev['versions'].get('onnxruntime')}; server runtime threads {st['threads'] or 'default'}; "
         f"{st['duration_s']:g} s per phase (not 60 s: the machine is shared); client and server share the cores.", "",
         f"- bare runtime p50: session.run {out['bare']['run_p50_ms']:.3f} ms, decode + preprocess + run "
-        f"{out['bare']['decode_preprocess_run_p50_ms']:.3f} ms ({st['bare_runs']} runs)",
+        f"{out['bare']['decode_preprocess_run_p50_ms']:.3f} ms ({st['bare_runs']} runs); ms per image by batch size: "
+        f"{out['bare'].get('ms_per_image_by_batch', 'not measured in this run')}",
         f"- one client, sequential: server p50 {out['sequential']['p50_ms']} ms, p99 {out['sequential']['p99_ms']} ms "
         f"({st['sequential_requests']} requests), interleaved with session.run: p50 "
         f"{out['sequential'].get('interleaved_bare_run_p50_ms', '(not measured in this run)')} ms", "",
