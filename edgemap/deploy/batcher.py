@@ -54,7 +54,7 @@ class MicroBatcher:
         self.config = config
         self._on_batch = on_batch  # (batch size in images, seconds) after each batch, for the metrics
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edgemap-infer")
-        self._queue: deque[tuple[np.ndarray, asyncio.Future]] = deque()
+        self._queue: deque[tuple[np.ndarray, asyncio.Future, Callable]] = deque()
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
         self.admitted = 0  # requests inside the server now
@@ -78,17 +78,19 @@ class MicroBatcher:
     @property
     def queued_images(self) -> int:
         """Images waiting for the inference thread."""
-        return sum(len(x) for x, _ in self._queue)
+        return sum(len(item[0]) for item in self._queue)
 
     # work ------------------------------------------------------------------------------------------------
-    async def submit(self, inputs: np.ndarray, ticket: Ticket) -> np.ndarray:
-        """Outputs for `inputs` (N preprocessed samples), computed in some batch."""
+    async def submit(self, inputs: np.ndarray, ticket: Ticket, run: Callable[[np.ndarray], np.ndarray] | None = None
+                     ) -> np.ndarray:
+        """Outputs for `inputs` (N preprocessed samples), computed in some batch by `run` (default: the batcher's;
+        a reloaded model brings its own, and requests prepared for different models never share a batch)."""
         self._ensure_worker()
         if not ticket.queued:
             ticket.queued = True
             self.preparing -= 1
         future = asyncio.get_running_loop().create_future()
-        self._queue.append((inputs, future))
+        self._queue.append((inputs, future, run or self._run))
         self._wakeup.set()
         return await future
 
@@ -121,28 +123,28 @@ class MicroBatcher:
             except TimeoutError:
                 return
 
-    def _take_batch(self) -> list[tuple[np.ndarray, asyncio.Future]]:
+    def _take_batch(self) -> list[tuple[np.ndarray, asyncio.Future, Callable]]:
         batch, images = [], 0
         while self._queue and (not batch or images + len(self._queue[0][0]) <= self.config.max_batch):
-            x, fut = self._queue.popleft()
-            if not fut.done():  # a request that timed out meanwhile is dropped here
-                batch.append((x, fut))
-                images += len(x)
+            item = self._queue.popleft()
+            if not item[1].done():  # a request that timed out meanwhile is dropped here
+                batch.append(item)
+                images += len(item[0])
         return batch
 
-    async def _run_batch(self, batch: list[tuple[np.ndarray, asyncio.Future]]) -> None:
+    async def _run_batch(self, batch: list[tuple[np.ndarray, asyncio.Future, Callable]]) -> None:
         t0 = time.perf_counter()
         try:
-            outputs = await asyncio.get_running_loop().run_in_executor(self._pool, _run_grouped, self._run,
-                                                                       [x for x, _ in batch])
+            outputs = await asyncio.get_running_loop().run_in_executor(self._pool, _run_grouped,
+                                                                       [(x, run) for x, _, run in batch])
         except Exception as exc:  # noqa: BLE001 - handed to every request of the batch
-            for _, fut in batch:
+            for _, fut, _ in batch:
                 if not fut.done():
                     fut.set_exception(exc)
             return
         if self._on_batch:
-            self._on_batch(sum(len(x) for x, _ in batch), time.perf_counter() - t0)
-        for (_, fut), out in zip(batch, outputs):
+            self._on_batch(sum(len(item[0]) for item in batch), time.perf_counter() - t0)
+        for (_, fut, _), out in zip(batch, outputs):
             if not fut.done():
                 fut.set_result(out)
 
@@ -156,15 +158,16 @@ class MicroBatcher:
         self._pool.shutdown(wait=True)
 
 
-def _run_grouped(run: Callable[[np.ndarray], np.ndarray], inputs: list[np.ndarray]) -> list[np.ndarray]:
-    """Run requests' inputs as few calls as possible: one per distinct sample shape (models that take any
-    image size get unresized images of different sizes); returns one output array per request."""
+def _run_grouped(items: list[tuple[np.ndarray, Callable]]) -> list[np.ndarray]:
+    """Run requests' inputs as few calls as possible: one per model and distinct sample shape (models that take
+    any image size get unresized images of different sizes); returns one output array per request."""
+    inputs = [x for x, _ in items]
     outputs: list[np.ndarray | None] = [None] * len(inputs)
-    by_shape: dict[tuple, list[int]] = {}
-    for i, x in enumerate(inputs):
-        by_shape.setdefault(x.shape[1:], []).append(i)
-    for idx in by_shape.values():
-        out = run(np.concatenate([inputs[i] for i in idx]))
+    groups: dict[tuple, list[int]] = {}
+    for i, (x, run) in enumerate(items):
+        groups.setdefault((id(run), x.shape[1:]), []).append(i)
+    for idx in groups.values():
+        out = items[idx[0]][1](np.concatenate([inputs[i] for i in idx]))
         start = 0
         for i in idx:
             outputs[i] = out[start:start + len(inputs[i])]

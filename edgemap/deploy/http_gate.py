@@ -43,6 +43,7 @@ class ServerMetrics:
         self.model_load = Gauge("edgemap_model_load_seconds", "Time to verify, load and self-test the bundle",
                                 registry=r)
         self.images = Counter("edgemap_images_classified", "Images classified", registry=r)
+        self.reloads = Counter("edgemap_reloads", "Bundle reloads (SIGHUP), by result", ["result"], registry=r)
 
     def on_batch(self, images: int, seconds: float) -> None:
         """Record one inference batch."""

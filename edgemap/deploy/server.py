@@ -70,22 +70,22 @@ def create_app(bundle: "str | Path", config: ServeConfig = ServeConfig(), on_res
     from fastapi.responses import JSONResponse, Response
 
     quiet_untrusted_input_logs()
-    t0 = time.perf_counter()
-    model = EdgeModel(bundle, threads=config.threads, public_key=config.public_key)
     metrics = ServerMetrics(config.batching.max_batch)
-    metrics.model_load.set(time.perf_counter() - t0)
-    batcher = MicroBatcher(lambda x: model.run_inputs(x, config.batching.max_batch), config.batching, metrics.on_batch)
-    handler = _PredictHandler(model, batcher, metrics, config, on_result)
+    loaded = _Loaded.load(bundle, config, metrics)
+    batcher = MicroBatcher(loaded.run, config.batching, metrics.on_batch)
+    handler = _PredictHandler(loaded, batcher, metrics, config, on_result)
     state = {"ready": True, "started": time.time()}
 
     @asynccontextmanager
     async def lifespan(_app):  # noqa: ANN001, ANN202
+        _on_sighup(lambda: handler.reload(bundle))
         yield
         state["ready"] = False  # uvicorn has stopped accepting and waited for open requests
         await batcher.drain()
-        model.close()
+        handler.loaded.model.close()
 
-    app = FastAPI(title="edgemap edge server", version=model.manifest.get("edgemap_version", "?"), lifespan=lifespan)
+    app = FastAPI(title="edgemap edge server", version=loaded.model.manifest.get("edgemap_version", "?"),
+                  lifespan=lifespan)
 
     @app.post("/v1/predict", openapi_extra={"requestBody": _PREDICT_BODY})
     async def predict(request: Request):  # noqa: ANN202
@@ -101,23 +101,25 @@ def create_app(bundle: "str | Path", config: ServeConfig = ServeConfig(), on_res
         one = len(result["predictions"]) == 1
         return JSONResponse({**result["predictions"][0], "latency_ms": result["latency_ms"]} if one else result)
 
-    _add_status_routes(app, model, batcher, metrics, handler, state, config)
+    _add_status_routes(app, batcher, metrics, handler, state, config)
     known = frozenset(getattr(r, "path", "") for r in app.routes)
     app.add_middleware(Gate, metrics=metrics, token=config.token, known_paths=known,
                        shed=lambda path: path in PREDICT_PATHS and batcher.admitted >= config.batching.max_queue)
     return app
 
 
-def _add_status_routes(app, model: EdgeModel, batcher: MicroBatcher, metrics: ServerMetrics,  # noqa: ANN001
-                       handler: "_PredictHandler", state: dict, config: ServeConfig) -> None:
+def _add_status_routes(app, batcher: MicroBatcher, metrics: ServerMetrics, handler: "_PredictHandler",  # noqa: ANN001
+                       state: dict, config: ServeConfig) -> None:
     """GET /v1/model, /healthz, /readyz, /metrics (+ the old /info and /health)."""
     from fastapi.responses import JSONResponse, Response
 
     @app.get("/v1/model")
     @app.get("/info", include_in_schema=False)
     def model_info() -> dict:
-        """The bundle's manifest and its self-test result on this device."""
-        return {**model.manifest, "selftest": model.selftest}
+        """The bundle's manifest, its self-test result on this device and the folder it was loaded from."""
+        model = handler.loaded.model
+        return {**model.manifest, "selftest": model.selftest, "loaded_from": str(handler.loaded.path),
+                "loaded_at": handler.loaded.at}
 
     @app.get("/healthz")
     def healthz() -> dict:
@@ -126,7 +128,7 @@ def _add_status_routes(app, model: EdgeModel, batcher: MicroBatcher, metrics: Se
 
     @app.get("/health", include_in_schema=False)
     def health() -> dict:
-        return {"status": "ok", "selftest": model.selftest, "uptime_s": round(time.time() - state["started"], 1),
+        return {"status": "ok", "selftest": handler.loaded.model.selftest, "uptime_s": round(time.time() - state["started"], 1),
                 "requests": handler.requests, "errors": handler.errors}
 
     @app.get("/readyz")
@@ -145,18 +147,64 @@ def _add_status_routes(app, model: EdgeModel, batcher: MicroBatcher, metrics: Se
         return Response(body, media_type=content_type)
 
 
+@dataclass(frozen=True)
+class _Loaded:
+    """One loaded, verified model with what requests need from it; replaced whole on a reload."""
+
+    model: EdgeModel
+    run: Callable[[np.ndarray], np.ndarray]  # inputs -> outputs, on the inference thread
+    fixed: tuple  # the model's fixed per-sample input shape (None where any size goes)
+    path: Path  # the bundle folder it came from (links resolved: which release of a deploy)
+    at: str
+
+    @classmethod
+    def load(cls, bundle: "str | Path", config: ServeConfig, metrics: ServerMetrics) -> "_Loaded":
+        t0 = time.perf_counter()
+        model = EdgeModel(bundle, threads=config.threads, public_key=config.public_key)
+        metrics.model_load.set(time.perf_counter() - t0)
+        spec = model.session.inputs()[0].shape
+        return cls(model, lambda x: model.run_inputs(x, config.batching.max_batch),
+                   tuple(spec[1:]) if len(spec) > 1 else (), Path(bundle).resolve(),
+                   time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+
+
+def _on_sighup(reload: Callable) -> None:  # noqa: ANN001
+    """SIGHUP reloads the bundle (after `edgemap deploy` switched DIR/current); only in the main thread's loop."""
+    import signal
+
+    try:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(reload()))
+    except (RuntimeError, ValueError, NotImplementedError, AttributeError):
+        pass  # not the main thread (tests) or no SIGHUP (Windows): no reload by signal
+
+
 class _PredictHandler:
     """POST /v1/predict: admit, read within limits, decode off the loop, batch, answer."""
 
-    def __init__(self, model: EdgeModel, batcher: MicroBatcher, metrics: ServerMetrics, config: ServeConfig,
+    def __init__(self, loaded: _Loaded, batcher: MicroBatcher, metrics: ServerMetrics, config: ServeConfig,
                  on_result: Optional[ResultHook]) -> None:
-        self.model, self.batcher, self.metrics, self.config, self.on_result = model, batcher, metrics, config, on_result
-        spec = model.session.inputs()[0].shape
-        self._fixed = tuple(spec[1:]) if len(spec) > 1 else ()
+        self.loaded, self.batcher, self.metrics, self.config, self.on_result = loaded, batcher, metrics, config, on_result
         self.requests = self.errors = 0
+
+    async def reload(self, bundle: "str | Path") -> bool:
+        """Load the bundle again (verified and self-tested off the event loop), then switch new requests to it;
+        requests already prepared finish on the old model. A bundle that fails keeps the old model serving."""
+        from starlette.concurrency import run_in_threadpool
+
+        try:
+            new = await run_in_threadpool(_Loaded.load, bundle, self.config, self.metrics)
+        except EdgemapError as exc:
+            self.metrics.reloads.labels("failed").inc()
+            print(f"edgemap serve: reload refused, still serving {self.loaded.path}: {exc}", file=sys.stderr, flush=True)
+            return False
+        self.loaded = new
+        self.metrics.reloads.labels("ok").inc()
+        print(f"edgemap serve: reloaded {new.path}", file=sys.stderr, flush=True)
+        return True
 
     async def handle(self, request):  # noqa: ANN001, ANN201 - fastapi Request -> dict | Response
         self.requests += 1
+        loaded = self.loaded  # the model this request is prepared for and answered by, even across a reload
         ticket = self.batcher.admit()
         if ticket is None:
             return self._reject(503, "overloaded", f"server busy ({self.config.batching.max_queue} requests in "
@@ -167,8 +215,8 @@ class _PredictHandler:
             async with asyncio.timeout(self.config.request_timeout_s):
                 body = await _read_body(request, self.config.limits.max_body_bytes)
                 stage = "waiting for the model"
-                x = await self._inputs(body, request.headers)
-                out = await self.batcher.submit(x, ticket)
+                x = await self._inputs(body, request.headers, loaded)
+                out = await self.batcher.submit(x, ticket, loaded.run)
         except RequestRejected as exc:
             return self._reject(exc.status, exc.reason, str(exc))
         except TimeoutError:
@@ -177,7 +225,7 @@ class _PredictHandler:
                                 f"{stage}", {"Retry-After": "1"} if code == 503 else None)
         finally:
             self.batcher.release(ticket)
-        preds = [p.to_dict() for p in self.model.predictions(out, self.config.top_k)]
+        preds = [p.to_dict() for p in loaded.model.predictions(out, self.config.top_k)]
         latency_ms = round((time.perf_counter() - t0) * 1000, 3)
         if self.on_result is not None:
             from starlette.concurrency import run_in_threadpool
@@ -192,7 +240,7 @@ class _PredictHandler:
         self.metrics.rejected.labels(reason).inc()
         return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
-    async def _inputs(self, body: bytes, headers) -> np.ndarray:  # noqa: ANN001 - starlette Headers
+    async def _inputs(self, body: bytes, headers, loaded: _Loaded) -> np.ndarray:  # noqa: ANN001 - starlette Headers
         from starlette.concurrency import run_in_threadpool
 
         content_type = headers.get("content-type", "").lower()
@@ -207,19 +255,19 @@ class _PredictHandler:
         # a thread hop costs more than decoding a small image; big ones must not stall the event loop
         if small and sum(x.shape[0] * x.shape[1] if isinstance(x, np.ndarray) else header_pixels(x)
                          for x in items) <= INLINE_PIXELS:
-            return self._preprocess(items)
-        return await run_in_threadpool(self._preprocess, items)
+            return self._preprocess(items, loaded)
+        return await run_in_threadpool(self._preprocess, items, loaded)
 
-    def _preprocess(self, items: list) -> np.ndarray:
-        """Decode and preprocess on a worker thread: the queue then holds model-sized inputs only."""
-        xs = [self.model.preprocess.apply(im) for im in decode_all(items, self.config.limits)]
+    def _preprocess(self, items: list, loaded: _Loaded) -> np.ndarray:
+        """Decode and preprocess (on a worker thread unless small): the queue then holds model-sized inputs only."""
+        xs = [loaded.model.preprocess.apply(im) for im in decode_all(items, self.config.limits)]
         shapes = {x.shape[1:] for x in xs}
         if len(shapes) > 1:
             raise RequestRejected(400, "bad_image", "images of one request must share a size for this model "
                                   "(its preprocessing does not resize); send them in separate requests")
         shape = shapes.pop()
-        if any(f is not None and f != s for f, s in zip(self._fixed, shape)):
-            raise RequestRejected(400, "bad_image", f"this model takes inputs of shape {self._fixed}; the image "
+        if any(f is not None and f != s for f, s in zip(loaded.fixed, shape)):
+            raise RequestRejected(400, "bad_image", f"this model takes inputs of shape {loaded.fixed}; the image "
                                   f"gives {shape} (its bundle does not resize)")
         return np.concatenate(xs)
 

@@ -86,3 +86,53 @@ def test_port_in_use_is_one_line_error(bundle):
         r = subprocess.run([sys.executable, "-m", "edgemap.cli", "serve", str(bundle), "--port", str(port)],
                            capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and r.stderr.startswith("edgemap: error: cannot listen on")
+
+
+def _get_json(port: int, path: str) -> dict:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
+        return json.loads(r.read())
+
+
+def _wait_for(predicate, timeout_s: float = 30) -> bool:
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_sighup_reloads_a_new_deploy_and_keeps_serving_when_it_is_broken(bundle, tmp_path, encode):
+    import os
+    import shutil
+
+    from edgemap.deploy.install import install
+
+    dev = tmp_path / "dev"
+    first = install(bundle, dev)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "edgemap.cli", "serve", str(dev / "current"), "--port", str(port)],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        wait_ready(port, proc)
+        assert _get_json(port, "/v1/model")["loaded_from"].endswith(first["release"])
+        second = install(bundle, dev)
+        proc.send_signal(signal.SIGHUP)
+        assert _wait_for(lambda: _get_json(port, "/v1/model")["loaded_from"].endswith(second["release"]))
+        broken = shutil.copytree(bundle, dev / "releases" / "broken")
+        (broken / "model.onnx").write_bytes(b"not a model")
+        os.symlink("releases/broken", dev / "tmp-link")
+        os.replace(dev / "tmp-link", dev / "current")
+        proc.send_signal(signal.SIGHUP)
+        metrics = lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()  # noqa: E731
+        assert _wait_for(lambda: 'edgemap_reloads_total{result="failed"} 1.0' in metrics())
+        assert _get_json(port, "/v1/model")["loaded_from"].endswith(second["release"])  # the old model still serves
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/predict", data=encode(load_sample().images[1]))
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.status == 200
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "reload refused" in proc.stderr.read()

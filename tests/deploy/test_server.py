@@ -66,14 +66,25 @@ def test_other_image_modes_and_sizes_follow_the_bundle_preprocessing(client, bun
         assert r.json()["predictions"][0]["top1"] == want
 
 
+def png_claiming(width: int, height: int) -> bytes:
+    """A valid PNG header claiming width x height pixels, followed by a few bytes of compressed data."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 4096)) + chunk(b"IEND", b"")
+
+
 def test_decompression_bomb_is_refused_from_the_header(client):
-    for side in (15000, 2000):  # above pillow's own bomb limit, and above this server's 512 x 512 only
-        buf = io.BytesIO()
-        Image.new("L", (side, side)).save(buf, format="PNG")
-        assert len(buf.getvalue()) < 300_000
-        r = client.post("/v1/predict", content=buf.getvalue())
+    buf = io.BytesIO()
+    Image.new("L", (2000, 2000)).save(buf, format="PNG")  # a real image, above this server's 512 x 512 only
+    for body in (buf.getvalue(), png_claiming(15000, 15000), png_claiming(100_000, 100_000)):
+        assert len(body) < 300_000
+        r = client.post("/v1/predict", content=body)
         assert r.status_code == 413 and "pixels" in r.json()["detail"]
-    assert metric(client, "edgemap_rejected_requests_total", reason="too_many_pixels") >= 2
+    assert metric(client, "edgemap_rejected_requests_total", reason="too_many_pixels") >= 3
 
 
 def test_body_limit_with_and_without_content_length(client):
