@@ -19,7 +19,9 @@ import os
 import shutil
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from edgemap.deploy.bundle import member_path, read_manifest
 from edgemap.deploy.signing import SIGNATURE_FILE as SIGNATURE_FILE_NAME
@@ -28,11 +30,26 @@ from edgemap.errors import EdgemapError
 KEEP_RELEASES = 3  # current, previous and one more; older copies are deleted after a successful install
 
 
+@contextmanager
+def _locked(target: Path) -> Iterator[None]:
+    """One install or rollback at a time per device directory (a second one waits)."""
+    import fcntl
+
+    target.mkdir(parents=True, exist_ok=True)
+    with open(target / ".deploy.lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
 def install(bundle: str | Path, target: str | Path, public_key: str | Path | None = None, threads: int = 0) -> dict:
     """Install `bundle` into the device directory `target`; returns a record of what happened."""
+    with _locked(Path(target)):
+        return _install(Path(bundle), Path(target), public_key, threads)
+
+
+def _install(bundle: Path, target: Path, public_key: str | Path | None, threads: int) -> dict:
     from edgemap.deploy.edge import EdgeModel
 
-    bundle, target = Path(bundle), Path(target)
     manifest = read_manifest(bundle, public_key)  # fail early, before copying anything
     releases = target / "releases"
     releases.mkdir(parents=True, exist_ok=True)
@@ -69,6 +86,13 @@ def install(bundle: str | Path, target: str | Path, public_key: str | Path | Non
 def rollback(target: str | Path) -> dict:
     """Point `current` back at `previous` (and `previous` at what was current): a second rollback undoes it."""
     target = Path(target)
+    if not target.is_dir():
+        raise EdgemapError(f"{target}: no previous version to roll back to (not a device directory)")
+    with _locked(target):
+        return _rollback(target)
+
+
+def _rollback(target: Path) -> dict:
     cur, prev = _link_target(target / "current"), _link_target(target / "previous")
     if prev is None or not (target / prev).is_dir():
         raise EdgemapError(f"{target}: no previous version to roll back to (install at least twice first)")

@@ -86,3 +86,15 @@ def test_cli_deploy(bundle, tmp_path):
     assert r.returncode == 2 and "no previous version" in r.stderr
     r = subprocess.run(cli + [str(bundle)], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "--to DIR" in r.stderr
+
+
+def test_concurrent_installs_take_turns(bundle, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    dev = tmp_path / "dev"
+    with ThreadPoolExecutor(3) as pool:
+        records = list(pool.map(lambda _: install(bundle, dev), range(3)))
+    st = status(dev)
+    # each install saw the one before it: the chain of 'previous' names has no gaps or repeats
+    assert sorted(r["previous"] or "" for r in records)[1:] == sorted(r["release"] for r in records if r["release"] != st["current"])
+    assert st["previous"] == next(r["previous"] for r in records if r["release"] == st["current"])
