@@ -63,6 +63,13 @@ def benchmark_metrics(doc: dict) -> list[Metric]:
     speedups.update({k[len("speedup_"):]: v for k, v in doc.items() if k.startswith("speedup_") and isinstance(v, dict)})
     out += [Metric(f"speedup_{k}", v["median"], "x", "measured") for k, v in speedups.items()
             if isinstance(v, dict) and isinstance(v.get("median"), (int, float))]
+    bench = doc.get("bench") if isinstance(doc.get("bench"), dict) else doc
+    for r in bench.get("results", []) if isinstance(bench.get("results"), list) else []:
+        if isinstance(r, dict) and isinstance(r.get("latency"), dict) and "label" in r:
+            out += [Metric(f"latency_{k}", r["latency"][k], "ms", "measured", r["label"]) for k in ("p50_ms", "p99_ms")
+                    if isinstance(r["latency"].get(k), (int, float))]
+    out += [Metric(f"claim_{k}", c["value"], "", "measured") for k, c in (doc.get("claims") or {}).items()
+            if isinstance(c, dict) and isinstance(c.get("value"), (int, float)) and not isinstance(c["value"], bool)]
     if isinstance(doc.get("chosen"), dict) and "key" in doc["chosen"]:
         out += trial_metrics(doc["chosen"], "")
     seen, unique = set(), []
@@ -83,7 +90,8 @@ def benchmark_run(path: str | Path) -> RunRecord:
     model = ident.get("path") or doc.get("checkpoint") or (doc.get("model") if isinstance(doc.get("model"), str) else None)
     return RunRecord(command="benchmark", label=path.stem, model=model,
                      model_sha256=doc.get("model_sha256") or ident.get("sha256_16"), metrics=benchmark_metrics(doc),
-                     evidence=doc.get("evidence"), payload=doc, command_line=doc.get("command"),
+                     evidence=doc.get("evidence") or (doc.get("bench") or {}).get("evidence"), payload=doc,
+                     command_line=doc.get("command"),
                      source=f"benchmark:{path.stem}#{digest}", created_at=doc.get("when") or _mtime(path),
                      edgemap_commit="")
 

@@ -54,12 +54,13 @@ class Store:
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.connect() as conn:
-                self._check_schema(conn)
+                self._check_schema(conn)  # before anything writes: a refused file must stay byte for byte
+                conn.execute("PRAGMA journal_mode = WAL")  # persistent: readers and writers stop blocking each other
                 schema.migrate(conn)
 
     @contextmanager
     def connect(self) -> Iterator[sqlite3.Connection]:
-        """A connection in autocommit mode (transactions are explicit), WAL, foreign keys on."""
+        """A connection in autocommit mode (transactions are explicit), foreign keys on, waiting on locks."""
         uri = f"file:{self.path.resolve()}?mode={'ro' if self.read_only else 'rwc'}"
         try:
             conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
@@ -69,8 +70,6 @@ class Store:
             conn.row_factory = sqlite3.Row
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA foreign_keys = ON")
-            if not self.read_only:
-                conn.execute("PRAGMA journal_mode = WAL")
             yield conn
         except sqlite3.DatabaseError as exc:
             if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
