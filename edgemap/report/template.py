@@ -10,6 +10,13 @@ TEMPLATE = """<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{{ title }}</title>
+<script>
+window.edgemapErrors = [];  /* registered first, so that an error anywhere on the page is counted */
+window.addEventListener("error", function (e) {
+  if (e.target && e.target.tagName === "IMG") { return; }  /* images are checked one by one below */
+  window.edgemapErrors.push(String(e.message || e));
+}, true);
+</script>
 <style>
  body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto; max-width: 1100px; padding: 1.5em; color: #222; }
  h1 { font-size: 1.5em; margin-bottom: .2em; } h2 { font-size: 1.2em; border-bottom: 1px solid #ddd; padding-bottom: .2em; margin-top: 2em; }
@@ -50,9 +57,8 @@ Every figure is labelled measured (on the host named in the evidence) or estimat
 <div id="edgemap-check" data-status="pending">checking images</div>
 <script>
 (function () {
-  var errors = [];
-  window.addEventListener("error", function (e) { errors.push(String(e.message || e)); }, true);
   function check() {
+    var errors = window.edgemapErrors;
     var imgs = Array.prototype.slice.call(document.images);
     var bad = imgs.filter(function (im) { return !(im.complete && im.naturalWidth > 0); });
     var box = document.getElementById("edgemap-check");
