@@ -22,7 +22,7 @@ from typing import Iterable, Iterator, TypeVar
 
 NOISE = re.compile(
     rb"^(WARNING: All log messages before absl::InitializeLog\(\) is called"
-    rb"|I\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ \S+:\d+\] "  # absl/glog INFO lines (oneDNN, flatbuffer_export, ...)
+    rb"|I\d{4} [\d:.]+ +\d+ \S+:\d+\] "  # absl/glog INFO lines (oneDNN, flatbuffer_export, ...)
     rb"|W\d{4} [\d:.]+ +\d+ \S*_pytree\.py:\d+\] .*register_constant"
     rb"|INFO: Created TensorFlow Lite XNNPACK delegate"
     rb"|INFO: Initialized TensorFlow Lite runtime"
@@ -124,9 +124,10 @@ def progress(items: Iterable[T], total: int | None = None, description: str = "w
     `every_s` seconds and at the end otherwise (logs, CI)."""
     total = total if total is not None else (len(items) if hasattr(items, "__len__") else None)  # type: ignore[arg-type]
     if sys.stderr.isatty():
+        from rich.console import Console
         from rich.progress import Progress
 
-        with Progress(transient=False) as bar:
+        with Progress(console=Console(stderr=True)) as bar:
             task = bar.add_task(description, total=total)
             for item in items:
                 yield item

@@ -131,3 +131,17 @@ def test_the_report_renders_in_headless_chromium(chromium: str, map_store: tuple
         dom = _chromium(chromium, "--virtual-time-budget=5000", "--dump-dom", broken.as_uri())
         check = re.search(r'<div id="edgemap-check" data-status="(\w+)">([^<]*)</div>', dom.stdout)
         assert check.group(1) == "failed" and want in check.group(2), (name, check.group(0))
+
+
+def test_the_call_map_makes_records_the_run_and_writes_report_html(map_dir: Path, tmp_path: Path) -> None:
+    import json
+
+    from edgemap.report.map_report import record_and_report_map
+    from edgemap.results.queries import list_runs
+
+    summary = json.loads((map_dir / "results.json").read_text())
+    page = record_and_report_map(summary, map_dir, store=str(tmp_path / "s.db"))
+    assert page == map_dir / "report.html" and any(h.startswith("Device fit") for h in sections(page.read_text()))
+    [run] = list_runs(open_store(tmp_path / "s.db", read_only=True))
+    assert run["command"] == "map" and run["device"] == "host" and run["metrics"]["latency_ms"] > 0
+    assert record_and_report_map(summary, map_dir, store="off").is_file()  # no store: the report is still written
