@@ -114,3 +114,10 @@ def import_paths(paths: list[Path]) -> list[RunRecord]:
 
 def _mtime(path: Path) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(path.stat().st_mtime))
+
+
+def record_benchmark_file(path: str | Path, store: str | None = None) -> list[str]:
+    """What a benchmark script calls after writing benchmarks/results/NAME.json: the same figures into the store."""
+    from edgemap.results.record import record_run
+
+    return record_run(benchmark_run(path), store=store)

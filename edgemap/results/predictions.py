@@ -155,3 +155,20 @@ def bundle_sha256(bundle: str | Path) -> str:
     if not manifest.is_file():
         raise EdgemapError(f"{bundle}: not an edgemap bundle (no manifest.json)")
     return hashlib.sha256(manifest.read_bytes()).hexdigest()
+
+
+def open_prediction_log(bundle: str | Path, store: str | None = None, **options) -> PredictionLog | None:  # noqa: ANN003
+    """The log `edgemap infer` / `edgemap serve` write to: None when recording is off (EDGEMAP_STORE=off) or the
+    store cannot be opened (one warning line: serving must not stop for bookkeeping). Options go to PredictionLog."""
+    import sys
+
+    from edgemap.errors import EdgemapError
+    from edgemap.results.record import recording_enabled
+
+    if not recording_enabled(store):
+        return None
+    try:
+        return PredictionLog(bundle_sha256(bundle), store, deployment=options.pop("deployment", Path(bundle).name), **options)
+    except EdgemapError as exc:
+        print(f"edgemap: warning: predictions not recorded: {exc}", file=sys.stderr)
+        return None

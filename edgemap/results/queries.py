@@ -130,3 +130,12 @@ def predictions(store: Store, bundle_sha256: str | None = None, since: str | Non
     for r in rows:
         r["topk"] = json.loads(r["topk"]) if r["topk"] else []
     return rows
+
+
+def latest_benchmarks(store: Store, prefix: str) -> dict[str, dict]:
+    """{label: payload} of the newest 'benchmark' run per label starting with `prefix` (a re-measured file is a new
+    run; its newest measurement is the one a table shows)."""
+    with store.connect() as conn:
+        rows = conn.execute("SELECT label, payload FROM runs WHERE command = 'benchmark' AND substr(label, 1, ?) = ? "
+                            "ORDER BY created_at, id", (len(prefix), prefix)).fetchall()
+    return {label: json.loads(payload) for label, payload in rows if payload}

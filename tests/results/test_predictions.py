@@ -108,3 +108,19 @@ def test_the_store_and_prediction_log_work_without_torch(store_path: Path) -> No
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stderr
+
+
+def test_open_prediction_log_is_off_or_warns_instead_of_failing(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from edgemap.results.predictions import open_prediction_log
+
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "manifest.json").write_text('{"format": 1}')
+    assert open_prediction_log(bundle, store="off") is None
+    bad = tmp_path / "bad.db"
+    bad.write_text("x")
+    assert open_prediction_log(bundle, store=str(bad)) is None and "predictions not recorded" in capsys.readouterr().err
+    with open_prediction_log(bundle, store=str(tmp_path / "s.db"), flush_interval_s=0) as log:
+        log.add(["cat"], [3], [0.9], source="a.png")
+    [dep] = deployments(open_store(tmp_path / "s.db"))
+    assert dep["deployment"] == "bundle" and dep["bundle_sha256"] == bundle_sha256(bundle) and dep["n"] == 1
