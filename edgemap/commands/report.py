@@ -12,7 +12,7 @@ def register(app: typer.Typer) -> None:
     """Add the `report` command to the CLI."""
 
     @app.command("report")
-    def report_cmd(runs: Optional[List[str]] = typer.Argument(None, help="run ids or unique prefixes (default: the latest run)"),
+    def report_cmd(runs: Optional[List[str]] = typer.Argument(None, help="run ids or unique prefixes, or a map's output folder / results.json (imported first); default: the latest run"),
                    deployment: Optional[str] = typer.Option(None, help="a bundle folder or its sha256 prefix: report its recorded predictions"),
                    out: Path = typer.Option(Path("report.html"), help="HTML file to write"),
                    store: Optional[Path] = typer.Option(None, help="results store (default $EDGEMAP_STORE, else .edgemap/store.db)")) -> None:
@@ -21,5 +21,13 @@ def register(app: typer.Typer) -> None:
         from edgemap.report.html import write_report
         from edgemap.results.store import open_store
 
-        path = write_report(open_store(store, read_only=True), list(runs or []), out, deployment)
+        refs = list(runs or [])
+        paths = [Path(r) for r in refs if Path(r).exists()]
+        if paths:  # a map's output folder or results.json: imported first (idempotent), then reported
+            from edgemap.results.importer import import_paths
+
+            s = open_store(store)
+            ids = dict(zip(map(str, paths), s.record(*import_paths(paths))))
+            refs = [ids.get(r, r) for r in refs]
+        path = write_report(open_store(store, read_only=True), refs, out, deployment)
         typer.echo(f"report: {path.resolve()}")

@@ -22,9 +22,10 @@ def register(app: typer.Typer) -> None:
                  model: Optional[str] = typer.Option(None, help="model name, path or sha256 prefix (substring)"),
                  device: Optional[str] = typer.Option(None), command: Optional[str] = typer.Option(None, help="eval, bench, train, map, benchmark"),
                  backend: Optional[str] = typer.Option(None), since: Optional[str] = typer.Option(None, help="7d, 12h or a date"),
-                 limit: int = typer.Option(50, help="newest N (0: all)")) -> None:
-        """Runs, newest first, with their headline figures."""
-        print_runs(_filtered(store, model, device, command, backend, since, limit))
+                 limit: int = typer.Option(50, help="newest N (0: all)"),
+                 sort: Optional[str] = typer.Option(None, help="order by a metric, smallest first ('-accuracy': largest first)")) -> None:
+        """Runs, newest first (or by --sort), with their headline figures."""
+        print_runs(sort_by_metric(_filtered(store, model, device, command, backend, since, limit), sort), sort)
 
     @runs_app.command("show")
     def show_cmd(run: str = typer.Argument(..., help="run id, a unique prefix, or 'latest'"),
@@ -112,26 +113,40 @@ def _console():  # noqa: ANN202 - rich Console
     return Console(width=None if sys.stdout.isatty() else 200)
 
 
+def sort_by_metric(runs: list[dict], sort: str | None) -> list[dict]:
+    """Runs ordered by one of their own metrics; runs without it are left out (a one-line error if none has it)."""
+    if not sort:
+        return runs
+    from edgemap.errors import EdgemapError
+
+    name, reverse = sort.lstrip("-"), sort.startswith("-")
+    have = [r for r in runs if r["metrics"].get(name) is not None]
+    if not have:
+        raise EdgemapError(f"--sort {name}: none of the {len(runs)} matching runs has that metric (`edgemap runs show ID` lists them)")
+    return sorted(have, key=lambda r: r["metrics"][name], reverse=reverse)
+
+
 HEADLINE = ("top1", "accuracy", "accuracy_drop", "drop_points", "latency_ms", "latency_p50_ms", "size_bytes")
 
 
-def _headline(metrics: dict) -> str:
-    shown = [(k, metrics[k]) for k in HEADLINE if metrics.get(k) is not None][:3]
+def _headline(metrics: dict, first: str | None = None) -> str:
+    keys = ([first] if first else []) + [k for k in HEADLINE if k != first]
+    shown = [(k, metrics[k]) for k in keys if metrics.get(k) is not None][:3]
     return ", ".join(f"{k} {v:.4g}" for k, v in shown)
 
 
-def print_runs(runs: list[dict]) -> None:
+def print_runs(runs: list[dict], sort: str | None = None) -> None:
     """A table of runs (id, time, command, label/model, device, backend, headline figures)."""
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
-    t = Table(title=f"{len(runs)} run(s), newest first")
+    t = Table(title=f"{len(runs)} run(s), " + (f"by {sort}" if sort else "newest first"))
     for col in ("id", "time (UTC)", "command", "label", "device", "backend", "figures"):
         t.add_column(col, overflow="fold")
     for r in runs:
         t.add_row(r["id"], r["created_at"].replace("T", " ").rstrip("Z"), r["command"], escape(r["label"] or Path(r["model"] or "-").name),
-                  r["device"] or "-", r["backend"] or "-", _headline(r["metrics"]))
+                  r["device"] or "-", r["backend"] or "-", _headline(r["metrics"], sort.lstrip("-") if sort else None))
     _console().print(t)
 
 

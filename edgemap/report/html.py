@@ -15,7 +15,10 @@ from edgemap.results.store import Store
 
 
 def model_identity(run: dict) -> str | None:
-    """What 'the same model' means across runs: the file's sha256 when known, else its path."""
+    """What 'the same model' means across runs: the file's sha256 when known, else its path; the files one
+    `edgemap bench` measured side by side (conversions of one model) count as one."""
+    if run.get("command") == "bench" and run.get("group_id"):
+        return f"bench:{run['group_id']}"
     return run.get("model_sha256") or run.get("model")
 
 

@@ -113,7 +113,16 @@ def import_paths(paths: list[Path]) -> list[RunRecord]:
 
 
 def _mtime(path: Path) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(path.stat().st_mtime))
+    """When the file's figures were made: its last git commit when tracked (a checkout resets mtimes), else its mtime."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "-C", str(path.parent), "log", "-1", "--format=%ct", "--", path.name],
+                             capture_output=True, text=True, timeout=10)
+        when = float(out.stdout.strip()) if out.returncode == 0 and out.stdout.strip() else path.stat().st_mtime
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        when = path.stat().st_mtime
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
 
 
 def record_benchmark_file(path: str | Path, store: str | None = None) -> list[str]:
