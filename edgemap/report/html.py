@@ -22,17 +22,25 @@ def model_identity(run: dict) -> str | None:
     return run.get("model_sha256") or run.get("model")
 
 
+def identities(run: dict) -> set[str]:
+    """The model and, for a map run, every candidate file it produced (an eval of one of them is the same model)."""
+    ident = model_identity(run)
+    return ({ident} if ident else set()) | set(((run.get("payload") or {}).get("artifact_sha256") or {}).values())
+
+
 def check_same_model(runs: list[dict]) -> None:
-    """A report compares mappings of one model; runs of different models are refused in one line."""
-    ids = {}
-    for r in runs:
-        ident = model_identity(r)
-        if ident is not None:
-            ids.setdefault(ident, r)
-    if len(ids) > 1:
-        a, b = list(ids.values())[:2]
-        raise EdgemapError(f"runs {a['id']} and {b['id']} are of different models ({a.get('model')} vs {b.get('model')}); "
-                           f"a report covers one model: report them separately")
+    """A report covers one model (and what was made from it); runs of different models are refused in one line."""
+    family: set[str] = set()
+    first = None
+    for r in sorted(runs, key=lambda r: r["command"] != "map"):  # a map run knows its children: take it first
+        ids = identities(r)
+        if not ids:
+            continue
+        if first is not None and not ids & family:
+            raise EdgemapError(f"runs {first['id']} and {r['id']} are of different models ({first.get('model')} vs "
+                               f"{r.get('model')}); a report covers one model: report them separately")
+        family |= ids
+        first = first or r
 
 
 def run_sections(runs: list[dict]) -> list[dict]:

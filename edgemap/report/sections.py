@@ -45,6 +45,9 @@ def map_sections(run: dict) -> list[dict]:
                    tables=[candidates_table(ok, s.get("front", []), key)])]
     if chosen:
         out.append(before_after(s, ok, chosen))
+    if chosen and chosen.get("confusion") and s.get("class_names"):  # when the search kept the chosen one's confusion
+        out += eval_sections({"label": key, "model": None, "payload": {**chosen, "top1": chosen["accuracy"],
+                              "class_names": s["class_names"]}})
     if s.get("comparison"):
         out.append(reference_section(s["comparison"]))
     model_file = chosen_onnx(chosen) if chosen else None

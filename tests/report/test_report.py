@@ -145,3 +145,46 @@ def test_the_call_map_makes_records_the_run_and_writes_report_html(map_dir: Path
     [run] = list_runs(open_store(tmp_path / "s.db", read_only=True))
     assert run["command"] == "map" and run["device"] == "host" and run["metrics"]["latency_ms"] > 0
     assert record_and_report_map(summary, map_dir, store="off").is_file()  # no store: the report is still written
+
+
+def test_one_bench_of_two_conversions_reports_as_one_comparison(tmp_path: Path, tiny_onnx: Path) -> None:
+    from edgemap.convert.onnx_export import export_onnx
+    from edgemap.models import zoo
+    from edgemap.results.builders import bench_runs
+    from edgemap.runtime.bench import Candidate, benchmark
+
+    fixed = export_onnx(zoo.build("tiny"), tmp_path / "tiny_b1.onnx", dynamic_batch=False)
+    result = benchmark([Candidate.of(tiny_onnx), Candidate.of(fixed)], threads=1, runs=10, warmup=1, batches=(1,), cold=False)
+    store = open_store(tmp_path / "b.db")
+    ids = store.record(*bench_runs(result))
+    _, html = build_report(store, ids)  # two files, one bench: not "different models"
+    assert "Benchmarks (measured on this host)" in sections(html) and html.count("[onnxruntime]") >= 2
+    assert_self_contained(html)
+    with pytest.raises(EdgemapError, match="different models"):
+        build_report(store, [ids[0], store.record(RunRecord(command="eval", model="other.onnx"))[0]])
+
+
+def test_a_deployment_is_found_by_its_bundle_folder(tmp_path: Path) -> None:
+    from edgemap.results.predictions import open_prediction_log
+
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "manifest.json").write_text('{"format": 1}')
+    with open_prediction_log(bundle, store=str(tmp_path / "s.db"), flush_interval_s=0) as log:
+        log.add(["cat"], [3], [0.9], source="a.png", latency_ms=1.0)
+    _, html = build_report(open_store(tmp_path / "s.db"), [], deployment=str(bundle))
+    assert "1 predictions" in html.replace(",", "") and "(bundle)" in html
+
+
+def test_an_eval_of_a_map_candidate_reports_with_the_map(map_store: tuple[Path, str], map_dir: Path) -> None:
+    from edgemap.results.queries import get_run
+    from edgemap.results.records import file_sha256
+
+    store_path, map_id = map_store
+    store = open_store(store_path)
+    fp32 = next(Path(t["model_path"]) for t in get_run(store, map_id)["payload"]["trials"] if t["model_path"].endswith("fp32.onnx"))
+    assert file_sha256(fp32) in get_run(store, map_id)["payload"]["artifact_sha256"].values()
+    [ev] = store.record(RunRecord(command="eval", model=str(fp32), model_sha256=file_sha256(fp32),
+                                  payload={"top1": 75.0, "n": 12, "confusion": [[5, 1], [2, 4]], "class_names": ["a", "b"]}))
+    _, html = build_report(store, [ev, map_id])  # the eval of a candidate the map made: the same model
+    assert any(h.startswith("Evaluation:") for h in sections(html)) and any(h.startswith("Device fit") for h in sections(html))
