@@ -23,7 +23,7 @@ window.addEventListener("error", function (e) {
  .meta { color: #666; font-size: .9em; }
  table { border-collapse: collapse; margin: .6em 0 1.2em; font-size: .85em; width: 100%; }
  caption { text-align: left; color: #555; font-style: italic; padding-bottom: .3em; }
- th, td { border: 1px solid #ddd; padding: .25em .5em; vertical-align: top; }
+ th, td { border: 1px solid #ddd; padding: .25em .5em; vertical-align: top; overflow-wrap: anywhere; }
  th { background: #f4f6f8; text-align: left; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
  tr:nth-child(even) td { background: #fafbfc; }
  .figs { display: flex; flex-wrap: wrap; gap: 1em; } .figs img { max-width: 100%; border: 1px solid #eee; }
