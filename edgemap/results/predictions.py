@@ -1,9 +1,10 @@
 """A deployment's prediction history: thread-safe, batched writes into the results store.
 
 `edgemap infer` and `edgemap serve` call `log.add(...)` per prediction; rows are buffered and written
-in one transaction every `batch_size` rows or `flush_interval_s` seconds (a daemon thread), and on
-close. After each write the oldest rows beyond `retention` for the bundle are deleted, so a server left
-running keeps a bounded history. Torch-free; pillow is used only for low-confidence thumbnails.
+in one transaction by a daemon thread when `batch_size` rows are waiting or every `flush_interval_s`
+seconds, and on close: the predicting thread never waits for the disk unless the writer falls 16 batches
+behind. The oldest rows beyond `retention` for the bundle are deleted as it goes (at most 10 % over the
+limit in between) and on close, so a server left running keeps a bounded history. Torch-free; pillow is used only for low-confidence thumbnails.
 """
 
 from __future__ import annotations
@@ -75,6 +76,8 @@ class PredictionLog:
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()  # one flush at a time keeps the retention trim simple
         self._closed = threading.Event()
+        self._full = threading.Event()  # wakes the flusher early when a batch is ready
+        self._since_trim = retention  # trim on the first write: the store may already hold more
         self._flusher = None
         if flush_interval_s > 0:
             self._flusher = threading.Thread(target=self._flush_periodically, args=(flush_interval_s,),
@@ -95,9 +98,12 @@ class PredictionLog:
             if self._closed.is_set():
                 raise RuntimeError("PredictionLog is closed")
             self._rows.append(row)
-            full = len(self._rows) >= self.batch_size
-        if full:
-            self.flush()
+            pending = len(self._rows)
+        if pending >= self.batch_size:
+            if self._flusher is None or pending >= 16 * self.batch_size:  # no flusher, or it fell behind: write here
+                self.flush()
+            else:
+                self._full.set()  # the caller (a request) does not wait for the disk
 
     def flush(self) -> int:
         """Write the buffered rows in one transaction and trim to the retention limit; returns rows written."""
@@ -114,10 +120,13 @@ class PredictionLog:
                         "confidence, topk, latency_ms, thumbnail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         [(r.time, self.bundle_sha256, self.deployment, r.source, r.input_sha256, r.top1, r.top1_index,
                           r.confidence, json.dumps(r.topk), r.latency_ms, r.thumbnail) for r in rows])
-                    conn.execute(
-                        "DELETE FROM predictions WHERE bundle_sha256 = ? AND id <= (SELECT id FROM predictions "
-                        "WHERE bundle_sha256 = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
-                        (self.bundle_sha256, self.bundle_sha256, self.retention))
+                    self._since_trim += len(rows)
+                    if self._since_trim >= max(self.batch_size, self.retention // 10):  # bounded: <= 1.1 x retention
+                        conn.execute(
+                            "DELETE FROM predictions WHERE bundle_sha256 = ? AND id <= (SELECT id FROM predictions "
+                            "WHERE bundle_sha256 = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                            (self.bundle_sha256, self.bundle_sha256, self.retention))
+                        self._since_trim = 0
                     conn.execute("COMMIT")
                 except BaseException:
                     conn.execute("ROLLBACK")
@@ -127,15 +136,19 @@ class PredictionLog:
             return len(rows)
 
     def _flush_periodically(self, interval: float) -> None:
-        while not self._closed.wait(interval):
+        while not self._closed.is_set():
+            self._full.wait(interval)
+            self._full.clear()
             try:
                 self.flush()
             except Exception:  # noqa: BLE001 - a locked store now is retried at the next tick or on close
                 pass
 
     def close(self) -> None:
-        """Stop the flusher and write what is left."""
+        """Stop the flusher and write what is left (and trim to the retention limit)."""
         self._closed.set()
+        self._full.set()
+        self._since_trim = self.retention
         if self._flusher is not None:
             self._flusher.join(timeout=5)
         self.flush()
