@@ -50,8 +50,8 @@ def map_sections(run: dict) -> list[dict]:
                               "class_names": s["class_names"]}})
     if s.get("comparison"):
         out.append(reference_section(s["comparison"]))
-    model_file = chosen_onnx(chosen) if chosen else None
-    out += cost_sections(model_file, s.get("device") or "host", chosen)
+    shown = chosen or (s.get("nearest") or [None])[0]  # nothing fits: the cost of the nearest miss says why
+    out += cost_sections(chosen_onnx(shown) if shown else None, s.get("device") or "host", shown)
     return out
 
 

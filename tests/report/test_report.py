@@ -188,3 +188,21 @@ def test_an_eval_of_a_map_candidate_reports_with_the_map(map_store: tuple[Path, 
                                   payload={"top1": 75.0, "n": 12, "confusion": [[5, 1], [2, 4]], "class_names": ["a", "b"]}))
     _, html = build_report(store, [ev, map_id])  # the eval of a candidate the map made: the same model
     assert any(h.startswith("Evaluation:") for h in sections(html)) and any(h.startswith("Device fit") for h in sections(html))
+
+
+def test_a_map_where_nothing_fits_reports_the_nearest_misses(map_dir: Path, tmp_path: Path) -> None:
+    import json
+
+    from edgemap.results.importer import map_results_run
+
+    results = json.loads((map_dir / "results.json").read_text())
+    near = sorted(results["trials"], key=lambda t: t["latency_ms"])[:2]
+    for t in near:
+        t["violations"] = ["latency 0.01 ms > 0.001 ms"]
+    results.update(chosen=None, nearest=near, comparison={}, bundle=None)
+    (map_dir / "results.json").write_text(json.dumps(results))
+    store = open_store(tmp_path / "s.db")
+    [rid] = store.record(map_results_run(map_dir / "results.json"))
+    _, html = build_report(store, [rid])
+    assert "No candidate met the constraints" in html and "latency 0.01 ms &gt; 0.001 ms" in html
+    assert not any(h.startswith("Before") for h in sections(html)) and any(h.startswith("Device fit") for h in sections(html))
