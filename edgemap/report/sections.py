@@ -50,7 +50,9 @@ def map_sections(run: dict) -> list[dict]:
                               "class_names": s["class_names"]}})
     if s.get("comparison"):
         out.append(reference_section(s["comparison"]))
-    shown = chosen or (s.get("nearest") or [None])[0]  # nothing fits: the cost of the nearest miss says why
+    # nothing fits: the nearest miss's cost says why; no choice yet (a study): the front's fastest
+    front = sorted((t for t in ok if t["key"] in s.get("front", [])), key=lambda t: t[s.get("objective_key") or "latency_ms"])
+    shown = chosen or (s.get("nearest") or [None])[0] or (front or [None])[0]
     out += cost_sections(chosen_onnx(shown) if shown else None, s.get("device") or "host", shown)
     return out
 

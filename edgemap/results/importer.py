@@ -97,9 +97,17 @@ def benchmark_run(path: str | Path) -> RunRecord:
 
 
 def import_paths(paths: list[Path]) -> list[RunRecord]:
-    """Runs for the given files and folders (a folder: its *.json, and a map output folder's results.json)."""
+    """Runs for the given files and folders: *.json results, a map output folder (its results.json, else its
+    Optuna study.db), or a study.db."""
     runs = []
+    from edgemap.results.study import study_run
+
     for p in paths:
+        if p.is_dir() and not (p / "results.json").is_file() and (p / "study.db").is_file():
+            p = p / "study.db"  # an interrupted map: what its study measured
+        if p.is_file() and p.suffix == ".db":
+            runs.append(study_run(p))
+            continue
         if p.is_dir():
             files = [p / "results.json"] if (p / "results.json").is_file() else sorted(p.glob("*.json"))
         elif p.is_file():

@@ -206,3 +206,29 @@ def test_a_map_where_nothing_fits_reports_the_nearest_misses(map_dir: Path, tmp_
     _, html = build_report(store, [rid])
     assert "No candidate met the constraints" in html and "latency 0.01 ms &gt; 0.001 ms" in html
     assert not any(h.startswith("Before") for h in sections(html)) and any(h.startswith("Device fit") for h in sections(html))
+
+
+def test_an_interrupted_maps_optuna_study_reports_its_candidates(map_dir: Path, tmp_path: Path) -> None:
+    import json
+
+    optuna = pytest.importorskip("optuna")
+    from edgemap.results.importer import import_paths
+
+    trials = json.loads((map_dir / "results.json").read_text())["trials"]
+    (map_dir / "results.json").unlink()  # killed before the end: only the study is left
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(study_name="tiny-jetson-orin-nano-latency-0123abcd", storage=f"sqlite:///{map_dir / 'study.db'}",
+                                directions=["maximize", "minimize"])
+    for t in trials + trials[:1]:  # a candidate tried twice is one candidate
+        trial = study.ask()
+        trial.set_user_attr("key", t["key"])
+        trial.set_user_attr("metrics", json.dumps(t))
+        study.tell(trial, [t["accuracy"], t["latency_ms"]])
+    study.ask()  # one still running: not counted
+    [run] = import_paths([map_dir])
+    assert run.device == "jetson-orin-nano" and run.command == "map" and run.payload["chosen"] is None
+    assert len(run.payload["trials"]) == len(trials) and run.payload["front"]
+    store = open_store(tmp_path / "s.db")
+    [rid] = store.record(run)
+    _, html = build_report(store, [rid])
+    assert f"{len(trials)} candidates" in html and any(h.startswith("Device fit") for h in sections(html))
