@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import secrets
 import subprocess
 import sys
@@ -101,8 +100,3 @@ def file_sha256(path: str | Path | None) -> str | None:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 h.update(chunk)
     return h.hexdigest()
-
-
-def store_path_from_env() -> str | None:
-    """EDGEMAP_STORE as set (the CLI's --store sets it too); 'off' or '' disables recording."""
-    return os.environ.get("EDGEMAP_STORE")

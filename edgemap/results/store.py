@@ -112,7 +112,7 @@ class Store:
                                f"understands ({schema.LATEST}); upgrade edgemap to read it")
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         tables.discard("sqlite_sequence")
-        if tables and not tables & schema.TABLES or (found == 0 and tables):
+        if tables and (found == 0 or not tables & schema.TABLES):  # tables, but not ones our migrations made
             raise EdgemapError(f"{self.path}: an SQLite database of another tool (tables: "
                                f"{', '.join(sorted(tables)[:4])}), not an edgemap results store; left unchanged")
 

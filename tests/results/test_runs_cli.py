@@ -48,6 +48,8 @@ def test_import_is_idempotent_and_list_filters(imported: Path, cli) -> None:  # 
     assert listed.returncode == 0 and "compress_int8" in listed.stdout and "3 run(s)" in listed.stdout
     none = edgemap("runs", "list", "--device", "no-such-device", store=imported)
     assert none.returncode == 2 and "none of its 3 runs match" in none.stderr
+    ranked = edgemap("runs", "list", "--sort", "-drop_points", store=imported).stdout  # worst drop first
+    assert ranked.index("compress_prune_r042_e60") < ranked.index("compress_int8") and "bench_backends" not in ranked
 
 
 def test_show_compare_and_unknown_ids(imported: Path, cli) -> None:  # noqa: ANN001
