@@ -12,10 +12,14 @@ def register(app: typer.Typer) -> None:
     """Add the `report` command to the CLI."""
 
     @app.command("report")
-    def report_cmd(runs: Optional[List[str]] = typer.Argument(None, help="run ids or unique prefixes, or a map's output folder / results.json (imported first); default: the latest run"),
-                   deployment: Optional[str] = typer.Option(None, help="a bundle folder or its sha256 prefix: report its recorded predictions"),
+    def report_cmd(runs: Optional[List[str]] = typer.Argument(None, help="run ids or unique prefixes, or a map's output "
+                                                              "folder / results.json / study.db (imported first); "
+                                                              "default: the latest run"),
+                   deployment: Optional[str] = typer.Option(None, help="a bundle folder or its sha256 prefix: report "
+                                                            "its recorded predictions"),
                    out: Path = typer.Option(Path("report.html"), help="HTML file to write"),
-                   store: Optional[Path] = typer.Option(None, help="results store (default $EDGEMAP_STORE, else .edgemap/store.db)")) -> None:
+                   store: Optional[Path] = typer.Option(None, help="results store (default $EDGEMAP_STORE, "
+                                                        "else .edgemap/store.db)")) -> None:
         """Plots and tables of runs of one model (Pareto front, per-layer cost, confusion matrix, device fit,
         evidence) and/or a deployment's predictions, as one HTML file with everything embedded."""
         from edgemap.report.html import write_report

@@ -20,7 +20,8 @@ def register(app: typer.Typer) -> None:
     @runs_app.command("list")
     def list_cmd(store: Optional[Path] = typer.Option(None, help=STORE_HELP),
                  model: Optional[str] = typer.Option(None, help="model name, path or sha256 prefix (substring)"),
-                 device: Optional[str] = typer.Option(None), command: Optional[str] = typer.Option(None, help="eval, bench, train, map, benchmark"),
+                 device: Optional[str] = typer.Option(None),
+                 command: Optional[str] = typer.Option(None, help="eval, bench, train, map, benchmark"),
                  backend: Optional[str] = typer.Option(None), since: Optional[str] = typer.Option(None, help="7d, 12h or a date"),
                  limit: int = typer.Option(50, help="newest N (0: all)"),
                  sort: Optional[str] = typer.Option(None, help="order by a metric, smallest first ('-accuracy': largest first)")) -> None:
@@ -77,7 +78,8 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"{len(runs)} run(s) -> {out}", err=True)
 
     @runs_app.command("import")
-    def import_cmd(paths: List[Path] = typer.Argument(..., help="benchmarks/results/*.json files or folders, a map's results.json or output folder"),
+    def import_cmd(paths: List[Path] = typer.Argument(..., help="benchmarks/results/*.json files or folders, a map's "
+                                                      "results.json, output folder or study.db"),
                    store: Optional[Path] = typer.Option(None, help=STORE_HELP)) -> None:
         """Load results files into the store (idempotent: a file already imported is not stored twice)."""
         from edgemap.results.importer import import_paths

@@ -40,8 +40,10 @@ def map_sections(run: dict) -> list[dict]:
                    notes=[f"Objective: {s.get('objective')}; constraints: {s.get('constraints')}.", f"Data: {s.get('data')}.",
                           f"Chosen: {key}." if key else "No candidate met the constraints; nearest: "
                           + "; ".join(f"{m['key']} ({', '.join(m.get('violations', []))})" for m in s.get("nearest", []))],
-                   images=[{"alt": "accuracy vs latency", "uri": plots.pareto(ok, s.get("front", []), key, "latency_ms", "latency, ms (batch 1)")},
-                           {"alt": "accuracy vs size", "uri": plots.pareto(ok, s.get("front", []), key, "size_bytes", "model file, bytes")}],
+                   images=[{"alt": "accuracy vs latency",
+                            "uri": plots.pareto(ok, s.get("front", []), key, "latency_ms", "latency, ms (batch 1)")},
+                           {"alt": "accuracy vs size",
+                            "uri": plots.pareto(ok, s.get("front", []), key, "size_bytes", "model file, bytes")}],
                    tables=[candidates_table(ok, s.get("front", []), key)])]
     if chosen:
         out.append(before_after(s, ok, chosen))
@@ -72,7 +74,8 @@ def before_after(s: dict, ok: list[dict], chosen: dict) -> dict:
     ref = (s.get("comparison") or {}).get("onnxruntime_fp32") or {}
     rows = [["top-1 % (all images)", s.get("baseline_accuracy"), chosen["accuracy"], "measured"],
             ["top-1 % (exact images)", base and base.get("accuracy_exact"), chosen.get("accuracy_exact"), "measured"],
-            ["latency ms, p50 same run", ref.get("p50_ms"), ((s.get("comparison") or {}).get("chosen") or {}).get("p50_ms"), "measured on this host"],
+            ["latency ms, p50 same run", ref.get("p50_ms"), ((s.get("comparison") or {}).get("chosen") or {}).get("p50_ms"),
+             "measured on this host"],
             [f"latency ms ({_basis(chosen)})", base and base["latency_ms"], chosen["latency_ms"], _basis(chosen)],
             ["model file", _fmt_bytes(base and base.get("size_bytes")), _fmt_bytes(chosen.get("size_bytes")), "measured"],
             ["peak RAM", _fmt_bytes(base and base.get("ram_bytes")), _fmt_bytes(chosen.get("ram_bytes")), "estimated"],
@@ -172,7 +175,8 @@ def bench_sections(runs: list[dict]) -> list[dict]:
         if m.get("latency_p50_ms") is not None:
             labels.append(r.get("label") or r["id"])
             p50.append(m["latency_p50_ms"])
-    return [section("Benchmarks (measured on this host)", images=[{"alt": "p50 latency", "uri": plots.bars(labels, p50, "p50 latency, ms")}] if p50 else [],
+    images = [{"alt": "p50 latency", "uri": plots.bars(labels, p50, "p50 latency, ms")}] if p50 else []
+    return [section("Benchmarks (measured on this host)", images=images,
                     tables=[table("batch-1 latency and throughput", ["model", "backend", "p50 ms", "p90 ms", "p99 ms", "std ms", "img/s @1",
                                                                      "size", "peak RSS MiB"], rows)])]
 

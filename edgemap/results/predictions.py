@@ -4,7 +4,8 @@
 in one transaction by a daemon thread when `batch_size` rows are waiting or every `flush_interval_s`
 seconds, and on close: the predicting thread never waits for the disk unless the writer falls 16 batches
 behind. The oldest rows beyond `retention` for the bundle are deleted as it goes (at most 10 % over the
-limit in between) and on close, so a server left running keeps a bounded history. Torch-free; pillow is used only for low-confidence thumbnails.
+limit in between) and on close, so a server left running keeps a bounded history. Torch-free; pillow is
+used only for low-confidence thumbnails, which the writer thread encodes.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ class PredictionRow:
     confidence: float
     topk: list
     latency_ms: float | None
-    thumbnail: bytes | None
+    image: object  # a copy of the input image when a thumbnail is wanted; encoded to PNG by the writer, not the caller
 
 
 def iso_ms(when: float | None = None) -> str:
@@ -58,6 +59,15 @@ def thumbnail_png(image) -> bytes | None:  # noqa: ANN001 - numpy HWC uint8 (or 
         img.save(buf, format="PNG")
         return buf.getvalue()
     except Exception:  # noqa: BLE001 - a thumbnail is a convenience; never fail a prediction for it
+        return None
+
+
+def _copy(image):  # noqa: ANN001, ANN202 - the caller may reuse its buffer before the writer encodes it
+    try:
+        import numpy as np
+
+        return np.array(image, copy=True)
+    except Exception:  # noqa: BLE001 - not an array: no thumbnail
         return None
 
 
@@ -93,7 +103,7 @@ class PredictionLog:
         row = PredictionRow(iso_ms(), source, hashlib.sha256(input_bytes).hexdigest() if input_bytes is not None else None,
                             str(top_labels[0]), int(top_indices[0]), confidence,
                             [[str(lb), round(float(p), 6)] for lb, p in zip(top_labels, probabilities)], latency_ms,
-                            thumbnail_png(image) if image is not None and confidence < self.thumbnail_below else None)
+                            _copy(image) if image is not None and confidence < self.thumbnail_below else None)
         with self._lock:
             if self._closed.is_set():
                 raise RuntimeError("PredictionLog is closed")
@@ -119,7 +129,8 @@ class PredictionLog:
                         "INSERT INTO predictions (time, bundle_sha256, deployment, source, input_sha256, top1, top1_index, "
                         "confidence, topk, latency_ms, thumbnail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         [(r.time, self.bundle_sha256, self.deployment, r.source, r.input_sha256, r.top1, r.top1_index,
-                          r.confidence, json.dumps(r.topk), r.latency_ms, r.thumbnail) for r in rows])
+                          r.confidence, json.dumps(r.topk), r.latency_ms, thumbnail_png(r.image) if r.image is not None
+                          else None) for r in rows])
                     self._since_trim += len(rows)
                     if self._since_trim >= max(self.batch_size, self.retention // 10):  # bounded: <= 1.1 x retention
                         conn.execute(
