@@ -87,7 +87,7 @@ def test_bundle_identity_is_the_manifest_hash(tmp_path: Path) -> None:
     assert bundle_sha256(tmp_path) == "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
 
 
-def test_the_store_and_prediction_log_work_without_torch(store_path: Path) -> None:
+def test_the_whole_results_package_works_without_torch(store_path: Path) -> None:
     code = textwrap.dedent(f"""
         import sys
         class Block:
@@ -99,6 +99,7 @@ def test_the_store_and_prediction_log_work_without_torch(store_path: Path) -> No
         from edgemap.results.predictions import PredictionLog
         from edgemap.results.record import record_run
         from edgemap.results.queries import predictions
+        import edgemap.results.builders, edgemap.results.export, edgemap.results.importer, edgemap.results.study
         record_run(RunRecord(command="infer", metrics=[Metric("latency_p50_ms", 1.0, "ms")]), store={str(store_path)!r})
         with PredictionLog("c" * 64, {str(store_path)!r}) as log:
             log.add(["cat"], [3], [0.4], source="x.png")
