@@ -91,3 +91,38 @@ def map_run(summary: dict, source: str | None = None, model: str | None = None, 
                      label=chosen.get("key") or "no feasible mapping",
                      source=source,
                      command_line=current_command_line())
+
+
+def compress_run(report: dict, source: str | Path | None = None) -> RunRecord:
+    """`edgemap compress ...`: a CompressionReport.to_dict() — before -> after as subjects 'before' / 'after'."""
+    metrics = []
+    for i, subject in enumerate(("before", "after")):
+        for name, unit in (("params", "count"), ("macs", "MACs"), ("file_bytes", "bytes")):
+            pair = report.get(name) or [None, None]
+            if pair[i] is not None:
+                metrics.append(Metric(name, pair[i], unit, "measured", subject))
+        metrics += accuracy_metrics((report.get("accuracy") or {}).get(subject) or {}, subject)
+        lat = (report.get("latency") or {}).get(subject) or {}
+        metrics += [Metric(f"latency_{k}", lat[k], "ms", "measured", subject) for k in LATENCY_KEYS if k in lat]
+    if (report.get("latency") or {}).get("speedup") is not None:
+        metrics.append(Metric("speedup", report["latency"]["speedup"], "x"))
+    metrics.append(Metric("wall_s", report.get("wall_s"), "s"))
+    out = report.get("output")
+    return RunRecord(command="compress", model=out, model_sha256=file_sha256(out), parent_sha256=file_sha256(source),
+                     recipe=report.get("config"), label=report.get("technique"), payload=report, metrics=metrics,
+                     command_line=current_command_line())
+
+
+def convert_run(result: dict, source_file: str | Path | None = None, evidence: dict | None = None) -> RunRecord:
+    """`edgemap convert`: a ConversionResult.to_dict() — file size, parity against the source, conversion time."""
+    parity = result.get("parity") or {}
+    metrics = [Metric("size_bytes", result.get("size_bytes"), "bytes"), Metric("convert_s", result.get("seconds"), "s")]
+    metrics += [Metric(k, parity[k], unit) for k, unit in (("max_abs_diff", ""), ("top1_agreement", "share"),
+                                                          ("candidate_top1", "%"), ("reference_top1", "%"))
+                if isinstance(parity.get(k), (int, float))]
+    backend = {"onnx": "onnxruntime", "openvino": "openvino", "litert": "litert"}.get(result.get("format"), result.get("format"))
+    return RunRecord(command="convert", model=result.get("path"), model_sha256=file_sha256(result.get("path")),
+                     parent_sha256=file_sha256(source_file), backend=backend, label=Path(result.get("path") or "-").name,
+                     recipe={"format": result.get("format"), "precision": result.get("precision")}, payload=result,
+                     metrics=[m for m in metrics if m.value is not None], evidence=evidence,
+                     command_line=current_command_line())

@@ -173,3 +173,25 @@ def test_an_imported_file_is_stored_once(store_path: Path) -> None:
     first = s.record(run(source="benchmark:x#1"))
     again = s.record(run(source="benchmark:x#1"))
     assert first == again and count_runs(s) == 1
+
+
+def test_compress_and_convert_results_become_runs_with_before_after(tmp_path: Path) -> None:
+    from edgemap.results.builders import compress_run, convert_run
+
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"pruned")
+    src = tmp_path / "src.onnx"
+    src.write_bytes(b"original")
+    report = {"technique": "prune_channels", "config": {"ratio": 0.5}, "output": str(model), "params": [100, 40],
+              "macs": [1000, 300], "file_bytes": [400, 160], "accuracy": {"before": {"top1": 88.0, "n": 10},
+              "after": {"top1": 86.5, "n": 10}}, "latency": {"before": {"p50_ms": 1.0}, "after": {"p50_ms": 0.4},
+              "speedup": 2.5}, "wall_s": 12.0}
+    conv = {"path": str(model), "format": "onnx", "precision": "int8", "source": "zoo:tiny", "size_bytes": 160,
+            "seconds": 1.5, "parity": {"max_abs_diff": 0.01, "top1_agreement": 0.99, "passed": True}}
+    s = open_store(tmp_path / "s.db")
+    ids = s.record(compress_run(report, src), convert_run(conv, src))
+    comp, convd = get_run(s, ids[0]), get_run(s, ids[1])
+    by = {(m["subject"], m["name"]): m["value"] for m in comp["metrics"]}
+    assert by[("before", "macs")] == 1000 and by[("after", "top1")] == 86.5 and by[("", "speedup")] == 2.5
+    assert comp["parent_sha256"] and comp["model_sha256"] != comp["parent_sha256"]
+    assert convd["backend"] == "onnxruntime" and {m["name"] for m in convd["metrics"]} >= {"size_bytes", "top1_agreement"}
