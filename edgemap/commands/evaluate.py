@@ -126,17 +126,7 @@ def eval_command(model: str | None, data: Path | None, split: str, confusion: bo
         raise EdgemapError("--weights, --preprocess and --input-shape are for user models (.onnx, .pt2, module:function)")
     else:
         result = run_eval(Path(model) if model else None, data, split, confusion)
+    from edgemap.commands.runs import record_eval
+
     record_eval(result, model, threads)
     return result
-
-
-def record_eval(result: dict, model: str | None, threads: int) -> None:
-    """Record the evaluation in the results store (one transaction; a store problem is one warning line)."""
-    from edgemap.core.evidence import machine_evidence
-    from edgemap.models.shipped import shipped_checkpoint
-    from edgemap.results.builders import eval_run
-    from edgemap.results.record import record_run
-
-    path = model if model is not None and Path(model).exists() else (None if model else shipped_checkpoint())
-    backend = "onnxruntime" if (result.get("model") or {}).get("format") == "onnx" else "torch"
-    record_run(eval_run(result, path or model, backend=backend, evidence=machine_evidence(threads or None)))

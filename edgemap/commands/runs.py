@@ -195,3 +195,15 @@ def print_comparison(runs: list[dict]) -> None:
     for key in ("cpu", "threads", "load_average", "runs"):
         t.add_row(f"[dim]{key}[/]", *(str((r.get("evidence") or {}).get(key, "-")) for r in runs))
     _console().print(t)
+
+
+def record_eval(result: dict, model: str | None, threads: int) -> None:
+    """Record the evaluation in the results store (one transaction; a store problem is one warning line)."""
+    from edgemap.core.evidence import machine_evidence
+    from edgemap.models.shipped import shipped_checkpoint
+    from edgemap.results.builders import eval_run
+    from edgemap.results.record import record_run
+
+    path = model if model is not None and Path(model).exists() else (None if model else shipped_checkpoint())
+    backend = "onnxruntime" if (result.get("model") or {}).get("format") == "onnx" else "torch"
+    record_run(eval_run(result, path or model, backend=backend, evidence=machine_evidence(threads or None)))
