@@ -54,7 +54,10 @@ class Store:
             with self.connect() as conn:
                 self._check_schema(conn)
         else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise EdgemapError(f"{self.path}: cannot create the results store's folder ({exc.strerror})") from None
             with self.connect() as conn:
                 self._check_schema(conn)  # before anything writes: a refused file must stay byte for byte
                 conn.execute("PRAGMA journal_mode = WAL")  # persistent: readers and writers stop blocking each other
@@ -83,19 +86,18 @@ class Store:
     @contextmanager
     def connect(self) -> Iterator[sqlite3.Connection]:
         """This thread's connection in autocommit mode (transactions are explicit), foreign keys on, waiting on locks."""
-        conn = self._connection()
+        conn = None
         try:
+            conn = self._connection()
             yield conn
         except sqlite3.DatabaseError as exc:
-            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
-                raise EdgemapError(f"{self.path}: the results store stayed locked for "
-                                   f"{BUSY_TIMEOUT_MS / 1000:.0f} s") from None
-            if "not a database" in str(exc) or "malformed" in str(exc):
-                raise EdgemapError(f"{self.path}: not a readable results store ({exc}); left unchanged") from None
-            raise
-        finally:
-            if conn.in_transaction:  # an exception inside a caller's transaction: never leave it open
+            if conn is not None and conn.in_transaction:  # never leave a caller's transaction open
                 conn.execute("ROLLBACK")
+            raise _user_error(self.path, exc) or exc from None
+        except BaseException:
+            if conn is not None and conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
 
     def close(self) -> None:
         """Close this thread's connection (others close when their thread's objects are collected)."""
@@ -151,6 +153,18 @@ class Store:
             [(run.id, m.subject, m.name, None if m.value is None else float(m.value), m.unit, m.basis)
              for m in run.metrics])
         return run.id
+
+
+def _user_error(path: Path, exc: sqlite3.DatabaseError) -> EdgemapError | None:
+    """A problem the user can fix (locked, unreadable, read-only, disk full) as one line; None for our own bugs."""
+    msg = str(exc)
+    if "locked" in msg:
+        return EdgemapError(f"{path}: the results store stayed locked for {BUSY_TIMEOUT_MS / 1000:.0f} s")
+    if "not a database" in msg or "malformed" in msg:
+        return EdgemapError(f"{path}: not a readable results store ({msg}); left unchanged")
+    if isinstance(exc, sqlite3.OperationalError):  # readonly database, disk I/O error, database or disk is full
+        return EdgemapError(f"{path}: the results store cannot be written or read ({msg})")
+    return None
 
 
 def _json(obj: object) -> str | None:

@@ -195,3 +195,9 @@ def test_compress_and_convert_results_become_runs_with_before_after(tmp_path: Pa
     assert by[("before", "macs")] == 1000 and by[("after", "top1")] == 86.5 and by[("", "speedup")] == 2.5
     assert comp["parent_sha256"] and comp["model_sha256"] != comp["parent_sha256"]
     assert convd["backend"] == "onnxruntime" and {m["name"] for m in convd["metrics"]} >= {"size_bytes", "top1_agreement"}
+
+
+def test_a_store_under_a_file_is_a_one_line_error(tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(EdgemapError, match="cannot create the results store's folder"):
+        open_store(tmp_path / "f" / "store.db")
