@@ -83,10 +83,13 @@ def checkpoint_id(path: Path) -> dict:
 
 
 def write_results(name: str, record: dict, lines: list[str]) -> None:
-    """benchmarks/results/NAME.json (everything) and NAME.md (the summary)."""
+    """benchmarks/results/NAME.json (everything) and NAME.md (the summary), and the run into the results store."""
     from edgemap.core.atomic import write_json, write_text
 
     write_json(RESULTS / f"{name}.json", record)
     write_text(RESULTS / f"{name}.md", "\n".join(lines) + "\n")
+    from edgemap.results.importer import record_benchmark_file
+
+    record_benchmark_file(RESULTS / f"{name}.json")  # the same figures, queryable: `edgemap runs list --command benchmark`
     print("\n".join(lines))
     print(json.dumps(record.get("claims", {}), indent=2))

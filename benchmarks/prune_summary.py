@@ -1,7 +1,8 @@
-"""One table of every recorded 50 %-pruning figure run (benchmarks/results/compress_prune*.json), for the trend.
+"""One table of every recorded 50 %-pruning figure run, for the trend: a query over the results store.
 
-    .venv/bin/python benchmarks/prune_summary.py
-    # -> benchmarks/results/prune_summary.md (reads the results only; measures nothing)
+    .venv/bin/python benchmarks/prune_summary.py [--store PATH]
+    # -> benchmarks/results/prune_summary.md (measures nothing). The compress_prune*.json files are imported into the
+    #    store first (idempotent: a file already stored is not stored twice), then the table is the newest run per name.
 
 Each row is one `benchmarks/compress_prune.py` run: its fine-tuning recipe, the INT8 top-1 drop against the
 FP32 original on all 10,000 test images and on the 1,000 exact ones, MACs and speed ratios, and the target
@@ -10,7 +11,7 @@ it was held to (drop <= 1.5 points, >= 3x fewer MACs, file >= 10x smaller, >= 8x
 
 from __future__ import annotations
 
-import json
+import argparse
 
 from compress_common import RESULTS
 
@@ -68,13 +69,27 @@ def row(name: str, run: dict) -> str:
             f"x{speed['int8_pruned_vs_torch_fp32']['median']} | {wall / 60:.0f} | {run['evidence']['cpu']} |")
 
 
+def stored_prune_runs(store: str | None) -> dict[str, dict]:
+    """{name: result} of every compress_prune run in the store, after importing the result files it lacks."""
+    from edgemap.results.importer import import_paths
+    from edgemap.results.queries import latest_benchmarks
+    from edgemap.results.store import open_store
+
+    s = open_store(store)
+    s.record(*import_paths(sorted(RESULTS.glob("compress_prune*.json"))))
+    return latest_benchmarks(s, "compress_prune")
+
+
 def main() -> None:
     from edgemap.core.atomic import write_text
 
-    runs = {p.stem: json.loads(p.read_text()) for p in sorted(RESULTS.glob("compress_prune*.json"))}
-    runs = {k: v for k, v in runs.items() if "prune_report" in v and "headline" in v}
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--store", help="results store (default $EDGEMAP_STORE, else .edgemap/store.db)")
+    runs = stored_prune_runs(parser.parse_args().store)
+    runs = {k: v for k, v in sorted(runs.items()) if "prune_report" in v and "headline" in v}
     lines = ["# Channel pruning (the target: 50 %) + distilled fine-tuning + static INT8: every recorded run", "",
-             "`.venv/bin/python benchmarks/prune_summary.py` (reads `benchmarks/results/compress_prune*.json`)", "",
+             "`.venv/bin/python benchmarks/prune_summary.py` (a query over the results store, which imports "
+             "`benchmarks/results/compress_prune*.json` first)", "",
              "Shipped resnet9s, 88.27 % FP32 (92.4 % on the exact 1,000). Target: drop <= 1.5 points, >= 3x fewer MACs, "
              "file >= 10x smaller, >= 8x faster than PyTorch eager FP32 at batch 1. Wall minutes: pruning and fine-tuning as "
              "this run did them (a run resumed from saved state counts only what it did). File: the FP32 ONNX over the "

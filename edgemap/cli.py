@@ -103,7 +103,7 @@ def demo_cmd(
 
 # Sub-commands contributed by stage modules: each edgemap/commands/<name>.py defines register(app).
 # Add a module's name here (one line) to expose its commands.
-COMMAND_MODULES: tuple[str, ...] = ("convert", "bench", "devices", "estimate", "compress", "map", "deploy")
+COMMAND_MODULES: tuple[str, ...] = ("convert", "bench", "devices", "estimate", "compress", "map", "deploy", "runs", "report")
 
 
 def _register_stage_commands() -> None:
@@ -116,10 +116,24 @@ def _register_stage_commands() -> None:
 _register_stage_commands()
 
 
+@app.callback()
+def global_options(store: Optional[Path] = typer.Option(None, "--store", help="results store that measuring commands "
+                                                       "record into (default $EDGEMAP_STORE, else .edgemap/store.db; 'off': none)"),
+                   verbose: bool = typer.Option(False, "--verbose", help="keep third-party libraries' log lines")) -> None:
+    """Map deep-learning models onto edge devices."""
+    import os
+
+    if store is not None:
+        os.environ["EDGEMAP_STORE"] = str(store)
+
+
 def main() -> None:
     """Entry point: run the app, turning user errors into one line and exit status 2."""
+    from edgemap.core.console import setup
+
+    args = setup(sys.argv[1:])  # first: silence third-party noise before anything imports it (unless --verbose)
     try:
-        app(standalone_mode=False)
+        app(args=args, prog_name="edgemap", standalone_mode=False)
     except EdgemapError as exc:
         print(f"edgemap: error: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -19,6 +19,12 @@ def make_batch(n: int, seed: int) -> dict:
             b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), b"filenames": [b"x.png"] * n}
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _throwaway_results_store(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Measuring commands record their runs: in tests into a throw-away store, never the working directory's."""
+    os.environ["EDGEMAP_STORE"] = str(tmp_path_factory.mktemp("results") / "store.db")
+
+
 @pytest.fixture
 def cifar_python_dir(tmp_path: Path) -> Path:
     """A tiny cifar-10-batches-py folder (5 train batches of 8 images, a test batch of 6)."""

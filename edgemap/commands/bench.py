@@ -43,6 +43,10 @@ def run_bench(models: list[Path], backend: str | None, threads: int, runs: int, 
     import sys
 
     Console(width=None if sys.stdout.isatty() else 220).print(results_table(result))
+    from edgemap.results.builders import bench_runs
+    from edgemap.results.record import record_run
+
+    record_run(*bench_runs(result))
     return result
 
 

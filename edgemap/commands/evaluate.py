@@ -29,7 +29,7 @@ def run_eval(checkpoint: Path | None, data: Path | None, split: str = "test", sh
     console.print(f"[bold]{path.name}[/]: top-1 {result.top1:.2f}% on {result.n:,} images of {ds.source}; {exact}")
     if show_confusion:
         console.print(confusion_table(result.confusion, ds.class_names))
-    return result.to_dict()
+    return {**result.to_dict(), "confusion": result.confusion.tolist(), "class_names": list(ds.class_names), "data": ds.source}
 
 
 def confusion_table(confusion, class_names: tuple[str, ...]) -> Table:  # noqa: ANN001 - numpy array
@@ -80,7 +80,8 @@ def run_user_eval(model: str, data: Path | str | None, preprocess: str | None, w
     if confusion:
         console.print(confusion_table(result.confusion, ds.class_names))
     return {**result.to_dict(), "model": info.to_dict(), "preprocess": spec.to_dict(), "data": ds.source,
-            "notes": list(agreement.notes), "sanity": check.to_dict()}
+            "notes": list(agreement.notes), "sanity": check.to_dict(), "confusion": result.confusion.tolist(),
+            "class_names": list(ds.class_names)}
 
 
 def load_user_data(data: Path | str | None, split: str, spec):  # noqa: ANN001, ANN201 - PreprocessSpec -> ImageSet
@@ -119,8 +120,13 @@ def eval_command(model: str | None, data: Path | None, split: str, confusion: bo
     from edgemap.models.sources import is_user_model
 
     if model is not None and is_user_model(model):
-        return run_user_eval(model, data, preprocess, weights, parse_shape(input_shape), split, limit, sanity,
-                             threads, confusion)
-    if weights or preprocess or input_shape:
+        result = run_user_eval(model, data, preprocess, weights, parse_shape(input_shape), split, limit, sanity,
+                               threads, confusion)
+    elif weights or preprocess or input_shape:
         raise EdgemapError("--weights, --preprocess and --input-shape are for user models (.onnx, .pt2, module:function)")
-    return run_eval(Path(model) if model else None, data, split, confusion)
+    else:
+        result = run_eval(Path(model) if model else None, data, split, confusion)
+    from edgemap.commands.runs import record_eval
+
+    record_eval(result, model, threads)
+    return result

@@ -48,6 +48,10 @@ def run_training(arch: str, cfg: TrainConfig, data: Path | None, out: Path, run_
     exact = f"{result.top1_exact:.2f}%" if result.top1_exact is not None else "n/a"
     Console().print(f"{arch}: top-1 {result.top1:.2f}% on {result.n:,} test images, {exact} on the {result.n_exact:,} exact ones"
                     f" -> {out}")
+    from edgemap.results.builders import train_run
+    from edgemap.results.record import record_run
+
+    record_run(train_run(info.to_dict(), out))
     return info.to_dict()
 
 

@@ -1,0 +1,1 @@
+"""Reports over the results store: one self-contained HTML file (plots embedded as PNG data URIs)."""
