@@ -160,7 +160,7 @@ class PermutationCheck:
 
     def hint(self) -> str:
         """One sentence with the fix."""
-        return (f"the labels look permuted: in the order below the model scores {self.permuted_top1:.0f} % on "
+        return (f"the labels look permuted: reordered, the model scores {self.permuted_top1:.0f} % on "
                 f"{self.n:,} images (as given {self.top1:.0f} %); re-run with --classes {','.join(self.classes)}")
 
 
