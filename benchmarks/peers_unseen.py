@@ -76,6 +76,13 @@ def edgemap_int8(fp32: Path, calib: np.ndarray, out: Path) -> Path:
     return out
 
 
+def edgemap_litert_int8(fp32: Path, calib: np.ndarray, parity_x: np.ndarray, out: Path) -> Path:
+    """edgemap's LiteRT INT8 conversion (the backend the map chose on ByomNet), parity-gated on real inputs."""
+    from edgemap.convert.api import convert
+
+    return convert(fp32, "litert", out, precision="int8", calibration=calib, inputs=parity_x).path
+
+
 def pruned_int8(setup: dict, ratio: float, calib: np.ndarray, out_dir: Path, name: str) -> tuple[Path, dict]:
     """Convert, prune, fine-tune within the budget (distilled, early stop in bound), export, quantize."""
     import torch
@@ -124,16 +131,25 @@ def run_model(name: str, out: Path, prune: tuple[float, ...]) -> dict:
     work = out / "peers" / name
     work.mkdir(parents=True, exist_ok=True)
     candidates = {"edgemap_int8": (edgemap_int8(setup["onnx"], calib, work / f"{name}.edgemap_int8.onnx"), "onnxruntime")}
+    parity_x, notes = spec.apply(setup["val"].images[:500]), []
+    sources = {"": setup["onnx"]}
     pruning = {}
     for r in prune:
         path, pruning[str(r)] = pruned_int8(setup, r, calib, work, name)
         candidates[f"edgemap_prune{int(r * 100)}_int8"] = (path, "onnxruntime")
+        sources[f"_prune{int(r * 100)}"] = Path(pruning[str(r)]["fp32_pruned_onnx"])
+    for tag, fp32 in sources.items():
+        try:
+            tfl = edgemap_litert_int8(fp32, calib, parity_x, work / f"{name}{tag}.litert_int8.tflite")
+            candidates[f"edgemap{tag}_litert_int8"] = (tfl, "litert")
+        except Exception as exc:  # record why edgemap's LiteRT path did not give a candidate, keep the rest
+            notes.append(f"LiteRT INT8 of {fp32.name}: {str(exc).splitlines()[0][:300]}")
     x, y = spec.apply(test.images), test.labels
     report = compare_with_peers(setup["onnx"], calib, x, y, work, candidates, max_drop=MAX_DROP, threads=THREADS,
                                 rounds=ROUNDS, runs=RUNS)
     for row in report["rows"]:
         row["accuracy_exact1000"] = round(accuracy_of(row["path"], row["backend"], x[:1000], y[:1000]), 2)
-    report["model"], report["pruning"] = name, pruning
+    report["model"], report["pruning"], report["notes"] = name, pruning, notes
     return report
 
 
@@ -151,6 +167,7 @@ def markdown(reports: list[dict], ev: dict, command: str) -> str:
              f"of FP32.\n"]
     for rep in reports:
         parts.append(f"## {rep['model']}\n\n" + markdown_table(rep) + "\n")
+        parts += [f"- note: {n}\n" for n in rep.get("notes", [])]
         for r, p in rep["pruning"].items():
             parts.append(f"- pruning {r}: teacher {p['teacher_val_top1']} % on held-out training images, pruned "
                          f"{p['pruned_val_top1_before_finetune']} % before fine-tuning; fine-tuning "
