@@ -101,6 +101,7 @@ def measure(name: str, out: Path) -> dict:
     med = {k: float(np.median(v)) for k, v in speeds.items()}
     ops = Counter(n.op_type for n in onnx.load(str(out / f"{name}.onnx")).graph.node)
     return {"model": name, "input_shape": list(shape), "max_abs_logit_diff_eval": same,
+            "trained_weights": (out / f"{name}.safetensors").is_file(),
             "images_per_s": {k: {"median": round(med[k], 1), "range": [round(min(v), 1), round(max(v), 1)],
                                  "rounds": [round(s, 1) for s in v]} for k, v in speeds.items()},
             "slowdown_converted": round(med["torch"] / med["converted"], 3),
@@ -116,13 +117,19 @@ def markdown(rows: list[dict], ev: dict, command: str) -> str:
              f"CPU {ev['cpu']} ({', '.join(ev['cpu_flags'])}), {THREADS} thread, batch {BATCH}, {STEPS} AdamW steps per "
              f"round, {ROUNDS} alternating rounds, load average {ev.get('load_average')} (host shared by six "
              f"sessions: absolute figures are noisy, the ratio less so).\n",
-             "| model | torch img/s (range) | converted img/s (range) | converted slower by | converted layers |",
-             "|---|---|---|---|---|"]
+             "| model | torch img/s (range) | converted img/s (range) | converted slower by | converted layers | "
+             "torch layers | max logit diff (eval) |",
+             "|---|---|---|---|---|---|---|"]
     for r in rows:
         t, c = r["images_per_s"]["torch"], r["images_per_s"]["converted"]
         layers = ", ".join(f"{k} {v}" for k, v in list(r["converted_graph"].items())[:6])
+        native = ", ".join(f"{k} {v}" for k, v in list(r["torch_layers"].items())[:6])
+        diff = f"{r['max_abs_logit_diff_eval']:.2g}" + ("" if r["trained_weights"] else " (torch weights fresh: speed only)")
         lines.append(f"| {r['model']} | {t['median']} ({t['range'][0]}-{t['range'][1]}) | {c['median']} "
-                     f"({c['range'][0]}-{c['range'][1]}) | x{r['slowdown_converted']:.2f} | {layers} |")
+                     f"({c['range'][0]}-{c['range'][1]}) | x{r['slowdown_converted']:.2f} | {layers} | {native} | {diff} |")
+    lines.append("\nslower by = torch images/s / converted images/s (median over rounds); below 1: the converted model "
+                 "is faster. The exporter folds BatchNorm into the convolutions, so a converted BN model trains "
+                 "without BatchNorm (fewer layers per step, other training dynamics).")
     return "\n".join(lines) + "\n"
 
 
