@@ -15,7 +15,7 @@ import numpy as np
 
 from edgemap.errors import EdgemapError
 from edgemap.peers.build import Peer, build_peers
-from edgemap.runtime.isolated import IsolatedResult, compare, speedup_line, time_isolated
+from edgemap.runtime.isolated import IsolatedResult, compare, same_ranking, speedup_line, time_in_bursts, time_isolated
 
 
 def accuracy_of(path: str | Path, backend: str | None, x: np.ndarray, y: np.ndarray, batch: int = 256) -> float:
@@ -53,16 +53,22 @@ class Entry:
 def compare_with_peers(fp32_onnx: str | Path, calib: np.ndarray, eval_x: np.ndarray, eval_y: np.ndarray,
                        out_dir: str | Path, candidates: dict[str, tuple[str | Path, str]] | None = None,
                        peers: tuple[str, ...] | None = None, max_drop: float = 0.5, threads: tuple[int, ...] = (1, 2),
-                       rounds: int = 5, runs: int = 100) -> dict:
+                       rounds: int = 5, runs: int = 100, check_bursts: bool = True) -> dict:
     """Build the peers, score every model, time them all in isolation; returns a JSON-ready report.
-    `candidates` maps a name to (model file, backend) for edgemap's own results."""
+    `candidates` maps a name to (model file, backend) for edgemap's own results. check_bursts: also time
+    them in one process in alternating bursts (1 thread) and say whether that ranks them alike."""
     built = build_peers(fp32_onnx, calib, out_dir, peers)
     entries = [_entry("fp32", "fp32", Path(fp32_onnx), "onnxruntime", eval_x, eval_y)]
     entries += [_entry(n, "edgemap", Path(p), b, eval_x, eval_y) for n, (p, b) in (candidates or {}).items()]
     entries += [_entry(p.name, "peer", p.path, p.backend, eval_x, eval_y, p.recipe) for p in built.values()]
     timing = time_isolated({e.name: e.path for e in entries}, threads, rounds, runs,
                            backends={e.name: e.backend for e in entries})
-    return summarise(entries, timing, max_drop, list(built.values()))
+    report = summarise(entries, timing, max_drop, list(built.values()))
+    if check_bursts:
+        bursts = time_in_bursts({e.name: e.path for e in entries}, 1, rounds, runs,
+                                backends={e.name: e.backend for e in entries})
+        report["bursts"] = {"same_ranking": same_ranking(timing, bursts), "timing": bursts.to_dict()}
+    return report
 
 
 def _entry(name: str, kind: str, path: Path, backend: str, x: np.ndarray, y: np.ndarray, recipe: str = "") -> Entry:

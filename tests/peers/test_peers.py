@@ -54,6 +54,7 @@ def test_compare_scores_and_times_everything_alike_and_names_the_best_peer(tiny_
     assert mine["accuracy"] == 100.0 and mine["drop"] == 0.0 and mine["vs_best_peer"]["verdict"] in ("faster", "slower", "tie")
     assert mine["vs_best_peer"]["line"].startswith("edgemap_fp32_copy (")
     assert "one fresh process" in report["timing"]["evidence"]["method"]
+    assert isinstance(report["bursts"]["same_ranking"], bool) and "one process" in report["bursts"]["timing"]["evidence"]["method"]
     table = markdown_table(report)
     assert "| ort_olive_int8 | peer | onnxruntime |" in table and "(best peer)" in table
 
