@@ -83,7 +83,15 @@ def edgemap_litert_int8(fp32: Path, calib: np.ndarray, parity_x: np.ndarray, out
     return convert(fp32, "litert", out, precision="int8", calibration=calib, inputs=parity_x).path
 
 
-def pruned_int8(setup: dict, ratio: float, calib: np.ndarray, out_dir: Path, name: str) -> tuple[Path, dict]:
+def edgemap_openvino_int8(fp32: Path, calib: np.ndarray, parity_x: np.ndarray, out: Path) -> Path:
+    """edgemap's OpenVINO INT8 conversion (NNCF inside, behind edgemap's parity gate)."""
+    from edgemap.convert.api import convert
+
+    return convert(fp32, "openvino", out, precision="int8", calibration=calib, inputs=parity_x).path
+
+
+def pruned_int8(setup: dict, ratio: float, calib: np.ndarray, out_dir: Path, name: str, importance: str = "l2",
+                steps: int = FT_STEPS) -> tuple[Path, dict]:
     """Convert, prune, fine-tune within the budget (distilled, early stop in bound), export, quantize."""
     import torch
 
@@ -98,16 +106,17 @@ def pruned_int8(setup: dict, ratio: float, calib: np.ndarray, out_dir: Path, nam
     teacher = onnx_to_torch(setup["onnx"])
     target = evaluate(teacher, setup["val"], setup["spec"]).top1
     x, y = next(_first_batch(setup))
-    student = prune_model(teacher, PruneChannels(ratio=ratio), setup["shape"], batch=(x, y))
+    student = prune_model(teacher, PruneChannels(ratio=ratio, importance=importance), setup["shape"], batch=(x, y))
     before = evaluate(student, setup["val"], setup["spec"]).top1
     t0 = time.perf_counter()
     result = finetune(student, setup["train"], setup["spec"],
-                      FinetuneBudget(max_steps=FT_STEPS, batch_size=FT_BATCH, eval_every=25, max_drop=PRUNE_BOUND),
+                      FinetuneBudget(max_steps=steps, batch_size=FT_BATCH, eval_every=25, max_drop=PRUNE_BOUND),
                       val_set=setup["val"], target=target, teacher=teacher, log=lambda s: print(name, s, flush=True))
     wall = time.perf_counter() - t0
     fp32 = export_onnx(student.eval(), out_dir / f"{name}.pruned{int(ratio * 100)}.onnx", input_shape=setup["shape"])
     path = edgemap_int8(fp32, calib, out_dir / f"{name}.pruned{int(ratio * 100)}.int8.onnx")
-    record = {"ratio": ratio, "teacher_val_top1": round(target, 2), "pruned_val_top1_before_finetune": round(before, 2),
+    record = {"ratio": ratio, "importance": importance, "teacher_val_top1": round(target, 2),
+              "pruned_val_top1_before_finetune": round(before, 2),
               "macs": {"teacher": count_macs(teacher, setup["shape"]), "student": count_macs(student, setup["shape"])},
               "finetune": result.to_dict(), "finetune_wall_s": round(wall, 1), "fp32_pruned_onnx": str(fp32)}
     return path, record
@@ -120,7 +129,7 @@ def _first_batch(setup: dict):  # noqa: ANN202 - iterator of (x, y)
     yield (torch.from_numpy(setup["spec"].apply(setup["train"].images[idx])), torch.from_numpy(setup["train"].labels[idx]))
 
 
-def run_model(name: str, out: Path, prune: tuple[float, ...]) -> dict:
+def run_model(name: str, out: Path, prune: tuple[float, ...], importance: str = "l2", steps: int = FT_STEPS) -> dict:
     """Everything for one model: candidates, peers, scoring, isolated timing, exact-1000 accuracy."""
     from edgemap.peers.compare import accuracy_of, compare_with_peers
 
@@ -135,15 +144,16 @@ def run_model(name: str, out: Path, prune: tuple[float, ...]) -> dict:
     sources = {"": setup["onnx"]}
     pruning = {}
     for r in prune:
-        path, pruning[str(r)] = pruned_int8(setup, r, calib, work, name)
+        path, pruning[str(r)] = pruned_int8(setup, r, calib, work, name, importance, steps)
         candidates[f"edgemap_prune{int(r * 100)}_int8"] = (path, "onnxruntime")
         sources[f"_prune{int(r * 100)}"] = Path(pruning[str(r)]["fp32_pruned_onnx"])
     for tag, fp32 in sources.items():
-        try:
-            tfl = edgemap_litert_int8(fp32, calib, parity_x, work / f"{name}{tag}.litert_int8.tflite")
-            candidates[f"edgemap{tag}_litert_int8"] = (tfl, "litert")
-        except Exception as exc:  # record why edgemap's LiteRT path did not give a candidate, keep the rest
-            notes.append(f"LiteRT INT8 of {fp32.name}: {str(exc).splitlines()[0][:300]}")
+        for backend, fn, suffix in (("litert", edgemap_litert_int8, ".tflite"), ("openvino", edgemap_openvino_int8, ".xml")):
+            try:
+                path = fn(fp32, calib, parity_x, work / f"{name}{tag}.{backend}_int8{suffix}")
+                candidates[f"edgemap{tag}_{backend}_int8"] = (path, backend)
+            except Exception as exc:  # record why this edgemap path gave no candidate, keep the rest
+                notes.append(f"{backend} INT8 of {fp32.name}: {(str(exc).splitlines() or [type(exc).__name__])[0][:300]}")
     x, y = spec.apply(test.images), test.labels
     report = compare_with_peers(setup["onnx"], calib, x, y, work, candidates, max_drop=MAX_DROP, threads=THREADS,
                                 rounds=ROUNDS, runs=RUNS)
@@ -170,7 +180,8 @@ def markdown(reports: list[dict], ev: dict, command: str) -> str:
         parts += [f"- note: {n}\n" for n in rep.get("notes", [])]
         for r, p in rep["pruning"].items():
             parts.append(f"- pruning {r}: teacher {p['teacher_val_top1']} % on held-out training images, pruned "
-                         f"{p['pruned_val_top1_before_finetune']} % before fine-tuning; fine-tuning "
+                         f"{p['pruned_val_top1_before_finetune']} % before fine-tuning ({p.get('importance', 'l2')} "
+                         f"importance); fine-tuning "
                          f"{p['finetune']['budget_used']} ({p['finetune']['optimizer']}, lr {p['finetune']['lr']:.3g}); "
                          f"MACs {p['macs']['teacher']:,} -> {p['macs']['student']:,}\n")
     return "\n".join(parts)
@@ -186,12 +197,14 @@ def main() -> None:
     ap.add_argument("--models", default="graynet,dwhsnet")
     ap.add_argument("--prune", default="0.25", help="comma-separated ratios ('' for none)")
     ap.add_argument("--tag", default="", help="suffix of the result files")
+    ap.add_argument("--importance", default="l2", help="pruning importance: l2, l1 or taylor")
+    ap.add_argument("--ft-steps", type=int, default=FT_STEPS, help="fine-tuning budget in optimizer steps")
     args = ap.parse_args()
     prune = tuple(float(r) for r in args.prune.split(",") if r.strip())
-    reports = [run_model(name, args.out, prune) for name in args.models.split(",")]
+    reports = [run_model(name, args.out, prune, args.importance, args.ft_steps) for name in args.models.split(",")]
     ev = machine_evidence()
-    command = (f"nice -n 5 .venv/bin/python benchmarks/peers_unseen.py --models {args.models} --prune '{args.prune}'"
-               + (f" --tag {args.tag}" if args.tag else ""))
+    command = (f"nice -n 5 .venv/bin/python benchmarks/peers_unseen.py --models {args.models} --prune '{args.prune}' "
+               f"--importance {args.importance} --ft-steps {args.ft_steps}" + (f" --tag {args.tag}" if args.tag else ""))
     stem = ROOT / "benchmarks" / "results" / f"peers_unseen{args.tag}"
     write_json(stem.with_suffix(".json"), {"command": command, "reports": reports, "evidence": ev})
     stem.with_suffix(".md").write_text(markdown(reports, ev, command))
