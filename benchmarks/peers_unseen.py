@@ -199,13 +199,20 @@ def main() -> None:
     ap.add_argument("--tag", default="", help="suffix of the result files")
     ap.add_argument("--importance", default="l2", help="pruning importance: l2, l1 or taylor")
     ap.add_argument("--ft-steps", type=int, default=FT_STEPS, help="fine-tuning budget in optimizer steps")
+    ap.add_argument("--render-only", action="store_true", help="rewrite the .md from the stored .json (no measuring)")
     args = ap.parse_args()
+    stem = ROOT / "benchmarks" / "results" / f"peers_unseen{args.tag}"
+    if args.render_only:
+        import json
+
+        stored = json.loads(stem.with_suffix(".json").read_text())
+        stem.with_suffix(".md").write_text(markdown(stored["reports"], stored["evidence"], stored["command"]))
+        return
     prune = tuple(float(r) for r in args.prune.split(",") if r.strip())
     reports = [run_model(name, args.out, prune, args.importance, args.ft_steps) for name in args.models.split(",")]
     ev = machine_evidence()
     command = (f"nice -n 5 .venv/bin/python benchmarks/peers_unseen.py --models {args.models} --prune '{args.prune}' "
                f"--importance {args.importance} --ft-steps {args.ft_steps}" + (f" --tag {args.tag}" if args.tag else ""))
-    stem = ROOT / "benchmarks" / "results" / f"peers_unseen{args.tag}"
     write_json(stem.with_suffix(".json"), {"command": command, "reports": reports, "evidence": ev})
     stem.with_suffix(".md").write_text(markdown(reports, ev, command))
     print(markdown(reports, ev, command))

@@ -118,4 +118,7 @@ def markdown_table(report: dict) -> str:
                      f"{r['file_bytes'] / 1024:.0f} | {r['threads']} | {r['median_ms']:.3f} ({lo:.3f}-{hi:.3f}) | {vs_text} |")
     lines += [""] + [f"- {r['vs_best_peer']['line']}" for r in report["rows"]
                      if r["kind"] == "edgemap" and "vs_best_peer" in r]
+    if "bursts" in report:
+        same = "the same ranking" if report["bursts"]["same_ranking"] else "a DIFFERENT ranking (see the JSON)"
+        lines.append(f"- the same files timed in one process, in alternating bursts at 1 thread, give {same}")
     return "\n".join(lines)
