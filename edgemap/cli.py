@@ -46,15 +46,19 @@ def train_cmd(
     precision: str = typer.Option("fp32", help="fp32, or bf16 (CPU autocast; faster only where the CPU runs bf16 fast: benchmarks/train_precision.py measures it)"),
     mixup: float = typer.Option(0.0, help="mixup Beta parameter (0: off)"),
     init: Optional[Path] = typer.Option(None, help="start from this checkpoint's weights (fine-tuning)"),
+    classes: Optional[str] = typer.Option(None, help="the model's output order, e.g. cat,dog,bird (data relabelled by name)"),
+    labels: Optional[Path] = typer.Option(None, help="file with one class name per line, in the model's output order"),
 ) -> None:
     """Train a zoo model on CIFAR-10 and write a safetensors checkpoint + JSON sidecar."""
     from edgemap.commands.train import run_training
+    from edgemap.data.classes import class_names_option
     from edgemap.train.loop import TrainConfig
 
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule, label_smoothing=label_smoothing,
                       weight_decay=weight_decay, norm_bias_decay=norm_bias_decay, seed=seed, threads=threads,
                       jpeg_augment=jpeg_augment, precision=precision, mixup=mixup)
-    run_training(model, cfg, data, out, run_dir or out.with_suffix(".run"), limit, " ".join(["edgemap"] + sys.argv[1:]), init)
+    run_training(model, cfg, data, out, run_dir or out.with_suffix(".run"), limit, " ".join(["edgemap"] + sys.argv[1:]), init,
+                 class_names_option(classes, labels))
 
 
 @app.command("eval")
@@ -70,11 +74,13 @@ def eval_cmd(
     limit: int = typer.Option(0, help="user models: evaluate on a seeded random N images (0: all)"),
     sanity: int = typer.Option(500, help="user models: images in the first sanity check"),
     threads: int = typer.Option(0, help="runtime threads (0: default)"),
+    classes: Optional[str] = typer.Option(None, help="the model's output order, e.g. cat,dog,bird (default: what the model carries, else sorted folders)"),
+    labels: Optional[Path] = typer.Option(None, help="file with one class name per line, in the model's output order"),
 ) -> None:
     """Top-1 accuracy (whole split and exact subset) and the confusion matrix; user models get agreement and sanity checks first."""
     from edgemap.commands.evaluate import eval_command
 
-    eval_command(checkpoint, data, split, confusion, weights, preprocess, input_shape, limit, sanity, threads)
+    eval_command(checkpoint, data, split, confusion, weights, preprocess, input_shape, limit, sanity, threads, classes, labels)
 
 
 @app.command("demo")

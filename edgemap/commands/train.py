@@ -18,13 +18,18 @@ from edgemap.train.loop import TrainConfig, train
 
 
 def run_training(arch: str, cfg: TrainConfig, data: Path | None, out: Path, run_dir: Path, limit: int, command: str,
-                 init: Path | None = None) -> dict:
+                 init: Path | None = None, class_names: tuple[str, ...] | None = None) -> dict:
     """Train (from scratch, or from `init`'s weights), evaluate on the test split (all and exact), save the
-    checkpoint; returns the sidecar dict. A fine-tuned checkpoint keeps its parent's training record."""
+    checkpoint; returns the sidecar dict. A fine-tuned checkpoint keeps its parent's training record.
+    `class_names` (--classes/--labels) is the model's output order; the data is relabelled to it by name."""
+    from edgemap.data.classes import align_to_model
+
     console = Console(stderr=True)
     model, parent = _initial_model(arch, init)
     train_set = load_cifar10("train", data)
     test_set = load_cifar10("test", data)
+    if class_names:
+        train_set, test_set = (align_to_model(d, class_names, "--classes") for d in (train_set, test_set))
     if limit:
         train_set = train_set.subset(slice(0, limit))
     norm = Normalization()

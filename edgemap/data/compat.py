@@ -142,9 +142,13 @@ def sample(data: ImageSet, limit: int, seed: int = 0) -> ImageSet:
 
 def sanity_eval(session: Any, data: ImageSet, spec: PreprocessSpec, limit: int = 500,
                 fixed_batch: int | None = None) -> SanityResult:
-    """Accuracy of the unmodified model on a subset; near chance, a hint (and a fix when one is found)."""
+    """Accuracy of the unmodified model on a subset, with a hint when the labels look permuted (a
+    reordering of the classes explains the predictions) or, near chance, what else to check."""
+    from edgemap.data.classes import permutation_hint
+
     sub = sample(data, limit)
-    top1 = _top1(session, sub, spec, fixed_batch)
+    predicted = predict(session, sub.images, spec, fixed_batch=fixed_batch).argmax(1)
+    top1 = float((predicted == sub.labels).mean() * 100)
     chance = float(np.bincount(sub.labels, minlength=len(sub.class_names)).max() / len(sub) * 100)
     hint = None
     if near_chance(top1, chance):
@@ -153,6 +157,9 @@ def sanity_eval(session: Any, data: ImageSet, spec: PreprocessSpec, limit: int =
         fix = suggest_fix(session, sample(sub, 200), spec, fixed_batch)
         if fix:
             hint += f"; {fix}"
+    permuted = permutation_hint(predicted, sub)  # checked at any accuracy: a half-right order is far above chance
+    if permuted:
+        hint = f"{hint}; or {permuted}" if hint else permuted
     return SanityResult(top1, len(sub), chance, hint)
 
 

@@ -1,0 +1,75 @@
+"""A short learning-rate range test (Smith, 2017; fastai's lr_find): pick a learning rate on the first steps.
+
+The rate grows geometrically from `lo` to `hi` over `steps` mini-batches while the smoothed loss is
+recorded; the test stops once the loss has blown up (4x its minimum). The suggestion is the rate at
+the smoothed-loss minimum divided by 10 - the usual rule, since the minimum itself is already at the
+edge of divergence. The model's weights and buffers (BatchNorm statistics) are restored afterwards,
+so the test costs time but changes nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import torch
+from torch import nn
+
+from edgemap.errors import EdgemapError
+
+Batches = Iterator[tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class RangeTest:
+    """Rates tried, their smoothed losses, and the suggested rate."""
+
+    lrs: tuple[float, ...]
+    losses: tuple[float, ...]
+    suggested: float
+    steps: int
+
+    def to_dict(self) -> dict:
+        """JSON-ready form (rates and losses rounded)."""
+        return {"suggested_lr": float(f"{self.suggested:.3g}"), "steps": self.steps,
+                "lrs": [float(f"{v:.3g}") for v in self.lrs], "losses": [round(v, 4) for v in self.losses]}
+
+
+def lr_range_test(model: nn.Module, make_optimizer: Callable[[list, float], torch.optim.Optimizer], batches: Batches,
+                  loss_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor], steps: int = 40,
+                  lo: float = 1e-6, hi: float = 1.0, smoothing: float = 0.7) -> RangeTest:
+    """Run the test on `steps` batches from `batches`; returns the suggestion, the model left as it was."""
+    if steps < 5 or not 0 < lo < hi:
+        raise EdgemapError(f"lr range test needs steps >= 5 and 0 < lo < hi (got steps={steps}, lo={lo}, hi={hi})")
+    saved = copy.deepcopy(model.state_dict())
+    opt = make_optimizer(list(model.parameters()), lo)
+    factor = (hi / lo) ** (1 / (steps - 1))
+    lrs, losses, avg, best = [], [], None, math.inf
+    model.train()
+    try:
+        for i in range(steps):
+            lr = lo * factor ** i
+            for g in opt.param_groups:
+                g["lr"] = lr
+            x, y = next(batches)
+            loss = loss_fn(model(x), y, x)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                break
+            avg = value if avg is None else smoothing * avg + (1 - smoothing) * value
+            lrs.append(lr)
+            losses.append(avg)
+            best = min(best, avg)
+            if avg > 4 * best and i > 4:
+                break
+    finally:
+        model.load_state_dict(saved)
+    if len(losses) < 3:
+        raise EdgemapError("lr range test: the loss diverged at once; the model or data may be broken")
+    at_min = lrs[losses.index(min(losses))]
+    return RangeTest(tuple(lrs), tuple(losses), at_min / 10, len(lrs))
