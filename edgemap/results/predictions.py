@@ -121,7 +121,7 @@ class PredictionLog:
             self.added += 1
             pending = len(self._rows)
         if pending >= self.batch_size:
-            if self._flusher is None or pending >= 16 * self.batch_size:  # no flusher, or it fell behind: write here
+            if self._flusher is None or (self.block_when_behind and pending >= 16 * self.batch_size):  # it fell behind
                 self.flush()
             else:
                 self._full.set()  # the caller (a request) does not wait for the disk
