@@ -92,7 +92,8 @@ class PredictionLog:
         self._write_lock = threading.Lock()  # one flush at a time keeps the retention trim simple
         self._closed = threading.Event()
         self._full = threading.Event()  # wakes the flusher early when a batch is ready
-        self._since_trim = retention  # trim on the first write: the store may already hold more
+        self._trim_every = max(batch_size, retention // 10)  # rows between trims: at most 10 % (or a batch) over
+        self._since_trim = self._trim_every  # trim on the first write: the store may already hold more
         self._flusher = None
         if flush_interval_s > 0:
             self._flusher = threading.Thread(target=self._flush_periodically, args=(flush_interval_s,),
@@ -144,7 +145,7 @@ class PredictionLog:
                           r.confidence, json.dumps(r.topk), r.latency_ms, thumbnail_png(r.image) if r.image is not None
                           else None) for r in rows])
                     self._since_trim += len(rows)
-                    if self._since_trim >= max(self.batch_size, self.retention // 10):  # bounded: <= 1.1 x retention
+                    if self._since_trim >= self._trim_every:
                         conn.execute(
                             "DELETE FROM predictions WHERE bundle_sha256 = ? AND id <= (SELECT id FROM predictions "
                             "WHERE bundle_sha256 = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
@@ -171,7 +172,7 @@ class PredictionLog:
         """Stop the flusher and write what is left (and trim to the retention limit)."""
         self._closed.set()
         self._full.set()
-        self._since_trim = self.retention
+        self._since_trim = self._trim_every  # the last write trims to the limit
         if self._flusher is not None:
             self._flusher.join(timeout=5)
         self.flush()

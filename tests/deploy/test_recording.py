@@ -199,33 +199,41 @@ def test_a_locked_store_drops_rows_rather_than_stall_the_server(tmp_path):
     assert len(predictions(open_store(tmp_path / "store.db", read_only=True))) == log.added
 
 
-def test_serve_process_writes_its_buffered_rows_on_sigterm(bundle, encode, tmp_path):
-    import signal
+def start_serve(target, store):  # noqa: ANN001, ANN201 - (process, port)
     import socket
     import urllib.request
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    store = tmp_path / "store.db"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "EDGEMAP_STORE": str(store)}
-    proc = subprocess.Popen([sys.executable, "-c", NO_TORCH, "serve", str(bundle), "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-c", NO_TORCH, "serve", str(target), "--port", str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + 60
+    while True:
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()[1]
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2)
+            return proc, port
+        except OSError:
+            time.sleep(0.2)
+
+
+def post(port: int, body: bytes, rid: str) -> dict:
+    import urllib.request
+
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/predict", data=body, headers={"X-Request-ID": rid})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def test_serve_process_writes_its_buffered_rows_on_sigterm(bundle, encode, tmp_path):
+    import signal
+
+    store = tmp_path / "store.db"
+    proc, port = start_serve(bundle, store)
     try:
-        deadline = time.time() + 60
-        while True:
-            assert proc.poll() is None and time.time() < deadline, proc.communicate()[1]
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2)
-                break
-            except OSError:
-                time.sleep(0.2)
-        ids = []
-        for i in range(3):
-            req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/predict", data=encode(IMAGES[i]),
-                                         headers={"X-Request-ID": f"req-{i}"})
-            with urllib.request.urlopen(req, timeout=10) as r:
-                ids.append(json.loads(r.read())["request_id"])
+        ids = [post(port, encode(IMAGES[i]), f"req-{i}")["request_id"] for i in range(3)]
         proc.send_signal(signal.SIGTERM)  # within the 2 s flush interval: the rows are still buffered
         out, err = proc.communicate(timeout=30)
     finally:
@@ -235,3 +243,47 @@ def test_serve_process_writes_its_buffered_rows_on_sigterm(bundle, encode, tmp_p
     assert ids == ["req-0", "req-1", "req-2"] and "recorded 3 predictions" in err
     rows = predictions(open_store(store, read_only=True), bundle_sha256(bundle))
     assert [r["source"] for r in rows] == ids and all(r["latency_ms"] > 0 for r in rows)
+
+
+def test_sighup_reload_records_under_the_new_bundle_sha(bundle, encode, tmp_path):
+    import shutil
+    import signal
+    import urllib.request
+
+    from edgemap.deploy.install import install
+
+    second = shutil.copytree(bundle, tmp_path / "second")
+    (second / "manifest.json").write_text((second / "manifest.json").read_text() + "\n")  # a new release
+    dev, store = tmp_path / "dev", tmp_path / "store.db"
+    first = install(bundle, dev)
+    proc, port = start_serve(dev / "current", store)
+    try:
+        post(port, encode(IMAGES[0]), "before")
+        release = install(second, dev)["release"]
+        proc.send_signal(signal.SIGHUP)
+        deadline = time.time() + 30
+        while not json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/model", timeout=10).read()
+                             )["loaded_from"].endswith(release):
+            assert time.time() < deadline, "no reload"
+            time.sleep(0.2)
+        post(port, encode(IMAGES[1]), "after")
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    rows = predictions(open_store(store, read_only=True))
+    assert [(r["source"], r["bundle_sha256"]) for r in rows] == [("before", bundle_sha256(bundle)),
+                                                                 ("after", bundle_sha256(second))]
+    assert {r["deployment"] for r in rows} == {str((dev / "current").absolute())} and first["release"] != release
+
+
+def test_retention_keeps_the_latest_predictions(bundle, image_files, tmp_path):
+    store = tmp_path / "store.db"
+    for _ in range(2):
+        assert edgemap("infer", bundle, *image_files, "--retention", "3", store=store).returncode == 0
+    rows = predictions(open_store(store, read_only=True))
+    assert [Path(r["source"]).name for r in rows] == [p.name for p in image_files[-3:]]
+    r = edgemap("infer", bundle, image_files[0], "--retention", "0", store=store)
+    assert r.returncode == 2 and r.stderr.startswith("edgemap: error: --retention must be >= 1")
