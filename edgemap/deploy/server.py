@@ -1,7 +1,8 @@
 """HTTP server for a bundle (FastAPI + uvicorn), built to hold under load and bad input.
 
     POST /v1/predict   one or more images: raw PNG/JPEG/BMP body, multipart files, or JSON pixel arrays
-                       (see edgemap.deploy.payload) -> {"predictions": [...], "latency_ms": ...}
+                       (see edgemap.deploy.payload) -> {"predictions": [...], "latency_ms": ..., "request_id": ...}
+                       (the client's X-Request-ID if it looks like an id, else a new one; also a response header)
     GET  /v1/model     the bundle's manifest (+ self-test result)
     GET  /healthz      the process is up (always open, even with a token)
     GET  /readyz       the model is loaded and the server is not shutting down (open)

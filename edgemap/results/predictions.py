@@ -4,8 +4,9 @@
 in one transaction by a daemon thread when `batch_size` rows are waiting or every `flush_interval_s`
 seconds, and on close: the predicting thread never waits for the disk unless the writer falls 16 batches
 behind (then it writes itself, or with block_when_behind=False, as `edgemap serve` uses it, the row is dropped
-and counted: an event loop must not wait on a store another process holds locked). The oldest rows beyond `retention` for the bundle are deleted as it goes (at most 10 % over the
-limit in between) and on close, so a server left running keeps a bounded history. Torch-free; pillow is
+and counted: an event loop must not wait on a store another process holds locked). The oldest rows beyond
+`retention` for the bundle are deleted as it goes (at most 10 % or one batch over the limit in between) and on
+close, so a server left running keeps a bounded history. Torch-free; pillow is
 used only for low-confidence thumbnails, which the writer thread encodes.
 """
 
