@@ -67,25 +67,41 @@ def sign_cmd(bundle: Path, key: Path = typer.Option(..., help="Ed25519 private k
     print(f"{sign_bundle(bundle, key)}: signed")
 
 
+RECORD_HELP = ("record each prediction in the results store (global --store / $EDGEMAP_STORE; 'off' records "
+               "nothing): `edgemap report --deployment BUNDLE` plots them")
+RETENTION_HELP = "most predictions kept per bundle in the store (the oldest are deleted)"
+
+
 def _infer_files(bundle: Path, images: List[Path], top_k: int, threads: int, json_out: bool,
-                 public_key: Optional[Path]) -> None:
+                 public_key: Optional[Path], recorder) -> None:  # noqa: ANN001 - PredictionRecorder | None
     import json
 
     from edgemap.deploy.edge import EdgeModel
 
     model = EdgeModel(bundle, threads=threads, public_key=public_key)
-    for path, pred in zip(images, model.classify_files(images, top_k)):
-        # a results store records each prediction here ({"file": ..., **pred.to_dict()})
-        if json_out:
-            print(json.dumps({"file": str(path), **pred.to_dict()}))
-        else:
-            alts = ", ".join(f"{label} {p:.1%}" for label, p in zip(pred.labels, pred.probabilities))
-            print(f"{path}: {pred.labels[0]}  ({alts})")
-    model.close()
+    where = model.bundle.resolve()
+    try:
+        if recorder is not None:
+            recorder.start(where)
+        for path in images:  # one at a time: each is timed, printed and recorded as it is done
+            result = model.classify_file(path, top_k)
+            pred = result.prediction
+            if recorder is not None:
+                recorder({"bundle": where, "input": str(path.absolute()), "input_bytes": result.data,
+                          "latency_ms": result.latency_ms, "image": result.image, **pred.to_dict()})
+            if json_out:
+                print(json.dumps({"file": str(path), **pred.to_dict()}))
+            else:
+                alts = ", ".join(f"{label} {p:.1%}" for label, p in zip(pred.labels, pred.probabilities))
+                print(f"{path}: {pred.labels[0]}  ({alts})")
+    finally:
+        if recorder is not None:
+            recorder.close()
+        model.close()
 
 
 def _infer_watch(bundle: Path, folder: Path, out: Optional[Path], fmt: Optional[str], top_k: int, threads: int,
-                 interval: float, once: bool, public_key: Optional[Path]) -> None:
+                 interval: float, once: bool, public_key: Optional[Path], recorder) -> None:  # noqa: ANN001
     import signal
     import sys
 
@@ -101,18 +117,23 @@ def _infer_watch(bundle: Path, folder: Path, out: Optional[Path], fmt: Optional[
     signal.signal(signal.SIGTERM, lambda sig, frame: stop.append(sig))
     print(f"edgemap infer: watching {folder} -> {out} ({log.fmt}); Ctrl-C or SIGTERM stops", file=sys.stderr, flush=True)
     try:
-        n = watch_folder(model, folder, log, top_k, interval, once, should_stop=lambda: bool(stop))
+        if recorder is not None:
+            recorder.start(model.bundle)
+        n = watch_folder(model, folder, log, top_k, interval, once, should_stop=lambda: bool(stop),
+                         on_result=recorder)
     except KeyboardInterrupt:
         n = None
     finally:
         log.close()
+        if recorder is not None:
+            recorder.close()
         model.close()
     print(f"edgemap infer: stopped{'' if n is None else f' after {n} images'}; results in {out}", file=sys.stderr)
 
 
 def _serve(bundle: Path, host: str, port: int, threads: int, top_k: int, max_body_mb: float, max_pixels: int,
            max_images: int, max_batch: int, max_wait_ms: float, max_queue: int, timeout: float,
-           token_file: Optional[Path], public_key: Optional[Path]) -> None:
+           token_file: Optional[Path], public_key: Optional[Path], recorder) -> None:  # noqa: ANN001
     from edgemap.deploy.batcher import BatchConfig
     from edgemap.deploy.http_gate import read_token
     from edgemap.deploy.payload import Limits
@@ -122,7 +143,13 @@ def _serve(bundle: Path, host: str, port: int, threads: int, top_k: int, max_bod
                          public_key=public_key,
                          limits=Limits(int(max_body_mb * (1 << 20)), max_pixels, max_images),
                          batching=BatchConfig(max_batch, max_wait_ms, max_queue))
-    serve(bundle, host, port, config)
+    try:
+        if recorder is not None:
+            recorder.start(bundle)  # a reload switches to the new bundle's sha256 on its first answer
+        serve(bundle, host, port, config, on_result=recorder)
+    finally:  # after a graceful shutdown (SIGTERM, Ctrl-C) too: buffered rows are written
+        if recorder is not None:
+            recorder.close()
 
 
 def infer_cmd(bundle: Path, images: List[Path] = typer.Argument(..., help="image files (PNG/JPEG/BMP), or one "
@@ -134,16 +161,21 @@ def infer_cmd(bundle: Path, images: List[Path] = typer.Argument(..., help="image
               fmt: Optional[str] = typer.Option(None, "--format", help="--watch: jsonl or csv (default: from --out)"),
               interval: float = typer.Option(0.5, help="--watch: seconds between polls of the folder"),
               once: bool = typer.Option(False, help="--watch: classify what is there now, then exit"),
-              public_key: Optional[Path] = typer.Option(None, help=PUBLIC_KEY_HELP)) -> None:
+              public_key: Optional[Path] = typer.Option(None, help=PUBLIC_KEY_HELP),
+              record: bool = typer.Option(True, "--record/--no-record", help=RECORD_HELP),
+              retention: int = typer.Option(100_000, help=RETENTION_HELP)) -> None:
     """Classify image files with a bundle, or watch a drop folder (preprocessing from the bundle; verified before use)."""
+    from edgemap.deploy.recording import open_recorder
     from edgemap.errors import EdgemapError
+
+    recorder = open_recorder(record, bundle, retention)
 
     if watch:
         if len(images) != 1 or not images[0].is_dir():
             raise EdgemapError("--watch takes one folder: edgemap infer BUNDLE FOLDER --watch --out results.jsonl")
-        _infer_watch(bundle, images[0], out, fmt, top_k, threads, interval, once, public_key)
+        _infer_watch(bundle, images[0], out, fmt, top_k, threads, interval, once, public_key, recorder)
     else:
-        _infer_files(bundle, images, top_k, threads, json_out, public_key)
+        _infer_files(bundle, images, top_k, threads, json_out, public_key, recorder)
 
 
 def serve_cmd(bundle: Path, host: str = typer.Option("127.0.0.1", help="0.0.0.0 to serve other machines"),
@@ -158,10 +190,15 @@ def serve_cmd(bundle: Path, host: str = typer.Option("127.0.0.1", help="0.0.0.0 
               timeout: float = typer.Option(10.0, help="per-request timeout (s)"),
               token_file: Optional[Path] = typer.Option(None, help="require 'Authorization: Bearer <token>' with the "
                                                         "token in this file (or set $EDGEMAP_SERVE_TOKEN)"),
-              public_key: Optional[Path] = typer.Option(None, help=PUBLIC_KEY_HELP)) -> None:
+              public_key: Optional[Path] = typer.Option(None, help=PUBLIC_KEY_HELP),
+              record: bool = typer.Option(True, "--record/--no-record", help=RECORD_HELP),
+              retention: int = typer.Option(100_000, help=RETENTION_HELP)) -> None:
     """Serve a bundle over HTTP: POST /v1/predict, GET /v1/model, /healthz, /readyz, /metrics, /docs."""
+    from edgemap.deploy.recording import open_recorder
+
+    # block_when_behind=False: with the store locked for long, rows are dropped (and counted), never written on the loop
     _serve(bundle, host, port, threads, top_k, max_body_mb, max_pixels, max_images, max_batch, max_wait_ms,
-           max_queue, timeout, token_file, public_key)
+           max_queue, timeout, token_file, public_key, open_recorder(record, bundle, retention, block_when_behind=False))
 
 
 def deploy_cmd(bundle: Optional[Path] = typer.Argument(None, help="bundle to install"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,17 @@ class Prediction:
     def to_dict(self) -> dict:
         return {"top1": self.labels[0], "labels": self.labels, "indices": self.indices,
                 "probabilities": [round(p, 6) for p in self.probabilities]}
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """One image file classified, with what a results store keeps of it."""
+
+    path: Path
+    prediction: Prediction
+    data: bytes  # the file's bytes (hashed, not kept)
+    image: np.ndarray  # decoded uint8 H x W x C
+    latency_ms: float  # decode + preprocess + inference of this file
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -83,6 +95,20 @@ class EdgeModel:
         from edgemap.data.image_folder import read_image
 
         return self.classify([read_image(Path(p)) for p in paths], top_k)
+
+    def classify_file(self, path: str | Path, top_k: int = 3) -> FileResult:
+        """Classify one image file, timed (decode + preprocess + inference), keeping its bytes and pixels."""
+        from edgemap.data.image_folder import read_image
+
+        path = Path(path)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise EdgemapError(f"{path}: cannot read ({exc.strerror})") from None
+        t0 = time.perf_counter()
+        image = read_image(path)
+        prediction = self.classify([image], top_k)[0]
+        return FileResult(path, prediction, data, image, round((time.perf_counter() - t0) * 1000, 3))
 
     def run_selftest(self) -> dict:
         """Run the bundled self-test images; refuse the bundle when the device disagrees with the host."""

@@ -1,7 +1,8 @@
 """HTTP server for a bundle (FastAPI + uvicorn), built to hold under load and bad input.
 
     POST /v1/predict   one or more images: raw PNG/JPEG/BMP body, multipart files, or JSON pixel arrays
-                       (see edgemap.deploy.payload) -> {"predictions": [...], "latency_ms": ...}
+                       (see edgemap.deploy.payload) -> {"predictions": [...], "latency_ms": ..., "request_id": ...}
+                       (the client's X-Request-ID if it looks like an id, else a new one; also a response header)
     GET  /v1/model     the bundle's manifest (+ self-test result)
     GET  /healthz      the process is up (always open, even with a token)
     GET  /readyz       the model is loaded and the server is not shutting down (open)
@@ -18,8 +19,11 @@ one inference thread (edgemap.deploy.batcher): the event loop never runs a model
 # no `from __future__ import annotations`: FastAPI must see the real Request type of the local import
 
 import asyncio
+import hashlib
+import re
 import sys
 import time
+import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +41,10 @@ from edgemap.errors import EdgemapError
 INLINE_BODY_BYTES = 64 << 10  # bodies up to this size, holding at most INLINE_PIXELS pixels in all, are decoded
 INLINE_PIXELS = 128 * 128  # on the event loop (well under a millisecond); larger ones on a worker thread
 PREDICT_PATHS = frozenset({"/v1/predict", "/predict"})
-ResultHook = Callable[[dict], None]  # called once per prediction (a results store plugs in here)
+# called once per prediction, on the event loop, after the answer is computed: it must not block (a results store
+# plugs in here: edgemap.deploy.recording.PredictionRecorder only appends to a buffer); keys in that module's docstring
+ResultHook = Callable[[dict], None]
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # a client's X-Request-ID is kept when it looks like an id
 _PREDICT_BODY = {"required": True, "content": {
     "image/png": {"schema": {"type": "string", "format": "binary"}},
     "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
@@ -67,7 +74,7 @@ class ServeConfig:
 def create_app(bundle: "str | Path", config: ServeConfig = ServeConfig(), on_result: Optional[ResultHook] = None):  # noqa: ANN201
     """A FastAPI app serving one verified bundle (verified, loaded and self-tested here, before serving)."""
     from fastapi import FastAPI, Request
-    from fastapi.responses import JSONResponse, Response
+    from fastapi.responses import Response
 
     quiet_untrusted_input_logs()
     metrics = ServerMetrics(config.batching.max_batch)
@@ -91,7 +98,7 @@ def create_app(bundle: "str | Path", config: ServeConfig = ServeConfig(), on_res
     async def predict(request: Request):  # noqa: ANN202
         """Classify one or more images (top-k classes each)."""
         result = await handler.handle(request)
-        return JSONResponse(result) if isinstance(result, dict) else result
+        return _answer(result, result) if isinstance(result, dict) else result
 
     @app.post("/predict", include_in_schema=False)
     async def predict_legacy(request: Request):  # noqa: ANN202
@@ -99,7 +106,8 @@ def create_app(bundle: "str | Path", config: ServeConfig = ServeConfig(), on_res
         if isinstance(result, Response):
             return result
         one = len(result["predictions"]) == 1
-        return JSONResponse({**result["predictions"][0], "latency_ms": result["latency_ms"]} if one else result)
+        return _answer({**result["predictions"][0], "latency_ms": result["latency_ms"],
+                        "request_id": result["request_id"]} if one else result, result)
 
     _add_status_routes(app, batcher, metrics, handler, state, config)
     known = frozenset(getattr(r, "path", "") for r in app.routes)
@@ -185,6 +193,7 @@ class _PredictHandler:
                  on_result: Optional[ResultHook]) -> None:
         self.loaded, self.batcher, self.metrics, self.config, self.on_result = loaded, batcher, metrics, config, on_result
         self.requests = self.errors = 0
+        self.hook_failed = False
 
     async def reload(self, bundle: "str | Path") -> bool:
         """Load the bundle again (verified and self-tested off the event loop), then switch new requests to it;
@@ -215,7 +224,7 @@ class _PredictHandler:
             async with asyncio.timeout(self.config.request_timeout_s):
                 body = await _read_body(request, self.config.limits.max_body_bytes)
                 stage = "waiting for the model"
-                x = await self._inputs(body, request.headers, loaded)
+                x, images, hashes = await self._inputs(body, request.headers, loaded)
                 out = await self.batcher.submit(x, ticket, loaded.run)
         except RequestRejected as exc:
             return self._reject(exc.status, exc.reason, str(exc))
@@ -227,11 +236,26 @@ class _PredictHandler:
             self.batcher.release(ticket)
         preds = [p.to_dict() for p in loaded.model.predictions(out, self.config.top_k)]
         latency_ms = round((time.perf_counter() - t0) * 1000, 3)
+        rid = request.headers.get("x-request-id", "")
+        rid = rid if REQUEST_ID.fullmatch(rid) else uuid.uuid4().hex
         if self.on_result is not None:
-            from starlette.concurrency import run_in_threadpool
+            self._report(loaded, rid, preds, latency_ms, images, hashes)
+        return {"predictions": preds, "latency_ms": latency_ms, "request_id": rid}
 
-            await run_in_threadpool(_report, self.on_result, preds, latency_ms)
-        return {"predictions": preds, "latency_ms": latency_ms}
+    def _report(self, loaded: _Loaded, rid: str, preds: list[dict], latency_ms: float, images: list,
+                hashes: list) -> None:
+        """One hook call per prediction; a hook that fails is said once and never fails the request."""
+        now, many = time.time(), len(preds) > 1
+        for i, (pred, image, sha) in enumerate(zip(preds, images, hashes)):
+            try:
+                self.on_result({"source": "serve", "time": now, "index": i, "latency_ms": latency_ms, **pred,
+                                "bundle": loaded.path, "request_id": rid, "input": f"{rid}#{i}" if many else rid,
+                                "input_sha256": sha, "image": image})
+            except Exception as exc:  # noqa: BLE001 - bookkeeping must not turn an answer into a 500
+                if not self.hook_failed:
+                    self.hook_failed = True
+                    print(f"edgemap serve: warning: result hook failed ({exc!r}); answers are unaffected",
+                          file=sys.stderr, flush=True)
 
     def _reject(self, status: int, reason: str, detail: str, headers: Optional[dict] = None):  # noqa: ANN202
         from fastapi.responses import JSONResponse
@@ -240,7 +264,8 @@ class _PredictHandler:
         self.metrics.rejected.labels(reason).inc()
         return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
-    async def _inputs(self, body: bytes, headers, loaded: _Loaded) -> np.ndarray:  # noqa: ANN001 - starlette Headers
+    async def _inputs(self, body: bytes, headers, loaded: _Loaded) -> tuple:  # noqa: ANN001 - starlette Headers
+        """(model inputs, decoded images, sha256 of each input or Nones): hashed here, off the loop when large."""
         from starlette.concurrency import run_in_threadpool
 
         content_type = headers.get("content-type", "").lower()
@@ -258,9 +283,10 @@ class _PredictHandler:
             return self._preprocess(items, loaded)
         return await run_in_threadpool(self._preprocess, items, loaded)
 
-    def _preprocess(self, items: list, loaded: _Loaded) -> np.ndarray:
+    def _preprocess(self, items: list, loaded: _Loaded) -> tuple:
         """Decode and preprocess (on a worker thread unless small): the queue then holds model-sized inputs only."""
-        xs = [loaded.model.preprocess.apply(im) for im in decode_all(items, self.config.limits)]
+        images = decode_all(items, self.config.limits)
+        xs = [loaded.model.preprocess.apply(im) for im in images]
         shapes = {x.shape[1:] for x in xs}
         if len(shapes) > 1:
             raise RequestRejected(400, "bad_image", "images of one request must share a size for this model "
@@ -269,7 +295,10 @@ class _PredictHandler:
         if any(f is not None and f != s for f, s in zip(loaded.fixed, shape)):
             raise RequestRejected(400, "bad_image", f"this model takes inputs of shape {loaded.fixed}; the image "
                                   f"gives {shape} (its bundle does not resize)")
-        return np.concatenate(xs)
+        # the hash of an image file's bytes, or of a JSON image's uint8 pixels; only when someone records them
+        hashes = ([hashlib.sha256(it if isinstance(it, bytes) else it.tobytes()).hexdigest() for it in items]
+                  if self.on_result is not None else [None] * len(items))
+        return np.concatenate(xs), images, hashes
 
 
 async def _read_body(request, limit: int) -> bytes:  # noqa: ANN001 - starlette Request
@@ -291,10 +320,11 @@ async def _read_body(request, limit: int) -> bytes:  # noqa: ANN001 - starlette 
     return b"".join(chunks)
 
 
-def _report(hook: ResultHook, preds: list[dict], latency_ms: float) -> None:
-    now = time.time()
-    for i, pred in enumerate(preds):
-        hook({"source": "serve", "time": now, "index": i, "latency_ms": latency_ms, **pred})
+def _answer(content: dict, result: dict):  # noqa: ANN202 - JSONResponse
+    """The JSON answer, with the request id in the X-Request-ID header as well."""
+    from fastapi.responses import JSONResponse
+
+    return JSONResponse(content, headers={"X-Request-ID": result["request_id"]})
 
 
 def serve(bundle: "str | Path", host: str = "127.0.0.1", port: int = 8000, config: ServeConfig = ServeConfig(),

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from edgemap.deploy.edge import EdgeModel
+from edgemap.deploy.edge import EdgeModel, FileResult
 from edgemap.errors import EdgemapError
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp"})
@@ -87,10 +87,13 @@ def watch_folder(model: EdgeModel, folder: str | Path, log: ResultLog, top_k: in
     count = 0
     while True:
         for path in _ready_files(folder, log.done, seen, settle=not once):
-            record = classify_one(model, path, folder, top_k)
+            record, result = _classify(model, path, folder, top_k)
             log.append(record)
-            if on_result is not None:
-                on_result({"source": "watch", **record})
+            if on_result is not None:  # the record, plus what a results store keeps (see edgemap.deploy.recording)
+                extra = {} if result is None else {"bundle": model.bundle.resolve(), "input": str(path.absolute()),
+                                                   "input_bytes": result.data, "image": result.image,
+                                                   "latency_ms": result.latency_ms}
+                on_result({"source": "watch", **record, **extra})
             count += 1
         if once or should_stop():
             return count
@@ -115,10 +118,14 @@ def _ready_files(folder: Path, done: set[str], seen: dict, settle: bool) -> list
 
 def classify_one(model: EdgeModel, path: Path, folder: Path, top_k: int) -> dict:
     """One result record for one image file (an error record when it cannot be read)."""
+    return _classify(model, path, folder, top_k)[0]
+
+
+def _classify(model: EdgeModel, path: Path, folder: Path, top_k: int) -> tuple[dict, FileResult | None]:
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     name = str(path.relative_to(folder))
     try:
-        pred = model.classify_files([path], top_k)[0]
+        result = model.classify_file(path, top_k)
     except EdgemapError as exc:
-        return {"file": name, "time": stamp, "error": str(exc)}
-    return {"file": name, "time": stamp, **pred.to_dict()}
+        return {"file": name, "time": stamp, "error": str(exc)}, None
+    return {"file": name, "time": stamp, **result.prediction.to_dict()}, result

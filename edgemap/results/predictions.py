@@ -3,8 +3,10 @@
 `edgemap infer` and `edgemap serve` call `log.add(...)` per prediction; rows are buffered and written
 in one transaction by a daemon thread when `batch_size` rows are waiting or every `flush_interval_s`
 seconds, and on close: the predicting thread never waits for the disk unless the writer falls 16 batches
-behind. The oldest rows beyond `retention` for the bundle are deleted as it goes (at most 10 % over the
-limit in between) and on close, so a server left running keeps a bounded history. Torch-free; pillow is
+behind (then it writes itself, or with block_when_behind=False, as `edgemap serve` uses it, the row is dropped
+and counted: an event loop must not wait on a store another process holds locked). The oldest rows beyond
+`retention` for the bundle are deleted as it goes (at most 10 % or one batch over the limit in between) and on
+close, so a server left running keeps a bounded history. Torch-free; pillow is
 used only for low-confidence thumbnails, which the writer thread encodes.
 """
 
@@ -76,18 +78,23 @@ class PredictionLog:
 
     def __init__(self, bundle_sha256: str, store: Store | str | Path | None = None, deployment: str = "",
                  batch_size: int = 64, flush_interval_s: float = 2.0, retention: int = 100_000,
-                 thumbnail_below: float = 0.5) -> None:
+                 thumbnail_below: float = 0.5, block_when_behind: bool = True) -> None:
         if batch_size < 1 or retention < 1:
             raise ValueError("batch_size and retention must be >= 1")
         self.store = store if isinstance(store, Store) else open_store(store)
         self.bundle_sha256, self.deployment = bundle_sha256, deployment
         self.batch_size, self.retention, self.thumbnail_below = batch_size, retention, thumbnail_below
+        # False (a server's event loop): when the writer falls 16 batches behind (a store locked by another
+        # writer), new rows are dropped and counted rather than written by the caller, which would stall requests
+        self.block_when_behind = block_when_behind
+        self.added = self.dropped = 0
         self._rows: list[PredictionRow] = []
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()  # one flush at a time keeps the retention trim simple
         self._closed = threading.Event()
         self._full = threading.Event()  # wakes the flusher early when a batch is ready
-        self._since_trim = retention  # trim on the first write: the store may already hold more
+        self._trim_every = max(batch_size, retention // 10)  # rows between trims: at most 10 % (or a batch) over
+        self._since_trim = self._trim_every  # trim on the first write: the store may already hold more
         self._flusher = None
         if flush_interval_s > 0:
             self._flusher = threading.Thread(target=self._flush_periodically, args=(flush_interval_s,),
@@ -96,21 +103,28 @@ class PredictionLog:
 
     def add(self, top_labels: list[str], top_indices: list[int], probabilities: list[float],
             source: str | None = None, input_bytes: bytes | None = None, latency_ms: float | None = None,
-            image=None) -> None:  # noqa: ANN001 - numpy image for the thumbnail
-        """Record one prediction (top-k best first). `input_bytes` is hashed, not stored; `image` is kept as
-        a small thumbnail only when the top-1 probability is below `thumbnail_below`."""
+            image=None, input_sha256: str | None = None) -> None:  # noqa: ANN001 - numpy image for the thumbnail
+        """Record one prediction (top-k best first). `input_bytes` is hashed, not stored (or pass its
+        `input_sha256`, hashed where it is cheaper); `image` is kept as a small thumbnail only when the top-1
+        probability is below `thumbnail_below`."""
         confidence = float(probabilities[0])
-        row = PredictionRow(iso_ms(), source, hashlib.sha256(input_bytes).hexdigest() if input_bytes is not None else None,
+        if input_sha256 is None and input_bytes is not None:
+            input_sha256 = hashlib.sha256(input_bytes).hexdigest()
+        row = PredictionRow(iso_ms(), source, input_sha256,
                             str(top_labels[0]), int(top_indices[0]), confidence,
                             [[str(lb), round(float(p), 6)] for lb, p in zip(top_labels, probabilities)], latency_ms,
                             _copy(image) if image is not None and confidence < self.thumbnail_below else None)
         with self._lock:
             if self._closed.is_set():
                 raise RuntimeError("PredictionLog is closed")
+            if not self.block_when_behind and self._flusher is not None and len(self._rows) >= 16 * self.batch_size:
+                self.dropped += 1
+                return
             self._rows.append(row)
+            self.added += 1
             pending = len(self._rows)
         if pending >= self.batch_size:
-            if self._flusher is None or pending >= 16 * self.batch_size:  # no flusher, or it fell behind: write here
+            if self._flusher is None or (self.block_when_behind and pending >= 16 * self.batch_size):  # it fell behind
                 self.flush()
             else:
                 self._full.set()  # the caller (a request) does not wait for the disk
@@ -132,7 +146,7 @@ class PredictionLog:
                           r.confidence, json.dumps(r.topk), r.latency_ms, thumbnail_png(r.image) if r.image is not None
                           else None) for r in rows])
                     self._since_trim += len(rows)
-                    if self._since_trim >= max(self.batch_size, self.retention // 10):  # bounded: <= 1.1 x retention
+                    if self._since_trim >= self._trim_every:
                         conn.execute(
                             "DELETE FROM predictions WHERE bundle_sha256 = ? AND id <= (SELECT id FROM predictions "
                             "WHERE bundle_sha256 = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
@@ -159,7 +173,7 @@ class PredictionLog:
         """Stop the flusher and write what is left (and trim to the retention limit)."""
         self._closed.set()
         self._full.set()
-        self._since_trim = self.retention
+        self._since_trim = self._trim_every  # the last write trims to the limit
         if self._flusher is not None:
             self._flusher.join(timeout=5)
         self.flush()
