@@ -1,0 +1,131 @@
+"""Per-kernel-type latency regressors, fitted on sampled kernels, and the whole-call correction.
+
+For each kernel type (see features.shape_class):
+- a base cost per thread count, t = a + b*MACs + c*bytes with a, b, c >= 0 (a roofline-like
+  line that extrapolates sensibly beyond the sampled sizes), fitted for relative error;
+- a gradient-boosted regressor of log(measured / base) on the feature vector: the
+  efficiency effects the line cannot see (channel residues, depthwise, small spatial sizes).
+Both are scikit-learn estimators. A kernel type never sampled falls back to a model of all
+kernels of its precision, and says so. The call model turns summed kernel times into a
+whole-call time: call = c0 + c1 * kernels + sum (the profiler's own per-kernel cost makes c1
+negative; c0 is the per-call constant), fitted per thread count on whole sampled-graph runs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgemap.devices.kernels.features import vector
+
+MIN_FOR_TREES = 12  # fewer samples of a type: the base line alone
+GBM = {"n_estimators": 120, "max_depth": 3, "learning_rate": 0.08, "subsample": 0.8, "random_state": 0}
+
+
+@dataclass
+class _TypeModel:
+    base: dict[int, np.ndarray]   # threads -> [a, b, c] of the base line
+    scale: np.ndarray             # column scales used when fitting the line
+    trees: object | None          # sklearn regressor of log(measured / base), or None
+
+
+def _line_inputs(feats: list[dict]) -> np.ndarray:
+    return np.array([[1.0, f["macs"], f["in_bytes"] + f["w_bytes"] + f["out_bytes"]] for f in feats])
+
+
+def _fit_line(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Non-negative a, b, c minimising the squared relative error."""
+    from scipy.optimize import nnls
+
+    w = 1.0 / y
+    coef, _ = nnls(x * w[:, None], y * w)
+    return coef
+
+
+def _fit_type(samples: list[dict]) -> _TypeModel:
+    feats = [s["f"] for s in samples]
+    y = np.array([s["s"] for s in samples])
+    x = _line_inputs(feats)
+    scale = np.maximum(x.max(axis=0), 1e-12)
+    base: dict[int, np.ndarray] = {}
+    for t in sorted({s["threads"] for s in samples}):
+        sel = np.array([s["threads"] == t for s in samples])
+        base[t] = _fit_line(x[sel] / scale, y[sel])
+    model = _TypeModel(base, scale, None)
+    if len(samples) >= MIN_FOR_TREES:
+        from sklearn.ensemble import GradientBoostingRegressor
+
+        resid = np.log(y / _base_time(model, x, [s["threads"] for s in samples]))
+        model.trees = GradientBoostingRegressor(**GBM).fit(np.array([vector(f) for f in feats]), resid)
+    return model
+
+
+def _base_time(m: _TypeModel, x: np.ndarray, threads: list[int]) -> np.ndarray:
+    known = sorted(m.base)
+    coefs = np.array([m.base[min(known, key=lambda k: (abs(k - t), -k))] for t in threads])
+    return np.maximum(((x / m.scale) * coefs).sum(axis=1), 1e-8)
+
+
+class KernelPredictor:
+    """Predicts each kernel's time and a whole call's time from sampled measurements."""
+
+    def __init__(self, kernel_samples: list[dict], call_samples: list[dict]) -> None:
+        by_key: dict[str, list[dict]] = defaultdict(list)
+        by_prec: dict[str, list[dict]] = defaultdict(list)
+        for s in kernel_samples:
+            by_key[s["key"]].append(s)
+            by_prec[s["prec"]].append(s)
+        self.types = {k: _fit_type(v) for k, v in by_key.items()}
+        self.generic = {p: _fit_type(v) for p, v in by_prec.items()}
+        self.calls = _fit_calls(call_samples)
+        self.n_samples = len(kernel_samples)
+
+    def kernel_times(self, items: list[tuple[str, str, dict]], threads: int) -> list[tuple[float, str]]:
+        """(seconds, which regressor) for each (key, precision, features) at `threads` threads."""
+        groups: dict[str, list[int]] = defaultdict(list)
+        for i, (key, prec, _) in enumerate(items):
+            groups[key if key in self.types else f"\0{prec}"].append(i)
+        out: list[tuple[float, str]] = [(0.0, "")] * len(items)
+        for gkey, idx in groups.items():
+            if gkey.startswith("\0"):
+                prec = gkey[1:]
+                m = self.generic.get(prec) or next(iter(self.generic.values()))
+            else:
+                m = self.types[gkey]
+            feats = [items[i][2] | {"threads": threads} for i in idx]
+            t = _base_time(m, _line_inputs(feats), [threads] * len(idx))
+            if m.trees is not None:
+                t = t * np.exp(m.trees.predict(np.array([vector(f) for f in feats])))
+            for i, v in zip(idx, t):
+                src = items[i][0] if not gkey.startswith("\0") else f"all {items[i][1]} kernels ({items[i][0]} not sampled)"
+                out[i] = (float(v), src)
+        return out
+
+    def call_time(self, kernel_sum: float, n_kernels: int, threads: int) -> float:
+        """Whole-call seconds from the summed kernel predictions."""
+        if not self.calls:
+            return kernel_sum
+        c0, c1, c2 = self.calls[min(self.calls, key=lambda k: (abs(k - threads), -k))]
+        return max(c0 + c1 * n_kernels + c2 * kernel_sum, 0.5 * kernel_sum)
+
+
+def _fit_calls(samples: list[dict]) -> dict[int, tuple[float, float, float]]:
+    """Per thread count: call - summed kernel times = c0 + c1 * kernels (relative least squares).
+
+    c0 is the per-call constant (input checks, output allocation, the thread pool's wake-up); c1
+    the per-node cost outside the kernels minus the profiler's own cost in each kernel event.
+    The kernels' sum enters with weight 1: the profiler times them as they run.
+    """
+    out = {}
+    for t in sorted({s["threads"] for s in samples}):
+        sel = [s for s in samples if s["threads"] == t]
+        if len(sel) < 4:
+            continue
+        y = np.array([s["call_s"] - s["sum_s"] for s in sel]) / np.array([s["call_s"] for s in sel])
+        x = np.array([[1.0, s["n"]] for s in sel]) / np.array([[s["call_s"]] for s in sel])
+        coef, *_ = np.linalg.lstsq(x, y, rcond=None)
+        out[t] = (float(coef[0]), float(coef[1]), 1.0)
+    return out
