@@ -78,8 +78,9 @@ def show_device(name: str) -> None:
         console.print(p.notes)
 
 
-def calibrate(out: Optional[Path]) -> Path:
-    """Measure this host and write (or update) its profile; keeps fitted efficiency factors and power."""
+def calibrate(out: Optional[Path], kernels: bool = True, budget: float = 420.0) -> Path:
+    """Measure this host and write (or update) its profile; keeps fitted efficiency factors and power.
+    With `kernels`, also sample kernels for `budget` seconds and write NAME.kernels.json.gz beside it."""
     from edgemap.devices.calibrate import calibrate_host, write_profile
     from edgemap.devices.catalogue import ENV_VAR, SHIPPED_DIR, search_dirs
     from edgemap.devices.profile import load_profile
@@ -92,6 +93,11 @@ def calibrate(out: Optional[Path]) -> Path:
         existing = load_profile(SHIPPED_DIR / "host.yaml")
     path = write_profile(calibrate_host(existing), out, HOST_HEADER)
     typer.echo(f"wrote {path} (profiles in ${ENV_VAR} directories shadow the shipped ones)")
+    if kernels:
+        from edgemap.devices.calibrate import calibrate_kernels
+
+        typer.echo(f"sampling kernels for {budget:g} s ...")
+        typer.echo(f"wrote {calibrate_kernels(path, budget, log=typer.echo)}")
     return path
 
 
@@ -112,8 +118,11 @@ def register(app: typer.Typer) -> None:
 
     @devices.command("calibrate-host")
     def _calibrate(out: Optional[Path] = typer.Option(None, help="profile to write (default: host.yaml in the first "
-                                                                  "$EDGEMAP_DEVICES directory, else the shipped one)")) -> None:
-        """Measure peak FP32/FP16/INT8 throughput and memory bandwidth here; write the host profile."""
-        calibrate(out)
+                                                                  "$EDGEMAP_DEVICES directory, else the shipped one)"),
+                   kernels: bool = typer.Option(True, help="also sample and measure kernels for the kernel-level "
+                                                           "latency predictors (NAME.kernels.json.gz beside the profile)"),
+                   budget: float = typer.Option(420.0, help="seconds for the kernel sampling (adaptive rounds included)")) -> None:
+        """Measure peak throughput, memory bandwidth and (by default) sampled kernels here; write the host profile."""
+        calibrate(out, kernels, budget)
 
     app.add_typer(devices, name="devices")

@@ -65,6 +65,7 @@ class Estimate:
     violations: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     layers: list[LayerEstimate] = field(default_factory=list)
+    kernels: list = field(default_factory=list)  # kernels.predict.KernelRow, when the latency is kernel-level
 
     @property
     def fits(self) -> bool:
@@ -77,18 +78,47 @@ class Estimate:
         d["fits"] = self.fits
         if not with_layers:
             d.pop("layers")
+            d.pop("kernels")
         return d
 
 
 def estimate(onnx_path: str | Path, profile: DeviceProfile | str, precision: str | None = None, unit: str | None = None,
-             threads: int | None = None, batch: int = 1) -> Estimate:
+             threads: int | None = None, batch: int = 1, kernel_level: bool = True) -> Estimate:
     """Estimate an ONNX model on a device (a profile, or its name/path); `precision` (fp32/fp16/int8)
-    re-types the graph as if converted."""
+    re-types the graph as if converted.
+
+    The latency is kernel-level (predicted on ONNX Runtime's optimised graph, see devices.kernels)
+    when kernel records exist for the device or the host, the model is estimated as stored and at
+    batch 1; otherwise it is the per-layer roofline, and a note says why.
+    """
     if not isinstance(profile, DeviceProfile):
         from edgemap.devices.catalogue import resolve
 
         profile = resolve(profile)
-    return estimate_cost(analyse(onnx_path, batch), profile, precision, unit, threads)
+    cost = analyse(onnx_path, batch)
+    est = estimate_cost(cost, profile, precision, unit, threads)
+    if kernel_level:
+        if batch != 1 or precision not in (None, cost.precision):
+            est.notes.append("latency from the per-layer roofline: kernel-level prediction needs the model as stored, at batch 1")
+        else:
+            _kernel_latency(est, Path(onnx_path), profile)
+    return est
+
+
+def _kernel_latency(est: Estimate, path: Path, profile: DeviceProfile) -> None:
+    """Replace the roofline latency (and the energy built on it) by the kernel-level one, when there is one."""
+    from edgemap.devices.kernels.device import kernel_estimate
+
+    ke = kernel_estimate(path, profile, profile.unit(est.unit), est.threads)
+    if ke is None:
+        est.notes.append("latency from the per-layer roofline: no kernel records for this device or the host "
+                         "(edgemap devices calibrate-host)")
+        return
+    power = est.energy_j.value / est.latency_s.value if est.latency_s.value else 0.0
+    est.latency_s = Figure(ke.latency_s, "s", "estimated", ke.how)
+    est.energy_j = Figure(power * ke.latency_s, "J", "estimated", f"{power:.2f} W board power (profile) x estimated latency")
+    est.kernels = ke.rows
+    est.notes.extend(ke.notes)
 
 
 def estimate_cost(cost: GraphCost, profile: DeviceProfile, precision: str | None = None, unit: str | None = None,

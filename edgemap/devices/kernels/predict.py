@@ -22,7 +22,7 @@ class KernelRow:
     bytes_moved: int
     predicted_s: float
     regressor: str
-    bound: str = "host"
+    bound: str = "-"
     measured_s: float | None = None
 
 

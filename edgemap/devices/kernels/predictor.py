@@ -104,6 +104,12 @@ class KernelPredictor:
                 out[i] = (float(v), src)
         return out
 
+    def overhead_s(self, key: str, prec: str, threads: int) -> float:
+        """The fixed part (base line's intercept) of one kernel of type `key`: its dispatch cost."""
+        m = self.types.get(key) or self.generic.get(prec) or next(iter(self.generic.values()))
+        known = sorted(m.base)
+        return float(m.base[min(known, key=lambda k: (abs(k - threads), -k))][0] * m.scale[0])
+
     def call_time(self, kernel_sum: float, n_kernels: int, threads: int) -> float:
         """Whole-call seconds from the summed kernel predictions."""
         if not self.calls:
