@@ -11,6 +11,9 @@ HOST_HEADER = ("Measured on this machine by: edgemap devices calibrate-host\n"
                "Efficiency factors (calibration) fitted by: .venv/bin/python benchmarks/estimator_validation.py --write-profile")
 
 
+MIN_BUDGET_S = 10.0
+
+
 def _si(value: float, unit: str) -> str:
     for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
         if value >= scale:
@@ -84,7 +87,10 @@ def calibrate(out: Optional[Path], kernels: bool = True, budget: float = 420.0) 
     from edgemap.devices.calibrate import calibrate_host, write_profile
     from edgemap.devices.catalogue import ENV_VAR, SHIPPED_DIR, search_dirs
     from edgemap.devices.profile import load_profile
+    from edgemap.errors import EdgemapError
 
+    if kernels and budget < MIN_BUDGET_S:
+        raise EdgemapError(f"--budget must be at least {MIN_BUDGET_S:g} s for the kernel sampling, got {budget:g}")
     if out is None:
         first = search_dirs()[0]
         out = first / "host.yaml" if first != SHIPPED_DIR else SHIPPED_DIR / "host.yaml"

@@ -24,7 +24,7 @@ from onnx import TensorProto, helper, numpy_helper
 CHANNELS = (1, 3, 4, 8, 12, 16, 24, 32, 40, 48, 64, 72, 96, 128, 160, 192, 256)
 SIZES = (2, 4, 7, 8, 12, 14, 16, 20, 24, 28, 32)
 ACTS = ("none", "relu", "relu6", "hardswish", "swish", "sigmoid")
-KINDS = ("conv", "conv", "conv", "conv", "fc", "concat", "eltwise")  # convolutions sampled most
+KINDS = ("conv",) * 6 + ("fc", "concat", "eltwise")  # convolutions sampled most
 ELTWISE = ("Add", "Mul", "Relu", "HardSwish", "Sigmoid", "Clip", "MaxPool", "AveragePool", "GlobalAveragePool")
 MAX_MACS = 60e6  # one sampled kernel stays well under a millisecond or two
 
@@ -41,14 +41,14 @@ def random_config(rng: np.random.Generator) -> dict:
         return {"kind": "concat", "hw": hw, "c1": c(), "c2": c()}
     if kind == "eltwise":
         return {"kind": "eltwise", "hw": hw, "c": c(), "op": str(rng.choice(ELTWISE))}
-    cin, groups = c(), str(rng.choice(("dense", "dense", "dw", "grouped")))
+    cin, groups = c(), str(rng.choice(("dense", "dense", "dw", "dw", "grouped")))
     cout = cin if groups == "dw" else c()
     if groups == "grouped" and (cin % 4 or cout % 4):
         groups = "dense"
     k = int(rng.choice((1, 1, 3, 3, 5))) if groups != "dw" else int(rng.choice((3, 3, 5)))
     cfg = {"kind": "conv", "hw": max(hw, k), "cin": cin, "cout": cout, "k": k, "stride": int(rng.choice((1, 1, 2))),
            "groups": groups, "act": str(rng.choice(ACTS)), "bn": bool(rng.random() < 0.5),
-           "res": bool(rng.random() < 0.25), "pool": str(rng.choice(("none", "none", "none", "max", "avg", "gap_fc")))}
+           "res": bool(rng.random() < 0.35), "pool": str(rng.choice(("none", "none", "none", "max", "avg", "gap_fc")))}
     return cfg if conv_macs(cfg) <= MAX_MACS else random_config(rng)
 
 
