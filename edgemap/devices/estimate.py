@@ -85,24 +85,12 @@ class Estimate:
 def estimate(onnx_path: str | Path, profile: DeviceProfile | str, precision: str | None = None, unit: str | None = None,
              threads: int | None = None, batch: int = 1, kernel_level: bool = True) -> Estimate:
     """Estimate an ONNX model on a device (a profile, or its name/path); `precision` (fp32/fp16/int8)
-    re-types the graph as if converted.
-
-    The latency is kernel-level (predicted on ONNX Runtime's optimised graph, see devices.kernels)
-    when kernel records exist for the device or the host, the model is estimated as stored and at
-    batch 1; otherwise it is the per-layer roofline, and a note says why.
-    """
+    re-types the graph as if converted. See `estimate_cost` for when the latency is kernel-level."""
     if not isinstance(profile, DeviceProfile):
         from edgemap.devices.catalogue import resolve
 
         profile = resolve(profile)
-    cost = analyse(onnx_path, batch)
-    est = estimate_cost(cost, profile, precision, unit, threads)
-    if kernel_level:
-        if batch != 1 or precision not in (None, cost.precision):
-            est.notes.append("latency from the per-layer roofline: kernel-level prediction needs the model as stored, at batch 1")
-        else:
-            _kernel_latency(est, Path(onnx_path), profile)
-    return est
+    return estimate_cost(analyse(onnx_path, batch), profile, precision, unit, threads, kernel_level)
 
 
 def _kernel_latency(est: Estimate, path: Path, profile: DeviceProfile) -> None:
@@ -122,8 +110,13 @@ def _kernel_latency(est: Estimate, path: Path, profile: DeviceProfile) -> None:
 
 
 def estimate_cost(cost: GraphCost, profile: DeviceProfile, precision: str | None = None, unit: str | None = None,
-                  threads: int | None = None) -> Estimate:
-    """Estimate from an already analysed graph (see `graph.analyse`)."""
+                  threads: int | None = None, kernel_level: bool = True) -> Estimate:
+    """Estimate from an already analysed graph (see `graph.analyse`).
+
+    The latency is kernel-level (predicted on ONNX Runtime's optimised graph of the analysed file,
+    see devices.kernels) when kernel records exist for the device or the host, the model is
+    estimated as stored and at batch 1; otherwise it is the per-layer roofline, and a note says why.
+    """
     converted = precision is not None and precision != cost.precision
     if precision is not None:
         cost = with_precision(cost, precision)
@@ -156,6 +149,11 @@ def estimate_cost(cost: GraphCost, profile: DeviceProfile, precision: str | None
         layers=[LayerEstimate(l.name, l.op_type, l.kind, l.dtype, l.macs, l.bytes_moved, t, b) for l, t, b in timed],
         notes=list(cost.warnings))
     _check_fit(est, cost, profile, cu)
+    if kernel_level:
+        if cost.batch != 1 or converted:
+            est.notes.append("latency from the per-layer roofline: kernel-level prediction needs the model as stored, at batch 1")
+        else:
+            _kernel_latency(est, Path(cost.path), profile)
     return est
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from edgemap.devices.kernels.shapes import ShapeMap, Shape, attrs
@@ -90,3 +91,19 @@ def optimised_kernels(model: str | Path | bytes, threads: int, level: str = DEFA
     with tempfile.TemporaryDirectory() as tmp:
         path = optimise(model, Path(tmp) / "optimised.onnx", threads, level)
         return read_kernels(path)
+
+
+def file_kernels(model: str | Path, threads: int, level: str = DEFAULT_LEVEL) -> tuple[list[Kernel], list[str]]:
+    """`optimised_kernels` of a model file, cached on the file's identity (one session per file, not per device)."""
+    p = Path(model)
+    if not p.is_file():
+        raise EdgemapError(f"{p}: model file not found")
+    st = p.stat()
+    kernels, warnings = _cached(str(p.resolve()), st.st_mtime_ns, st.st_size, threads, level)
+    return list(kernels), list(warnings)
+
+
+@lru_cache(maxsize=64)
+def _cached(path: str, mtime: int, size: int, threads: int, level: str) -> tuple[tuple[Kernel, ...], tuple[str, ...]]:  # noqa: ARG001
+    kernels, warnings = optimised_kernels(path, threads, level)
+    return tuple(kernels), tuple(warnings)

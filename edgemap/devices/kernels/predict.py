@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgemap.devices.kernels.features import features, precision, shape_class
-from edgemap.devices.kernels.ortgraph import DEFAULT_LEVEL, Kernel, optimised_kernels
+from edgemap.devices.kernels.ortgraph import DEFAULT_LEVEL, Kernel, file_kernels
 
 
 @dataclass
@@ -52,7 +52,7 @@ def predict_kernels(kernels: list[Kernel], predictor, threads: int) -> KernelLat
 
 def predict_model(model: str | Path, predictor, threads: int, level: str = DEFAULT_LEVEL) -> KernelLatency:  # noqa: ANN001
     """Predict `model` as ONNX Runtime runs it here on `threads` threads."""
-    kernels, warnings = optimised_kernels(model, threads, level)
+    kernels, warnings = file_kernels(model, threads, level)
     out = predict_kernels(kernels, predictor, threads)
     out.warnings = warnings + out.warnings
     return out

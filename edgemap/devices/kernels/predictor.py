@@ -22,7 +22,8 @@ import numpy as np
 from edgemap.devices.kernels.features import vector
 
 MIN_FOR_TREES = 12  # fewer samples of a type: the base line alone
-GBM = {"n_estimators": 120, "max_depth": 3, "learning_rate": 0.08, "subsample": 0.8, "random_state": 0}
+GENERIC_CAP = 800   # samples of all types behind the fallback model of a precision
+GBM = {"n_estimators": 100, "max_depth": 3, "learning_rate": 0.08, "subsample": 0.8, "random_state": 0}
 
 
 @dataclass
@@ -63,6 +64,11 @@ def _fit_type(samples: list[dict]) -> _TypeModel:
     return model
 
 
+def _spread(samples: list[dict], cap: int) -> list[dict]:
+    """At most `cap` samples, taken evenly from the list (deterministic)."""
+    return samples if len(samples) <= cap else [samples[int(i * len(samples) / cap)] for i in range(cap)]
+
+
 def _base_time(m: _TypeModel, x: np.ndarray, threads: list[int]) -> np.ndarray:
     known = sorted(m.base)
     coefs = np.array([m.base[min(known, key=lambda k: (abs(k - t), -k))] for t in threads])
@@ -78,23 +84,33 @@ class KernelPredictor:
         for s in kernel_samples:
             by_key[s["key"]].append(s)
             by_prec[s["prec"]].append(s)
-        self.types = {k: _fit_type(v) for k, v in by_key.items()}
-        self.generic = {p: _fit_type(v) for p, v in by_prec.items()}
+        # fitted when first asked for: a model uses a handful of the sampled kernel types
+        self._samples = {**by_key, **{f"\0{p}": _spread(v, GENERIC_CAP) for p, v in by_prec.items()}}
+        self._fitted: dict[str, _TypeModel] = {}
         self.calls = _fit_calls(call_samples)
         self.n_samples = len(kernel_samples)
+
+    @property
+    def types(self) -> set[str]:
+        """The sampled kernel types."""
+        return {k for k in self._samples if not k.startswith("\0")}
+
+    def _model(self, key: str) -> _TypeModel:
+        if key not in self._fitted:
+            self._fitted[key] = _fit_type(self._samples[key])
+        return self._fitted[key]
+
+    def _generic_key(self, prec: str) -> str:
+        return f"\0{prec}" if f"\0{prec}" in self._samples else next(k for k in self._samples if k.startswith("\0"))
 
     def kernel_times(self, items: list[tuple[str, str, dict]], threads: int) -> list[tuple[float, str]]:
         """(seconds, which regressor) for each (key, precision, features) at `threads` threads."""
         groups: dict[str, list[int]] = defaultdict(list)
         for i, (key, prec, _) in enumerate(items):
-            groups[key if key in self.types else f"\0{prec}"].append(i)
+            groups[key if key in self._samples and not key.startswith("\0") else self._generic_key(prec)].append(i)
         out: list[tuple[float, str]] = [(0.0, "")] * len(items)
         for gkey, idx in groups.items():
-            if gkey.startswith("\0"):
-                prec = gkey[1:]
-                m = self.generic.get(prec) or next(iter(self.generic.values()))
-            else:
-                m = self.types[gkey]
+            m = self._model(gkey)
             feats = [items[i][2] | {"threads": threads} for i in idx]
             t = _base_time(m, _line_inputs(feats), [threads] * len(idx))
             if m.trees is not None:
@@ -106,7 +122,7 @@ class KernelPredictor:
 
     def overhead_s(self, key: str, prec: str, threads: int) -> float:
         """The fixed part (base line's intercept) of one kernel of type `key`: its dispatch cost."""
-        m = self.types.get(key) or self.generic.get(prec) or next(iter(self.generic.values()))
+        m = self._model(key if key in self._samples else self._generic_key(prec))
         known = sorted(m.base)
         return float(m.base[min(known, key=lambda k: (abs(k - threads), -k))][0] * m.scale[0])
 

@@ -20,7 +20,7 @@ from edgemap.errors import EdgemapError
 
 FORMAT = 1
 SUFFIX = ".kernels.json.gz"
-FIT_CAP = 400  # kernel samples per (type, threads) used to fit: keeps a refit to seconds
+FIT_CAP = 300  # kernel samples per (type, threads) used to fit: keeps a refit to seconds
 
 
 def isa_tag(flags: list[str] | None = None) -> str:
