@@ -21,6 +21,7 @@ from edgemap.devices.kernels import sampler
 from edgemap.devices.kernels.features import FEATURES, features, precision, shape_class
 from edgemap.devices.kernels.predictor import KernelPredictor
 from edgemap.devices.kernels.profiling import profile_model
+from edgemap.errors import EdgemapError
 
 HIGH_ERROR = 0.08      # a kernel type above this held-out median |error| gets more samples
 ADAPTIVE_SHARE = 0.4   # of the budget spent on adaptive rounds
@@ -44,9 +45,13 @@ def measure_config(cfg: dict, cfg_id: int, precisions: tuple[str, ...], threads:
     return kernels, calls
 
 
-def as_samples(rows: list) -> list[dict]:
-    """Stored kernel rows as the predictor's sample dicts."""
-    return [{"key": r[0], "prec": r[1], "threads": r[2], "s": r[3], "f": dict(zip(FEATURES, r[4])), "cfg": r[5]} for r in rows]
+def as_samples(rows: list, names: list[str] | tuple[str, ...] = FEATURES) -> list[dict]:
+    """Stored kernel rows (feature values in the order of `names`) as the predictor's sample dicts."""
+    missing = set(FEATURES) - set(names)
+    if missing:
+        raise EdgemapError(f"kernel records lack feature(s) {', '.join(sorted(missing))} this edgemap predicts with; "
+                           "re-run edgemap devices calibrate-host")
+    return [{"key": r[0], "prec": r[1], "threads": r[2], "s": r[3], "f": dict(zip(names, r[4])), "cfg": r[5]} for r in rows]
 
 
 def heldout_errors(samples: list[dict], calls: list[dict]) -> tuple[dict[str, float], list[tuple[float, int]]]:

@@ -20,7 +20,7 @@ INT8_OPS = {"QLinearConv", "ConvInteger", "MatMulInteger", "QLinearMatMul", "QGe
             "QLinearGlobalAveragePool", "QLinearAveragePool", "QLinearConcat", "QLinearSigmoid", "QLinearLeakyRelu",
             "DynamicQuantizeMatMul", "MatMulIntegerToFloat"}
 FEATURES = ("macs", "in_bytes", "w_bytes", "out_bytes", "macs_per_byte", "cin", "cout", "cin_mod_simd", "cout_mod_simd",
-            "kernel", "stride", "groups", "spatial_out", "elements", "act", "threads")
+            "kernel", "stride", "groups", "spatial_out", "elements", "act", "gemm_k", "gemm_k_mod4", "threads")
 ACT_CODES = {"Relu": 1, "Clip": 1, "LeakyRelu": 1, "HardSigmoid": 2, "HardSwish": 2, "Sigmoid": 3, "Tanh": 3}
 SIMD = 16  # fp32 lanes of an AVX-512 register (and 64 int8 lanes / 4): the blocking MLAS pads channels to
 
@@ -95,6 +95,9 @@ def features(k: Kernel, threads: int) -> dict[str, float]:
               "stride": (k.attrs.get("strides") or [1])[0]}
     elif len(k.output) >= 2:
         f |= {"cin": k.output[1], "cout": k.output[1]}
+    # the reduction length of the GEMM a conv or gemm becomes: INT8 dot products consume 4 bytes at a time
+    gemm_k = f["cin"] // max(f["groups"], 1) * f["kernel"] if f["macs"] else 0
+    f |= {"gemm_k": gemm_k, "gemm_k_mod4": gemm_k % 4}
     moved = in_bytes + w_bytes + out_bytes
     return f | {"in_bytes": in_bytes, "w_bytes": w_bytes, "out_bytes": out_bytes, "macs_per_byte": f["macs"] / max(moved, 1),
                 "cin_mod_simd": f["cin"] % SIMD, "cout_mod_simd": f["cout"] % SIMD, "elements": math.prod(k.output),
@@ -103,5 +106,5 @@ def features(k: Kernel, threads: int) -> dict[str, float]:
 
 def vector(f: dict[str, float]) -> list[float]:
     """Features in FEATURES order, sizes in log scale (channel residues and threads as they are)."""
-    linear = {"cin_mod_simd", "cout_mod_simd", "threads", "stride", "act"}
+    linear = {"cin_mod_simd", "cout_mod_simd", "threads", "stride", "act", "gemm_k_mod4"}
     return [float(f[n]) if n in linear else math.log1p(float(f[n])) for n in FEATURES]

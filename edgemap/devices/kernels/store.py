@@ -79,7 +79,7 @@ def _load(path: str, mtime: int, tag: str):  # noqa: ANN202 - mtime keys the cac
     if tag not in records:
         return None
     rec = records[tag]
-    return KernelPredictor(capped(as_samples(rec["kernels"])), rec["calls"]), rec
+    return KernelPredictor(capped(as_samples(rec["kernels"], rec["features"])), rec["calls"]), rec
 
 
 def capped(samples: list[dict], cap: int = FIT_CAP) -> list[dict]:
