@@ -81,7 +81,7 @@ def show_device(name: str) -> None:
         console.print(p.notes)
 
 
-def calibrate(out: Optional[Path], kernels: bool = True, budget: float = 420.0) -> Path:
+def calibrate(out: Optional[Path], kernels: bool = True, budget: float = 480.0) -> Path:
     """Measure this host and write (or update) its profile; keeps fitted efficiency factors and power.
     With `kernels`, also sample kernels for `budget` seconds and write NAME.kernels.json.gz beside it."""
     from edgemap.devices.calibrate import calibrate_host, write_profile
@@ -127,7 +127,7 @@ def register(app: typer.Typer) -> None:
                                                                   "$EDGEMAP_DEVICES directory, else the shipped one)"),
                    kernels: bool = typer.Option(True, help="also sample and measure kernels for the kernel-level "
                                                            "latency predictors (NAME.kernels.json.gz beside the profile)"),
-                   budget: float = typer.Option(420.0, help="seconds for the kernel sampling (adaptive rounds included)")) -> None:
+                   budget: float = typer.Option(480.0, help="seconds for the kernel sampling (adaptive rounds included)")) -> None:
         """Measure peak throughput, memory bandwidth and (by default) sampled kernels here; write the host profile."""
         calibrate(out, kernels, budget)
 

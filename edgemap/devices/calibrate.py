@@ -140,7 +140,7 @@ def write_profile(profile: DeviceProfile, path: str | Path, header: str = "") ->
     return Path(path)
 
 
-def calibrate_kernels(profile_path: str | Path, budget_s: float = 420.0, threads: tuple[int, ...] = (1, 2),
+def calibrate_kernels(profile_path: str | Path, budget_s: float = 480.0, threads: tuple[int, ...] = (1, 2),
                       log=print) -> Path:  # noqa: ANN001 - a print-like callable
     """Sample and measure kernels on this host (devices.kernels.campaign) and store the record beside
     the profile, under this CPU's instruction-set tag (records of other instruction sets are kept)."""

@@ -86,7 +86,7 @@ def neighbour(cfg: dict, rng: np.random.Generator) -> dict:
     out = cfg | {key: values[int(np.clip(i + rng.choice((-2, -1, 1, 2)), 0, len(values) - 1))]}
     if out.get("groups") == "dw":
         out["cout"] = out["cin"] = out[key]
-    if out.get("groups") == "grouped" and (out["cin"] % 4 or out["cout"] % 4):
+    if out.get("groups") == "grouped" and (out["cin"] % out.get("g", 4) or out["cout"] % out.get("g", 4)):
         return cfg
     if out["kind"] == "conv" and (out["hw"] < out["k"] or sampler.conv_macs(out) > sampler.MAX_MACS):
         return cfg

@@ -1,8 +1,8 @@
 """Per-kernel-type latency regressors, fitted on sampled kernels, and the whole-call correction.
 
 For each kernel type (see features.shape_class):
-- a base cost per thread count, t = a + b*MACs + c*bytes with a, b, c >= 0 (a roofline-like
-  line that extrapolates sensibly beyond the sampled sizes), fitted for relative error;
+- a base cost per thread count, t = a + b*MACs + c*bytes + d*pixels*groups with a, b, c, d >= 0
+  (a roofline-like line that extrapolates sensibly beyond the sampled sizes), fitted for relative error;
 - a gradient-boosted regressor of log(measured / base) on the feature vector: the
   efficiency effects the line cannot see (channel residues, depthwise, small spatial sizes).
 Both are scikit-learn estimators. A kernel type never sampled falls back to a model of all
@@ -28,17 +28,20 @@ GBM = {"n_estimators": 100, "max_depth": 3, "learning_rate": 0.08, "subsample": 
 
 @dataclass
 class _TypeModel:
-    base: dict[int, np.ndarray]   # threads -> [a, b, c] of the base line
+    base: dict[int, np.ndarray]   # threads -> [a, b, c, d] of the base line
     scale: np.ndarray             # column scales used when fitting the line
     trees: object | None          # sklearn regressor of log(measured / base), or None
 
 
 def _line_inputs(feats: list[dict]) -> np.ndarray:
-    return np.array([[1.0, f["macs"], f["in_bytes"] + f["w_bytes"] + f["out_bytes"]] for f in feats])
+    """[1, MACs, bytes, output pixels x groups]: the last is the per-group, per-pixel work (im2col rows, one
+    small GEMM per group) that makes grouped INT8 convolutions with few channels per group slow."""
+    return np.array([[1.0, f["macs"], f["in_bytes"] + f["w_bytes"] + f["out_bytes"], f["spatial_out"] * f["groups"]]
+                     for f in feats])
 
 
 def _fit_line(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Non-negative a, b, c minimising the squared relative error."""
+    """Non-negative coefficients minimising the squared relative error."""
     from scipy.optimize import nnls
 
     w = 1.0 / y

@@ -4,7 +4,7 @@ A configuration is a small dict (a block kind and its sizes); `build` turns it i
 model and `quantize` into the QDQ INT8 model onnxruntime.quantization makes of it (the same
 settings as edgemap's quantize_static pass), so that ONNX Runtime's optimiser fuses it into the
 integer kernels it would run in a user's model. Block kinds: convolutions (dense, depthwise,
-grouped; 1x1 to 5x5; stride 1/2; with BatchNorm, ReLU/ReLU6/HardSwish/Swish/Sigmoid, residual
+grouped in 2-16 groups; 1x1 to 5x5; stride 1/2; with BatchNorm, ReLU/ReLU6/HardSwish/Swish/Sigmoid, residual
 add and pooling), fully connected layers, concatenation and standalone elementwise ops.
 """
 
@@ -43,18 +43,20 @@ def random_config(rng: np.random.Generator) -> dict:
         return {"kind": "eltwise", "hw": hw, "c": c(), "op": str(rng.choice(ELTWISE))}
     cin, groups = c(), str(rng.choice(("dense", "dense", "dw", "dw", "grouped")))
     cout = cin if groups == "dw" else c()
-    if groups == "grouped" and (cin % 4 or cout % 4):
+    g = int(rng.choice((2, 4, 8, 16)))
+    if groups == "grouped" and (cin % g or cout % g or cin == g):
         groups = "dense"
     k = int(rng.choice((1, 1, 3, 3, 5))) if groups != "dw" else int(rng.choice((3, 3, 5)))
     cfg = {"kind": "conv", "hw": max(hw, k), "cin": cin, "cout": cout, "k": k, "stride": int(rng.choice((1, 1, 2))),
-           "groups": groups, "act": str(rng.choice(ACTS)), "bn": bool(rng.random() < 0.5),
+           "groups": groups, **({"g": g} if groups == "grouped" else {}), "act": str(rng.choice(ACTS)),
+           "bn": bool(rng.random() < 0.5),
            "res": bool(rng.random() < 0.35), "pool": str(rng.choice(("none", "none", "none", "max", "avg", "gap_fc")))}
     return cfg if conv_macs(cfg) <= MAX_MACS else random_config(rng)
 
 
 def conv_macs(cfg: dict) -> float:
     """MACs of a conv block's convolution (to keep sampled kernels small)."""
-    per_group = cfg["cin"] if cfg["groups"] == "dense" else 1 if cfg["groups"] == "dw" else cfg["cin"] // 4
+    per_group = cfg["cin"] if cfg["groups"] == "dense" else 1 if cfg["groups"] == "dw" else cfg["cin"] // cfg.get("g", 4)
     return (cfg["hw"] / cfg["stride"]) ** 2 * cfg["cout"] * per_group * cfg["k"] ** 2
 
 
@@ -109,7 +111,7 @@ class GraphBuilder:
 
 def _conv(g: GraphBuilder, x: str, cfg: dict) -> str:
     cin, cout, k = cfg["cin"], cfg["cout"], cfg["k"]
-    group = {"dense": 1, "dw": cin, "grouped": 4}[cfg["groups"]]
+    group = {"dense": 1, "dw": cin, "grouped": cfg.get("g", 4)}[cfg["groups"]]
     y = g.op("Conv", [x, g.weight(cout, cin // group, k, k), g.weight(cout)], pads=[k // 2] * 4,
              strides=[cfg["stride"]] * 2, group=group)
     if cfg["bn"]:
