@@ -126,8 +126,10 @@ def test_a_symbolic_spatial_dimension_is_a_clear_error(tmp_path):
 
 
 def test_call_model_adds_a_per_call_constant():
-    calls = [{"threads": 1, "n": n, "sum_s": 1e-5 * n, "call_s": 1e-5 * n + 4e-6 - 1e-6 * n} for n in range(2, 9)]
+    calls = [{"threads": 1, "prec": "fp32", "n": n, "sum_s": 1e-5 * n, "call_s": 1e-5 * n + 4e-6 - 1e-6 * n} for n in range(2, 9)]
     pred = KernelPredictor([{"key": "A", "prec": "fp32", "threads": 1, "s": 1e-5,
                              "f": {k: 1.0 for k in ("macs", "in_bytes", "w_bytes", "out_bytes")}}], calls)
-    c0, c1, c2 = pred.calls[1]
-    assert math.isclose(c0, 4e-6, rel_tol=1e-6) and math.isclose(c1, -1e-6, rel_tol=1e-6) and c2 == 1.0
+    c0, c1 = pred.call_constants(1, "fp32")
+    assert math.isclose(c0, 4e-6, rel_tol=1e-6) and math.isclose(c1, -1e-6, rel_tol=1e-6)
+    assert pred.call_constants(2, "int8") == (c0, c1)  # nearest thread count, any precision
+    assert math.isclose(pred.call_time(1e-4, 10, 1, "fp32"), 1e-4 + 4e-6 - 1e-5, rel_tol=1e-6)

@@ -109,7 +109,7 @@ def _scaled(model: str | Path, profile: DeviceProfile, unit: ComputeUnit, thread
         if fixed >= r.predicted_s - fixed:
             r.bound = "overhead"
         r.predicted_s = fixed * clock + (r.predicted_s - fixed) * work_ratio
-    c0, c1, _ = pred.calls.get(ht, (0.0, 0.0, 1.0))
+    c0, c1 = pred.call_constants(ht, "int8" if any(r.precision == "int8" for r in kl.rows) else "fp32")
     total = sum(r.predicted_s for r in kl.rows) + (c0 + c1 * len(kl.rows)) * clock
     notes = kl.warnings + [f"{d} is not native on {unit.name}: its kernels scaled as fp32 arithmetic" for d in sorted(emulated)]
     how = (f"kernel-level, scaled from the host: {len(kl.rows)} kernels of ONNX Runtime's optimised graph on this host "

@@ -47,7 +47,8 @@ def predict_kernels(kernels: list[Kernel], predictor, threads: int) -> KernelLat
     ksum = sum(r.predicted_s for r in rows)
     unsampled = sorted({r.key for r in rows if r.regressor != r.key})
     warn = [f"kernel type(s) never sampled, predicted by a model of all kernels of their precision: {', '.join(unsampled)}"] if unsampled else []
-    return KernelLatency(predictor.call_time(ksum, len(rows), threads), ksum, threads, rows, warn)
+    prec = "int8" if any(r.precision == "int8" for r in rows) else "fp16" if any(r.precision == "fp16" for r in rows) else "fp32"
+    return KernelLatency(predictor.call_time(ksum, len(rows), threads, prec), ksum, threads, rows, warn)
 
 
 def predict_model(model: str | Path, predictor, threads: int, level: str = DEFAULT_LEVEL) -> KernelLatency:  # noqa: ANN001

@@ -129,28 +129,39 @@ class KernelPredictor:
         known = sorted(m.base)
         return float(m.base[min(known, key=lambda k: (abs(k - threads), -k))][0] * m.scale[0])
 
-    def call_time(self, kernel_sum: float, n_kernels: int, threads: int) -> float:
+    def call_constants(self, threads: int, prec: str | None = None) -> tuple[float, float]:
+        """(c0, c1) of the call model for `threads` and the model's precision (any precision if not sampled)."""
+        keys = [k for k in self.calls if k[1] == prec] or [k for k in self.calls if k[1] is None]
+        if not keys:
+            return 0.0, 0.0
+        return self.calls[min(keys, key=lambda k: (abs(k[0] - threads), -k[0]))]
+
+    def call_time(self, kernel_sum: float, n_kernels: int, threads: int, prec: str | None = None) -> float:
         """Whole-call seconds from the summed kernel predictions."""
-        if not self.calls:
-            return kernel_sum
-        c0, c1, c2 = self.calls[min(self.calls, key=lambda k: (abs(k - threads), -k))]
-        return max(c0 + c1 * n_kernels + c2 * kernel_sum, 0.5 * kernel_sum)
+        c0, c1 = self.call_constants(threads, prec)
+        return max(c0 + c1 * n_kernels + kernel_sum, 0.5 * kernel_sum)
 
 
-def _fit_calls(samples: list[dict]) -> dict[int, tuple[float, float, float]]:
-    """Per thread count: call - summed kernel times = c0 + c1 * kernels (relative least squares).
+def _fit_calls(samples: list[dict]) -> dict[tuple[int, str | None], tuple[float, float]]:
+    """Per thread count and precision (and per thread count over all): call - summed kernel times =
+    c0 + c1 * kernels, in relative least squares.
 
     c0 is the per-call constant (input checks, output allocation, the thread pool's wake-up); c1
-    the per-node cost outside the kernels minus the profiler's own cost in each kernel event.
+    the per-node cost outside the kernels minus the profiler's own cost in each kernel event
+    (QDQ graphs' many small kernels change that balance, hence one fit per precision).
     The kernels' sum enters with weight 1: the profiler times them as they run.
     """
     out = {}
-    for t in sorted({s["threads"] for s in samples}):
-        sel = [s for s in samples if s["threads"] == t]
+    groups: dict[tuple[int, str | None], list[dict]] = defaultdict(list)
+    for s in samples:
+        groups[(s["threads"], None)].append(s)
+        groups[(s["threads"], s.get("prec"))].append(s)
+    for key, sel in groups.items():
         if len(sel) < 4:
             continue
-        y = np.array([s["call_s"] - s["sum_s"] for s in sel]) / np.array([s["call_s"] for s in sel])
-        x = np.array([[1.0, s["n"]] for s in sel]) / np.array([[s["call_s"]] for s in sel])
+        call = np.array([s["call_s"] for s in sel])
+        y = (call - np.array([s["sum_s"] for s in sel])) / call
+        x = np.array([[1.0, s["n"]] for s in sel]) / call[:, None]
         coef, *_ = np.linalg.lstsq(x, y, rcond=None)
-        out[t] = (float(coef[0]), float(coef[1]), 1.0)
+        out[key] = (float(coef[0]), float(coef[1]))
     return out
