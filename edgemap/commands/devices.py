@@ -75,10 +75,23 @@ def show_device(name: str) -> None:
                             ("idle power", p.power.idle_w, lambda v: f"{v:g} W"), ("active power", p.power.active_w, lambda v: f"{v:g} W")):
         table.add_row(label, fmt(fig.value), fig.basis, fig.source)
     table.add_row("runtimes", ", ".join(p.runtimes), "", f"formats: {', '.join(p.formats)}")
+    _kernel_rows(table, p.name)
     console = Console()
     console.print(table)
     if p.notes:
         console.print(p.notes)
+
+
+def _kernel_rows(table, name: str) -> None:  # noqa: ANN001 - rich Table
+    """One row per instruction set with kernel records beside the profile (what kernel-level latency uses)."""
+    from edgemap.devices.kernels.device import records_path
+    from edgemap.devices.kernels.store import read_records
+
+    path = records_path(name)
+    for tag, rec in (read_records(path) if path else {}).items():
+        table.add_row(f"kernel records ({tag})", f"{len(rec['kernels'])} kernels from {len(rec['configs'])} sampled graphs",
+                      "measured", f"{rec['evidence'].get('cpu')}, onnxruntime {rec['evidence'].get('versions', {}).get('onnxruntime')}, "
+                                  f"{rec['date']}, {rec['elapsed_s']} s, {rec['how']} ({path.name})")
 
 
 def calibrate(out: Optional[Path], kernels: bool = True, budget: float = 480.0) -> Path:

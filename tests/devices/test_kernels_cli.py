@@ -21,6 +21,8 @@ def user_dir(tmp_path_factory):
     assert r.returncode == 0, r.stderr
     assert (d / "host.yaml").is_file() and (d / "host.kernels.json.gz").is_file()
     assert "adaptive round" in r.stdout or "initial sampling" in r.stdout
+    shown = edgemap("devices", "show", "host", env={"EDGEMAP_DEVICES": str(d), "COLUMNS": "250"})
+    assert "kernel records" in shown.stdout and "sampled graphs" in shown.stdout
     return d
 
 

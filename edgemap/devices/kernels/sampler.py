@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import tempfile
 import warnings
 from pathlib import Path
@@ -155,6 +156,17 @@ def build(cfg: dict, seed: int = 0) -> onnx.ModelProto:
     return g.model([1, c, hw, hw], y)
 
 
+@contextlib.contextmanager
+def _quiet_logging():
+    """onnxruntime.quantization logs a pre-processing advice per call at WARNING (pre-processing is done here)."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        yield
+    finally:
+        logging.disable(previous)
+
+
 def quantize(model: onnx.ModelProto, calib_inputs: int = 2) -> bytes:
     """The static QDQ INT8 model (per-channel int8 weights, uint8 activations) after ONNX Runtime's
     quantization pre-processing, serialized."""
@@ -168,7 +180,8 @@ def quantize(model: onnx.ModelProto, calib_inputs: int = 2) -> bytes:
         def get_next(self) -> dict | None:
             return next(feeds, None)
 
-    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
+            _quiet_logging():
         warnings.simplefilter("ignore")
         src, pre, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "pre.onnx", Path(tmp) / "int8.onnx"
         onnx.save(model, str(src))
