@@ -40,25 +40,49 @@ def campaign():
     return run_campaign(budget_s=8.0, threads=(1,), seed=1)
 
 
-@pytest.mark.parametrize("prec", ["fp32", "int8"])
-def test_shapes_of_the_optimised_graph_match_the_profiler(prec, tmp_path):
-    model = sampler.build(DW)
-    blob = model.SerializeToString() if prec == "fp32" else sampler.quantize(model)
+def _profiled_vs_read(blob: bytes, shape: tuple, tmp_path) -> tuple[list, list, list]:
+    """(output shapes the profiler reports, output shapes read from the optimised graph, shape-rule warnings)."""
+    from edgemap.devices.kernels.ortgraph import read_kernels
+
     opts = ort.SessionOptions()
     opts.intra_op_num_threads, opts.log_severity_level = 1, 3
     opts.enable_profiling, opts.profile_file_prefix = True, str(tmp_path / "p")
     opts.optimized_model_filepath = str(tmp_path / "opt.onnx")
     sess = ort.InferenceSession(blob, opts, providers=["CPUExecutionProvider"])
-    sess.run(None, {"x": np.zeros((1, 16, 12, 12), np.float32)})
+    sess.run(None, {"x": np.zeros(shape, np.float32)})
     events = json.loads(open(sess.end_profiling()).read())
     profiled = [tuple(next(iter(e["args"]["output_type_shape"][0].values()))) for e in events
                 if e.get("cat") == "Node" and e["name"].endswith("_kernel_time")]
-    from edgemap.devices.kernels.ortgraph import read_kernels
-
     kernels, warnings = read_kernels(tmp_path / "opt.onnx")
-    assert [k.output for k in kernels] == profiled and not warnings
+    return profiled, [k.output for k in kernels], warnings
+
+
+@pytest.mark.parametrize("prec", ["fp32", "int8"])
+def test_shapes_of_the_optimised_graph_match_the_profiler(prec, tmp_path):
+    model = sampler.build(DW)
+    blob = model.SerializeToString() if prec == "fp32" else sampler.quantize(model)
+    profiled, read, warnings = _profiled_vs_read(blob, (1, 16, 12, 12), tmp_path)
+    assert read == profiled and not warnings
     if prec == "int8":
-        assert any(k.op == "QLinearConv" for k in kernels), "QDQ should run as integer convolutions"
+        from edgemap.devices.kernels.ortgraph import read_kernels
+
+        assert any(k.op == "QLinearConv" for k in read_kernels(tmp_path / "opt.onnx")[0]), "QDQ should run as integer convs"
+
+
+def test_pad_resize_split_slice_reduce_shapes_match_the_profiler(tmp_path):
+    from onnx import helper
+
+    g = sampler.GraphBuilder(0)
+    x = g.op("Conv", ["x", g.weight(8, 3, 3, 3)], pads=[1] * 4)
+    x = g.op("Pad", [x, g.const(np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64))])
+    x = g.op("Resize", [x, "", g.const(np.array([1, 1, 2, 2], np.float32))], mode="nearest")
+    g.nodes.append(helper.make_node("Split", [x, g.const(np.array([3, 5], np.int64))], ["s1", "s2"], axis=1))
+    x = g.op("Slice", ["s2", g.const(np.array([1], np.int64)), g.const(np.array([4], np.int64)), g.const(np.array([1], np.int64))])
+    x = g.op("Mul", ["s1", x])
+    x = g.op("ReduceMean", [x], axes=[2, 3], keepdims=0)
+    profiled, read, warnings = _profiled_vs_read(g.model([1, 3, 10, 10], g.op("Gemm", [x, g.weight(5, 3)], transB=1))
+                                                 .SerializeToString(), (1, 3, 10, 10), tmp_path)
+    assert read == profiled and not warnings
 
 
 def test_conv_features_count_macs_and_classify_depthwise():

@@ -2,10 +2,10 @@
 
 onnx's shape inference and ONNX Runtime's symbolic one both stop at the contrib ops the
 optimiser writes (com.microsoft.nchwc Conv, QLinearConv with channels_last, NhwcMaxPool,
-QGemm, ...), so shapes are propagated here with one rule per op family. Shapes are logical:
-an NCHWc-blocked tensor is reported as NCHW (as ONNX Runtime's profiler reports it);
-`channels_last` tensors are NHWC. An op without a rule keeps its first input's shape and is
-named in the warnings, so a wrong figure is never silent.
+QGemm, ...), so shapes are propagated here with one rule per op family. An NCHWc-blocked
+tensor is NCHW with its channels padded to the block (the optimiser pads the weights; ONNX
+Runtime's profiler reports the same shapes); `channels_last` tensors are NHWC. An op without
+a rule keeps its first input's shape and is named in the warnings, so a wrong figure is never silent.
 """
 
 from __future__ import annotations
@@ -93,10 +93,12 @@ class ShapeMap:
         if missing:
             raise EdgemapError(f"node {node.name or node.op_type}: input {missing[0]!r} has no known shape "
                                "(graph not in topological order?)")
-        out_shape, out_dtype = self._rule(node, attrs(node))
-        for o in node.output:
+        a = attrs(node)
+        out_shape, out_dtype = self._rule(node, a)
+        shapes = self._split(node, a) if node.op_type == "Split" else [out_shape] * len(node.output)
+        for o, shp in zip(node.output, shapes):
             if o:
-                self.shape[o], self.dtype[o] = out_shape, out_dtype
+                self.shape[o], self.dtype[o] = shp, out_dtype
 
     def _rule(self, node: NodeProto, a: dict) -> tuple[Shape, str]:
         """(output shape, output element type) of one node; first output only matters here."""
@@ -123,8 +125,9 @@ class ShapeMap:
             return tuple(x[p] for p in a.get("perm", range(len(x))[::-1])), dt
         if op == "ReorderInput" and a.get("channels_last", 0):
             return (x[0], x[-1], *x[1:-1]), dt
-        if op == "ReorderOutput" and a.get("channels_last", 0):
-            return (x[0], *x[2:], x[1]), dt
+        if op == "ReorderOutput":  # drops the block padding of the channels
+            c = a.get("channels", x[1])
+            return ((x[0], *x[2:], c) if a.get("channels_last", 0) else (x[0], c, *x[2:])), dt
         if op == "Flatten":
             ax = a.get("axis", 1) % max(len(x), 1)
             return (math.prod(x[:ax]), math.prod(x[ax:])), dt
@@ -144,12 +147,50 @@ class ShapeMap:
             return self._concat(op, a, ins), dt
         if op in QBINARY:
             return _broadcast([x, self.shape[ins[3]]]), dt
+        if op in RESHAPING:
+            return self._reshaping(op, a, x, ins), dt
+        if op == "Split":
+            return x, dt  # each output's own shape: see _split
         if op in ("Shape", "Size"):
             return (len(x),), "int64"
         data = [self.shape[i] for i in ins if i and i not in self.consts] or [x]
         if op not in ELEMENTWISE:
             self.warnings.append(f"{op}: no shape rule, output assumed shaped like its input")
         return _broadcast(data), dt
+
+    def _const(self, ins: list[str], i: int) -> list | None:
+        return self.consts[ins[i]].tolist() if len(ins) > i and ins[i] in self.consts else None
+
+    def _reshaping(self, op: str, a: dict, x: Shape, ins: list[str]) -> Shape:
+        """Pad, Resize, Slice and the Reduce* ops, from their attributes or constant inputs."""
+        if op == "Pad":
+            pads = a.get("pads") or self._const(ins, 1) or [0] * 2 * len(x)
+            return tuple(d + pads[i] + pads[i + len(x)] for i, d in enumerate(x))
+        if op in ("Resize", "Upsample"):
+            sizes, scales = self._const(ins, 3), self._const(ins, 2 if op == "Resize" else 1) or a.get("scales")
+            if sizes:
+                return tuple(int(v) for v in sizes)
+            return tuple(int(math.floor(d * f)) for d, f in zip(x, scales)) if scales else x
+        if op == "Slice":
+            starts, ends = self._const(ins, 1) or a.get("starts"), self._const(ins, 2) or a.get("ends")
+            axes = self._const(ins, 3) or a.get("axes") or list(range(len(starts or [])))
+            steps = self._const(ins, 4) or [1] * len(axes)
+            out = list(x)
+            for st, en, ax, sp in zip(starts or [], ends or [], axes, steps):
+                out[ax] = len(range(*slice(st, en, sp).indices(x[ax])))
+            return tuple(out)
+        axes = a.get("axes") or self._const(ins, 1) or list(range(len(x)))
+        axes = [ax % len(x) for ax in axes]
+        keep = a.get("keepdims", 1)
+        return tuple(1 if i in axes else d for i, d in enumerate(x) if keep or i not in axes)
+
+    def _split(self, node: NodeProto, a: dict) -> list[Shape]:
+        x, ins = self.shape[node.input[0]], list(node.input)
+        ax = a.get("axis", 0) % len(x)
+        parts = a.get("split") or self._const(ins, 1)
+        n = len(node.output)
+        parts = parts or [x[ax] // n] * n
+        return [tuple(p if i == ax else d for i, d in enumerate(x)) for p in parts]
 
     def _qout(self, op: str, ins: list[str], zp: int, dt: str) -> str:
         if op in ("ConvInteger", "MatMulInteger"):
@@ -188,6 +229,8 @@ class ShapeMap:
         return tuple(out)
 
 
+RESHAPING = {"Pad", "Resize", "Upsample", "Slice", "ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd",
+             "ReduceL2", "ReduceLogSumExp"}
 ELEMENTWISE = {"Add", "Sub", "Mul", "Div", "Relu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "LeakyRelu",
                "Max", "Min", "Pow", "Sqrt", "Exp", "Erf", "Gelu", "FastGelu", "QuickGelu", "Softmax", "LogSoftmax",
                "BatchNormalization", "QLinearSigmoid", "QLinearLeakyRelu", "QLinearSoftmax", "Neg", "Abs", "Identity",
