@@ -95,6 +95,12 @@ def estimate(onnx_path: str | Path, profile: DeviceProfile | str, precision: str
 
 def _kernel_latency(est: Estimate, path: Path, profile: DeviceProfile) -> None:
     """Replace the roofline latency (and the energy built on it) by the kernel-level one, when there is one."""
+    import importlib.util
+
+    if importlib.util.find_spec("sklearn") is None or importlib.util.find_spec("scipy") is None:
+        est.notes.append("latency from the per-layer roofline: kernel-level prediction needs scikit-learn and scipy "
+                         "(requirements/host.txt)")
+        return
     from edgemap.devices.kernels.device import kernel_estimate
 
     ke = kernel_estimate(path, profile, profile.unit(est.unit), est.threads)
