@@ -13,7 +13,7 @@ against the plain median are reported too, and so are the old per-layer roofline
 Choice agreement: for one model per family, the candidates precision x threads are ranked by
 predicted and by measured latency; the fastest must be the same.
 
-    nice -n 5 .venv/bin/python benchmarks/estimator_kernels.py [--per-family 4] [--runs 60] [--zoo]
+    nice -n 5 .venv/bin/python benchmarks/estimator_kernels.py [--per-family 4] [--runs 60] [--zoo] [--tag NAME]
 """
 
 from __future__ import annotations
@@ -141,6 +141,7 @@ def main() -> None:
     ap.add_argument("--per-family", type=int, default=4, help="networks per family (10 families)")
     ap.add_argument("--runs", type=int, default=60, help="timed calls per model, per pass and thread count")
     ap.add_argument("--zoo", action="store_true", help="also the zoo's PyTorch-exported models, in a table of their own")
+    ap.add_argument("--tag", default="", help="suffix of the result files (a repeat run beside the first)")
     args = ap.parse_args()
     ort.set_default_logger_severity(3)
     path = records_path("host")
@@ -164,8 +165,9 @@ def main() -> None:
                              "measured_s": (a[k]["quiet"] + b[k]["quiet"]) / 2, "median_s": (a[k]["median"] + b[k]["median"]) / 2,
                              "pass_a_s": a[k]["quiet"], "pass_b_s": b[k]["quiet"], "warnings": p[k]["warnings"]})
     result = summarise(rows, rec, before, machine_evidence(), time.time() - t0, args)
-    write_json(RESULTS / "estimator_kernels.json", result)
-    write_text(RESULTS / "estimator_kernels.md", markdown(result))
+    stem = "estimator_kernels" + (f"_{args.tag}" if args.tag else "")
+    write_json(RESULTS / f"{stem}.json", result)
+    write_text(RESULTS / f"{stem}.md", markdown(result))
     print(markdown(result))
 
 
@@ -188,7 +190,7 @@ def summarise(rows: list[dict], rec: dict, before: dict, after: dict, elapsed: f
     by_family = {f: errors([r for r in rows if r["family"] == f], "predicted_s", "measured_s") for f in fams}
     choices = choice_agreement(rows, max(noise.values()) / 100)
     return {"command": f"nice -n 5 .venv/bin/python benchmarks/estimator_kernels.py --per-family {args.per_family} --runs {args.runs}"
-                       + (" --zoo" if args.zoo else ""),
+                       + (" --zoo" if args.zoo else "") + (f" --tag {args.tag}" if args.tag else ""),
             "models": len({r['model'] for r in rows}), "families": fams, "table": table, "by_family": by_family,
             "choices": choices, "choices_same": sum(c["same"] for c in choices), "elapsed_s": round(elapsed, 1),
             "calibration": {k: rec[k] for k in ("isa", "date", "elapsed_s", "budget_s", "how")} | {
