@@ -93,9 +93,13 @@ def estimate(onnx_path: str | Path, profile: DeviceProfile | str, precision: str
     return estimate_cost(analyse(onnx_path, batch), profile, precision, unit, threads, kernel_level)
 
 
-def _kernel_latency(est: Estimate, path: Path, profile: DeviceProfile) -> None:
+def _kernel_latency(est: Estimate, cost: GraphCost, profile: DeviceProfile, converted: bool) -> None:
     """Replace the roofline latency (and the energy built on it) by the kernel-level one, when there is one."""
     import importlib.util
+
+    if cost.batch != 1 or converted:
+        est.notes.append("latency from the per-layer roofline: kernel-level prediction needs the model as stored, at batch 1")
+        return
 
     if importlib.util.find_spec("sklearn") is None or importlib.util.find_spec("scipy") is None:
         est.notes.append("latency from the per-layer roofline: kernel-level prediction needs scikit-learn and scipy "
@@ -103,7 +107,7 @@ def _kernel_latency(est: Estimate, path: Path, profile: DeviceProfile) -> None:
         return
     from edgemap.devices.kernels.device import kernel_estimate
 
-    ke = kernel_estimate(path, profile, profile.unit(est.unit), est.threads)
+    ke = kernel_estimate(Path(cost.path), profile, profile.unit(est.unit), est.threads)
     if ke is None:
         est.notes.append("latency from the per-layer roofline: no kernel records for this device or the host "
                          "(edgemap devices calibrate-host)")
@@ -156,10 +160,7 @@ def estimate_cost(cost: GraphCost, profile: DeviceProfile, precision: str | None
         notes=list(cost.warnings))
     _check_fit(est, cost, profile, cu)
     if kernel_level:
-        if cost.batch != 1 or converted:
-            est.notes.append("latency from the per-layer roofline: kernel-level prediction needs the model as stored, at batch 1")
-        else:
-            _kernel_latency(est, Path(cost.path), profile)
+        _kernel_latency(est, cost, profile, converted)
     return est
 
 
