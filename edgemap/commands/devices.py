@@ -11,6 +11,9 @@ HOST_HEADER = ("Measured on this machine by: edgemap devices calibrate-host\n"
                "Efficiency factors (calibration) fitted by: .venv/bin/python benchmarks/estimator_validation.py --write-profile")
 
 
+MIN_BUDGET_S = 10.0
+
+
 def _si(value: float, unit: str) -> str:
     for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
         if value >= scale:
@@ -72,18 +75,35 @@ def show_device(name: str) -> None:
                             ("idle power", p.power.idle_w, lambda v: f"{v:g} W"), ("active power", p.power.active_w, lambda v: f"{v:g} W")):
         table.add_row(label, fmt(fig.value), fig.basis, fig.source)
     table.add_row("runtimes", ", ".join(p.runtimes), "", f"formats: {', '.join(p.formats)}")
+    _kernel_rows(table, p.name)
     console = Console()
     console.print(table)
     if p.notes:
         console.print(p.notes)
 
 
-def calibrate(out: Optional[Path]) -> Path:
-    """Measure this host and write (or update) its profile; keeps fitted efficiency factors and power."""
+def _kernel_rows(table, name: str) -> None:  # noqa: ANN001 - rich Table
+    """One row per instruction set with kernel records beside the profile (what kernel-level latency uses)."""
+    from edgemap.devices.kernels.device import records_path
+    from edgemap.devices.kernels.store import read_records
+
+    path = records_path(name)
+    for tag, rec in (read_records(path) if path else {}).items():
+        table.add_row(f"kernel records ({tag})", f"{len(rec['kernels'])} kernels from {len(rec['configs'])} sampled graphs",
+                      "measured", f"{rec['evidence'].get('cpu')}, onnxruntime {rec['evidence'].get('versions', {}).get('onnxruntime')}, "
+                                  f"{rec['date']}, {rec['elapsed_s']} s, {rec['how']} ({path.name})")
+
+
+def calibrate(out: Optional[Path], kernels: bool = True, budget: float = 480.0) -> Path:
+    """Measure this host and write (or update) its profile; keeps fitted efficiency factors and power.
+    With `kernels`, also sample kernels for `budget` seconds and write NAME.kernels.json.gz beside it."""
     from edgemap.devices.calibrate import calibrate_host, write_profile
     from edgemap.devices.catalogue import ENV_VAR, SHIPPED_DIR, search_dirs
     from edgemap.devices.profile import load_profile
+    from edgemap.errors import EdgemapError
 
+    if kernels and budget < MIN_BUDGET_S:
+        raise EdgemapError(f"--budget must be at least {MIN_BUDGET_S:g} s for the kernel sampling, got {budget:g}")
     if out is None:
         first = search_dirs()[0]
         out = first / "host.yaml" if first != SHIPPED_DIR else SHIPPED_DIR / "host.yaml"
@@ -92,6 +112,11 @@ def calibrate(out: Optional[Path]) -> Path:
         existing = load_profile(SHIPPED_DIR / "host.yaml")
     path = write_profile(calibrate_host(existing), out, HOST_HEADER)
     typer.echo(f"wrote {path} (profiles in ${ENV_VAR} directories shadow the shipped ones)")
+    if kernels:
+        from edgemap.devices.calibrate import calibrate_kernels
+
+        typer.echo(f"sampling kernels for {budget:g} s ...")
+        typer.echo(f"wrote {calibrate_kernels(path, budget, log=typer.echo)}")
     return path
 
 
@@ -112,8 +137,11 @@ def register(app: typer.Typer) -> None:
 
     @devices.command("calibrate-host")
     def _calibrate(out: Optional[Path] = typer.Option(None, help="profile to write (default: host.yaml in the first "
-                                                                  "$EDGEMAP_DEVICES directory, else the shipped one)")) -> None:
-        """Measure peak FP32/FP16/INT8 throughput and memory bandwidth here; write the host profile."""
-        calibrate(out)
+                                                                  "$EDGEMAP_DEVICES directory, else the shipped one)"),
+                   kernels: bool = typer.Option(True, help="also sample and measure kernels for the kernel-level "
+                                                           "latency predictors (NAME.kernels.json.gz beside the profile)"),
+                   budget: float = typer.Option(480.0, help="seconds for the kernel sampling (adaptive rounds included)")) -> None:
+        """Measure peak throughput, memory bandwidth and (by default) sampled kernels here; write the host profile."""
+        calibrate(out, kernels, budget)
 
     app.add_typer(devices, name="devices")

@@ -40,7 +40,9 @@ def print_estimate(est, layers: bool) -> None:  # noqa: ANN001 - Estimate
         table.add_row(label, fmt(fig.value), fig.basis, fig.how)
     console = Console()
     console.print(table)
-    if layers:
+    if layers and est.kernels:
+        console.print(kernel_table(est.kernels))
+    elif layers:
         lt = Table(title="per layer")
         for col in ("layer", "op", "dtype", "MACs", "bytes", "us", "bound"):
             lt.add_column(col)
@@ -51,6 +53,41 @@ def print_estimate(est, layers: bool) -> None:  # noqa: ANN001 - Estimate
     console.print("fits" if est.fits else "does NOT fit:\n  " + "\n  ".join(est.violations))
     for note in est.notes:
         console.print(f"note: {note}")
+
+
+def kernel_table(rows: list):  # noqa: ANN201 - rich Table of kernels.predict.KernelRow
+    """Per kernel of ONNX Runtime's optimised graph: predicted time and, when profiled here, measured time."""
+    from rich.table import Table
+
+    measured = any(r.measured_s is not None for r in rows)
+    t = Table(title="per kernel (ONNX Runtime's optimised graph" + (", measured here by its profiler)" if measured else ")"))
+    for col in ("kernel", "type", "MACs", "bytes", "predicted us") + (("measured us", "error") if measured else ()) + ("bound",):
+        t.add_column(col)
+    for r in rows:
+        cells = [r.name, r.key, f"{r.macs:,}", f"{r.bytes_moved:,}", f"{r.predicted_s * 1e6:.1f}"]
+        if measured:
+            m = r.measured_s
+            cells += [f"{m * 1e6:.1f}", f"{100 * (r.predicted_s / m - 1):+.0f} %"] if m else ["-", "-"]
+        t.add_row(*cells, r.bound)
+    total_p = sum(r.predicted_s for r in rows)
+    if measured:
+        total_m = sum(r.measured_s or 0.0 for r in rows)
+        t.add_row("sum", "", "", "", f"{total_p * 1e6:.1f}", f"{total_m * 1e6:.1f}", f"{100 * (total_p / total_m - 1):+.0f} %", "")
+    else:
+        t.add_row("sum", "", "", "", f"{total_p * 1e6:.1f}", "")
+    return t
+
+
+def measure_kernels(model: Path, rows: list, threads: int) -> None:
+    """Profile the model here and put each kernel's measured time beside its prediction (same optimised graph)."""
+    from edgemap.devices.kernels.profiling import profile_model
+    from edgemap.errors import EdgemapError
+
+    prof = profile_model(model, threads, runs=50, warmup=10)
+    if [k.op for k in prof.kernels] != [r.op for r in rows]:
+        raise EdgemapError(f"{model}: ONNX Runtime optimised the graph differently for profiling; cannot pair kernels")
+    for r, s in zip(rows, prof.kernel_s):
+        r.measured_s = s
 
 
 def _kib(v: float) -> str:
@@ -69,7 +106,8 @@ def register(app: typer.Typer) -> None:
         threads: Optional[int] = typer.Option(None, help="threads (default: all cores of the unit)"),
         batch: int = typer.Option(1, help="batch size for symbolic batch axes"),
         as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
-        layers: bool = typer.Option(False, "--layers", help="also show the per-layer breakdown"),
+        layers: bool = typer.Option(False, "--layers", help="also show the per-kernel (else per-layer) breakdown; "
+                                                            "with --measure, measured beside predicted per kernel"),
         measure: bool = typer.Option(False, "--measure", help="also measure ONNX Runtime latency here (host profile only)"),
     ) -> None:
         """Estimate latency, peak RAM, flash and energy of an ONNX model on a device, and whether it fits."""
@@ -84,6 +122,8 @@ def register(app: typer.Typer) -> None:
             if prof.name != "host":
                 raise EdgemapError("--measure runs the model here, so it needs --device host")
             measured = measured_latency(model, est.threads)
+            if layers and est.kernels:
+                measure_kernels(model, est.kernels, est.threads)
         if as_json:
             d = est.to_dict(with_layers=layers)
             if measured:

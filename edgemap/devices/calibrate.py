@@ -19,6 +19,7 @@ import numpy as np
 from edgemap.core.atomic import write_text
 from edgemap.core.evidence import cpu_flags, cpu_model
 from edgemap.devices.profile import Calibration, DeviceProfile, load_profile
+from edgemap.errors import EdgemapError
 
 MATMUL_N = 512  # 2*512^3 = 268 M ops: ~1-3 ms per run on one modern core, far above dispatch cost
 COPY_BYTES = 256 * 2**20  # far beyond any last-level cache, so the copy measures DRAM
@@ -137,3 +138,25 @@ def write_profile(profile: DeviceProfile, path: str | Path, header: str = "") ->
     write_text(path, comment + body)
     load_profile(path)  # what we write must read back
     return Path(path)
+
+
+def calibrate_kernels(profile_path: str | Path, budget_s: float = 480.0, threads: tuple[int, ...] = (1, 2),
+                      log=print) -> Path:  # noqa: ANN001 - a print-like callable
+    """Sample and measure kernels on this host (devices.kernels.campaign) and store the record beside
+    the profile, under this CPU's instruction-set tag (records of other instruction sets are kept)."""
+    from datetime import datetime, timezone
+
+    import onnxruntime as ort
+
+    from edgemap.core.evidence import machine_evidence
+    from edgemap.devices.kernels.campaign import run_campaign
+    from edgemap.devices.kernels.ortgraph import DEFAULT_LEVEL
+    from edgemap.devices.kernels.store import isa_tag, kernels_path, write_record
+
+    if budget_s < 10:
+        raise EdgemapError(f"the kernel sampling budget must be at least 10 s, got {budget_s:g}")
+    ort.set_default_logger_severity(3)  # the optimiser's notes on removed initializers are not the user's concern
+    rec = run_campaign(budget_s, threads=threads, log=log)
+    rec |= {"isa": isa_tag(), "date": f"{datetime.now(timezone.utc):%Y-%m-%d}", "level": DEFAULT_LEVEL,
+            "evidence": machine_evidence(), "how": "edgemap devices calibrate-host"}
+    return write_record(kernels_path(profile_path), rec["isa"], rec)

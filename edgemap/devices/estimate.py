@@ -65,6 +65,7 @@ class Estimate:
     violations: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     layers: list[LayerEstimate] = field(default_factory=list)
+    kernels: list = field(default_factory=list)  # kernels.predict.KernelRow, when the latency is kernel-level
 
     @property
     def fits(self) -> bool:
@@ -77,23 +78,55 @@ class Estimate:
         d["fits"] = self.fits
         if not with_layers:
             d.pop("layers")
+            d.pop("kernels")
         return d
 
 
 def estimate(onnx_path: str | Path, profile: DeviceProfile | str, precision: str | None = None, unit: str | None = None,
-             threads: int | None = None, batch: int = 1) -> Estimate:
+             threads: int | None = None, batch: int = 1, kernel_level: bool = True) -> Estimate:
     """Estimate an ONNX model on a device (a profile, or its name/path); `precision` (fp32/fp16/int8)
-    re-types the graph as if converted."""
+    re-types the graph as if converted. See `estimate_cost` for when the latency is kernel-level."""
     if not isinstance(profile, DeviceProfile):
         from edgemap.devices.catalogue import resolve
 
         profile = resolve(profile)
-    return estimate_cost(analyse(onnx_path, batch), profile, precision, unit, threads)
+    return estimate_cost(analyse(onnx_path, batch), profile, precision, unit, threads, kernel_level)
+
+
+def _kernel_latency(est: Estimate, cost: GraphCost, profile: DeviceProfile, converted: bool) -> None:
+    """Replace the roofline latency (and the energy built on it) by the kernel-level one, when there is one."""
+    import importlib.util
+
+    if cost.batch != 1 or converted:
+        est.notes.append("latency from the per-layer roofline: kernel-level prediction needs the model as stored, at batch 1")
+        return
+
+    if importlib.util.find_spec("sklearn") is None or importlib.util.find_spec("scipy") is None:
+        est.notes.append("latency from the per-layer roofline: kernel-level prediction needs scikit-learn and scipy "
+                         "(requirements/host.txt)")
+        return
+    from edgemap.devices.kernels.device import kernel_estimate
+
+    ke = kernel_estimate(Path(cost.path), profile, profile.unit(est.unit), est.threads)
+    if ke is None:
+        est.notes.append("latency from the per-layer roofline: no kernel records for this device or the host "
+                         "(edgemap devices calibrate-host)")
+        return
+    power = est.energy_j.value / est.latency_s.value if est.latency_s.value else 0.0
+    est.latency_s = Figure(ke.latency_s, "s", "estimated", ke.how)
+    est.energy_j = Figure(power * ke.latency_s, "J", "estimated", f"{power:.2f} W board power (profile) x estimated latency")
+    est.kernels = ke.rows
+    est.notes.extend(ke.notes)
 
 
 def estimate_cost(cost: GraphCost, profile: DeviceProfile, precision: str | None = None, unit: str | None = None,
-                  threads: int | None = None) -> Estimate:
-    """Estimate from an already analysed graph (see `graph.analyse`)."""
+                  threads: int | None = None, kernel_level: bool = True) -> Estimate:
+    """Estimate from an already analysed graph (see `graph.analyse`).
+
+    The latency is kernel-level (predicted on ONNX Runtime's optimised graph of the analysed file,
+    see devices.kernels) when kernel records exist for the device or the host, the model is
+    estimated as stored and at batch 1; otherwise it is the per-layer roofline, and a note says why.
+    """
     converted = precision is not None and precision != cost.precision
     if precision is not None:
         cost = with_precision(cost, precision)
@@ -126,6 +159,8 @@ def estimate_cost(cost: GraphCost, profile: DeviceProfile, precision: str | None
         layers=[LayerEstimate(l.name, l.op_type, l.kind, l.dtype, l.macs, l.bytes_moved, t, b) for l, t, b in timed],
         notes=list(cost.warnings))
     _check_fit(est, cost, profile, cu)
+    if kernel_level:
+        _kernel_latency(est, cost, profile, converted)
     return est
 
 

@@ -1,0 +1,119 @@
+"""Kernel-level latency of a model on a named device.
+
+- A device whose own kernel records exist (NAME.kernels.json.gz beside its profile, written by
+  `edgemap devices calibrate-host` run on it - the host's are) is predicted by regressors
+  fitted on kernels measured there: labelled "measured kernels".
+- Any other CPU is predicted on this host and each kernel scaled by the profile's cited figures,
+  by what bounds it on the host: its fixed dispatch part by the clock ratio, the rest by the
+  per-core peak ratio (compute-bound) or the bandwidth ratio (memory-bound); labelled
+  "scaled from the host".
+Non-CPU units (GPU, NPU, MCU) are left to the roofline: host CPU kernels say little about them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgemap.devices.kernels.predict import KernelLatency, predict_model
+from edgemap.devices.kernels.store import SUFFIX, isa_tag, load_predictor, read_records
+from edgemap.devices.profile import ComputeUnit, DeviceProfile
+
+HOST = "host"
+PARALLEL = 0.8  # assumed speed-up per extra device core (the roofline's default), never measured here
+
+
+@dataclass
+class KernelEstimate:
+    """A kernel-level latency and how it was obtained."""
+
+    latency_s: float
+    how: str
+    rows: list = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def records_path(name: str) -> Path | None:
+    """NAME.kernels.json.gz in the profile directories ($EDGEMAP_DEVICES first, then the shipped ones)."""
+    from edgemap.devices.catalogue import search_dirs
+
+    for d in search_dirs():
+        if (d / f"{name}{SUFFIX}").is_file():
+            return d / f"{name}{SUFFIX}"
+    return None
+
+
+def _own(name: str) -> tuple | None:
+    """(predictor, record) fitted on kernels measured on device `name` (this CPU's ISA for the host)."""
+    path = records_path(name)
+    if path is None:
+        return None
+    tag = isa_tag() if name == HOST else next(iter(read_records(path)), None)
+    return load_predictor(path, tag) if tag else None
+
+
+def kernel_estimate(model: str | Path, profile: DeviceProfile, unit: ComputeUnit, threads: int) -> KernelEstimate | None:
+    """Kernel-level latency of `model` on `unit` of `profile`, or None when there are no kernel records to use."""
+    if unit.type != "cpu":
+        return None
+    own = _own(profile.name)
+    if own is not None:
+        pred, rec = own
+        t = min(threads, max(rec["threads"]))
+        kl = predict_model(model, pred, t)
+        notes = kl.warnings + ([f"kernels sampled up to {t} thread(s): predicted at {t}, not {threads}"] if t < threads else [])
+        how = (f"kernel-level: {len(kl.rows)} kernels of ONNX Runtime's optimised graph, regressors fitted on "
+               f"{pred.n_samples} kernels measured on {rec['evidence'].get('cpu', profile.name)} ({rec['isa']}, "
+               f"onnxruntime {rec['evidence'].get('versions', {}).get('onnxruntime', '?')}, {rec['date']})")
+        if profile.name == HOST:
+            notes += _cpu_note(rec)
+        return KernelEstimate(kl.total_s, how, kl.rows, notes)
+    host = _own(HOST)
+    if host is None:
+        return None
+    return _scaled(model, profile, unit, threads, *host)
+
+
+def _cpu_note(rec: dict) -> list[str]:
+    from edgemap.core.evidence import cpu_model
+
+    here = cpu_model()
+    recorded = rec["evidence"].get("cpu", "")
+    return [] if here == recorded else [f"kernel records were measured on {recorded!r}, this CPU is {here!r}: "
+                                        "run edgemap devices calibrate-host"]
+
+
+def _scaled(model: str | Path, profile: DeviceProfile, unit: ComputeUnit, threads: int, pred, rec: dict) -> KernelEstimate:  # noqa: ANN001
+    """Host kernel predictions scaled to `unit` kernel by kernel (see the module note)."""
+    from edgemap.devices.catalogue import resolve
+
+    hprof = resolve(HOST)
+    hunit = hprof.unit()
+    ht = min(threads, hunit.cores, max(rec["threads"]))
+    kl: KernelLatency = predict_model(model, pred, ht)
+    speed_h, speed_d = 1 + PARALLEL * (ht - 1), 1 + PARALLEL * (min(threads, unit.cores) - 1)
+    clock = hunit.clock_hz.value / max(unit.clock_hz.value, 1.0)
+    bw = hprof.memory.bandwidth_bytes_per_s.value / profile.memory.bandwidth_bytes_per_s.value
+    emulated = set()
+    for r in kl.rows:
+        dtype = r.precision if r.precision in unit.peak_ops and r.precision in unit.dtypes else "fp32"
+        if dtype != r.precision:
+            emulated.add(r.precision)
+        h_core = hunit.peak_ops.get(r.precision, hunit.peak_ops["fp32"]).value / hunit.cores
+        d_core = unit.peak_ops[dtype].value / unit.cores
+        fixed = min(pred.overhead_s(r.key, r.precision, ht), r.predicted_s)
+        compute = 2.0 * r.macs / (h_core * speed_h)
+        memory = r.bytes_moved / hprof.memory.bandwidth_bytes_per_s.value
+        r.bound = "compute" if compute >= memory else "memory"
+        work_ratio = (h_core * speed_h) / (d_core * speed_d) if r.bound == "compute" else bw
+        if fixed >= r.predicted_s - fixed:
+            r.bound = "overhead"
+        r.predicted_s = fixed * clock + (r.predicted_s - fixed) * work_ratio
+    c0, c1 = pred.call_constants(ht, "int8" if any(r.precision == "int8" for r in kl.rows) else "fp32")
+    total = sum(r.predicted_s for r in kl.rows) + (c0 + c1 * len(kl.rows)) * clock
+    notes = kl.warnings + [f"{d} is not native on {unit.name}: its kernels scaled as fp32 arithmetic" for d in sorted(emulated)]
+    how = (f"kernel-level, scaled from the host: {len(kl.rows)} kernels of ONNX Runtime's optimised graph on this host "
+           f"({ht} thread(s)), each scaled by {profile.name}'s cited figures (clock x{1 / clock:.2f} for dispatch, per-core "
+           f"peak for compute-bound, bandwidth x{1 / bw:.2f} for memory-bound kernels; {PARALLEL:g} speed-up per extra core "
+           f"assumed); {profile.name}'s own runtime may fuse differently; no measurement on {profile.name}")
+    return KernelEstimate(max(total, 0.0), how, kl.rows, notes)
