@@ -219,7 +219,7 @@ def _add_recipe(group: typer.Typer) -> None:
         latency_runs: int = typer.Option(200, help="timed batch-1 runs per model (0: skip latency)"),
     ) -> None:
         """Run a recipe's passes in order (validated before anything runs)."""
-        from edgemap.compress.recipe import load_recipe, plan, run_recipe
+        from edgemap.pipeline.recipe import load_recipe, plan, run_recipe
 
         spec = load_recipe(recipe)
         plan(spec)  # fail on a bad recipe before loading any data
@@ -234,12 +234,15 @@ def _add_passes(group: typer.Typer) -> None:
     @group.command("passes")
     def passes_cmd() -> None:
         """List the registered pass types a recipe can name."""
+        import edgemap.pipeline.loaded  # noqa: F401 - registers every pass
         from edgemap.core import passes
 
         passes.ensure_loaded()
         for name in passes.names():
             s = passes.spec(name)
-            typer.echo(f"{name:<18} {s.consumes:>10} -> {s.produces:<10} {'needs data' if s.needs_data else ''}")
+            needs = f"needs {' + '.join(s.needs)} data" if s.needs else ""
+            typer.echo(f"{name:<18} {'|'.join(s.consumes):>30} -> {s.produces:<10} {needs}"
+                       f"{'' if s.deterministic else ' (not deterministic)'}")
 
 
 def onnx_context(model: Path, data: Path | None, eval_data: Path | None, preprocess: str | None,

@@ -66,12 +66,25 @@ def register(app: typer.Typer) -> None:
         run_map(opts)
 
     @app.command("run")
-    def run_cmd(recipe: Path, out: Path = typer.Option(Path("out/run"), help="output folder (pass outputs, bundle)")) -> None:
-        """Re-run a recipe (as written by `edgemap map`): passes, conversion, evaluation, bundle."""
+    def run_cmd(recipe: Path, out: Path = typer.Option(Path("out/run"), help="output folder (pass outputs, bundle)"),
+                cache: Optional[Path] = typer.Option(None, help="artifact cache to reuse (e.g. the map's out/map/cache); "
+                                                               "default: a fresh OUT/cache, so every pass runs again")) -> None:
+        """Rebuild a recipe (as written by `edgemap map`): its passes, evaluation, bundle; compared with what it recorded."""
         from rich.console import Console
 
         from edgemap.search.replay import run_recipe_file
 
-        r = run_recipe_file(recipe, out)
+        r = run_recipe_file(recipe, out, cache)
         exact = f", {r['accuracy_exact']:.2f}% on exact images" if r["accuracy_exact"] is not None else ""
-        Console().print(f"{recipe}: top-1 {r['accuracy']:.2f}%{exact} ({r['data']})\n  model: {r['model']}\n  bundle: {r['bundle']}")
+        lines = [f"{recipe}: top-1 {r['accuracy']:.2f}%{exact} ({r['data']})"]
+        if r["expected_accuracy"] is not None:
+            lines.append(f"  recorded top-1 {r['expected_accuracy']:.2f}% (difference {r['accuracy'] - r['expected_accuracy']:+.2f})")
+        if r["same_file"] is not None:
+            verdict = "same sha256 as the recorded file" if r["same_file"] else (
+                "a different file from the recorded one" + ("" if r["deterministic"] else " (a pass is not deterministic: "
+                                                            "fine-tuning; compare the accuracy)"))
+            lines.append(f"  model: {r['model']} ({verdict})")
+        else:
+            lines.append(f"  model: {r['model']}")
+        lines.append(f"  bundle: {r['bundle']} (self-test top-1 agreement {r['selftest']['top1_agreement']:.3f})")
+        Console().print("\n".join(lines))

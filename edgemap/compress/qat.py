@@ -159,7 +159,7 @@ def export_qdq(model: nn.Module, ranges: dict[str, tuple[float, float]], out: st
             return q.quantize(out)
 
 
-@register_pass("qat", consumes="checkpoint", produces="onnx", needs_data=True)
+@register_pass("qat", consumes="checkpoint", produces="onnx", needs=("train",), deterministic=False, precision="int8")
 @dataclass(frozen=True)
 class Qat:
     """Quantization-aware training for `epochs`, exported to a QDQ INT8 ONNX model; compare_ptq also builds

@@ -28,7 +28,7 @@ from edgemap.errors import EdgemapError
 CALIBRATIONS = ("minmax", "entropy", "percentile")
 
 
-@register_pass("quantize_static", consumes="onnx", produces="onnx", needs_data=True)
+@register_pass("quantize_static", consumes="onnx", produces="onnx", needs=("calibration",), precision="int8")
 @dataclass(frozen=True)
 class QuantizeStatic:
     """Static INT8, QDQ format: per-channel symmetric int8 weights, activations calibrated on `samples` images
@@ -144,7 +144,8 @@ def calibration_for(ctx: PassContext, samples: int, seed: int) -> tuple[np.ndarr
     """Calibration array from the training data, or the shipped sample when no training data is given."""
     from edgemap.data.sample import load_sample
 
-    data = ctx.train_set if ctx.train_set is not None else load_sample()
+    data = ctx.calibration_images()
+    data = data if data is not None else load_sample()
     return calibration_array(data, samples, ctx.norm, seed), data.source
 
 
@@ -174,7 +175,7 @@ def quantize_static_file(cfg: QuantizeStatic, source: str | Path, out: str | Pat
     return report
 
 
-@register_pass("quantize_dynamic", consumes="onnx", produces="onnx", needs_data=False)
+@register_pass("quantize_dynamic", consumes="onnx", produces="onnx", precision="int8")
 @dataclass(frozen=True)
 class QuantizeDynamic:
     """Dynamic INT8: weights stored int8, activations quantized at run time. Meant for MatMul/Gemm-heavy models;
@@ -213,7 +214,7 @@ def quantize_dynamic_file(cfg: QuantizeDynamic, source: str | Path, out: str | P
     return onnx_report("quantize_dynamic", cfg, source, out, ctx, work)
 
 
-@register_pass("quantize_fp16", consumes="onnx", produces="onnx", needs_data=False)
+@register_pass("quantize_fp16", consumes="onnx", produces="onnx", precision="fp16")
 @dataclass(frozen=True)
 class QuantizeFp16:
     """FP16 weights and activations (inputs and outputs stay float32 unless keep_io_types is false)."""

@@ -58,19 +58,22 @@ class MapOptions:
 
 def installed_backends() -> tuple[str, ...]:
     """The backends whose engines import here."""
-    import importlib.util
+    from edgemap.runtime.registry import available_backends
 
-    mods = {"onnxruntime": "onnxruntime", "openvino": "openvino", "litert": "ai_edge_litert"}
-    return tuple(b for b, m in mods.items() if importlib.util.find_spec(m) is not None)
+    return tuple(b for b, ok in available_backends().items() if ok)
 
 
-def build_space(opts: MapOptions, profile, can_prune: bool, litert_source: bool = True) -> SearchSpace:  # noqa: ANN001
-    """The search space for this device: its runtimes and data types, what is installed, what the model allows."""
+def build_space(opts: MapOptions, profile, can_prune: bool, litert_source: bool = True,  # noqa: ANN001 - DeviceProfile
+                source_format: str | None = None) -> SearchSpace:
+    """The search space for this device: the precisions each of its backends runs (its profile), what is installed,
+    what each backend declares it runs, what the model allows, and which pass chains exist from its format."""
     dtypes = sorted({d for u in profile.compute_units for d in u.dtypes})
+    on_device = tuple((b, profile.backend_precisions(b)) for b in profile.runtimes)
     return SearchSpace(prune_ratios=opts.prune_ratios, precisions=opts.precisions, backends=opts.backends,
                        threads=opts.threads, can_prune=can_prune, litert_source=litert_source,
                        device_runtimes=tuple(profile.runtimes), device_dtypes=tuple(dtypes),
-                       installed_backends=installed_backends())
+                       installed_backends=installed_backends(), device_precisions=on_device,
+                       source_format=source_format)
 
 
 def run_map(opts: MapOptions) -> dict:

@@ -95,7 +95,7 @@ def test_pruned_candidates_fine_tune_in_the_asked_precision_and_the_recipe_says_
 
     summary = run_map(options(tiny_ckpt, tmp_path / "m", trials=2, precisions=("fp32",), prune_ratios=(0.0, 0.5),
                               train_data=tiny_npz, finetune_epochs=1, finetune_precision="bf16"))
-    states = list((tmp_path / "m").rglob("p0.5.run/prune_final/state.json"))
+    states = list((tmp_path / "m" / "cache").rglob("state/prune_final/state.json"))
     assert len(states) == 1 and json.loads(states[0].read_text())["config"]["precision"] == "bf16"
     assert {t["candidate"]["prune_ratio"] for t in summary["trials"]} == {0.0, 0.5}
     recipe = yaml.safe_load(open(summary["recipe"]))
