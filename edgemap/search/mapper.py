@@ -38,6 +38,7 @@ class MapOptions:
     finetune_precision: str = "fp32"  # bf16: fine-tune pruned models under CPU autocast (faster on some CPUs)
     backends: tuple[str, ...] = ("onnxruntime", "openvino", "litert")  # litert: fastest INT8 on the host map
     precisions: tuple[str, ...] = ("fp32", "fp16", "int8")
+    calibrations: tuple[str, ...] = ("minmax", "entropy", "percentile")  # INT8 calibration methods to try
     threads: tuple[int, ...] = (1, 2)
     calib_samples: int = 256
     latency_runs: int = 100
@@ -69,7 +70,8 @@ def build_space(opts: MapOptions, profile, can_prune: bool, litert_source: bool 
     what each backend declares it runs, what the model allows, and which pass chains exist from its format."""
     dtypes = sorted({d for u in profile.compute_units for d in u.dtypes})
     on_device = tuple((b, profile.backend_precisions(b)) for b in profile.runtimes)
-    return SearchSpace(prune_ratios=opts.prune_ratios, precisions=opts.precisions, backends=opts.backends,
+    return SearchSpace(prune_ratios=opts.prune_ratios, precisions=opts.precisions, calibrations=opts.calibrations,
+                       backends=opts.backends,
                        threads=opts.threads, can_prune=can_prune, litert_source=litert_source,
                        device_runtimes=tuple(profile.runtimes), device_dtypes=tuple(dtypes),
                        installed_backends=installed_backends(), device_precisions=on_device,
