@@ -7,7 +7,7 @@ import importlib
 from edgemap.core import passes
 
 PASS_MODULES = ("edgemap.compress.prune", "edgemap.compress.sparse", "edgemap.compress.quantize",
-                "edgemap.compress.qat", "edgemap.compress.distill", "edgemap.convert.passes",
+                "edgemap.compress.qat", "edgemap.compress.distill", "edgemap.pipeline.convert_passes",
                 "edgemap.pipeline.user_prune", "edgemap.models.sources.loaders")
 
 

@@ -53,8 +53,8 @@ def prune_user_model_pass(cfg: PruneUserModel, source: str | Path, out: str | Pa
     """Prune, fine-tune (ctx.train_set, fed as ctx.norm says) and export; the report gives MACs and parameters."""
     from edgemap.compress.finetune import finetune
     from edgemap.compress.prune import PruneChannels, prune_model
-    from edgemap.convert.onnx_export import export_onnx
-    from edgemap.convert.passes import torch_form
+    from edgemap.models.onnx_export import export_onnx
+    from edgemap.pipeline.convert_passes import torch_form
     from edgemap.models.stats import count_macs, count_parameters
 
     if ctx.train_set is None and cfg.finetune_epochs:

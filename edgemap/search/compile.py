@@ -15,7 +15,7 @@ from edgemap.core import passes
 from edgemap.core.artifact import TORCH_FORMATS
 from edgemap.errors import EdgemapError
 from edgemap.runtime.registry import CAPABILITIES
-from edgemap.search.space import Candidate
+from edgemap.search.candidate import Candidate
 
 ROUND_TO = 8  # pruned widths stay multiples of 8: ORT's INT8 kernels ran widths 9/19/38/76 x1.7 slower than 8/16/32/72
               # (benchmarks/results/prune_widths.md), slower than the unpruned model

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from edgemap.core.atomic import write_json, write_text
-from edgemap.search.mapper import MapOptions, candidate_from
+from edgemap.search.options import MapOptions, candidate_from
 
 
 def recipe_dict(opts: MapOptions, job, summary: dict) -> dict:  # noqa: ANN001 - Job

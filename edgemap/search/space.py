@@ -11,37 +11,16 @@ declared consumes/produces: edgemap.search.compile).
 from __future__ import annotations
 
 import itertools
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 from edgemap.errors import EdgemapError
 from edgemap.runtime.registry import CAPABILITIES
+from edgemap.search.candidate import Candidate
+from edgemap.search.compile import chain_error
 
 PRECISIONS = ("fp32", "fp16", "int8")
 CALIBRATIONS = tuple(dict.fromkeys(c for caps in CAPABILITIES.values() for c in caps.calibrations))
 BACKENDS = tuple(b for b in CAPABILITIES if b != "torch")  # torch runs the source itself: the comparison's baseline
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """One mapping to try. `calibration` is only meaningful for int8 (else "none")."""
-
-    prune_ratio: float = 0.0
-    precision: str = "fp32"
-    calibration: str = "none"
-    backend: str = "onnxruntime"
-    threads: int = 1
-
-    def key(self) -> str:
-        """A stable, readable identity (cache key and label)."""
-        cal = f"-{self.calibration}" if self.precision == "int8" else ""
-        return f"p{self.prune_ratio:g}-{self.precision}{cal}-{self.backend}-t{self.threads}"
-
-    def artifact_key(self) -> str:
-        """What determines the model file (threads do not)."""
-        return self.key().rsplit("-t", 1)[0]
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -96,8 +75,6 @@ class SearchSpace:
         if c.backend == "litert" and not self.litert_source:
             return "LiteRT conversion starts from PyTorch; this model has no PyTorch form"
         if self.source_format is not None:
-            from edgemap.search.compile import chain_error
-
             return chain_error(c, self.source_format)
         return None
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.console import Console
 
 from edgemap.errors import EdgemapError
-from edgemap.search.mapper import MapOptions, build_space, candidate_from
+from edgemap.search.options import MapOptions, build_space, candidate_from
 from edgemap.search.pareto import pareto_front
 from edgemap.search.space import Candidate, SearchSpace
 from edgemap.search.strategy import OBJECTIVES

@@ -37,7 +37,7 @@ def torch_form(a: Artifact):  # noqa: ANN201 - (nn.Module, normalization | None,
 
         return load_user_model_ref(a.made_by).torch_module(), None, None
     if a.format == "onnx":
-        from edgemap.convert.onnx_to_torch import onnx_to_torch
+        from edgemap.models.onnx_to_torch import onnx_to_torch
 
         return onnx_to_torch(a.path), None, _onnx_fixed_batch(Path(a.path))
     raise EdgemapError(f"{a.path}: a {a.format} model has no torch form")
