@@ -49,13 +49,31 @@ def split_data(eval_set: ImageSet, train_set: ImageSet | None) -> SearchData:
                                           f"random (seed {HOLDOUT_SEED}) calibrate, the other {len(rest)} evaluate; pruning is off")
 
 
-@lru_cache(maxsize=4)
+_PRELOADED: dict[tuple[str | None, str | None], SearchData] = {}
+
+
+def preload(eval_ref: str | None, train_ref: str | None, data: SearchData) -> None:
+    """Serve `data` for this data section without reading files (a Ray worker on another machine gets the data
+    through the object store, and the recipe's paths are the driver's)."""
+    _PRELOADED[(_norm(eval_ref), train_ref)] = data
+
+
+def _norm(eval_ref: str | None) -> str | None:
+    return None if eval_ref in (None, "shipped-sample") else eval_ref
+
+
 def load_data(eval_ref: str | None, train_ref: str | None) -> SearchData:
     """The recipe's data, loaded once per process (a search's trials share it)."""
+    key = (_norm(eval_ref), train_ref)
+    return _PRELOADED[key] if key in _PRELOADED else _load_data(*key)
+
+
+@lru_cache(maxsize=4)
+def _load_data(eval_ref: str | None, train_ref: str | None) -> SearchData:
     from edgemap.data.resolve import load_eval_data
     from edgemap.data.sample import load_sample
 
-    eval_set = load_sample() if eval_ref in (None, "shipped-sample") else load_eval_data(eval_ref, "test")
+    eval_set = load_sample() if eval_ref is None else load_eval_data(eval_ref, "test")
     train_set = load_eval_data(train_ref, "train") if train_ref else None
     return split_data(eval_set, train_set)
 

@@ -132,9 +132,11 @@ def _run_step(cfg: object, i: int, parent: Artifact, out_dir: Path, ctx: PassCon
         from edgemap.core.files import read_yaml
 
         saved = read_yaml(meta, "cached pass record")  # JSON is YAML
-        return CompressionReport(**{**saved["report"], "params": tuple(saved["report"]["params"]),
-                                    "macs": tuple(saved["report"]["macs"]),
-                                    "file_bytes": tuple(saved["report"]["file_bytes"])}), True
+        report = CompressionReport(**{**saved["report"], "params": tuple(saved["report"]["params"]),
+                                      "macs": tuple(saved["report"]["macs"]),
+                                      "file_bytes": tuple(saved["report"]["file_bytes"])})
+        report.output = str(out)  # where the cache is now (it may have moved, or come from another machine)
+        return report, True
     step_ctx = dataclasses.replace(ctx, source=parent, run_dir=folder / "state")
     report = spec.run(cfg, parent.path, out, step_ctx)  # type: ignore[misc]
     report.output = str(out)
