@@ -133,8 +133,7 @@ CASES = [  # (source kind, backend, precision, pruned)
     ("onnx", "onnxruntime", "fp32", True),
     ("pt2", "litert", "int8", False),
     ("entry_point", "openvino", "int8", False),
-    ("pt2", "onnxruntime", "fp16", False),
-]
+]  # FP16 (not run by the host profile's CPU) is in the declarations test above, on every backend that declares it
 
 
 @pytest.mark.parametrize("kind, backend, precision, pruned", CASES, ids=lambda v: str(v))
