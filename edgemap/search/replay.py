@@ -61,7 +61,9 @@ def run_recipe_file(path: str | Path, out_dir: str | Path, cache_dir: str | Path
     bundle = pack(model, runtime["backend"], out_dir / "bundle", spec.to_dict(), class_names, images, logits,
                   {"recipe_file": str(path), "metrics": {"accuracy": top1, "accuracy_exact": top1_exact},
                    "sha256": built.artifact.sha256}, Path(path).read_text())
-    selftest = EdgeModel(bundle).selftest
+    edge = EdgeModel(bundle)  # verifies the bundle's hashes and reproduces its self-test on a fresh load
+    selftest = edge.selftest
+    edge.session.close()
     expected = recipe.get("expected") or {}
     return {"model": str(model), "sha256": built.artifact.sha256, "expected_sha256": expected.get("sha256"),
             "same_file": expected.get("sha256") == built.artifact.sha256 if expected.get("sha256") else None,
