@@ -86,7 +86,7 @@ def _report(technique: str, cfg: object, source: str | Path | None, result) -> C
     return report
 
 
-@passes.register_pass("export_onnx", consumes=TORCH_FORMATS, produces="onnx", needs=("calibration",))
+@passes.register_pass("export_onnx", consumes=TORCH_FORMATS, produces="onnx")  # real images, when the context has some, only feed the parity gate
 @dataclass(frozen=True)
 class ExportOnnx:
     """A torch model (checkpoint, .pt2 program, entry point) -> ONNX, gated on parity with the torch model.
