@@ -81,14 +81,13 @@ def more_timing(opts, job, summary: dict, rounds: int) -> tuple[list[dict], list
 
 def fp32_threads(opts, job, summary: dict) -> dict:  # noqa: ANN001 - MapOptions, workflow.Job
     """p50/p99 ms of the chosen mapping and of ONNX Runtime FP32 (unpruned) at each thread count, one run."""
-    from edgemap.search import artifacts
     from edgemap.search.evaluate import eval_arrays
     from edgemap.search.timing import time_models
 
     c = summary["chosen"]
     x1 = eval_arrays(job.ctx["eval_npz"])[0][:1].copy()
     rows = {"chosen": (c["candidate"]["backend"], c["model_path"], c["candidate"]["threads"])}
-    rows |= {f"onnxruntime_fp32_t{t}": ("onnxruntime", str(artifacts.fp32_onnx(job.ctx, 0.0)), t) for t in opts.threads}
+    rows |= {f"onnxruntime_fp32_t{t}": ("onnxruntime", job.ctx["fp32_onnx"], t) for t in opts.threads}
     lat = time_models(rows, x1, runs=max(200, opts.latency_runs))
     return {k: {"p50_ms": round(v["p50_ms"], 4), "p99_ms": round(v["p99_ms"], 4)} for k, v in lat.items()}
 
@@ -98,7 +97,6 @@ def diagnose(opts, job, summary: dict, rounds: int) -> dict:  # noqa: ANN001 - M
     ONNX Runtime FP32, an Identity graph (the fixed cost of one call) and the chosen model re-quantized with its
     first and last layers in float (QuantizeStatic.float_first_last; since a5667b3 the search's own INT8 is built so)."""
     from edgemap.runtime.onnxruntime_backend import OrtSession
-    from edgemap.search import artifacts
     from edgemap.search.evaluate import eval_arrays, accuracy
     from edgemap.runtime.latency import measure_interleaved
 
@@ -110,7 +108,7 @@ def diagnose(opts, job, summary: dict, rounds: int) -> dict:  # noqa: ANN001 - M
     x, labels, exact = eval_arrays(job.ctx["eval_npz"])
     rows = {"chosen": (summary["chosen"]["model_path"], c["threads"]), "chosen_float_first_last": (str(ffl), c["threads"]),
             "identity_graph": (str(identity_graph(work, x.shape[1:])), 1)}
-    rows |= {f"onnxruntime_fp32_t{t}": (str(artifacts.fp32_onnx(job.ctx, 0.0)), t) for t in opts.threads}
+    rows |= {f"onnxruntime_fp32_t{t}": (job.ctx["fp32_onnx"], t) for t in opts.threads}
     sessions = {k: OrtSession(pth, threads=t) for k, (pth, t) in rows.items()}
     try:
         x1 = x[:1].copy()
@@ -128,16 +126,13 @@ def diagnose(opts, job, summary: dict, rounds: int) -> dict:  # noqa: ANN001 - M
 
 
 def float_first_last(opts, job, c: dict, work: Path) -> Path:  # noqa: ANN001 - MapOptions, workflow.Job
-    """The chosen candidate's INT8 model re-quantized (same calibration) with its first and last layers in float."""
-    from edgemap.compress.quantize import QuantizeStatic, quantize_static_onnx
-    from edgemap.search import artifacts
+    """The chosen candidate's INT8 model with its first and last layers in float, built by the recipe runner from
+    the candidate's own recipe (since a5667b3 the search's INT8 is built so: the same file, from the cache)."""
+    from edgemap.search.candidate import Candidate
+    from edgemap.search.evaluate import build_candidate
 
-    work.mkdir(exist_ok=True)
-    out = work / f"p{c['prune_ratio']:g}-int8-{c['calibration']}-float_first_last.onnx"
-    if not out.is_file():
-        cfg = QuantizeStatic(calibration=c["calibration"], samples=opts.calib_samples, float_first_last=True)
-        quantize_static_onnx(artifacts.fp32_onnx(job.ctx, c["prune_ratio"]), out, artifacts.calibration(job.ctx), cfg)
-    return out
+    cand = Candidate(c["prune_ratio"], "int8", c["calibration"], "onnxruntime", 1)
+    return Path(build_candidate(job.ctx, cand).artifact.path)
 
 
 def identity_graph(folder: Path, shape: tuple) -> Path:

@@ -12,6 +12,7 @@ from typing import Optional
 
 import typer
 
+from edgemap.commands.options import INPUT_SHAPE_OPTION, MODEL_HELP, PREPROCESS_OPTION, WEIGHTS_OPTION
 from edgemap.errors import EdgemapError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Map deep-learning models onto edge devices.")
@@ -63,14 +64,13 @@ def train_cmd(
 
 @app.command("eval")
 def eval_cmd(
-    checkpoint: Optional[str] = typer.Argument(None, help="checkpoint (.safetensors; default: the shipped model), or a "
-                                               "user model: .onnx, .pt2, or pkg.module:build_fn / file.py:build_fn"),
+    checkpoint: Optional[str] = typer.Argument(None, help=MODEL_HELP + "; default: the shipped model"),
     data: Optional[Path] = typer.Option(None, help="CIFAR-10 location, .npz, or image folder; default: $EDGEMAP_CIFAR10 else the shipped sample"),
     split: str = typer.Option("test"),
     confusion: bool = typer.Option(True, help="print the confusion matrix"),
-    weights: Optional[Path] = typer.Option(None, help="safetensors weights of an entry-point model"),
-    preprocess: Optional[str] = typer.Option(None, help="user models: 'imagenet,resize=224x224,channels=bgr' or a .yaml file (default: x/255)"),
-    input_shape: Optional[str] = typer.Option(None, help="user models: per-sample input shape, e.g. 3,224,224"),
+    weights: Optional[Path] = WEIGHTS_OPTION,
+    preprocess: Optional[str] = PREPROCESS_OPTION,
+    input_shape: Optional[str] = INPUT_SHAPE_OPTION,
     limit: int = typer.Option(0, help="user models: evaluate on a seeded random N images (0: all)"),
     sanity: int = typer.Option(500, help="user models: images in the first sanity check"),
     threads: int = typer.Option(0, help="runtime threads (0: default)"),

@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from edgemap.commands.options import MODEL_HELP, WEIGHTS_OPTION
+
 DATA_HELP = "CIFAR-10 location for fine-tuning / calibration (default $EDGEMAP_CIFAR10; calibration falls back to the shipped sample)"
 MIRROR_HELP = ("distil from the teacher's logits averaged over each image and its left-right mirror (a better teacher "
                "for one more forward pass; only where a mirrored image keeps its label)")
@@ -117,8 +119,9 @@ def _add_quantize(group: typer.Typer) -> None:
 
     @group.command("quantize")
     def quantize_cmd(
-        model: Path = typer.Argument(..., help="FP32 .onnx model"),
+        model: Path = typer.Argument(..., help="FP32 .onnx model, or any model source (exported to ONNX first): " + MODEL_HELP),
         out: Path = typer.Option(..., help=".onnx file to write"),
+        weights: Optional[Path] = WEIGHTS_OPTION,
         mode: str = typer.Option("static", help="static (INT8 QDQ), dynamic (INT8) or fp16"),
         calibration: str = typer.Option("minmax", help="static: minmax, entropy or percentile"),
         samples: int = typer.Option(512, help="static: calibration images"),
@@ -138,6 +141,12 @@ def _add_quantize(group: typer.Typer) -> None:
         from edgemap.compress import quantize as q
         from edgemap.errors import EdgemapError
 
+        import tempfile
+
+        from edgemap.pipeline.sources import onnx_of
+
+        tmp = tempfile.TemporaryDirectory(prefix="edgemap-quantize-")
+        model = onnx_of(model, weights, tmp.name)  # a checkpoint, .pt2 or entry point is exported (parity-gated) first
         ctx = onnx_context(model, data, eval_data, preprocess, latency_runs)
         if mode == "static":
             cfg = q.QuantizeStatic(calibration=calibration, samples=samples, per_channel=per_channel,
@@ -219,7 +228,7 @@ def _add_recipe(group: typer.Typer) -> None:
         latency_runs: int = typer.Option(200, help="timed batch-1 runs per model (0: skip latency)"),
     ) -> None:
         """Run a recipe's passes in order (validated before anything runs)."""
-        from edgemap.compress.recipe import load_recipe, plan, run_recipe
+        from edgemap.pipeline.recipe import load_recipe, plan, run_recipe
 
         spec = load_recipe(recipe)
         plan(spec)  # fail on a bad recipe before loading any data
@@ -234,12 +243,15 @@ def _add_passes(group: typer.Typer) -> None:
     @group.command("passes")
     def passes_cmd() -> None:
         """List the registered pass types a recipe can name."""
+        import edgemap.pipeline.loaded  # noqa: F401 - registers every pass
         from edgemap.core import passes
 
         passes.ensure_loaded()
         for name in passes.names():
             s = passes.spec(name)
-            typer.echo(f"{name:<18} {s.consumes:>10} -> {s.produces:<10} {'needs data' if s.needs_data else ''}")
+            needs = f"needs {' + '.join(s.needs)} data" if s.needs else ""
+            typer.echo(f"{name:<18} {'|'.join(s.consumes):>30} -> {s.produces:<10} {needs}"
+                       f"{'' if s.deterministic else ' (not deterministic)'}")
 
 
 def onnx_context(model: Path, data: Path | None, eval_data: Path | None, preprocess: str | None,

@@ -1,4 +1,5 @@
-"""`edgemap convert`: turn a checkpoint or an .onnx file into ONNX / OpenVINO IR / .tflite, gated on parity."""
+"""`edgemap convert`: turn any model source (checkpoint, .onnx, .pt2, entry point) into ONNX / OpenVINO IR / .tflite,
+gated on parity."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+
+from edgemap.commands.options import WEIGHTS_OPTION
 
 FORMATS = ("onnx", "openvino", "litert")
 SUFFIXES = {"onnx": ".onnx", "openvino": ".xml", "litert": ".tflite"}
@@ -16,7 +19,9 @@ def register(app: typer.Typer) -> None:
 
     @app.command("convert")
     def convert_cmd(
-        source: Optional[str] = typer.Argument(None, help="checkpoint (.safetensors), .onnx file, or zoo:NAME; default: the shipped model"),
+        source: Optional[str] = typer.Argument(None, help="checkpoint (.safetensors), .onnx or .pt2 file, entry point "
+                                               "'pkg.module:build_fn' (with --weights), or zoo:NAME; default: the shipped model"),
+        weights: Optional[Path] = WEIGHTS_OPTION,
         to: str = typer.Option("onnx", "--to", help="onnx, openvino or litert"),
         out: Optional[Path] = typer.Option(None, help="output file (default: SOURCE name + format suffix, in the current folder)"),
         precision: str = typer.Option("fp32", help="fp32; openvino also fp16, int8; litert also int8"),
@@ -35,12 +40,13 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Convert a model; refuse (no file written) when the result disagrees with the original."""
         run_convert(source, to, out, precision, opset, simplify, calibration, parity_n, max_diff, min_agreement, report,
-                    data, preprocess)
+                    data, preprocess, weights)
 
 
 def run_convert(source: str | None, to: str, out: Path | None, precision: str, opset: int, simplify: bool,
                 calibration: int, parity_n: int, max_diff: float | None, min_agreement: float | None,
-                report: Path | None, data: Path | None = None, preprocess: str | None = None) -> dict:
+                report: Path | None, data: Path | None = None, preprocess: str | None = None,
+                weights: Path | None = None) -> dict:
     """The body of `edgemap convert`; returns the conversion record."""
     from rich.console import Console
 
@@ -54,14 +60,14 @@ def run_convert(source: str | None, to: str, out: Path | None, precision: str, o
     if to not in FORMATS:
         raise EdgemapError(f"unknown target format {to!r}; choose from {', '.join(FORMATS)}")
     source = source or str(shipped_checkpoint())
-    stem = source[4:] if source.startswith("zoo:") else Path(source).stem
+    stem = source[4:] if source.startswith("zoo:") else Path(source.rpartition(":")[2] if ":" in Path(source).name else source).stem
     out = out or Path(f"{stem}{'' if precision == 'fp32' else '_' + precision}{SUFFIXES[to]}")
     tolerance = None
     if max_diff is not None or min_agreement is not None:
         base = DEFAULT_TOLERANCES.get(precision, DEFAULT_TOLERANCES["fp32"])
         tolerance = Tolerance(max_diff if max_diff is not None else base.max_abs_diff,
                               min_agreement if min_agreement is not None else base.min_agreement)
-    src = open_source(source)
+    src = open_source(source, weights)
     if data is not None:
         src = with_inputs(src, *data_inputs(src, data, preprocess, max(calibration, parity_n)))
     elif preprocess is not None:
@@ -84,8 +90,8 @@ def data_inputs(src, data: Path, preprocess: str | None, n: int):  # noqa: ANN00
     from edgemap.data.preprocess import PreprocessSpec, parse_preprocess
     from edgemap.errors import EdgemapError
 
-    if preprocess is None and src.model is None:
-        raise EdgemapError(f"{src.name}: --data needs --preprocess for an .onnx model (e.g. 'imagenet,resize=224x224' or "
+    if preprocess is None and src.user_model:
+        raise EdgemapError(f"{src.name}: --data needs --preprocess for a user model (e.g. 'imagenet,resize=224x224' or "
                            "'resize=48x48,scale=1/255,mean=0.5,std=0.25')")
     spec = parse_preprocess(preprocess) if preprocess else PreprocessSpec.from_normalization(src.normalization)
     images = sample(load_user_data(data, "train", spec), n)

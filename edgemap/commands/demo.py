@@ -19,7 +19,7 @@ def run_demo(out_dir: Path, runs: int = 300, threads: int = 0) -> dict:
     """Export the shipped model, check parity, measure accuracy and latency; print and return the figures."""
     import torch
 
-    from edgemap.convert.onnx_export import export_onnx
+    from edgemap.models.onnx_export import export_onnx
     from edgemap.core.evidence import machine_evidence
     from edgemap.data.sample import load_sample
     from edgemap.data.transforms import to_nchw_float

@@ -8,6 +8,8 @@ from typing import Optional
 
 import typer
 
+from edgemap.commands.options import MODEL_HELP, WEIGHTS_OPTION
+
 
 def measured_latency(model: Path, threads: int, runs: int = 100) -> dict:
     """Median and spread of ONNX Runtime latency at batch 1 on this host."""
@@ -99,7 +101,8 @@ def register(app: typer.Typer) -> None:
 
     @app.command("estimate")
     def estimate_cmd(
-        model: Path = typer.Argument(..., help="ONNX model (FP32, FP16 or QDQ INT8)"),
+        model: Path = typer.Argument(..., help="ONNX model (FP32, FP16 or QDQ INT8), or any model source: " + MODEL_HELP),
+        weights: Optional[Path] = WEIGHTS_OPTION,
         device: str = typer.Option("host", help="profile name (edgemap devices) or path to a profile YAML"),
         precision: Optional[str] = typer.Option(None, help="estimate as if converted to fp32/fp16/int8 (default: as stored)"),
         unit: Optional[str] = typer.Option(None, help="compute unit (default: first one that runs the model's data types)"),
@@ -115,7 +118,13 @@ def register(app: typer.Typer) -> None:
         from edgemap.devices.estimate import estimate
         from edgemap.errors import EdgemapError
 
+        import tempfile
+
+        from edgemap.pipeline.sources import onnx_of
+
         prof = resolve(device)
+        tmp = tempfile.TemporaryDirectory(prefix="edgemap-estimate-")
+        model = onnx_of(model, weights, tmp.name)  # a checkpoint, .pt2 or entry point is exported first
         est = estimate(model, prof, precision=precision, unit=unit, threads=threads, batch=batch)
         measured = None
         if measure:

@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from edgemap.commands.options import MODEL_HELP, PREPROCESS_OPTION, WEIGHTS_OPTION
+
 
 def _floats(text: str, what: str) -> tuple[float, ...]:
     from edgemap.errors import EdgemapError
@@ -22,9 +24,8 @@ def register(app: typer.Typer) -> None:
 
     @app.command("map")
     def map_cmd(
-        model: Optional[str] = typer.Option(None, help="checkpoint (.safetensors), .onnx, .pt2, or 'pkg.module:build_fn' "
-                                                       "(with --weights); default: the shipped model"),
-        weights: Optional[Path] = typer.Option(None, help="safetensors weights of an entry-point model"),
+        model: Optional[str] = typer.Option(None, help=MODEL_HELP + "; default: the shipped model"),
+        weights: Optional[Path] = WEIGHTS_OPTION,
         device: str = typer.Option("host", help="device profile name or YAML file (see `edgemap devices`)"),
         max_accuracy_drop: float = typer.Option(1.0, help="points of top-1 the mapping may lose"),
         max_latency_ms: Optional[float] = typer.Option(None, help="latency limit on the device"),
@@ -38,7 +39,7 @@ def register(app: typer.Typer) -> None:
         workers: int = typer.Option(2, help="trials asked per batch (any executor, so a seed gives the same search); Ray CPUs when starting a local Ray"),
         data: Optional[Path] = typer.Option(None, help="evaluation data (default: the shipped 1,000-image sample)"),
         train_data: Optional[Path] = typer.Option(None, help="training data: enables pruning + fine-tuning, calibrates"),
-        preprocess: Optional[str] = typer.Option(None, help="preprocessing (string or YAML), needed for .onnx models"),
+        preprocess: Optional[str] = PREPROCESS_OPTION,
         prune_ratios: str = typer.Option("0", help="comma-separated channel-pruning ratios to try, e.g. 0,0.25,0.5"),
         finetune_epochs: int = typer.Option(2, help="fine-tuning epochs after pruning (with distillation)"),
         finetune_precision: str = typer.Option("fp32", help="fine-tuning precision: fp32, or bf16 (CPU autocast; faster "
@@ -46,6 +47,8 @@ def register(app: typer.Typer) -> None:
         backends: str = typer.Option("onnxruntime,openvino,litert",
                                      help="comma-separated backends to try (skipped where not installed or not run by the device)"),
         precisions: str = typer.Option("fp32,fp16,int8", help="comma-separated precisions to try"),
+        calibrations: str = typer.Option("minmax,entropy,percentile", help="comma-separated INT8 calibration methods to try "
+                                                                          "(each backend offers those it declares)"),
         threads: str = typer.Option("1,2", help="comma-separated thread counts to try"),
         latency_runs: int = typer.Option(100, help="timed batch-1 runs per candidate"),
         out: Path = typer.Option(Path("out/map"), help="output folder (study, artifacts, recipe, bundle, report)"),
@@ -62,16 +65,30 @@ def register(app: typer.Typer) -> None:
             finetune_precision=finetune_precision,
             backends=tuple(b.strip() for b in backends.split(",") if b.strip()),
             precisions=tuple(p.strip() for p in precisions.split(",") if p.strip()),
+            calibrations=tuple(c.strip() for c in calibrations.split(",") if c.strip()),
             threads=tuple(int(v) for v in _floats(threads, "--threads")), latency_runs=latency_runs)
         run_map(opts)
 
     @app.command("run")
-    def run_cmd(recipe: Path, out: Path = typer.Option(Path("out/run"), help="output folder (pass outputs, bundle)")) -> None:
-        """Re-run a recipe (as written by `edgemap map`): passes, conversion, evaluation, bundle."""
+    def run_cmd(recipe: Path, out: Path = typer.Option(Path("out/run"), help="output folder (pass outputs, bundle)"),
+                cache: Optional[Path] = typer.Option(None, help="artifact cache to reuse (e.g. the map's out/map/cache); "
+                                                               "default: a fresh OUT/cache, so every pass runs again")) -> None:
+        """Rebuild a recipe (as written by `edgemap map`): its passes, evaluation, bundle; compared with what it recorded."""
         from rich.console import Console
 
         from edgemap.search.replay import run_recipe_file
 
-        r = run_recipe_file(recipe, out)
+        r = run_recipe_file(recipe, out, cache)
         exact = f", {r['accuracy_exact']:.2f}% on exact images" if r["accuracy_exact"] is not None else ""
-        Console().print(f"{recipe}: top-1 {r['accuracy']:.2f}%{exact} ({r['data']})\n  model: {r['model']}\n  bundle: {r['bundle']}")
+        lines = [f"{recipe}: top-1 {r['accuracy']:.2f}%{exact} ({r['data']})"]
+        if r["expected_accuracy"] is not None:
+            lines.append(f"  recorded top-1 {r['expected_accuracy']:.2f}% (difference {r['accuracy'] - r['expected_accuracy']:+.2f})")
+        if r["same_file"] is not None:
+            verdict = "same sha256 as the recorded file" if r["same_file"] else (
+                "a different file from the recorded one" + ("" if r["deterministic"] else " (a pass is not deterministic: "
+                                                            "fine-tuning; compare the accuracy)"))
+            lines.append(f"  model: {r['model']} ({verdict})")
+        else:
+            lines.append(f"  model: {r['model']}")
+        lines.append(f"  bundle: {r['bundle']} (self-test top-1 agreement {r['selftest']['top1_agreement']:.3f})")
+        Console().print("\n".join(lines))

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from edgemap.compress.measure import onnx_logits
-from edgemap.compress.quantize import StaticQuantizer, copy_file
+from edgemap.compress.static_quantizer import StaticQuantizer, copy_file
 from edgemap.data.dataset import ImageSet
 from edgemap.data.transforms import Normalization
 from edgemap.train.evaluate import accuracy_report

@@ -25,7 +25,7 @@ from edgemap.models.stats import count_macs, count_parameters
 from edgemap.train.loop import PRECISIONS
 
 
-@register_pass("distill", consumes="checkpoint", produces="checkpoint", needs_data=True)
+@register_pass("distill", consumes="checkpoint", produces="checkpoint", needs=("train",), deterministic=False)
 @dataclass(frozen=True)
 class Distill:
     """Teacher (the pass's input checkpoint) -> student: a zoo name (fresh weights) or a .safetensors checkpoint.

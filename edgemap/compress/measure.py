@@ -27,6 +27,7 @@ def onnx_logits(path: str | Path, data: ImageSet, norm: Normalization, batch_siz
     from edgemap.runtime.onnxruntime_backend import OrtSession
 
     with OrtSession(path, threads=threads, providers=["CPUExecutionProvider"]) as sess:
+        batch_size = sess.inputs()[0].shape[0] or batch_size  # a fixed-batch model (a .pt2 saved at batch 1) takes its own
         outs = [sess.run(to_nchw_float(data.images[i:i + batch_size], norm)) for i in range(0, len(data), batch_size)]
     return np.concatenate(outs).astype(np.float32)
 

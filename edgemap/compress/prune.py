@@ -34,7 +34,7 @@ _MAX_RATIO = 0.95  # never remove a whole layer
 INT8_ALIGN = 8  # channel multiple ONNX Runtime's INT8 conv kernels run fastest (benchmarks/results/prune_widths.md)
 
 
-@register_pass("prune_channels", consumes="checkpoint", produces="checkpoint", needs_data=True)
+@register_pass("prune_channels", consumes="checkpoint", produces="checkpoint", needs=("train",), deterministic=False)
 @dataclass(frozen=True)
 class PruneChannels:
     """Remove a fraction of the channels of every conv/linear layer (or reach a MAC target), then fine-tune.
@@ -53,6 +53,7 @@ class PruneChannels:
     precision: "bf16" fine-tunes under CPU autocast to bfloat16 (faster only on some CPUs, see TrainConfig).
     mixup: Beta parameter of mixup during fine-tuning (0 = off); with distill the teacher labels the blended images.
     norm_bias_decay: False exempts BatchNorm parameters and biases from the fine-tuning's weight decay.
+    seed: fine-tuning's seed (a recipe records it, so a replay fine-tunes the same way).
     """
 
     ratio: float | None = 0.5
@@ -76,6 +77,7 @@ class PruneChannels:
     norm_bias_decay: bool = True
     precision: str = "fp32"
     mixup: float = 0.0
+    seed: int = 0  # fine-tuning's shuffling and augmentation
 
     def __post_init__(self) -> None:
         if isinstance(self.keep_layers, str) or not all(isinstance(n, str) for n in self.keep_layers):
@@ -250,7 +252,8 @@ def prune_checkpoint(cfg: PruneChannels, source: str | Path, out: str | Path, ct
 
         def tune(m: nn.Module, epochs: int, tag: str) -> list[dict]:
             return finetune(m, ctx.train_set, epochs, cfg.finetune_lr, info.normalization, cfg.batch_size,  # type: ignore[arg-type]
-                            teacher, cfg.temperature, cfg.alpha, ctx.sub_run_dir(f"prune_{tag}"), progress=ctx.progress,
+                            teacher, cfg.temperature, cfg.alpha, ctx.sub_run_dir(f"prune_{tag}"), seed=cfg.seed,
+                            progress=ctx.progress,
                             jpeg_augment=trained_jpeg_share(info) if cfg.jpeg_augment is None else cfg.jpeg_augment,
                             weight_decay=cfg.weight_decay, precision=cfg.precision, mixup=cfg.mixup,
                             norm_bias_decay=cfg.norm_bias_decay)

@@ -149,7 +149,7 @@ def export_qdq(model: nn.Module, ranges: dict[str, tuple[float, float]], out: st
                samples: int) -> dict:
     """Export the QAT-trained model and quantize it to QDQ INT8 with its learned ranges; returns the int8 summary."""
     from edgemap.compress.quantize import QuantizeStatic, StaticQuantizer
-    from edgemap.convert.onnx_export import export_onnx
+    from edgemap.models.onnx_export import export_onnx
 
     with tempfile.TemporaryDirectory(prefix="edgemap-qat-") as d:
         fp32 = Path(d) / "qat_fp32.onnx"
@@ -159,7 +159,7 @@ def export_qdq(model: nn.Module, ranges: dict[str, tuple[float, float]], out: st
             return q.quantize(out)
 
 
-@register_pass("qat", consumes="checkpoint", produces="onnx", needs_data=True)
+@register_pass("qat", consumes="checkpoint", produces="onnx", needs=("train",), deterministic=False, precision="int8")
 @dataclass(frozen=True)
 class Qat:
     """Quantization-aware training for `epochs`, exported to a QDQ INT8 ONNX model; compare_ptq also builds
@@ -183,7 +183,7 @@ def qat_checkpoint(cfg: Qat, source: str | Path, out: str | Path, ctx: PassConte
     from edgemap.compress.onnx_report import onnx_report
     from edgemap.compress.finetune import trained_jpeg_share
     from edgemap.compress.quantize import QuantizeStatic, calibration_for, quantize_static_onnx
-    from edgemap.convert.onnx_export import export_onnx
+    from edgemap.models.onnx_export import export_onnx
     from edgemap.models.checkpoint import load_checkpoint
 
     model, info = load_checkpoint(source)

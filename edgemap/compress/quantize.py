@@ -7,9 +7,6 @@ is checked to run integer kernels in the graph the runtime executes.
 
 from __future__ import annotations
 
-import contextlib
-import io
-import shutil
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -17,10 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from edgemap.compress.calibration import calibration_array, check_calibration, data_reader, model_input_shape
+from edgemap.compress.calibration import calibration_array
 from edgemap.compress.context import PassContext
-from edgemap.compress.inspect import load_onnx, op_counts, require_integer_kernels, require_quantizable
+from edgemap.compress.inspect import op_counts, require_integer_kernels, require_quantizable
 from edgemap.compress.onnx_report import onnx_report
+from edgemap.compress.static_quantizer import StaticQuantizer, copy_file, preprocess  # noqa: F401 - re-exported
 from edgemap.core.atomic import atomic_path
 from edgemap.core.passes import pass_function, register_pass
 from edgemap.errors import EdgemapError
@@ -28,7 +26,7 @@ from edgemap.errors import EdgemapError
 CALIBRATIONS = ("minmax", "entropy", "percentile")
 
 
-@register_pass("quantize_static", consumes="onnx", produces="onnx", needs_data=True)
+@register_pass("quantize_static", consumes="onnx", produces="onnx", needs=("calibration",), precision="int8")
 @dataclass(frozen=True)
 class QuantizeStatic:
     """Static INT8, QDQ format: per-channel symmetric int8 weights, activations calibrated on `samples` images
@@ -58,82 +56,6 @@ class QuantizeStatic:
             raise EdgemapError("quantize_static: max_accuracy_drop must be >= 0")
 
 
-class StaticQuantizer:
-    """Pre-processes a model and calibrates once; quantize() then writes variants (e.g. with layers excluded).
-
-    The calibration ranges are cached in a temporary folder, so accuracy control can try many
-    exclusion sets without re-running calibration.
-    """
-
-    def __init__(self, source: str | Path, calib: np.ndarray, cfg: QuantizeStatic) -> None:
-        self.source, self.cfg = Path(source), cfg
-        self.nodes = require_quantizable(source)
-        check_calibration(calib, source)
-        self._tmp = tempfile.TemporaryDirectory(prefix="edgemap-quant-")
-        self.pre = Path(self._tmp.name) / "pre.onnx"
-        preprocess(source, self.pre)
-        self.input_name, shape = model_input_shape(self.pre)
-        self.calib = calib
-        self.batch = shape[0] if isinstance(shape[0], int) else 32  # a fixed-batch model takes its own batch
-        self._cache = Path(self._tmp.name) / "calibration.json"
-        self.overrides: dict = {}  # TensorQuantOverrides, e.g. activation ranges learned by QAT
-        self.all_nodes = [n.name for n in load_onnx(self.pre).graph.node]
-        self.base_exclude = tuple(cfg.exclude) + (self._first_last() if cfg.float_first_last else ())
-
-    def quantize(self, out: str | Path, exclude: list[str] | tuple[str, ...] = ()) -> dict:
-        """Write the INT8 model to `out` (atomically) and return its runtime integer-kernel summary."""
-        from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-
-        method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-                  "percentile": CalibrationMethod.Percentile}[self.cfg.calibration]
-        extra = {"ActivationSymmetric": self.cfg.symmetric_activations, "WeightSymmetric": True,
-                 "CalibPercentile": self.cfg.percentile}
-        if self.overrides:
-            extra["TensorQuantOverrides"] = self.overrides
-        unknown = sorted(set(exclude) - set(self.all_nodes))
-        if unknown:
-            raise EdgemapError(f"quantize_static: no node named {', '.join(unknown)}; quantizable: {', '.join(self.nodes)}")
-        # the calibrators print progress to stdout; keep the CLI output to the report
-        with atomic_path(out) as tmp, warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore")
-            quantize_static(str(self.pre), str(tmp), data_reader(self.calib, self.input_name, self.batch),
-                            quant_format=QuantFormat.QDQ, per_channel=self.cfg.per_channel,
-                            activation_type=QuantType.QInt8 if self.cfg.symmetric_activations else QuantType.QUInt8,
-                            weight_type=QuantType.QInt8, calibrate_method=method, nodes_to_exclude=list(exclude),
-                            extra_options=extra, calibration_cache_path=str(self._cache))
-            return require_integer_kernels(tmp)
-
-    def _first_last(self) -> tuple[str, ...]:
-        """The first quantizable node, the last one and everything after it (e.g. a logit scale): kept in float."""
-        return (self.nodes[0], *self.all_nodes[self.all_nodes.index(self.nodes[-1]):])
-
-    def close(self) -> None:
-        self._tmp.cleanup()
-
-    def __enter__(self) -> "StaticQuantizer":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def preprocess(source: str | Path, out: str | Path) -> None:
-    """ONNX Runtime's quant_pre_process (shape inference + graph optimisation); symbolic shape inference is
-    skipped when it cannot handle the graph (it fails on some exporter outputs), and unnamed nodes get names."""
-    import onnx
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    try:
-        quant_pre_process(str(source), str(out))
-    except Exception:  # symbolic inference raises TypeError/Exception on graphs it does not understand
-        quant_pre_process(str(source), str(out), skip_symbolic_shape=True)
-    model = onnx.load(str(out))
-    if any(not n.name for n in model.graph.node):
-        for i, n in enumerate(model.graph.node):
-            n.name = n.name or f"{n.op_type}_{i}"
-        onnx.save(model, str(out))
-
-
 def quantize_static_onnx(source: str | Path, out: str | Path, calib: np.ndarray, cfg: QuantizeStatic) -> dict:
     """Static INT8 QDQ quantization of one ONNX file with a given calibration array (float32 NCHW)."""
     with StaticQuantizer(source, calib, cfg) as q:
@@ -144,7 +66,8 @@ def calibration_for(ctx: PassContext, samples: int, seed: int) -> tuple[np.ndarr
     """Calibration array from the training data, or the shipped sample when no training data is given."""
     from edgemap.data.sample import load_sample
 
-    data = ctx.train_set if ctx.train_set is not None else load_sample()
+    data = ctx.calibration_images()
+    data = data if data is not None else load_sample()
     return calibration_array(data, samples, ctx.norm, seed), data.source
 
 
@@ -174,7 +97,7 @@ def quantize_static_file(cfg: QuantizeStatic, source: str | Path, out: str | Pat
     return report
 
 
-@register_pass("quantize_dynamic", consumes="onnx", produces="onnx", needs_data=False)
+@register_pass("quantize_dynamic", consumes="onnx", produces="onnx", precision="int8")
 @dataclass(frozen=True)
 class QuantizeDynamic:
     """Dynamic INT8: weights stored int8, activations quantized at run time. Meant for MatMul/Gemm-heavy models;
@@ -213,7 +136,7 @@ def quantize_dynamic_file(cfg: QuantizeDynamic, source: str | Path, out: str | P
     return onnx_report("quantize_dynamic", cfg, source, out, ctx, work)
 
 
-@register_pass("quantize_fp16", consumes="onnx", produces="onnx", needs_data=False)
+@register_pass("quantize_fp16", consumes="onnx", produces="onnx", precision="fp16")
 @dataclass(frozen=True)
 class QuantizeFp16:
     """FP16 weights and activations (inputs and outputs stay float32 unless keep_io_types is false)."""
@@ -243,9 +166,3 @@ def quantize_fp16_file(cfg: QuantizeFp16, source: str | Path, out: str | Path, c
                             "to float32, so FP16 halves the file but is not faster on this CPU")
 
     return onnx_report("quantize_fp16", cfg, source, out, ctx, work)
-
-
-def copy_file(src: str | Path, dst: str | Path) -> None:
-    """Atomic copy (a half-copied model never appears at `dst`)."""
-    with atomic_path(dst) as tmp:
-        shutil.copyfile(src, tmp)

@@ -27,7 +27,7 @@ NO_SPEEDUP_NOTE = ("unstructured sparsity: dense CPU kernels (PyTorch, ONNX Runt
                    "the model is not faster; the gain is the smaller file")
 
 
-@register_pass("prune_magnitude", consumes="checkpoint", produces="checkpoint", needs_data=False)
+@register_pass("prune_magnitude", consumes="checkpoint", produces="checkpoint", deterministic=False)
 @dataclass(frozen=True)
 class PruneMagnitude:
     """Zero the `sparsity` fraction of smallest-magnitude conv/linear weights, over the whole net (global)

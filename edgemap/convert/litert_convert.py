@@ -87,7 +87,7 @@ def _unsupported_error(model: nn.Module, exc: Exception, input_shape: tuple[int,
 
 def _onnx_backends_for(model: nn.Module, input_shape: tuple[int, ...]) -> list[str]:
     """The ONNX backends that accept `model` (exported to a scratch file); [] when export itself fails."""
-    from edgemap.convert.onnx_export import export_onnx
+    from edgemap.models.onnx_export import export_onnx
     from edgemap.convert.operators import accepting_backends
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -144,7 +144,7 @@ def _torch_form(src: Source) -> nn.Module:
     still compares against the original ONNX model in ONNX Runtime)."""
     if src.model is not None:
         return src.model
-    from edgemap.convert.onnx_to_torch import onnx_to_torch
+    from edgemap.models.onnx_to_torch import onnx_to_torch
 
     try:
         return onnx_to_torch(src.onnx_path)

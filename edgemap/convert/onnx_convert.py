@@ -37,9 +37,11 @@ def _default_opset(path: Path) -> int:
 def write_onnx(src: Source, target: Path, opset: int = 18, dynamic_batch: bool = True) -> None:
     """The source as one .onnx file at `target`: exported from PyTorch, or copied when it already is ONNX."""
     if src.model is not None:
-        from edgemap.convert.onnx_export import export_onnx
+        from edgemap.models.onnx_export import export_onnx
 
-        export_onnx(src.model, target, src.input_shape, opset=opset, dynamic_batch=dynamic_batch)
+        fixed = src.fixed_batch is not None
+        export_onnx(src.model, target, src.input_shape, opset=opset, dynamic_batch=dynamic_batch and not fixed,
+                    batch=src.fixed_batch)
         got = _default_opset(target)
         if got != opset:  # the exporter falls back silently when it cannot down-convert the graph
             raise EdgemapError(f"the PyTorch exporter could not write opset {opset} for this model (it wrote {got}); "

@@ -9,6 +9,7 @@ post-training quantization calibrated on the shipped sample.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -62,6 +63,18 @@ def _build(onnx_path: Path, precision: str, calibration: Callable[[], np.ndarray
     return model
 
 
+_AUTO_NAME = re.compile(r"^[A-Za-z]+_\d+$")
+
+
+def stable_names(model) -> None:  # noqa: ANN001 - ov.Model, renamed in place
+    """Number the layers OpenVINO named itself (Type_N, N from a counter that runs on across conversions in one
+    process) in graph order, so converting the same ONNX model twice writes the same .xml, byte for byte.
+    Inputs and outputs keep their names."""
+    for i, op in enumerate(model.get_ordered_ops()):
+        if op.get_type_name() not in ("Parameter", "Result") and _AUTO_NAME.match(op.get_friendly_name()):
+            op.set_friendly_name(f"{op.get_type_name()}_{i}")
+
+
 def convert_to_openvino(src: Source, out: str | Path, precision: str = "fp32", calibration_n: int = 300,
                         parity_n: int = 1000, tolerance: Tolerance | None = None, opset: int = 18,
                         calibration: np.ndarray | None = None) -> ConversionResult:
@@ -82,6 +95,7 @@ def convert_to_openvino(src: Source, out: str | Path, precision: str = "fp32", c
         write_onnx(src, tmp_onnx, opset)
         model = _build(tmp_onnx, precision, lambda: calibration if calibration is not None
                        else calibration_inputs(src, calibration_n), notes)
+        stable_names(model)
         ov.save_model(model, str(tmp_xml), compress_to_fp16=precision == "fp16")
         report = verify(src, "openvino", tmp_xml, data, precision, tolerance, f"{src.name} -> OpenVINO {precision}")
         # weights first, then the .xml: a reader never finds an .xml whose .bin is missing or stale

@@ -37,7 +37,7 @@ def verify(src: Source, backend: str, candidate: Path, data: tuple[np.ndarray, n
     x, labels = data
     tolerance = tolerance or DEFAULT_TOLERANCES[precision]
     with load_session(backend, candidate, threads=1) as session:
-        got = run_batches(session.run, x)
-    report = compare(run_batches(src.reference, x), got, labels, tolerance)
+        got = run_batches(session.run, x, src.fixed_batch or 100)
+    report = compare(run_batches(src.reference, x, src.fixed_batch or 100), got, labels, tolerance)
     gate(report, what)
     return report

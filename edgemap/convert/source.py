@@ -28,6 +28,8 @@ class Source:
     onnx_path: Path | None = None
     normalization: Normalization = field(default_factory=Normalization)
     inputs: tuple[np.ndarray, np.ndarray | None] | None = None  # real float32 NCHW inputs (and labels) from the caller
+    fixed_batch: int | None = None  # the only batch size the model takes (a .pt2 saved at batch 1), None: any
+    user_model: bool = False  # a user's model (.onnx, .pt2, entry point): no normalisation of its own is known
     _ort: object | None = field(default=None, repr=False, compare=False)  # onnxruntime session, opened once
 
     def reference(self, x: np.ndarray) -> np.ndarray:
@@ -47,8 +49,9 @@ class Source:
         return self._ort
 
 
-def open_source(spec: str | Path) -> Source:
-    """`name.safetensors` (checkpoint), `name.onnx`, or `zoo:NAME` (fresh weights, seed 0: for trials and tests)."""
+def open_source(spec: str | Path, weights: str | Path | None = None) -> Source:
+    """`name.safetensors` (checkpoint), `name.onnx`, `name.pt2`, `pkg.mod:build_fn` (+ weights), or `zoo:NAME`
+    (fresh weights, seed 0: for trials and tests)."""
     text = str(spec)
     if text.startswith("zoo:"):
         import torch
@@ -65,9 +68,15 @@ def open_source(spec: str | Path) -> Source:
         model, info = load_checkpoint(path)
         return Source(path.stem, tuple(info.input_shape), model=model, normalization=info.normalization)
     if path.suffix == ".onnx":
-        return Source(path.stem, _onnx_input_shape(path), onnx_path=path)
-    raise EdgemapError(f"{path}: cannot convert from {path.suffix or 'a file without suffix'}; "
-                       "give a checkpoint (.safetensors), an .onnx file, or zoo:NAME")
+        return Source(path.stem, _onnx_input_shape(path), onnx_path=path, user_model=True)
+    from edgemap.models.sources import is_user_model, load_user_model
+
+    if is_user_model(text):  # a .pt2 program or an entry point: its torch module
+        user = load_user_model(text, weights)
+        return Source(path.stem if path.suffix else text.rpartition(":")[2], tuple(user.info.input_shape),
+                      model=user.torch_module(), fixed_batch=user.info.fixed_batch, user_model=True)
+    raise EdgemapError(f"{path}: cannot convert from {path.suffix or 'a file without suffix'}; give a checkpoint "
+                       "(.safetensors), an .onnx or .pt2 file, an entry point 'pkg.mod:build_fn' (with --weights), or zoo:NAME")
 
 
 def _onnx_input_shape(path: Path) -> tuple[int, ...]:

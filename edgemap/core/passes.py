@@ -1,55 +1,91 @@
 """The pass registry: a config dataclass per technique, found by its type name, plus its function.
 
 A recipe names passes by type (`{type: prune_channels, ratio: 0.5}`); `config_from_dict` turns
-that into the frozen, validated config object, and `handler(config)` gives the function that
-runs it. Modules register their passes on import, so the registry only knows what is loaded;
-`ensure_loaded()` imports the modules that ship passes.
+that into the frozen, validated config object, and `spec(name).run` is the function that runs it.
+Each pass declares the artifact formats it consumes, the format it produces, the precision of
+its output, what data it needs and whether it is deterministic (same input + config -> same
+bytes), so a recipe is checked and a search space pruned before anything runs.
+
+Source loaders (a checkpoint, an .onnx, a .pt2, an entry point) are registered here too: a
+recipe's `model:` entry is turned into the first artifact by the loader whose `matches` accepts it.
+
+Modules register on import; the registry knows only what is loaded. Which modules ship passes is
+said by the layer that runs recipes (edgemap.pipeline.loaded), never here: core imports nothing above it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
 
 from edgemap.errors import EdgemapError
 
-# Modules whose import registers passes (heavy: imported only when a recipe needs them).
-PASS_MODULES = ("edgemap.compress.prune", "edgemap.compress.sparse", "edgemap.compress.quantize",
-                "edgemap.compress.qat", "edgemap.compress.distill", "edgemap.compress.recipe")
+NEEDS = ("train", "calibration")  # training images (fine-tuning), calibration images (INT8 ranges, parity gates)
 
 
 @dataclass
 class PassSpec:
-    """One registered pass: its type name, config class, what it consumes/produces, the function that runs it.
+    """One registered pass.
 
-    The function is `run(config, source_path, out_path, ctx) -> CompressionReport`, where ctx is a
-    PassContext-like object carrying data sets and options (see edgemap.compress.recipe).
+    run(config, source_path, out_path, ctx) -> CompressionReport; ctx is a PassContext whose `source`
+    is the input Artifact. precision: the output's precision ("int8", "fp16"), "config" (the config's
+    own `precision` field) or None (the input's).
     """
 
     type_name: str
     config_cls: type
-    consumes: str  # "checkpoint" (a torch model) or "onnx"
+    consumes: tuple[str, ...]
     produces: str
-    needs_data: bool  # training / calibration data
+    needs: tuple[str, ...] = ()
+    deterministic: bool = True
+    precision: str | None = None
     run: Callable[..., Any] | None = None
+
+    @property
+    def needs_data(self) -> bool:
+        return bool(self.needs)
+
+    def output_precision(self, cfg: Any, parent: str) -> str:
+        if self.precision == "config":
+            return str(getattr(cfg, "precision"))
+        return self.precision or parent
+
+
+@dataclass
+class SourceSpec:
+    """One registered model source: `matches(ref)` says whether it reads the recipe's `model:` entry,
+    `load(ref)` returns the first Artifact."""
+
+    kind: str
+    produces: str
+    matches: Callable[[dict], bool]
+    load: Callable[[dict], Any]
 
 
 _PASSES: dict[str, PassSpec] = {}
+_SOURCES: dict[str, SourceSpec] = {}
+_LOADER: list[Callable[[], None]] = []
 C = TypeVar("C")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def register_pass(type_name: str, consumes: str, produces: str, needs_data: bool) -> Callable[[type[C]], type[C]]:
-    """Class decorator: register a frozen config dataclass under `type_name`, with what it needs."""
+def register_pass(type_name: str, consumes: str | tuple[str, ...], produces: str, needs_data: bool = False,
+                  needs: tuple[str, ...] | None = None, deterministic: bool = True,
+                  precision: str | None = None) -> Callable[[type[C]], type[C]]:
+    """Class decorator: register a frozen config dataclass under `type_name`, with what it takes and needs.
+    needs_data=True without `needs` means training data (the older spelling)."""
 
     def wrap(cls: type[C]) -> type[C]:
         if type_name in _PASSES:
             raise ValueError(f"pass {type_name!r} registered twice")
         if not dataclasses.is_dataclass(cls):
             raise TypeError(f"{cls.__name__} must be a dataclass")
-        _PASSES[type_name] = PassSpec(type_name, cls, consumes, produces, needs_data)
+        want = tuple(needs) if needs is not None else (("train",) if needs_data else ())
+        if set(want) - set(NEEDS):
+            raise ValueError(f"pass {type_name!r}: unknown needs {want}")
+        fmts = (consumes,) if isinstance(consumes, str) else tuple(consumes)
+        _PASSES[type_name] = PassSpec(type_name, cls, fmts, produces, want, deterministic, precision)
         cls.type_name = type_name  # type: ignore[attr-defined]
         return cls
 
@@ -66,15 +102,38 @@ def pass_function(config_cls: type) -> Callable[[F], F]:
     return wrap
 
 
+def register_source(kind: str, produces: str, matches: Callable[[dict], bool]) -> Callable[[F], F]:
+    """Function decorator: `load(ref) -> Artifact` for recipe `model:` entries that `matches` accepts."""
+
+    def wrap(fn: F) -> F:
+        if kind in _SOURCES:
+            raise ValueError(f"source {kind!r} registered twice")
+        _SOURCES[kind] = SourceSpec(kind, produces, matches, fn)
+        return fn
+
+    return wrap
+
+
+def set_loader(fn: Callable[[], None]) -> None:
+    """The higher layer that knows the pass modules says how to import them all (see ensure_loaded)."""
+    _LOADER[:] = [fn]
+
+
 def ensure_loaded() -> None:
-    """Import every module that ships passes, so the registry is complete."""
-    for name in PASS_MODULES:
-        importlib.import_module(name)
+    """Import every module that ships passes and sources, so the registries are complete."""
+    for fn in _LOADER:  # set by edgemap.pipeline.loaded; before that, only what was imported is known
+        fn()
 
 
 def names() -> list[str]:
     """Registered pass type names."""
     return list(_PASSES)
+
+
+def sources() -> list[SourceSpec]:
+    """Registered model sources."""
+    ensure_loaded()
+    return list(_SOURCES.values())
 
 
 def spec(type_name: str) -> PassSpec:
@@ -84,6 +143,16 @@ def spec(type_name: str) -> PassSpec:
     if type_name not in _PASSES:
         raise EdgemapError(f"unknown pass type {type_name!r}; known: {', '.join(sorted(_PASSES))}")
     return _PASSES[type_name]
+
+
+def source_for(ref: object) -> SourceSpec:
+    """The source loader that reads a recipe's `model:` entry, or a one-line error."""
+    if isinstance(ref, dict):
+        for s in sources():
+            if s.matches(ref):
+                return s
+    raise EdgemapError(f"recipe: 'model' must be {{path: FILE}} (.safetensors, .onnx, .pt2), {{entry_point: 'pkg.mod:fn', "
+                       f"weights: FILE}} or {{shipped: NAME}}; got {ref!r}")
 
 
 def config_from_dict(d: dict) -> Any:
@@ -99,9 +168,12 @@ def config_from_dict(d: dict) -> Any:
     for k, v in args.items():  # YAML gives lists where the configs keep tuples (frozen, hashable)
         if isinstance(v, list):
             args[k] = tuple(v)
-    return s.config_cls(**args)
+    try:
+        return s.config_cls(**args)
+    except TypeError as exc:  # a value of the wrong kind that __post_init__ does not catch
+        raise EdgemapError(f"pass {s.type_name}: {exc}") from None
 
 
 def config_to_dict(cfg: Any) -> dict:
-    """The recipe entry for a config object (inverse of config_from_dict)."""
+    """The recipe entry for a config object (inverse of config_from_dict), every field included."""
     return {"type": type(cfg).type_name, **dataclasses.asdict(cfg)}

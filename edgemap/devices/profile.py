@@ -109,7 +109,25 @@ class DeviceProfile(_Strict):
     power: Power
     runtimes: list[str] = Field(min_length=1)
     formats: list[str] = Field(min_length=1, description="model file formats its runtimes load: onnx, tflite, ...")
+    backends: dict[str, list[str]] = Field(default_factory=dict, description="backend -> the precisions it runs on "
+                                           "this device, where fewer than its native data types (absent: all of them)")
     notes: str = ""
+
+    @field_validator("backends")
+    @classmethod
+    def _known_backend_dtypes(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        bad = sorted({d for ds in v.values() for d in ds} - set(DTYPES))
+        if bad:
+            raise ValueError(f"unknown data type(s) {bad}; known: {list(DTYPES)}")
+        return v
+
+    def backend_precisions(self, backend: str) -> tuple[str, ...]:
+        """The precisions `backend` runs on this device: () when the device lacks it; else its `backends` entry,
+        or every native data type of the compute units."""
+        if backend not in self.runtimes:
+            return ()
+        native = [d for d in DTYPES if any(d in u.dtypes for u in self.compute_units)]
+        return tuple(d for d in native if d in self.backends.get(backend, native))
 
     @model_validator(mode="after")
     def _unique_units(self) -> "DeviceProfile":

@@ -71,13 +71,13 @@ def sidecar_path(weights: str | Path) -> Path:
 def save_checkpoint(model: nn.Module, info: CheckpointInfo, weights: str | Path, sparse: bool = False) -> Path:
     """Write weights and sidecar atomically; returns the weights path.
 
-    sparse: store mostly-zero tensors bit-packed (edgemap.compress.sparse_format) so the file shrinks.
+    sparse: store mostly-zero tensors bit-packed (edgemap.models.sparse_format) so the file shrinks.
     """
     weights = Path(weights)
     state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
     metadata = {"architecture": info.architecture}
     if sparse:
-        from edgemap.compress.sparse_format import encode
+        from edgemap.models.sparse_format import encode
 
         state, extra = encode(state)
         metadata.update(extra)
@@ -112,7 +112,7 @@ def load_checkpoint(weights: str | Path) -> tuple[nn.Module, CheckpointInfo]:
         if any(k.endswith("::mask") for k in state):  # bit-packed sparse tensors
             from safetensors import safe_open
 
-            from edgemap.compress.sparse_format import decode
+            from edgemap.models.sparse_format import decode
 
             with safe_open(str(weights), "pt") as f:
                 state = decode(state, f.metadata())

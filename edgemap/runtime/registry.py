@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+from dataclasses import dataclass
 from pathlib import Path
 
 from edgemap.errors import EdgemapError
@@ -17,6 +18,37 @@ BACKENDS = {
     "litert": ("edgemap.runtime.litert_backend", "ai-edge-litert"),
     "torch": ("edgemap.runtime.torch_backend", "torch safetensors"),
 }
+
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend runs: the artifact format it loads, the precisions it executes, and the INT8 calibration
+    methods its quantization path offers. The search space is derived from these (and the device's backends)."""
+
+    format: str
+    precisions: tuple[str, ...]
+    calibrations: tuple[str, ...] = ()
+    engine: str = ""  # the module whose presence means the engine is installed
+
+
+CAPABILITIES = {
+    # INT8 from ONNX Runtime's static quantizer (QDQ), any of its calibrators
+    "onnxruntime": Capabilities("onnx", ("fp32", "fp16", "int8"), ("minmax", "entropy", "percentile"), "onnxruntime"),
+    # INT8 from the same QDQ model, turned into FakeQuantize layers
+    "openvino": Capabilities("openvino", ("fp32", "fp16", "int8"), ("minmax", "entropy", "percentile"), "openvino"),
+    # ai-edge-quantizer's static recipe calibrates min/max itself; no FP16 conversion path
+    "litert": Capabilities("litert", ("fp32", "int8"), ("minmax",), "ai_edge_litert"),
+    "torch": Capabilities("checkpoint", ("fp32",), (), "torch"),
+}
+
+
+def capabilities(backend: str) -> Capabilities:
+    """The declared capabilities of `backend`, or a one-line error naming the known ones."""
+    if backend not in CAPABILITIES:
+        raise EdgemapError(f"unknown backend {backend!r}; known backends: {', '.join(CAPABILITIES)}")
+    return CAPABILITIES[backend]
+
 
 # backend -> the file check that runs before the engine sees the file
 _FILE_CHECKS = {
@@ -45,8 +77,4 @@ def load_session(backend: str | None, path: str | Path, threads: int = 0) -> Ses
 
 def available_backends() -> dict[str, bool]:
     """Which backends' engines import in this environment."""
-    engines = {"onnxruntime": "onnxruntime", "openvino": "openvino", "litert": "ai_edge_litert", "torch": "torch"}
-    found = {}
-    for name, mod in engines.items():
-        found[name] = importlib.util.find_spec(mod) is not None
-    return found
+    return {name: importlib.util.find_spec(c.engine) is not None for name, c in CAPABILITIES.items()}

@@ -1,4 +1,5 @@
-"""Evaluate one candidate: build its model, measure accuracy and host latency, estimate the device cost.
+"""Evaluate one candidate: build its model (its compiled recipe, through the recipe runner), measure accuracy and
+host latency, estimate the device cost.
 
 `evaluate_one(context, candidate_dict)` takes and returns plain data so the Ray executor can ship
 it; a failure to build or run a candidate is returned as its `error`, not raised, so one bad
@@ -41,15 +42,35 @@ def host_latency(session, x1: np.ndarray, runs: int) -> dict:  # noqa: ANN001
     return measure_interleaved({"m": lambda: session.run(x1, check_finite=False)}, runs=runs, warmup=max(5, runs // 10))["m"]
 
 
-def device_estimate(ctx: dict, c: Candidate) -> dict:
+def build_candidate(ctx: dict, c: Candidate):  # noqa: ANN201 - edgemap.pipeline.recipe.Built
+    """Build the candidate's model with the recipe runner `edgemap run` uses (outputs cached by parent + config)."""
+    from edgemap.pipeline.context import recipe_context
+    from edgemap.pipeline.recipe import build
+    from edgemap.search.compile import BuildSettings, candidate_recipe
+
+    recipe = candidate_recipe(ctx["recipe"], c, BuildSettings(**ctx["settings"]))
+    pctx, _ = recipe_context(recipe, progress=ctx.get("progress", False), parity_n=ctx.get("parity_n", 256))
+    return build(recipe, Path(ctx["work_dir"]) / "trials" / c.artifact_key(), pctx, ctx["cache_dir"])
+
+
+def estimation_onnx(ctx: dict, built, c: Candidate) -> Path:  # noqa: ANN001 - Built
+    """The ONNX graph the device estimate reads: the candidate's last ONNX step, or (LiteRT, converted from torch)
+    the same candidate built for ONNX Runtime at its precision."""
+    onnx_steps = [a for a in built.artifact.lineage() if a.format == "onnx" and a.precision == c.precision]
+    if onnx_steps:
+        return Path(onnx_steps[-1].path)
+    import dataclasses
+
+    return Path(build_candidate(ctx, dataclasses.replace(c, backend="onnxruntime")).artifact.path)
+
+
+def device_estimate(ctx: dict, c: Candidate, onnx_path: Path) -> dict:
     """Estimated latency, energy, RAM and flash on the target device, from the candidate's ONNX graph,
     on the candidate's thread count (the estimator's default, all cores, would make every thread count look alike)."""
     from edgemap.devices.catalogue import resolve
     from edgemap.devices.estimate import estimate
-    from edgemap.search.artifacts import precision_onnx
 
-    est = estimate(precision_onnx(ctx, c), resolve(ctx["device"]), threads=c.threads)
-    return est.to_dict()
+    return estimate(onnx_path, resolve(ctx["device"]), threads=c.threads).to_dict()
 
 
 def evaluate_one(ctx: dict, cand: dict) -> dict:
@@ -68,9 +89,9 @@ def evaluate_one(ctx: dict, cand: dict) -> dict:
 
 def _measure(ctx: dict, c: Candidate) -> dict:
     from edgemap.runtime.registry import load_session
-    from edgemap.search.artifacts import backend_model
 
-    path = backend_model(ctx, c)
+    built = build_candidate(ctx, c)
+    path = Path(built.artifact.path)
     x, labels, exact = eval_arrays(ctx["eval_npz"])
     session = load_session(c.backend, path, c.threads)
     try:
@@ -78,20 +99,15 @@ def _measure(ctx: dict, c: Candidate) -> dict:
         lat = host_latency(session, x[:1].copy(), ctx.get("latency_runs", 100))
     finally:
         session.close()
-    est = device_estimate(ctx, c)
+    est = device_estimate(ctx, c, estimation_onnx(ctx, built, c))
     on_host = ctx.get("device_is_host", False)
-    size = sum(f.stat().st_size for f in _files(path))
     return {
-        "model_path": str(path), "accuracy": top1, "accuracy_exact": top1_exact,
+        "model_path": str(path), "sha256": built.artifact.sha256, "accuracy": top1, "accuracy_exact": top1_exact,
         "accuracy_drop": ctx["baseline_accuracy"] - top1, "host_latency": lat,
         "latency_ms": lat["p50_ms"] if on_host else est["latency_s"]["value"] * 1000,
         "latency_basis": "measured on this host" if on_host else "estimated for the device",
-        "energy_mj": est["energy_j"]["value"] * 1000, "ram_bytes": est["peak_ram_bytes"]["value"], "size_bytes": size,
+        "energy_mj": est["energy_j"]["value"] * 1000, "ram_bytes": est["peak_ram_bytes"]["value"],
+        "size_bytes": built.artifact.size_bytes(),
         "device_violations": est["violations"], "estimate": {k: est[k] for k in ("latency_s", "energy_j", "energy_ops_j",
                                                                                   "peak_ram_bytes", "flash_bytes", "unit")},
     }
-
-
-def _files(path: Path) -> list[Path]:
-    """A model's files (OpenVINO keeps weights in a .bin beside the .xml)."""
-    return [path, path.with_suffix(".bin")] if path.suffix == ".xml" else [path]

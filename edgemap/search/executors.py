@@ -1,7 +1,8 @@
 """Where candidates are evaluated: in this process, or as Ray tasks (local Ray or an existing cluster).
 
-Both call the same `evaluate_one(context, candidate_dict) -> metrics`; the Ray executor ships the
-context (plain data: paths and settings) to each task, so results do not depend on the executor.
+Both call the same `evaluate_one(context, candidate_dict) -> metrics`. The Ray executor needs no shared
+file system: the context goes into Ray's object store once with every file and data set a trial reads
+(edgemap.search.portable), and each task sends back the files it built, which land in the driver's cache.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class RayExecutor:
     name = "ray"
 
     def __init__(self, evaluate_one: EvaluateOne, context: dict, address: str | None = None, workers: int = 2,
-                 cpus_per_task: float = 1.0) -> None:
+                 cpus_per_task: float = 1.0, ray_init: dict | None = None) -> None:
         try:
             import ray
         except ModuleNotFoundError:
@@ -46,21 +47,25 @@ class RayExecutor:
         if self._started_here:
             try:
                 if address:
-                    ray.init(address=address, log_to_driver=False)
+                    ray.init(address=address, log_to_driver=False, **(ray_init or {}))
                 else:
-                    ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+                    ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, **(ray_init or {}))
             except (ConnectionError, ValueError, RuntimeError) as exc:
                 raise EdgemapError(f"cannot start or reach Ray{' at ' + address if address else ''}: {exc}") from None
         self.parallel = max(1, int(ray.cluster_resources().get("CPU", workers) // cpus_per_task))
-        self._task = ray.remote(num_cpus=cpus_per_task, max_retries=1)(evaluate_one)
-        self._context = ray.put(context)
+        from edgemap.search import portable
+
+        self._portable, self._cache_dir = portable, context["cache_dir"]
+        self._task = ray.remote(num_cpus=cpus_per_task, max_retries=1)(portable.evaluate_packed)
+        self._context = ray.put(portable.pack(context))  # files and data as bytes/arrays: no path is read remotely
 
     def __call__(self, candidates: list[Candidate]) -> list[dict]:
         refs = [self._task.remote(self._context, c.to_dict()) for c in candidates]
         try:
-            return self._ray.get(refs)
+            results = self._ray.get(refs)
         except self._ray.exceptions.RayTaskError as exc:
             raise EdgemapError(f"a Ray task failed: {str(exc).strip().splitlines()[-1]}") from None
+        return [self._portable.receive(m, self._cache_dir) for m in results]
 
     def close(self) -> None:
         """Shut down the Ray instance if this executor started it."""

@@ -4,73 +4,10 @@ on the chosen objective, then write its recipe, bundle and report."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 
 from rich.console import Console
 
-from edgemap.errors import EdgemapError
-from edgemap.search.space import Candidate, SearchSpace
-from edgemap.search.strategy import OBJECTIVES, Constraints
-
-
-@dataclass
-class MapOptions:
-    """Everything `edgemap map` takes from the command line."""
-
-    model: Path | str | None = None  # None: the shipped default; a checkpoint, .onnx, .pt2 or 'pkg.mod:build_fn'
-    weights: Path | None = None  # safetensors weights of an entry-point model
-    device: str = "host"
-    constraints: Constraints = field(default_factory=Constraints)
-    objective: str = "latency"
-    trials: int = 12
-    sampler: str = "tpe"
-    seed: int = 0
-    executor: str = "local"
-    ray_address: str | None = None
-    workers: int = 2
-    out_dir: Path = Path("out/map")
-    eval_data: Path | None = None
-    train_data: Path | None = None
-    preprocess: str | None = None
-    prune_ratios: tuple[float, ...] = (0.0,)
-    finetune_epochs: int = 2
-    finetune_precision: str = "fp32"  # bf16: fine-tune pruned models under CPU autocast (faster on some CPUs)
-    backends: tuple[str, ...] = ("onnxruntime", "openvino", "litert")  # litert: fastest INT8 on the host map
-    precisions: tuple[str, ...] = ("fp32", "fp16", "int8")
-    threads: tuple[int, ...] = (1, 2)
-    calib_samples: int = 256
-    latency_runs: int = 100
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        if self.objective not in OBJECTIVES:
-            raise EdgemapError(f"unknown objective {self.objective!r}; use {', '.join(OBJECTIVES)}")
-        if self.trials < 1:
-            raise EdgemapError("--trials must be at least 1")
-        if self.finetune_precision != "fp32":
-            from edgemap.train.loop import PRECISIONS, check_precision
-
-            if self.finetune_precision not in PRECISIONS:
-                raise EdgemapError(f"--finetune-precision must be one of {', '.join(PRECISIONS)}, got {self.finetune_precision!r}")
-            check_precision(self.finetune_precision)  # refused before any long work, not after the search started
-
-
-def installed_backends() -> tuple[str, ...]:
-    """The backends whose engines import here."""
-    import importlib.util
-
-    mods = {"onnxruntime": "onnxruntime", "openvino": "openvino", "litert": "ai_edge_litert"}
-    return tuple(b for b, m in mods.items() if importlib.util.find_spec(m) is not None)
-
-
-def build_space(opts: MapOptions, profile, can_prune: bool, litert_source: bool = True) -> SearchSpace:  # noqa: ANN001
-    """The search space for this device: its runtimes and data types, what is installed, what the model allows."""
-    dtypes = sorted({d for u in profile.compute_units for d in u.dtypes})
-    return SearchSpace(prune_ratios=opts.prune_ratios, precisions=opts.precisions, backends=opts.backends,
-                       threads=opts.threads, can_prune=can_prune, litert_source=litert_source,
-                       device_runtimes=tuple(profile.runtimes), device_dtypes=tuple(dtypes),
-                       installed_backends=installed_backends())
+from edgemap.search.options import MapOptions, build_space, candidate_from, installed_backends  # noqa: F401 - re-exported
 
 
 def run_map(opts: MapOptions) -> dict:
@@ -90,8 +27,3 @@ def run_map(opts: MapOptions) -> dict:
     summary["report"] = str(outputs.write_report(opts, job, summary))
     outputs.print_summary(summary, job, Console())
     return summary
-
-
-def candidate_from(d: dict) -> Candidate:
-    """Inverse of Candidate.to_dict."""
-    return Candidate(**d)

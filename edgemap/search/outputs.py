@@ -10,34 +10,23 @@ from rich.console import Console
 from rich.table import Table
 
 from edgemap.core.atomic import write_json, write_text
-from edgemap.search.mapper import MapOptions, candidate_from
+from edgemap.search.options import MapOptions, candidate_from
 
 
 def recipe_dict(opts: MapOptions, job, summary: dict) -> dict:  # noqa: ANN001 - Job
-    """The chosen mapping as a re-runnable recipe (`edgemap run recipe.yaml`)."""
+    """The chosen mapping as the recipe the search built and measured (`edgemap run recipe.yaml` rebuilds it):
+    its model, data, preprocessing, every pass with every option, its runtime, and what was measured."""
+    from edgemap.search.compile import BuildSettings, candidate_recipe
+
     m = summary["chosen"] or (summary["nearest"][0] if summary["nearest"] else None)
-    passes: list[dict] = []
-    runtime = {}
+    recipe = {**job.ctx["recipe"], "passes": [], "runtime": {}}
     if m is not None:
-        c = candidate_from(m["candidate"])
-        if c.prune_ratio > 0:
-            passes.append({"type": "prune_channels", "ratio": c.prune_ratio, "finetune_epochs": opts.finetune_epochs,
-                           "distill": opts.finetune_epochs > 0, "precision": opts.finetune_precision})
-        passes.append({"type": "export_onnx", "opset": 18})
-        if c.precision == "int8":
-            passes.append({"type": "quantize_static", "calibration": c.calibration, "samples": opts.calib_samples,
-                           "float_first_last": True})
-        elif c.precision == "fp16":
-            passes.append({"type": "quantize_fp16"})
-        if c.backend != "onnxruntime":
-            passes.append({"type": "convert", "to": c.backend, "precision": c.precision})
-        runtime = {"backend": c.backend, "threads": c.threads}
+        recipe = candidate_recipe(job.ctx["recipe"], candidate_from(m["candidate"]), BuildSettings(**job.ctx["settings"]))
     cons = {k: v for k, v in summary["constraints"].items() if v is not None}
-    return {"model": {"path": str(job.model)}, "data": {"eval": str(opts.eval_data) if opts.eval_data else "shipped-sample",
-            "train": str(opts.train_data) if opts.train_data else None}, "preprocess": job.preprocess.to_dict(),
-            "device": opts.device, "passes": passes, "runtime": runtime, "constraints": cons,
-            "objective": opts.objective, "chosen": m["key"] if m else None,
-            "expected": {k: m[k] for k in ("accuracy", "accuracy_exact", "latency_ms")} if m else None}
+    return {**recipe, "device": opts.device, "constraints": cons, "objective": opts.objective,
+            "chosen": m["key"] if m else None,
+            "expected": {**{k: m[k] for k in ("accuracy", "accuracy_exact", "latency_ms", "sha256")}} if m else None,
+            "search": {"seed": opts.seed, "sampler": opts.sampler, "trials": opts.trials}}
 
 
 def write_recipe(opts: MapOptions, job, summary: dict) -> Path:  # noqa: ANN001

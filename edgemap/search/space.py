@@ -1,48 +1,35 @@
 """The space of mappings: pruning ratio x precision (and calibration) x backend x threads.
 
-Impossible combinations are removed before anything runs (the device lacks the runtime or
-data type; the backend cannot take that precision; pruning without a torch model or training
-data), as Olive does with each pass's declared needs.
+Impossible combinations are removed before anything runs, each with its reason, and the reasons
+come from declarations, not from rules kept here: what each backend runs (its format, precisions
+and calibrations: edgemap.runtime.registry.CAPABILITIES), what the device runs (its profile's
+runtimes and data types), what is installed, what the model allows (pruning needs a torch form and
+training data), and whether the candidate's passes chain from the model's format (each pass's
+declared consumes/produces: edgemap.search.compile).
 """
 
 from __future__ import annotations
 
 import itertools
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 from edgemap.errors import EdgemapError
+from edgemap.runtime.registry import CAPABILITIES
+from edgemap.search.candidate import Candidate
+from edgemap.search.compile import chain_error
 
 PRECISIONS = ("fp32", "fp16", "int8")
-CALIBRATIONS = ("minmax", "entropy", "percentile")
-BACKENDS = ("onnxruntime", "openvino", "litert")
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """One mapping to try. `calibration` is only meaningful for int8 (else "none")."""
-
-    prune_ratio: float = 0.0
-    precision: str = "fp32"
-    calibration: str = "none"
-    backend: str = "onnxruntime"
-    threads: int = 1
-
-    def key(self) -> str:
-        """A stable, readable identity (cache key and label)."""
-        cal = f"-{self.calibration}" if self.precision == "int8" else ""
-        return f"p{self.prune_ratio:g}-{self.precision}{cal}-{self.backend}-t{self.threads}"
-
-    def artifact_key(self) -> str:
-        """What determines the model file (threads do not)."""
-        return self.key().rsplit("-t", 1)[0]
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+CALIBRATIONS = tuple(dict.fromkeys(c for caps in CAPABILITIES.values() for c in caps.calibrations))
+BACKENDS = tuple(b for b in CAPABILITIES if b != "torch")  # torch runs the source itself: the comparison's baseline
 
 
 @dataclass(frozen=True)
 class SearchSpace:
-    """The choices for each axis; `feasible` removes what cannot run."""
+    """The choices for each axis; `why_infeasible` removes what cannot run.
+
+    device_precisions: backend -> precisions it runs on the device (a profile's backend_precisions); when
+    empty, device_runtimes x device_dtypes say it. source_format: the model's artifact format, to check that
+    each candidate's passes chain (None: not checked)."""
 
     prune_ratios: tuple[float, ...] = (0.0, 0.25, 0.5)
     precisions: tuple[str, ...] = PRECISIONS
@@ -54,6 +41,8 @@ class SearchSpace:
     device_runtimes: tuple[str, ...] = BACKENDS
     device_dtypes: tuple[str, ...] = PRECISIONS
     installed_backends: tuple[str, ...] = BACKENDS
+    device_precisions: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    source_format: str | None = None
     reasons: dict = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -69,37 +58,36 @@ class SearchSpace:
 
     def why_infeasible(self, c: Candidate) -> str | None:
         """None when `c` can run; otherwise the reason it is skipped."""
+        caps = CAPABILITIES[c.backend]
+        on_device = dict(self.device_precisions)
         if c.backend not in self.installed_backends:
             return f"backend {c.backend} is not installed"
-        if c.backend not in self.device_runtimes:
+        if c.backend not in (on_device or self.device_runtimes):
             return f"the device does not run {c.backend}"
-        if c.precision not in self.device_dtypes:
-            return f"the device has no {c.precision} support"
+        if c.precision not in (on_device.get(c.backend) if on_device else self.device_dtypes):
+            return f"the device has no {c.precision} support" + (f" in {c.backend}" if on_device else "")
+        if c.precision not in caps.precisions:
+            return f"{c.backend} runs {', '.join(caps.precisions)}, not {c.precision}"
+        if c.precision == "int8" and c.calibration not in caps.calibrations:
+            return f"{c.backend} int8 calibrates with {', '.join(caps.calibrations)} only"
         if c.prune_ratio > 0 and not self.can_prune:
             return "pruning needs a torch model and training data"
         if c.backend == "litert" and not self.litert_source:
             return "LiteRT conversion starts from PyTorch; this model has no PyTorch form"
-        if c.backend == "litert" and c.precision == "int8" and c.calibration != "minmax":
-            return "LiteRT int8 uses its own min/max calibration"  # the other methods would duplicate it
+        if self.source_format is not None:
+            return chain_error(c, self.source_format)
         return None
+
+    def _all(self) -> list[Candidate]:
+        out = []
+        for r, p, b, t in itertools.product(self.prune_ratios, self.precisions, self.backends, self.threads):
+            out += [Candidate(r, p, cal, b, t) for cal in (self.calibrations if p == "int8" else ("none",))]
+        return out
 
     def grid(self) -> list[Candidate]:
         """Every feasible candidate (the exhaustive baseline the search is compared with)."""
-        out = []
-        for r, p, b, t in itertools.product(self.prune_ratios, self.precisions, self.backends, self.threads):
-            for cal in (self.calibrations if p == "int8" else ("none",)):
-                c = Candidate(r, p, cal, b, t)
-                if self.why_infeasible(c) is None:
-                    out.append(c)
-        return out
+        return [c for c in self._all() if self.why_infeasible(c) is None]
 
     def skipped(self) -> dict[str, str]:
         """Candidates removed before running, with the reason (shown to the user)."""
-        out = {}
-        for r, p, b, t in itertools.product(self.prune_ratios, self.precisions, self.backends, self.threads):
-            for cal in (self.calibrations if p == "int8" else ("none",)):
-                c = Candidate(r, p, cal, b, t)
-                reason = self.why_infeasible(c)
-                if reason:
-                    out[c.key()] = reason
-        return out
+        return {c.key(): r for c in self._all() if (r := self.why_infeasible(c))}

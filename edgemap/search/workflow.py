@@ -10,15 +10,16 @@ from pathlib import Path
 from rich.console import Console
 
 from edgemap.errors import EdgemapError
-from edgemap.search.mapper import MapOptions, build_space, candidate_from
+from edgemap.search.options import MapOptions, build_space, candidate_from
 from edgemap.search.pareto import pareto_front
-from edgemap.search.space import SearchSpace
+from edgemap.search.space import Candidate, SearchSpace
 from edgemap.search.strategy import OBJECTIVES
 
 
 @dataclass
 class Job:
-    """A prepared mapping job: the model, the device, the space and the plain-data context trials receive."""
+    """A prepared mapping job: the model, the device, the space and the plain-data context trials receive
+    (ctx["recipe"] is the base recipe: schema, model, data, preprocessing; each candidate adds its passes)."""
 
     model: Path
     profile: object  # DeviceProfile
@@ -32,42 +33,46 @@ class Job:
 
 @dataclass
 class ModelSource:
-    """What the search starts from: an edgemap checkpoint, or a user model (ONNX, entry point, .pt2) as FP32 ONNX."""
+    """What the search starts from: the source artifact, how images feed it, and (user models) the loaded model."""
 
-    path: Path  # the checkpoint, or the FP32 ONNX every candidate is built from
+    artifact: object  # edgemap.core.artifact.Artifact
+    ref: dict  # the recipe's `model:` entry
     spec: object  # PreprocessSpec
     class_names: tuple[str, ...] | None
-    is_checkpoint: bool
     user: object | None = None  # UserModel
 
+    @property
+    def path(self) -> Path:
+        return Path(self.artifact.path) if self.artifact.path else Path(str(self.ref.get("entry_point", "model")))
 
-def _model_source(opts: MapOptions, work_root: Path, eval_set) -> ModelSource:  # noqa: ANN001 - ImageSet
-    """A checkpoint carries its preprocessing; a user model needs --preprocess and is exported to ONNX once."""
+    @property
+    def is_checkpoint(self) -> bool:
+        return self.artifact.format == "checkpoint"
+
+
+def _model_source(opts: MapOptions, eval_set) -> ModelSource:  # noqa: ANN001 - ImageSet
+    """A checkpoint carries its preprocessing; a user model needs --preprocess."""
     from edgemap.data.preprocess import PreprocessSpec, parse_preprocess
     from edgemap.models.shipped import shipped_checkpoint
-    from edgemap.models.sources import is_user_model, load_user_model
+    from edgemap.models.sources import load_user_model
+    from edgemap.models.sources.loaders import model_ref, source_artifact
 
-    text = str(opts.model) if opts.model else str(shipped_checkpoint())
-    if text.endswith(".safetensors") and opts.weights is None:
+    ref = model_ref(opts.model or shipped_checkpoint(), opts.weights)
+    if "path" in ref and ref["path"].endswith(".safetensors"):
         from edgemap.models.checkpoint import read_info
 
-        if not Path(text).is_file():
-            raise EdgemapError(f"{text}: model file not found")
-        info = read_info(text)
+        artifact = source_artifact(ref)
+        info = read_info(artifact.path)
         spec = parse_preprocess(opts.preprocess) if opts.preprocess else PreprocessSpec.from_normalization(info.normalization)
-        return ModelSource(Path(text), _with_size(spec, info.input_shape[1:]), info.class_names, True)
-    if not is_user_model(text):
-        raise EdgemapError(f"{text}: unsupported model (an edgemap .safetensors checkpoint, an .onnx or .pt2 file, "
-                           f"or an entry point 'pkg.module:build_fn' with --weights)")
+        return ModelSource(artifact, ref, _with_size(spec, info.input_shape[1:]), info.class_names)
     if not opts.preprocess:
-        raise EdgemapError(f"{text}: a user model needs --preprocess (e.g. 'cifar10' or 'resize=32x32,mean=0.5,std=0.5')")
+        raise EdgemapError(f"{opts.model}: a user model needs --preprocess (e.g. 'cifar10' or 'resize=32x32,mean=0.5,std=0.5')")
     spec = parse_preprocess(opts.preprocess)
     # an entry point that states no input shape takes the one its data and preprocessing make
-    user = load_user_model(text, opts.weights, fallback_shape=spec.input_shape(eval_set.images.shape[1:3]))
-    spec = _with_size(spec, user.info.image_hw)
-    work_root.mkdir(parents=True, exist_ok=True)
-    onnx_path = user.export_onnx(work_root / "source.onnx") if user.info.format != "onnx" else Path(user.path)
-    return ModelSource(onnx_path, spec, None, False, user)
+    user = load_user_model(str(opts.model), opts.weights, fallback_shape=spec.input_shape(eval_set.images.shape[1:3]))
+    if "entry_point" in ref:
+        ref["input_shape"] = list(user.info.input_shape)
+    return ModelSource(source_artifact(ref), ref, _with_size(spec, user.info.image_hw), None, user)
 
 
 def _with_size(spec, hw: tuple):  # noqa: ANN001, ANN202 - PreprocessSpec
@@ -77,39 +82,74 @@ def _with_size(spec, hw: tuple):  # noqa: ANN001, ANN202 - PreprocessSpec
     return spec if spec.resize is not None else dataclasses.replace(spec, resize=(int(hw[0]), int(hw[1])))
 
 
+def _base_recipe(opts: MapOptions, src: ModelSource) -> dict:
+    """What every candidate's recipe shares: schema, model, data and preprocessing."""
+    from edgemap.pipeline.recipe import SCHEMA_VERSION
+
+    return {"schema": SCHEMA_VERSION, "model": src.ref,
+            "data": {"eval": str(opts.eval_data) if opts.eval_data else "shipped-sample",
+                     "train": str(opts.train_data) if opts.train_data else None},
+            "preprocess": src.spec.to_dict()}
+
+
 def prepare(opts: MapOptions, console: Console) -> Job:
-    """Resolve model, device, data and space; check they agree; write evaluation/calibration arrays; prune."""
-    from edgemap.data.resolve import load_eval_data
+    """Resolve model, device, data and space; check they agree; write the evaluation arrays; prune."""
+    from dataclasses import asdict
+
     from edgemap.devices.catalogue import resolve
-    from edgemap.search import artifacts, prepare as prep
+    from edgemap.pipeline.context import data_section, load_data
+    from edgemap.search import prepare as prep
+    from edgemap.search.compile import BuildSettings
 
     profile = resolve(opts.device)
-    eval_set = load_eval_data(opts.eval_data, "test") if opts.eval_data else _default_eval()
-    src = _model_source(opts, Path(opts.out_dir) / "artifacts", eval_set)
-    train_set = load_eval_data(opts.train_data, "train") if opts.train_data else None
+    base_data = {"data": {"eval": str(opts.eval_data) if opts.eval_data else None,
+                          "train": str(opts.train_data) if opts.train_data else None}}
+    data = load_data(*data_section(base_data))  # the very data every trial and `edgemap run` load
+    src = _model_source(opts, data.eval_set)
     if src.user is not None:
-        _check_user_model(src, eval_set, console)
-    data = prep.split_data(eval_set, train_set)
-    work = Path(opts.out_dir) / "artifacts" / _fingerprint(opts, src.path)
-    eval_npz, calib_npy = prep.write_arrays(work, data, src.spec, opts.calib_samples, opts.seed)
+        _check_user_model(src, data.eval_set, console)
+    work = Path(opts.out_dir) / "artifacts" / _fingerprint(opts, src)
+    eval_npz = prep.write_arrays(work, data, src.spec)
     torch_error = _torch_form_error(src)  # converting an ONNX model to torch once answers both pruning and LiteRT
     can_prune, why = _can_prune(src, data, torch_error)
     if not can_prune and any(r > 0 for r in opts.prune_ratios):
         console.print(f"pruning is off: {why}")
-    space = build_space(opts, profile, can_prune, litert_source=torch_error is None)
-    ctx = {"model": str(src.path), "work_dir": str(work), "eval_npz": str(eval_npz), "calibration_npy": str(calib_npy),
-           "calib_samples": opts.calib_samples, "device": opts.device, "device_is_host": profile.name == "host",
-           "latency_runs": opts.latency_runs, "pruned": {}, "baseline_accuracy": 0.0}
+    space = build_space(opts, profile, can_prune, litert_source=torch_error is None, source_format=src.artifact.format)
+    settings = BuildSettings(src.artifact.format, opts.finetune_epochs, opts.finetune_precision, opts.calib_samples, opts.seed)
+    ctx = {"recipe": _base_recipe(opts, src), "settings": asdict(settings), "work_dir": str(work),
+           "cache_dir": str(Path(opts.out_dir) / "cache"), "eval_npz": str(eval_npz), "device": opts.device,
+           "device_is_host": profile.name == "host", "latency_runs": opts.latency_runs, "baseline_accuracy": 0.0,
+           "progress": opts.progress}
     ratios = sorted({c.prune_ratio for c in space.grid() if c.prune_ratio > 0})
     if ratios:
         console.print(f"pruning {src.path.name} at ratios {ratios} with {opts.finetune_epochs} fine-tuning epochs "
                       f"({opts.finetune_precision}, cached)")
-        tune = dict(progress=opts.progress, precision=opts.finetune_precision)
-        ctx["pruned"] = (prep.pruned_variants(src.path, ratios, data, work, opts.finetune_epochs, **tune) if src.is_checkpoint
-                         else prep.pruned_user_variants(src.user, src.spec, ratios, data, work, opts.finetune_epochs, **tune))
-    ctx["baseline_accuracy"] = _baseline(ctx, artifacts.fp32_onnx(ctx, 0.0))
+        _prune_first(ctx, ratios)
+    fp32 = _build(ctx, Candidate(0.0, "fp32", "none", "onnxruntime", 1))
+    ctx["fp32_onnx"] = str(fp32.artifact.path)
+    ctx["baseline_accuracy"] = _baseline(ctx, fp32.artifact.path)
     return Job(src.path, profile, space, ctx, src.spec, tuple(src.class_names or data.eval_set.class_names), data.note,
                src.is_checkpoint)
+
+
+def _build(ctx: dict, c: Candidate):  # noqa: ANN202 - Built
+    from edgemap.search.evaluate import build_candidate
+
+    return build_candidate(ctx, c)
+
+
+def _prune_first(ctx: dict, ratios: list[float]) -> None:
+    """Prune + fine-tune once per ratio before the trials (sequentially, with progress): trials then find the
+    pruned model in the cache instead of two workers training the same one."""
+    from edgemap.pipeline.context import recipe_context
+    from edgemap.pipeline.recipe import build
+    from edgemap.search.compile import BuildSettings, compile_passes
+
+    for r in ratios:
+        first = compile_passes(Candidate(r, "fp32", "none", "onnxruntime", 1), BuildSettings(**ctx["settings"]))[:1]
+        recipe = {**ctx["recipe"], "passes": first}
+        pctx, _ = recipe_context(recipe, progress=ctx["progress"])
+        build(recipe, Path(ctx["work_dir"]) / "pruned" / f"p{r:g}", pctx, ctx["cache_dir"])
 
 
 def _check_user_model(src: ModelSource, eval_set, console: Console) -> None:  # noqa: ANN001 - ImageSet
@@ -148,28 +188,23 @@ def _can_prune(src: ModelSource, data, torch_error: str | None) -> tuple[bool, s
     return True, ""
 
 
-def _default_eval():  # noqa: ANN202 - ImageSet
-    from edgemap.data.sample import load_sample
-
-    return load_sample()
-
-
 # Bump when the way candidates are built changes (quantizer settings, fine-tuning rule): the artifacts folder
-# and the study name derive from the fingerprint, so older cached models and trials are not reused.
-BUILD_VERSION = "3"  # 2: INT8 keeps first/last layers in float; user-model fine-tuning lr by BatchNorm presence
+# and the study name derive from the fingerprint, so older trials are not reused.
+BUILD_VERSION = "4"  # 2: INT8 keeps first/last layers in float; user-model fine-tuning lr by BatchNorm presence
 # 3: pruned widths rounded to multiples of 8; fine-tuning keeps the checkpoint's JPEG augmentation
+# 4: every candidate is its recipe, built by the recipe runner (parity gates on calibration images)
 
 
-def _fingerprint(opts: MapOptions, model: Path) -> str:
-    """Artifacts depend on the model file, data, preprocessing, calibration and how candidates are built."""
+def _fingerprint(opts: MapOptions, src: ModelSource) -> str:
+    """Trials depend on the model, data, preprocessing, calibration and how candidates are built."""
     h = hashlib.sha256()
     h.update(BUILD_VERSION.encode())
-    h.update(model.read_bytes())
+    h.update(src.artifact.sha256.encode())
     h.update(json.dumps([str(opts.eval_data), str(opts.train_data), opts.preprocess, opts.calib_samples, opts.seed,
                          opts.finetune_epochs]).encode())
-    if opts.finetune_precision != "fp32":  # only then, so fp32 searches keep their cached models and trials
+    if opts.finetune_precision != "fp32":  # only then, so fp32 searches keep their cached trials
         h.update(opts.finetune_precision.encode())
-    return f"{model.stem}-{h.hexdigest()[:10]}"
+    return f"{src.path.stem}-{h.hexdigest()[:10]}"
 
 
 def _baseline(ctx: dict, fp32_onnx: Path) -> float:
@@ -268,10 +303,8 @@ def compare(opts: MapOptions, job: Job, summary: dict) -> dict:
     rows = {"chosen": (chosen.backend, summary["chosen"]["model_path"], chosen.threads)}
     int8 = [m for m in summary["trials"] if m.get("error") is None and m["candidate"]["prune_ratio"] == 0
             and m["candidate"]["precision"] == "int8" and m["accuracy_drop"] <= (opts.constraints.max_accuracy_drop or 1e9)]
-    from edgemap.search import artifacts
-
     for t in sorted(set(opts.threads)):  # FP32 at every thread count the search tried: its best is the baseline
-        rows[f"onnxruntime_fp32_t{t}"] = ("onnxruntime", str(artifacts.fp32_onnx(job.ctx, 0.0)), t)
+        rows[f"onnxruntime_fp32_t{t}"] = ("onnxruntime", job.ctx["fp32_onnx"], t)
     for m in sorted(int8, key=lambda m: m["host_latency"]["p50_ms"])[:4]:  # timed again here: the best of them is reported
         rows[f"plain_int8:{m['key']}"] = (m["candidate"]["backend"], m["model_path"], m["candidate"]["threads"])
     if job.torch_model:  # eager at every thread count the search tried: its best is the baseline

@@ -28,7 +28,7 @@ def edgemap(*args: str) -> subprocess.CompletedProcess:
     (["prune", "{ckpt}", "--out", "{out}", "--distill", "--alpha", "1.5"], "alpha must lie in [0, 1]"),
     (["prune", "{ckpt}", "--out", "{out}", "--teacher-mirror"], "teacher_mirror averages the distillation teacher; it needs distill"),
     (["sparsify", "{ckpt}", "--out", "{out}", "--sparsity", "1"], "sparsity must lie in (0, 1)"),
-    (["quantize", "{ckpt}", "--out", "{out}"], "expected a onnx model, but the file looks like a safetensors file"),
+    (["quantize", "{ckpt}.pt2", "--out", "{out}"], "model file not found"),  # any source quantizes; a missing one says so
     (["quantize", "{onnx}", "--out", "{out}", "--mode", "int4"], "unknown quantization mode 'int4'"),
 ])
 def test_bad_input_is_one_line_exit_2_and_no_file(args: list[str], message: str, tiny_ckpt: Path, tiny_onnx: Path,
@@ -49,6 +49,13 @@ def test_quantize_command_writes_int8_and_report(tiny_onnx: Path, tmp_path: Path
     assert "quantize_static" in r.stdout and "speedup" in r.stdout and "integer kernels" in r.stdout
     saved = json.loads(report.read_text())
     assert saved["extra"]["int8"]["integer_ops"] > 0 and saved["accuracy"]["after"]["n"] == 1000
+
+
+def test_quantize_takes_any_model_source_by_exporting_it_first(tiny_ckpt: Path, tmp_path: Path) -> None:
+    out = tmp_path / "int8.onnx"
+    r = edgemap("compress", "quantize", str(tiny_ckpt), "--out", str(out), "--samples", "16", "--latency-runs", "0")
+    assert r.returncode == 0, r.stderr
+    assert out.is_file() and "integer kernels" in r.stdout
 
 
 def test_prune_command_distils_at_the_temperature_given(tiny_ckpt: Path, tiny_npz: Path, tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from edgemap.compress.prune import PruneChannels
 from edgemap.compress.quantize import QuantizeStatic
-from edgemap.compress.recipe import plan, run_recipe
+from edgemap.pipeline.recipe import plan, run_recipe
 from edgemap.core import passes
 from edgemap.errors import EdgemapError
 
@@ -45,7 +45,7 @@ def test_bad_configs_fail_with_a_clear_error(entry: dict, words: str) -> None:
 
 def test_recipe_formats_are_checked_before_running(tiny_ckpt: Path) -> None:
     recipe = {"model": {"path": str(tiny_ckpt)}, "passes": [{"type": "quantize_static"}]}
-    with pytest.raises(EdgemapError, match="takes a onnx, but gets a checkpoint"):
+    with pytest.raises(EdgemapError, match="takes onnx, but gets checkpoint"):
         plan(recipe)
     _, configs = plan({"model": {"path": str(tiny_ckpt)},
                        "passes": [{"type": "prune_channels", "ratio": 0.5}, {"type": "export_onnx"}, {"type": "quantize_static"}]})

@@ -257,7 +257,7 @@ def test_cli_convert_calibrates_on_a_user_image_folder(tmp_path: Path, monkeypat
     record = json.loads((tmp_path / "r.json").read_text())
     assert record["parity"]["n"] == 20 and "10 calibration images" in record["notes"][-1]
     capsys.readouterr()
-    for extra, message in ((["--data", str(tmp_path / "imgs")], "--data needs --preprocess for an .onnx model"),
+    for extra, message in ((["--data", str(tmp_path / "imgs")], "--data needs --preprocess for a user model"),
                            (["--preprocess", "scale=1/255"], "--preprocess says how --data images become inputs"),
                            ([], "INT8 calibration needs real images")):
         assert _cli(monkeypatch, *args, *extra, "--out", str(tmp_path / "x.tflite")) == 2

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from edgemap.errors import EdgemapError
-from edgemap.models.sources.model import ModelInfo, UserModel, guess_layout
+from edgemap.models.sources.info import ModelInfo, UserModel, guess_layout
 
 
 def load_entry_point_model(entry: str, weights: Path | None, input_shape: tuple[int, ...] | None,

@@ -14,7 +14,7 @@ from typing import Any
 
 from edgemap.errors import EdgemapError
 from edgemap.models.sources.entry_point import first_line, probe_classes
-from edgemap.models.sources.model import ModelInfo, UserModel, guess_layout
+from edgemap.models.sources.info import ModelInfo, UserModel, guess_layout
 
 
 def recorded_versions(path: Path) -> tuple[str | None, tuple[int, int] | None]:

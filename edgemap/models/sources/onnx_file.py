@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from edgemap.errors import EdgemapError
-from edgemap.models.sources.model import ModelInfo, UserModel, guess_layout
+from edgemap.models.sources.info import ModelInfo, UserModel, guess_layout
 
 _ONNX_DTYPES = {1: "float32", 10: "float16", 11: "float64", 2: "uint8", 3: "int8", 7: "int64"}
 

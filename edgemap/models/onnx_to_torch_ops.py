@@ -8,37 +8,14 @@ are torch functions. Each handler raises builder.error(node, reason) for a form 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-Handler = Callable[[Any, Any], Any]
-HANDLERS: dict[str, Handler] = {}
-
-
-def handles(*ops: str) -> Callable[[Handler], Handler]:
-    """Register a handler for the named ONNX op types."""
-    def wrap(fn: Handler) -> Handler:
-        """Add `fn` to HANDLERS under each op type."""
-        for op in ops:
-            HANDLERS[op] = fn
-        return fn
-    return wrap
-
-
-def attrs(node: Any) -> dict:
-    """A node's attributes as python values (bytes decoded)."""
-    from onnx import helper
-
-    out = {}
-    for a in node.attribute:
-        v = helper.get_attribute_value(a)
-        out[a.name] = v.decode() if isinstance(v, bytes) else v
-    return out
-
+from edgemap.models.onnx_to_torch_registry import attrs, handles
 
 def _weight(b: Any, node: Any, i: int, what: str) -> np.ndarray:
     w = b.const(node.input[i]) if len(node.input) > i else None
@@ -309,7 +286,3 @@ def pad(b: Any, node: Any) -> Any:
     for axis in reversed(range(rank)):  # torch orders pads from the last axis, (begin, end) pairs
         torch_pads += [pads[axis], pads[axis + rank]]
     return b.call(F.pad, b.value(node.input[0]), tuple(torch_pads), "constant", value)
-
-
-# element-wise operators and activations live in their own module; importing it registers them
-from edgemap.convert import onnx_to_torch_elementwise  # noqa: E402,F401

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from edgemap.convert.onnx_to_torch_ops import attrs, handles
+from edgemap.models.onnx_to_torch_registry import attrs, handles
 
 _BINARY = {"Add": operator.add, "Sub": operator.sub, "Mul": operator.mul, "Div": operator.truediv, "Pow": torch.pow}
 

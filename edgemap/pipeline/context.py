@@ -1,0 +1,115 @@
+"""The data a recipe's passes see, built one way for a search's trials and for `edgemap run`.
+
+A recipe's `data` section names the evaluation and training data; without training data a fixed,
+seeded share of the evaluation images calibrates and the rest evaluates (split_data). The same
+recipe therefore gives the same calibration images, and so the same INT8 file, wherever it runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from edgemap.compress.context import PassContext
+from edgemap.data.dataset import ImageSet
+from edgemap.errors import EdgemapError
+
+SAMPLE_CALIBRATION = 256  # when there is no training data, this many eval images calibrate, the rest evaluate
+HOLDOUT_SEED = 0  # fixed, so `edgemap run` replays the same split
+
+
+@dataclass
+class SearchData:
+    """The data sets of one search or replay and where they came from (printed, so the user knows what was measured)."""
+
+    eval_set: ImageSet
+    calib_set: ImageSet
+    train_set: ImageSet | None
+    note: str
+
+
+def split_data(eval_set: ImageSet, train_set: ImageSet | None) -> SearchData:
+    """Calibrate on training data when there is some; otherwise hold out SAMPLE_CALIBRATION random eval images.
+
+    Random, not the first ones: an image folder lists its images class by class, so its first images would
+    calibrate on one class and leave that class out of the evaluation."""
+    if train_set is not None:
+        return SearchData(eval_set, train_set, train_set, f"calibration and fine-tuning on {train_set.source}")
+    if len(eval_set) < 2 * SAMPLE_CALIBRATION:
+        raise EdgemapError(f"{eval_set.source}: {len(eval_set)} images are too few to both calibrate and evaluate "
+                           f"(need {2 * SAMPLE_CALIBRATION}, or give training data)")
+    held = np.zeros(len(eval_set), dtype=bool)
+    held[np.random.default_rng(HOLDOUT_SEED).choice(len(eval_set), SAMPLE_CALIBRATION, replace=False)] = True
+    calib, rest = eval_set.subset(held), eval_set.subset(~held)
+    return SearchData(rest, calib, None, f"no training data: {SAMPLE_CALIBRATION} images of {eval_set.source} picked at "
+                                          f"random (seed {HOLDOUT_SEED}) calibrate, the other {len(rest)} evaluate; pruning is off")
+
+
+_PRELOADED: dict[tuple[str | None, str | None], SearchData] = {}
+
+
+def preload(eval_ref: str | None, train_ref: str | None, data: SearchData) -> None:
+    """Serve `data` for this data section without reading files (a Ray worker on another machine gets the data
+    through the object store, and the recipe's paths are the driver's)."""
+    _PRELOADED[(_norm(eval_ref), train_ref)] = data
+
+
+def _norm(eval_ref: str | None) -> str | None:
+    return None if eval_ref in (None, "shipped-sample") else eval_ref
+
+
+def load_data(eval_ref: str | None, train_ref: str | None) -> SearchData:
+    """The recipe's data, loaded once per process (a search's trials share it)."""
+    key = (_norm(eval_ref), train_ref)
+    return _PRELOADED[key] if key in _PRELOADED else _load_data(*key)
+
+
+@lru_cache(maxsize=4)
+def _load_data(eval_ref: str | None, train_ref: str | None) -> SearchData:
+    from edgemap.data.resolve import load_eval_data
+    from edgemap.data.sample import load_sample
+
+    eval_set = load_sample() if eval_ref is None else load_eval_data(eval_ref, "test")
+    train_set = load_eval_data(train_ref, "train") if train_ref else None
+    return split_data(eval_set, train_set)
+
+
+def data_section(recipe: dict) -> tuple[str | None, str | None]:
+    d = recipe.get("data") or {}
+    if not isinstance(d, dict) or set(d) - {"eval", "train"}:
+        raise EdgemapError(f"recipe: 'data' takes eval and train, got {d!r}")
+    return (str(d["eval"]) if d.get("eval") else None), (str(d["train"]) if d.get("train") else None)
+
+
+def data_key(recipe: dict) -> str:
+    """What identifies the data passes read: the data section, the preprocessing and the hold-out rule."""
+    text = json.dumps([data_section(recipe), recipe.get("preprocess"), SAMPLE_CALIBRATION, HOLDOUT_SEED], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def preprocess_of(recipe: dict):  # noqa: ANN201 - PreprocessSpec | None
+    """The recipe's preprocessing (None: a checkpoint's own normalisation applies)."""
+    from edgemap.data.preprocess import PreprocessSpec
+
+    pre = recipe.get("preprocess")
+    return PreprocessSpec.from_dict(pre, "recipe: preprocess") if pre else None
+
+
+def recipe_context(recipe: dict, progress: bool = False, parity_n: int = 256) -> tuple[PassContext, SearchData]:
+    """The PassContext the recipe's passes run with, and its data (the replay evaluates on data.eval_set)."""
+    data = load_data(*data_section(recipe))
+    spec = preprocess_of(recipe)
+    ctx = PassContext(train_set=data.train_set, calib_set=data.calib_set, eval_set=None, latency_runs=0,
+                      progress=progress, data_key=data_key(recipe), parity_n=parity_n)
+    if spec is not None and not _is_checkpoint(recipe):
+        ctx.norm = spec
+    return ctx, data
+
+
+def _is_checkpoint(recipe: dict) -> bool:
+    model = recipe.get("model") or {}
+    return "shipped" in model or str(model.get("path", "")).endswith(".safetensors")
