@@ -62,7 +62,7 @@ def keygen_cmd(out: Path = typer.Argument(..., help="private key file to write (
 @bundle_app.command("sign")
 def sign_cmd(bundle: Path, key: Path = typer.Option(..., help="Ed25519 private key (PEM) from `edgemap bundle keygen`")) -> None:
     """Sign a bundle: its files are checked against the manifest, then the manifest is signed (signature.json)."""
-    from edgemap.deploy.signing import sign_bundle
+    from edgemap.deploy.bundle import sign_bundle
 
     print(f"{sign_bundle(bundle, key)}: signed")
 

@@ -164,3 +164,13 @@ def archive(bundle: str | Path, target: str | Path) -> Path:
         with tarfile.open(tmp, "w:gz") as tar:
             tar.add(bundle, arcname=bundle.name)
     return Path(target)
+
+
+def sign_bundle(bundle: str | Path, private_key: str | Path) -> Path:
+    """Check the bundle's files against its manifest, then sign the manifest's bytes; returns signature.json."""
+    from edgemap.deploy.signing import sign_manifest
+
+    bundle = Path(bundle)
+    manifest = read_manifest(bundle)
+    check_files(bundle, manifest)  # never sign a bundle that is already broken
+    return sign_manifest(bundle, (bundle / "manifest.json").read_bytes(), private_key)

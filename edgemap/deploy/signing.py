@@ -75,18 +75,15 @@ def key_id(public_key) -> str:  # noqa: ANN001 - cryptography Ed25519PublicKey
     return hashlib.sha256(raw).hexdigest()[:16]
 
 
-def sign_bundle(bundle: str | Path, private_key: str | Path) -> Path:
-    """Check the bundle's files against its manifest, then sign the manifest's bytes; returns signature.json."""
-    from edgemap.deploy.bundle import check_files, read_manifest
+def sign_manifest(bundle: Path, raw: bytes, private_key: str | Path) -> Path:
+    """Sign `raw` (the manifest's exact bytes) with `private_key` and write the bundle's signature.json.
 
-    bundle = Path(bundle)
+    edgemap.deploy.bundle.sign_bundle checks the bundle's files first; call that one.
+    """
     key = _load_key(private_key, private=True)
-    manifest = read_manifest(bundle)
-    check_files(bundle, manifest)  # never sign a bundle that is already broken
-    raw = (bundle / "manifest.json").read_bytes()
     sig = {"algorithm": "ed25519", "key_id": key_id(key.public_key()),
            "signature": base64.b64encode(key.sign(raw)).decode("ascii")}
-    target = bundle / SIGNATURE_FILE
+    target = Path(bundle) / SIGNATURE_FILE
     write_json(target, sig)
     return target
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Iterator
 
 from edgemap.errors import EdgemapError
-from edgemap.results import schema
+import edgemap.results.schema as schema
 from edgemap.results.records import RunRecord, edgemap_commit, utc_now
 
 SQLITE_MAGIC = b"SQLite format 3\x00"

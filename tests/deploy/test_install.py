@@ -12,7 +12,8 @@ import pytest
 from edgemap.deploy.bundle import sha256
 from edgemap.deploy.edge import EdgeModel
 from edgemap.deploy.install import install, rollback, status
-from edgemap.deploy.signing import generate_keypair, sign_bundle
+from edgemap.deploy.bundle import sign_bundle
+from edgemap.deploy.signing import generate_keypair
 from edgemap.errors import EdgemapError
 
 

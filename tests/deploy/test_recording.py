@@ -25,20 +25,7 @@ from edgemap.results.queries import predictions
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGES = load_sample().images[:6]
-NO_TORCH = """
-import sys
-class NoTorch:
-    def find_spec(self, name, path=None, target=None):
-        if name == "torch" or name.startswith("torch."):
-            raise ModuleNotFoundError("No module named 'torch' (blocked)")
-sys.meta_path.insert(0, NoTorch())
-sys.argv = ["edgemap"] + sys.argv[1:]
-from edgemap.cli import main
-try:
-    main()
-finally:
-    print("torch imported" if "torch" in sys.modules else "torch never imported", flush=True)
-"""
+EDGE_CLI = str(Path(__file__).with_name("edge_cli.py"))  # the CLI with torch blocked
 
 
 def edgemap(*args, store=None) -> subprocess.CompletedProcess:
@@ -46,7 +33,7 @@ def edgemap(*args, store=None) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     if store is not None:
         env["EDGEMAP_STORE"] = str(store)
-    return subprocess.run([sys.executable, "-c", NO_TORCH, *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, EDGE_CLI, *map(str, args)], capture_output=True, text=True,
                           env=env, timeout=120)
 
 
@@ -207,7 +194,7 @@ def start_serve(target, store):  # noqa: ANN001, ANN201 - (process, port)
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "EDGEMAP_STORE": str(store)}
-    proc = subprocess.Popen([sys.executable, "-c", NO_TORCH, "serve", str(target), "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, EDGE_CLI, "serve", str(target), "--port", str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.time() + 60
     while True:

@@ -8,23 +8,11 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 from edgemap.data.sample import load_sample
 
-NO_TORCH = """
-import sys
-class NoTorch:
-    def find_spec(self, name, path=None, target=None):
-        if name == "torch" or name.startswith("torch."):
-            raise ModuleNotFoundError("No module named 'torch' (blocked)")
-sys.meta_path.insert(0, NoTorch())
-sys.argv = ["edgemap"] + sys.argv[1:]
-from edgemap.cli import main
-try:
-    main()
-finally:
-    print("torch imported" if "torch" in sys.modules else "torch never imported", flush=True)
-"""
+EDGE_CLI = str(Path(__file__).with_name("edge_cli.py"))  # the CLI with torch blocked
 
 
 def free_port() -> int:
@@ -48,7 +36,7 @@ def wait_ready(port: int, proc: subprocess.Popen, timeout_s: float = 60) -> None
 
 def test_sigterm_finishes_in_flight_request_and_exits_0(bundle, encode, classes):
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-c", NO_TORCH, "serve", str(bundle), "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, EDGE_CLI, "serve", str(bundle), "--port", str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_ready(port, proc)
