@@ -121,6 +121,15 @@ def input_stats(src: SplitSource, images: np.ndarray, labels: np.ndarray, whole_
     return rows
 
 
+def device_power(device: str) -> dict:
+    """Idle and all-cores-busy board power of a device profile (watts), with where the figures come from."""
+    from edgemap.devices.catalogue import resolve
+
+    power = resolve(device).power
+    return {"idle_w": power.idle_w.value, "active_w": power.active_w.value,
+            "source": f"device profile: idle {power.idle_w.basis}, active {power.active_w.basis}"}
+
+
 def profile_split(src: SplitSource, data: ImageSet, device: str, server: str, work: Path,
                   qualities: tuple[int, ...] = QUALITIES, threads: int = 0) -> dict:
     """The whole profile as a JSON-ready dict (see the module docstring)."""
@@ -145,6 +154,26 @@ def profile_split(src: SplitSource, data: ImageSet, device: str, server: str, wo
                      "tail_server": part_latency(tail, server, acts[:1], threads),
                      "encodings": activation_stats(acts, tail, data.labels, whole_logits)})
     return {"model": src.name, "model_sha256": src.sha256, "onnx": str(src.onnx_path), "device": device, "server": server,
+            "power": device_power(device), "num_classes": int(whole_logits.shape[1]),
             "data": {"source": data.source, "images": len(data), "exact_images": int(data.lossless.sum())},
             "whole": whole, "cuts": rows, "inputs": input_stats(src, data.images, data.labels, whole_logits, qualities),
             "evidence": machine_evidence(threads or None)}
+
+
+def load_or_profile(src: SplitSource, data: ImageSet, device: str, server: str, work: Path,
+                    qualities: tuple[int, ...] = QUALITIES, threads: int = 0, fresh: bool = False) -> dict:
+    """profile_split, cached in `work` by model, devices, data and qualities (latencies measured on this host
+    are re-measured only with `fresh`)."""
+    import hashlib
+    import json
+
+    from edgemap.core.atomic import write_json
+
+    key = hashlib.sha256(json.dumps([src.sha256, src.spec.to_dict(), device, server, data.source, len(data),
+                                     hashlib.sha256(data.images.tobytes()).hexdigest(), list(qualities), threads]).encode())
+    path = work / f"profile-{key.hexdigest()[:16]}.json"
+    if path.is_file() and not fresh:
+        return json.loads(path.read_text())
+    result = profile_split(src, data, device, server, work, qualities, threads)
+    write_json(path, result)
+    return result
