@@ -111,7 +111,7 @@ class SplitClient:
     """The edge bundle loaded and verified (whole model + heads), optionally connected to a server."""
 
     def __init__(self, bundle: str | Path, server: str | None = None, timeout_s: float = 5.0,
-                 fallback_local: bool = False, threads: int = 0) -> None:
+                 fallback_local: bool = False, threads: int = 0, device_slowdown: float = 1.0) -> None:
         from edgemap.deploy.edge import EdgeModel
         from edgemap.runtime.onnxruntime_backend import OrtSession
         from edgemap.split.bundle import read_split_manifest, selftest_parts
@@ -126,6 +126,7 @@ class SplitClient:
         prof = self.bundle / "plan_profile.json"
         self.profile = json.loads(prof.read_text()) if prof.is_file() else None
         self.fallback_local = fallback_local
+        self.pad_ms = self._device_pads(device_slowdown)
         self.remote = Remote(server, timeout_s) if server else None
         self.server_problem = self._check_server() if self.remote else "no server given"
 
@@ -152,7 +153,7 @@ class SplitClient:
         """One uint8 H x W x C image through `choice`; falls back to the whole model here when allowed."""
         t0 = time.perf_counter()
         if choice.point == "device":
-            logits = self.local.logits([image])
+            logits = self._stretch("device", lambda: self.local.logits([image]))
             ms = (time.perf_counter() - t0) * 1e3
             return Result(logits, choice.label, "device", ms, device_ms=ms)
         if choice.point != "input" and choice.point not in self.heads:
@@ -164,7 +165,7 @@ class SplitClient:
         except EdgemapError as exc:
             if not self.fallback_local:
                 raise
-            logits = self.local.logits([image])
+            logits = self._stretch("device", lambda: self.local.logits([image]))
             ms = (time.perf_counter() - t0) * 1e3
             return Result(logits, choice.label, "fallback", ms, device_ms=ms, error=str(exc))
 
@@ -174,7 +175,7 @@ class SplitClient:
         if choice.point == "input":
             payload = codec.encode_image(image, choice.encoding, choice.quality or 75)
         else:
-            act = self.heads[choice.point].run(self.local.preprocess.apply(image[None]))
+            act = self._stretch(choice.point, lambda: self.heads[choice.point].run(self.local.preprocess.apply(image[None])))
             device_ms = (time.perf_counter() - t1) * 1e3
             t1 = time.perf_counter()
             payload = codec.encode_activation(act, choice.encoding)
@@ -188,6 +189,23 @@ class SplitClient:
         server_ms = float(rh.get("x-server-ms", 0.0) or 0.0)
         return Result(logits, choice.label, "split" if choice.point != "input" else "server", (time.perf_counter() - t0) * 1e3,
                       device_ms, encode_ms, max(wire_ms - server_ms, 0.0), server_ms, len(payload.body), len(body))
+
+    def _device_pads(self, slowdown: float) -> dict[str, float]:
+        """Emulating a device k times slower than this host (benchmarks): after each local compute, wait (k - 1) x
+        its median measured here (plan_profile.json), so the device's time is k x the median plus real jitter."""
+        if slowdown == 1:
+            return {}
+        if slowdown < 1 or self.profile is None or self.profile["whole"]["device"]["basis"] != "measured":
+            raise EdgemapError("device slowdown needs k >= 1 and a bundle profiled with --device host")
+        pads = {"device": (slowdown - 1) * self.profile["whole"]["device"]["ms"]}
+        pads.update({c["name"]: (slowdown - 1) * c["head_device"]["ms"] for c in self.profile["cuts"]})
+        return pads
+
+    def _stretch(self, key: str, compute):  # noqa: ANN001, ANN202 - callable -> its result
+        out = compute()
+        if self.pad_ms.get(key):
+            time.sleep(self.pad_ms[key] / 1e3)
+        return out
 
     def _check_answer(self, status: int, headers: dict, body: bytes) -> np.ndarray:
         """The logits in a 200 answer from this model's server; anything else is an EdgemapError."""

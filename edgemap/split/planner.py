@@ -145,3 +145,20 @@ def flops_baseline(profile: dict, net: Network) -> dict[str, float]:
             out[f"{cut['name']}/{enc}"] = (head * dev_per_mac + net.rtt_ms + net.transfer_ms(stats["bytes"])
                                            + (whole["macs"] - head) * srv_per_mac)
     return out
+
+
+def emulated_device(profile: dict, slowdown: float) -> dict:
+    """The profile of a device emulated as this host slowed down k times (SplitClient(device_slowdown=k) waits
+    (k - 1) x the median after each local compute): every device-side latency measured here, x k, labelled so."""
+    import copy
+
+    if profile["whole"]["device"]["basis"] != "measured":
+        raise EdgemapError("an emulated device is this host slowed down: profile with --device host")
+    out = copy.deepcopy(profile)
+    figs = [out["whole"]["device"]] + [c["head_device"] for c in out["cuts"]]
+    for fig in figs:
+        fig["ms"] *= slowdown
+        fig["basis"] = "measured"
+        fig["how"] += f"; x {slowdown:g}: device emulated as this host slowed down {slowdown:g} times"
+    out["device"] = f"host x{slowdown:g} (emulated)"
+    return out

@@ -73,6 +73,8 @@ class ShapedLink:
             except OSError:
                 client.close()
                 continue
+            for s in (client, upstream):  # paced chunks must leave at once, not wait for Nagle's ACK
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             pair = _Pair(client, upstream)
             for src, dst, direction in ((client, upstream, "up"), (upstream, client, "down")):
                 q: queue.Queue = queue.Queue()

@@ -40,8 +40,13 @@ def resolve_source(model: str | None, preprocess: str | None, work: Path) -> Spl
         if not preprocess:
             raise EdgemapError(f"{path}: a user model needs --preprocess (e.g. 'cifar10' or 'resize=32x32,mean=0.5,std=0.5')")
         spec = parse_preprocess(preprocess)
+        info = _onnx_info(path)
         if spec.resize is None:
-            spec = dataclasses.replace(spec, resize=_onnx_hw(path, spec.layout))
+            spec = dataclasses.replace(spec, resize=tuple(int(v) for v in info.image_hw))
+        if spec.num_channels != info.channels or spec.layout != info.layout:
+            raise EdgemapError(f"{path}: the model takes {info.channels}-channel {info.layout.upper()} input; --preprocess "
+                               f"{preprocess!r} makes {spec.num_channels}-channel {spec.layout.upper()} "
+                               f"(set channels=gray/rgb, layout=nchw/nhwc)")
         return SplitSource(path.stem, path, spec, None, sha256(path))
     ckpt = Path(text) if text.endswith(".safetensors") else shipped_checkpoint(text)
     if not ckpt.is_file():
@@ -70,9 +75,8 @@ def _export_checkpoint(ckpt: Path, preprocess: str | None, work: Path) -> SplitS
     return SplitSource(ckpt.stem, out, spec, tuple(info.class_names), sha256(out))
 
 
-def _onnx_hw(path: Path, layout: str) -> tuple[int, int]:
-    """The fixed spatial size of an ONNX model's input (needed to resize the user's images)."""
+def _onnx_info(path: Path):  # noqa: ANN202 - ModelInfo
+    """What the ONNX model's input is (fixed spatial size, channels, layout), read by the shared loader."""
     from edgemap.models.sources.onnx_file import load_onnx_model
 
-    info = load_onnx_model(path, None).info
-    return tuple(int(v) for v in info.image_hw)  # type: ignore[return-value]
+    return load_onnx_model(path, None).info
