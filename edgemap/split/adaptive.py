@@ -2,8 +2,8 @@
 
 Each request answered by the server gives (bytes that crossed, network time = wall time less the
 server's reported compute); a ping gives the fixed cost (HTTP handling + RTT). Bandwidth = bytes x 8 /
-(network time - ping). The estimates are medians of the last few samples, so one slow request does not
-flip the plan but a real change does within a few requests. While the plan keeps everything on the
+(network time - ping). The estimates are the best of the last few samples (delays from a busy machine only
+add), so a slow request or two do not flip the plan, but a real change does within a few requests. While the plan keeps everything on the
 device no request measures the link, so a small probe is sent every few requests. Edge-side: no torch.
 """
 
@@ -28,7 +28,9 @@ MAX_MBPS = 10_000.0    # a transfer too fast to time says "at least this"
 
 
 class LinkEstimator:
-    """Median RTT (ping: HTTP handling + round trip) and bandwidth over the last WINDOW samples."""
+    """RTT (ping: HTTP handling + round trip) and bandwidth over the last WINDOW samples: the fastest of them,
+    since queueing and a busy CPU only ever add delay. A drop shows after WINDOW slow requests; a recovery
+    after one fast one."""
 
     def __init__(self) -> None:
         self.pings: deque[float] = deque(maxlen=WINDOW)
@@ -41,14 +43,14 @@ class LinkEstimator:
         """One request's bytes (bodies + framing) and its network time (wall time less the server's compute)."""
         if not self.pings:
             return
-        t = network_ms - statistics.median(self.pings)
+        t = network_ms - min(self.pings)
         self.mbps.append(min(payload_bytes * 8 / (t * 1e3), MAX_MBPS) if t > 0.01 else MAX_MBPS)
 
     def network(self) -> Network | None:
         """The link as measured, or None before the first ping and transfer."""
         if not self.pings or not self.mbps:
             return None
-        return Network(statistics.median(self.mbps), statistics.median(self.pings), 0.0)
+        return Network(max(self.mbps), min(self.pings), 0.0)
 
 
 class AdaptiveRunner:

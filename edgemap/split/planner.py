@@ -89,18 +89,20 @@ def _remote(profile: dict, net: Network, label: str, point: str, enc: str, q: in
 
 
 def options(profile: dict, net: Network) -> list[Option]:
-    """Every option of a profile under `net`, in the order: device, input encodings, cuts x encodings."""
+    """Every option of a profile under `net`, in the order: device, input encodings, cuts x encodings.
+    Whoever runs the model's first layer also preprocesses the image (measured on the host)."""
     whole = profile["whole"]
-    dev_ms = whole["device"]["ms"]
+    pre = profile.get("preprocess_ms", 0.0)
+    dev_ms = whole["device"]["ms"] + pre
     out = [Option("device", "device", "", None, 0.0, dev_ms, 0.0, 0.0, 0.0, dev_ms,
                   _energy_mj(profile, dev_ms, 0.0, 0.0, dev_ms), whole["top1"], 0.0)]
     for row in profile["inputs"]:
         label = f"input/{row['encoding']}" + (f"-q{row['quality']}" if row["quality"] else "")
-        out.append(_remote(profile, net, label, "input", row["encoding"], row["quality"], row, 0.0, whole["server"]["ms"]))
+        out.append(_remote(profile, net, label, "input", row["encoding"], row["quality"], row, 0.0, whole["server"]["ms"] + pre))
     for cut in profile["cuts"]:
         for enc, stats in cut["encodings"].items():
             out.append(_remote(profile, net, f"{cut['name']}/{enc}", cut["name"], enc, None, stats,
-                               cut["head_device"]["ms"], cut["tail_server"]["ms"]))
+                               cut["head_device"]["ms"] + pre, cut["tail_server"]["ms"]))
     return out
 
 

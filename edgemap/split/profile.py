@@ -121,6 +121,16 @@ def input_stats(src: SplitSource, images: np.ndarray, labels: np.ndarray, whole_
     return rows
 
 
+def preprocess_ms(src: SplitSource, image: np.ndarray, runs: int = 50) -> float:
+    """Median time to turn one uint8 image into the model's input on this host (resize, scale, normalise)."""
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        src.spec.apply(image[None])
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times) * 1e3)
+
+
 def device_power(device: str) -> dict:
     """Idle and all-cores-busy board power of a device profile (watts), with where the figures come from."""
     from edgemap.devices.catalogue import resolve
@@ -154,7 +164,7 @@ def profile_split(src: SplitSource, data: ImageSet, device: str, server: str, wo
                      "tail_server": part_latency(tail, server, acts[:1], threads),
                      "encodings": activation_stats(acts, tail, data.labels, whole_logits)})
     return {"model": src.name, "model_sha256": src.sha256, "onnx": str(src.onnx_path), "device": device, "server": server,
-            "power": device_power(device), "num_classes": int(whole_logits.shape[1]),
+            "power": device_power(device), "preprocess_ms": preprocess_ms(src, data.images[0]), "num_classes": int(whole_logits.shape[1]),
             "data": {"source": data.source, "images": len(data), "exact_images": int(data.lossless.sum())},
             "whole": whole, "cuts": rows, "inputs": input_stats(src, data.images, data.labels, whole_logits, qualities),
             "evidence": machine_evidence(threads or None)}

@@ -132,7 +132,7 @@ def test_emulated_link_paces_bytes_and_delays_round_trips(split_export, tail_app
             client.remote.request("POST", "/probe", bytes(12_500))
             upload = time.perf_counter() - t0
             client.close()
-            assert 0.04 <= ping < 0.2 and 0.14 <= upload < 0.5  # 100 kbit at 1 Mbps + 40 ms
+            assert 0.04 <= ping < 1.0 and 0.14 <= upload < 2.0  # 100 kbit at 1 Mbps + 40 ms (upper bounds: a busy CI)
             assert link.bytes["up"] > 12_500
 
 
