@@ -23,7 +23,8 @@ from edgemap.split.planner import REQUEST_HEADER_BYTES, RESPONSE_HEADER_BYTES, N
 WINDOW = 3             # samples in each median
 PING_EVERY = 10        # requests between pings while using the server
 PROBE_EVERY = 2        # requests between probes while everything runs on the device
-PROBE_BYTES = 8192
+PROBE_BYTES = 8192      # at most; a probe is sized to take ~PROBE_MS at the current estimate (>= 256 B)
+PROBE_MS = 20.0
 MAX_MBPS = 10_000.0    # a transfer too fast to time says "at least this"
 
 
@@ -67,7 +68,8 @@ class AdaptiveRunner:
         self.initial = initial
         self.count = 0
         self.since_ping = 0
-        self.probe()
+        for _ in range(2):  # the first exchange also pays for the connection and the server's first request
+            self.probe()
 
     def network(self) -> Network:
         return self.link.network() or self.initial
@@ -106,12 +108,13 @@ class AdaptiveRunner:
         """A ping and a PROBE_BYTES upload: refreshes both estimates while nothing else measures the link."""
         t0 = time.perf_counter()
         self.ping()
+        size = int(min(max(self.network().bandwidth_mbps * 125 * PROBE_MS, 256), PROBE_BYTES))
         t1 = time.perf_counter()
         try:
-            status, _, _ = self.client.remote.request("POST", "/probe", bytes(PROBE_BYTES),
+            status, _, _ = self.client.remote.request("POST", "/probe", bytes(size),
                                                       {"Content-Type": "application/octet-stream"})
             if status == 200:
-                self.link.add_transfer(PROBE_BYTES + REQUEST_HEADER_BYTES + RESPONSE_HEADER_BYTES,
+                self.link.add_transfer(size + REQUEST_HEADER_BYTES + RESPONSE_HEADER_BYTES,
                                        (time.perf_counter() - t1) * 1e3)
         except EdgemapError:
             pass
