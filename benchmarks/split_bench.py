@@ -33,6 +33,7 @@ DEVICE_MS = 100.0       # emulated device: whole model this long (k = DEVICE_MS 
                         # a microcontroller-class device, so that RTTs of 50 and 150 ms still leave choices
 ADAPT_DEVICE_MS = 10.0  # adaptivity run: a device for which 100 Mbps and 5 Mbps (RTT 5 ms) plan differently
 MAX_DROP = 0.5          # accuracy budget, top-1 points (INT8 activations and lossy inputs must fit it)
+MIN_AGREEMENT = 99.0    # second budget, user model: % of images answered as the whole model would (fidelity)
 TOP_K = 4               # planner's best K options measured per case (plus device, best server, best split)
 REQUESTS = 9            # timed requests per measured option (median, interleaved), after one warm-up each
 ADAPT_PHASE = 15        # requests per bandwidth phase in the adaptivity run
@@ -115,7 +116,8 @@ def candidates(opts: list, best, k: int) -> list:  # noqa: ANN001 - planner Opti
     return out
 
 
-def run_grid(name: str, prof: dict, bundles: dict, data, overhead_ms: float, k_slow: float, port: int) -> list[dict]:  # noqa: ANN001
+def run_grid(name: str, prof: dict, bundles: dict, data, overhead_ms: float, k_slow: float, port: int,  # noqa: ANN001
+             min_agreement: float | None = None) -> list[dict]:
     """Every (bandwidth, RTT) case of one model: predicted options, measured candidates, choice vs fastest."""
     import itertools
 
@@ -133,7 +135,7 @@ def run_grid(name: str, prof: dict, bundles: dict, data, overhead_ms: float, k_s
             for bw in BANDWIDTHS:
                 link.set(bw, rtt)
                 net = Network(bw, rtt, overhead_ms)
-                opts, best = plan(dev_prof, net, "latency", MAX_DROP)
+                opts, best = plan(dev_prof, net, "latency", MAX_DROP, min_agreement=min_agreement)
                 base = flops_baseline(dev_prof, net)
                 cands = candidates(opts, best, TOP_K)
                 results = measure(client, link, images, [Choice(o.point, o.encoding, o.quality) for o in cands], REQUESTS)
@@ -355,6 +357,9 @@ def main() -> None:
             rec["profiles"][name] = {"slowdown": k, "whole": prof["whole"], "inputs": prof["inputs"], "evidence": prof["evidence"]}
             rec["bytes"][name] = wire_bytes(prof, bundles, data, port)
             rec["cases"] += run_grid(name, prof, bundles, data, overhead, k, port)
+            if name == "user":  # lossy inputs fit the top-1 budget here; a fidelity budget leaves them out
+                rec["cases"] += run_grid(f"user, agreement >= {MIN_AGREEMENT:g} %", prof, bundles, data, overhead, k, port,
+                                         MIN_AGREEMENT)
             if name == "resnet9s" and not args.no_adaptivity:
                 rec["adaptivity"] = adaptivity(prof, bundles, data, overhead, port)
         finally:

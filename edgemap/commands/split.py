@@ -77,6 +77,7 @@ def _add_plan(group: typer.Typer) -> None:
         overhead_ms: float = typer.Option(1.5, help="HTTP handling per request, ms (measured by split infer --adaptive)"),
         objective: str = typer.Option("latency", help="latency or energy (the device's)"),
         max_accuracy_drop: Optional[float] = typer.Option(None, help="top-1 points an option may lose (default: any)"),
+        min_agreement: Optional[float] = typer.Option(None, help="%% of images whose top-1 must equal the whole model's"),
         plot: Optional[Path] = typer.Option(None, help="draw predicted latency vs split point per bandwidth (PNG)"),
         show: int = typer.Option(0, help="print only the N best options (0: all)"),
         data: Optional[Path] = typer.Option(None, help="evaluation images (default $EDGEMAP_CIFAR10, else the shipped sample)"),
@@ -96,12 +97,13 @@ def _add_plan(group: typer.Typer) -> None:
         net = Network(bandwidth_mbps, rtt_ms, overhead_ms)
         src, images = _inputs(model, preprocess, data, limit, work)
         prof = load_or_profile(src, images, device, server, work, _qualities(qualities), threads)
-        opts, best = plan(prof, net, objective, max_accuracy_drop)
+        opts, best = plan(prof, net, objective, max_accuracy_drop, min_agreement=min_agreement)
         print_plan(opts, best, net, objective, show)
         if plot:
             print(f"plot: {plot_latency(prof, net, plot, max_drop=max_accuracy_drop)}")
         if json_out:
             write_json(json_out, {"network": vars(net), "objective": objective, "max_accuracy_drop": max_accuracy_drop,
+                                  "min_agreement": min_agreement,
                                   "best": best.label, "options": [o.to_dict() for o in opts], "profile": prof})
 
 
@@ -175,6 +177,7 @@ def _add_infer(group: typer.Typer) -> None:
         rtt_ms: float = typer.Option(20.0, help="assumed round-trip for --option plan"),
         objective: str = typer.Option("latency", help="latency or energy"),
         max_accuracy_drop: Optional[float] = typer.Option(0.5, help="top-1 points the plan may lose"),
+        min_agreement: Optional[float] = typer.Option(None, help="%% of images whose top-1 must equal the whole model's"),
         adaptive: bool = typer.Option(False, help="measure bandwidth and RTT from the requests and re-plan"),
         fallback: str = typer.Option("none", help="local: run the whole model here when the server is down, slow or wrong"),
         timeout_s: float = typer.Option(5.0, help="deadline of every request"),
@@ -189,7 +192,7 @@ def _add_infer(group: typer.Typer) -> None:
 
             raise EdgemapError(f"--fallback {fallback!r}: choose none or local")
         run_files(bundle, images, server, option, bandwidth_mbps, rtt_ms, objective, max_accuracy_drop, adaptive,
-                  fallback == "local", timeout_s, threads, json_out)
+                  fallback == "local", timeout_s, threads, json_out, min_agreement)
 
 
 def register(app: typer.Typer) -> None:

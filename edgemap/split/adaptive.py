@@ -58,12 +58,12 @@ class AdaptiveRunner:
     """Plan each request from the measured link; switch split point when the plan's choice changes."""
 
     def __init__(self, client: SplitClient, initial: Network, objective: str = "latency",
-                 max_drop: float | None = None) -> None:
+                 max_drop: float | None = None, min_agreement: float | None = None) -> None:
         if client.profile is None:
             raise EdgemapError(f"{client.bundle}: no plan_profile.json; re-export with `edgemap split export`")
         if client.remote is None:
             raise EdgemapError("--adaptive needs --server")
-        self.client, self.objective, self.max_drop = client, objective, max_drop
+        self.client, self.objective, self.max_drop, self.min_agreement = client, objective, max_drop, min_agreement
         self.link = LinkEstimator()
         self.initial = initial
         self.count = 0
@@ -75,7 +75,7 @@ class AdaptiveRunner:
         return self.link.network() or self.initial
 
     def choice(self) -> Choice:
-        _, best = plan(self.client.profile, self.network(), self.objective, self.max_drop)
+        _, best = plan(self.client.profile, self.network(), self.objective, self.max_drop, min_agreement=self.min_agreement)
         return Choice(best.point, best.encoding, best.quality)
 
     def step(self, image: np.ndarray) -> Result:
@@ -123,7 +123,7 @@ class AdaptiveRunner:
 
 def run_files(bundle: Path, images: list[Path], server: str | None, option: str, bandwidth_mbps: float, rtt_ms: float,
               objective: str, max_drop: float | None, adaptive: bool, fallback: bool, timeout_s: float, threads: int,
-              as_json: bool) -> list[Result]:
+              as_json: bool, min_agreement: float | None = None) -> list[Result]:
     """`edgemap split infer`: classify image files, printing what ran where."""
     import json
 
@@ -132,13 +132,14 @@ def run_files(bundle: Path, images: list[Path], server: str | None, option: str,
     client = SplitClient(bundle, server, timeout_s, fallback, threads)
     if client.server_problem and server:
         print(f"warning: {client.server_problem}; running on the device")
-    runner = AdaptiveRunner(client, Network(bandwidth_mbps, rtt_ms), objective, max_drop) if adaptive else None
+    runner = (AdaptiveRunner(client, Network(bandwidth_mbps, rtt_ms), objective, max_drop, min_agreement)
+              if adaptive else None)
     fixed = None
     if runner is None:
         if option == "plan":
             if client.profile is None:
                 raise EdgemapError(f"{bundle}: no plan_profile.json to plan with; give --option")
-            fixed = plan(client.profile, Network(bandwidth_mbps, rtt_ms), objective, max_drop)[1]
+            fixed = plan(client.profile, Network(bandwidth_mbps, rtt_ms), objective, max_drop, min_agreement=min_agreement)[1]
             fixed = Choice(fixed.point, fixed.encoding, fixed.quality)
         else:
             fixed = Choice.parse(option)

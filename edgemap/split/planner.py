@@ -59,6 +59,7 @@ class Option:
     energy_mj: float
     top1: float
     drop_points: float
+    agreement: float = 1.0   # share of images whose top-1 equals the whole model's
     feasible: bool = True
     why: str = ""
     extra: dict = field(default_factory=dict)
@@ -85,7 +86,7 @@ def _remote(profile: dict, net: Network, label: str, point: str, enc: str, q: in
     energy = _energy_mj(profile, device_ms, stats["encode_ms"], net.transfer_ms(up), total)
     whole = profile["whole"]["top1"]
     return Option(label, point, enc, q, stats["bytes"], device_ms, server_ms, codec_ms, network_ms, total, energy,
-                  stats["top1"], (whole - stats["top1"]) * 100)
+                  stats["top1"], (whole - stats["top1"]) * 100, stats["agreement"])
 
 
 def options(profile: dict, net: Network) -> list[Option]:
@@ -107,27 +108,30 @@ def options(profile: dict, net: Network) -> list[Option]:
 
 
 def choose(opts: list[Option], objective: str = "latency", max_drop: float | None = None,
-           allowed: set[str] | None = None) -> Option:
-    """Mark infeasible options (accuracy budget, not deployed) and return the best feasible one."""
+           allowed: set[str] | None = None, min_agreement: float | None = None) -> Option:
+    """Mark infeasible options (accuracy budget, agreement with the whole model in %, not deployed) and return
+    the best feasible one."""
     if objective not in OBJECTIVES:
         raise EdgemapError(f"unknown objective {objective!r}; choose from {', '.join(OBJECTIVES)}")
     for o in opts:
         if max_drop is not None and o.drop_points > max_drop + 1e-9:
             o.feasible, o.why = False, f"loses {o.drop_points:.2f} points > {max_drop:g}"
+        elif min_agreement is not None and o.agreement * 100 < min_agreement - 1e-9:
+            o.feasible, o.why = False, f"agrees with the whole model on {o.agreement:.1%} < {min_agreement:g} %"
         elif allowed is not None and o.label not in allowed and o.point != "device":
             o.feasible, o.why = False, "not in the deployed bundles"
     feasible = [o for o in opts if o.feasible]
     if not feasible:  # all on the device loses nothing, so this only happens with a negative budget
-        raise EdgemapError(f"no option keeps the accuracy drop within {max_drop} points")
+        raise EdgemapError(f"no option keeps the accuracy drop within {max_drop} points and the agreement above {min_agreement} %")
     key = (lambda o: (o.latency_ms, o.bytes_up)) if objective == "latency" else (lambda o: (o.energy_mj, o.latency_ms))
     return min(feasible, key=key)
 
 
 def plan(profile: dict, net: Network, objective: str = "latency", max_drop: float | None = None,
-         allowed: set[str] | None = None) -> tuple[list[Option], Option]:
+         allowed: set[str] | None = None, min_agreement: float | None = None) -> tuple[list[Option], Option]:
     """All options under `net` and the best one."""
     opts = options(profile, net)
-    return opts, choose(opts, objective, max_drop, allowed)
+    return opts, choose(opts, objective, max_drop, allowed, min_agreement)
 
 
 def flops_baseline(profile: dict, net: Network) -> dict[str, float]:

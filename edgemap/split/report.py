@@ -52,12 +52,12 @@ def print_plan(opts: list[Option], best: Option, net: Network, objective: str, s
     t = Table(title=f"options at {net.bandwidth_mbps:g} Mbps, RTT {net.rtt_ms:g} ms, HTTP overhead {net.overhead_ms:g} ms "
                     f"(predicted; energy is the device's, radio {RADIO_W:g} W assumed)")
     for col in ("", "option", "bytes sent", "device ms", "network ms", "server ms", "latency ms", "energy mJ", "top-1",
-                "drop pts", "note"):
+                "drop pts", "agree", "note"):
         t.add_column(col, overflow="fold")
     for o in rows[:show or None]:
         t.add_row("*" if o is best else "", o.label, f"{o.bytes_up:.0f}", f"{o.device_ms + o.codec_ms:.3f}",
                   f"{o.network_ms:.2f}", f"{o.server_ms:.3f}", f"{o.latency_ms:.2f}", f"{o.energy_mj:.3f}", f"{o.top1:.2%}",
-                  f"{o.drop_points:+.2f}", o.why)
+                  f"{o.drop_points:+.2f}", f"{o.agreement:.1%}", o.why)
     console = Console()
     console.print(t)
     console.print(f"best ({objective}): {best.label}: {best.latency_ms:.2f} ms, {best.energy_mj:.3f} mJ, "

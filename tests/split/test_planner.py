@@ -94,3 +94,12 @@ def test_estimated_profile_is_labelled(tmp_path, helpers):
     path = helpers.chain_model(tmp_path / "m.onnx")
     fig = part_latency(path, "rpi4", np.zeros((1, 1, 8, 8), np.float32))
     assert fig["basis"] == "estimated" and fig["ms"] > 0
+
+
+def test_agreement_budget_leaves_out_lossy_options():
+    prof = synthetic_profile()
+    prof["inputs"][1]["agreement"] = 0.95
+    prof["cuts"][0]["encodings"]["int8"]["agreement"] = 0.998
+    opts, best = plan(prof, Network(10, 5), min_agreement=99)
+    assert best.label == "c1/int8"
+    assert [o.label for o in opts if not o.feasible] == ["input/jpeg-q50"]
