@@ -21,6 +21,8 @@ import numpy as np
 from edgemap.errors import EdgemapError
 from edgemap.split import codec
 
+MAX_BODY = 4 * codec.MAX_ELEMENTS  # the largest FP32 activation a request may carry
+
 
 class TailServer:
     """The server bundle loaded and verified: the whole model plus one tail session per split point."""
@@ -76,6 +78,7 @@ def create_app(server: TailServer):  # noqa: ANN201 - fastapi.FastAPI
     """A FastAPI app around a loaded TailServer."""
     from fastapi import FastAPI, Request, Response
     from fastapi.responses import JSONResponse
+    from starlette.concurrency import run_in_threadpool
 
     app = FastAPI(title="edgemap split server")
 
@@ -100,11 +103,14 @@ def create_app(server: TailServer):  # noqa: ANN201 - fastapi.FastAPI
     async def infer(request: Request) -> Response:
         server.stats["requests"] += 1
         headers = {k.lower(): v for k, v in request.headers.items()}
+        if not headers.get("content-length", "0").isdigit() or int(headers.get("content-length", "0")) > MAX_BODY:
+            server.stats["refused"] += 1
+            return JSONResponse({"detail": f"body must state a Content-Length of at most {MAX_BODY} bytes"}, status_code=413)
         body = await request.body()
         t0 = time.perf_counter()
         try:
             point = server.check_identity(headers)
-            logits = server.infer(point, body, headers)
+            logits = await run_in_threadpool(server.infer, point, body, headers)  # keeps /ping answering meanwhile
         except EdgemapError as exc:
             server.stats["refused"] += 1
             msg = str(exc)

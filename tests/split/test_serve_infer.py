@@ -180,3 +180,13 @@ print("ok")
 """
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
+
+
+def test_oversized_body_is_refused_before_reading(split_export, tail_app):
+    from fastapi.testclient import TestClient
+
+    from edgemap.split.server import MAX_BODY
+
+    r = TestClient(tail_app).post("/infer", content=b"x", headers={"Content-Length": str(MAX_BODY + 1),
+                                                                   "X-Model-Sha256": split_export["src"].sha256})
+    assert r.status_code == 413
