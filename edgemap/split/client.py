@@ -96,9 +96,10 @@ class Remote:
                     raise EdgemapError(f"server {self.host}:{self.port} closed the connection ({exc.__class__.__name__})") from None
             except (OSError, http.client.HTTPException) as exc:
                 self.close()
-                what = "did not answer within" if isinstance(exc, (socket.timeout, TimeoutError)) else "failed within"
-                raise EdgemapError(f"server {self.host}:{self.port} {what} {self.timeout_s:g} s "
-                                   f"({exc.__class__.__name__}: {str(exc)[:120]})") from None
+                if isinstance(exc, (socket.timeout, TimeoutError)):
+                    raise EdgemapError(f"server {self.host}:{self.port} did not answer within {self.timeout_s:g} s") from None
+                raise EdgemapError(f"server {self.host}:{self.port} unreachable ({exc.__class__.__name__}: "
+                                   f"{str(exc)[:120]})") from None
         raise AssertionError("unreachable")
 
     def close(self) -> None:
