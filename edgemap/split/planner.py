@@ -16,10 +16,10 @@ from edgemap.errors import EdgemapError
 
 OBJECTIVES = ("latency", "energy")
 # Bytes of HTTP/1.1 framing per request and per response as the split client and server send them
-# (request line + Host/Content-Length/X-* headers; status line + date/server/content-* headers):
-# counted on loopback by tests/split/test_http.py, within +-40 B of these.
-REQUEST_HEADER_BYTES = 260
-RESPONSE_HEADER_BYTES = 190
+# (request line + Host/Content-Length/X-* headers with the model's sha256; status line + date/server/
+# content-*/X-* headers): 319 and 236 B counted on the wire (tests/split/test_serve_infer.py checks +-40 B).
+REQUEST_HEADER_BYTES = 320
+RESPONSE_HEADER_BYTES = 235
 DEFAULT_OVERHEAD_MS = 1.5  # client + server HTTP handling per request on this host (the benchmark measures it)
 RADIO_W = 1.0  # assumed Wi-Fi radio power while sending (phones measure ~0.7-1.3 W uplink); labelled assumed
 

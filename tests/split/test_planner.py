@@ -41,7 +41,7 @@ def test_bandwidth_decides(tmp_path):
 
 def test_latency_adds_up():
     o = {o.label: o for o in options(synthetic_profile(), Network(8, 10, overhead_ms=1))}["c1/int8"]
-    wire = (1000 + 260 + 40 + 190) * 8 / 8e3  # body + framing up, logits + framing down, at 8 Mbps
+    wire = (1000 + 320 + 40 + 235) * 8 / 8e3  # body + framing up, logits + framing down, at 8 Mbps
     assert o.latency_ms == pytest.approx(2.0 + 0.02 + 1 + 10 + wire + 0.9)
 
 

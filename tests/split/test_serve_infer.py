@@ -190,3 +190,20 @@ def test_oversized_body_is_refused_before_reading(split_export, tail_app):
     r = TestClient(tail_app).post("/infer", content=b"x", headers={"Content-Length": str(MAX_BODY + 1),
                                                                    "X-Model-Sha256": split_export["src"].sha256})
     assert r.status_code == 413
+
+
+def test_planner_framing_bytes_match_the_wire(split_export, tail_app, helpers):
+    """REQUEST/RESPONSE_HEADER_BYTES, which the planner adds to every request, are what HTTP really adds."""
+    from edgemap.split.planner import REQUEST_HEADER_BYTES, RESPONSE_HEADER_BYTES
+    from edgemap.split.shaping import ShapedLink
+
+    with helpers.running(tail_app) as url:
+        with ShapedLink("127.0.0.1", int(url.rsplit(":", 1)[1]), 10_000, 0) as link:
+            client = SplitClient(split_export["edge"], f"http://127.0.0.1:{link.port}", timeout_s=10)
+            time.sleep(0.05)
+            up0, down0 = link.bytes["up"], link.bytes["down"]
+            r = client.run(split_export["images"].images[0], Choice("c3", "int8"))
+            time.sleep(0.05)
+            up, down = link.bytes["up"] - up0 - r.bytes_up, link.bytes["down"] - down0 - r.bytes_down
+            client.close()
+    assert abs(up - REQUEST_HEADER_BYTES) <= 40 and abs(down - RESPONSE_HEADER_BYTES) <= 40, (up, down)
