@@ -109,7 +109,8 @@ def demo_cmd(
 
 # Sub-commands contributed by stage modules: each edgemap/commands/<name>.py defines register(app).
 # Add a module's name here (one line) to expose its commands.
-COMMAND_MODULES: tuple[str, ...] = ("convert", "bench", "devices", "estimate", "compress", "map", "deploy", "runs", "report")
+COMMAND_MODULES: tuple[str, ...] = ("convert", "bench", "devices", "estimate", "compress", "map", "deploy", "runs", "report",
+                                   "split")
 
 
 def _register_stage_commands() -> None:

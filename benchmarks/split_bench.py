@@ -1,0 +1,378 @@
+"""Edge-cloud split, run for real: head in this process, tail in a `edgemap split serve` process, on
+loopback through an emulated link (edgemap.split.shaping) at bandwidths x RTTs.
+
+    EDGEMAP_CIFAR10=/work/shared/data/cifar10 nice -n 5 .venv/bin/python benchmarks/split_bench.py
+    # writes benchmarks/results/split_bench.{json,md}
+
+Per model and (bandwidth, RTT) case the planner predicts every option; the candidates (its best K, all on
+the device, the best all-on-server and the best split under the accuracy budget) are then each run for
+real REQUESTS times; the measured fastest is compared with the planner's choice, and every measured option's
+predicted latency with its measurement (beside a FLOPs-proportional baseline). Activation bytes are the
+HTTP request bodies the client sent (and the link's byte counter, framing included). Then the adaptivity
+step: 100 -> 5 -> 100 Mbps during one run with --adaptive logic, no fallback (a failure would be counted).
+
+The device is emulated: the head runs here at full speed, then the client waits (k - 1) x its profiled
+median, so the device is k times slower than this host (k set per model so the whole model takes
+DEVICE_MS there). The server is this host (one ONNX Runtime thread). Claims are recorded, not asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+# ---- settings ----------------------------------------------------------------------------------
+BANDWIDTHS = (1, 2, 5, 10, 20, 50, 100, 1000)   # Mbps
+RTTS = (5, 50, 150)                             # ms
+DEVICE_MS = 100.0       # emulated device: whole model this long (k = DEVICE_MS / host whole-model median):
+                        # a microcontroller-class device, so that RTTs of 50 and 150 ms still leave choices
+ADAPT_DEVICE_MS = 10.0  # adaptivity run: a device for which 100 Mbps and 5 Mbps (RTT 5 ms) plan differently
+MAX_DROP = 0.5          # accuracy budget, top-1 points (INT8 activations and lossy inputs must fit it)
+MIN_AGREEMENT = 99.0    # second budget, user model: % of images answered as the whole model would (fidelity)
+TOP_K = 4               # planner's best K options measured per case (plus device, best server, best split)
+REQUESTS = 9            # timed requests per measured option (median, interleaved), after one warm-up each
+ADAPT_PHASE = 15        # requests per bandwidth phase in the adaptivity run
+LIMIT = 1000            # evaluation images (the first 1,000 CIFAR-10 test images are the exact ones)
+THREADS = 1             # ONNX Runtime threads on both sides: 2 shared cores
+WORK = Path("runs/split_bench")
+RESULTS = Path("benchmarks/results")
+# ------------------------------------------------------------------------------------------------
+
+
+def prepare(model: str, preprocess: str | None, data, work: Path) -> tuple:  # noqa: ANN001 - ImageSet
+    """Profile (host/host, 1 thread) and export both bundles at every cut."""
+    from edgemap.split.bundle import export_bundles
+    from edgemap.split.profile import load_or_profile, write_parts
+    from edgemap.split.source import resolve_source
+
+    src = resolve_source(model, preprocess, work)
+    cuts, parts = write_parts(src, work)
+    prof = load_or_profile(src, data, "host", "host", work, threads=THREADS)
+    bundles = export_bundles(src, cuts, parts, data.images, prof, work / f"bundles-{src.name}")
+    return src, prof, bundles
+
+
+def start_server(bundle: Path, port: int) -> subprocess.Popen:
+    """`edgemap split serve` in its own process; returns once /info answers."""
+    import http.client
+
+    proc = subprocess.Popen([sys.executable, "-m", "edgemap.cli", "split", "serve", str(bundle), "--port", str(port),
+                             "--threads", str(THREADS)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited: {proc.stderr.read().decode()[-500:]}")
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            c.request("GET", "/info")
+            if c.getresponse().status == 200:
+                return proc
+        except OSError:
+            time.sleep(0.3)
+    proc.kill()
+    raise SystemExit("server did not start")
+
+
+def measure(client, link, image_iter, choices: list, n: int) -> list[dict]:  # noqa: ANN001
+    """n timed requests of each option, interleaved round by round (machine drift spreads evenly), after one
+    warm-up each: median total ms, body bytes and wire bytes (framing included) per request."""
+    for c in choices:
+        client.run(next(image_iter), c)
+    totals = [[] for _ in choices]
+    bodies = [[] for _ in choices]
+    wire = [0 for _ in choices]
+    failures = [0 for _ in choices]
+    for _ in range(n):
+        for j, c in enumerate(choices):
+            up0 = link.bytes["up"]
+            try:
+                r = client.run(next(image_iter), c)
+            except Exception:  # noqa: BLE001 - counted, not fatal: the benchmark reports failed requests
+                failures[j] += 1
+                continue
+            wire[j] += link.bytes["up"] - up0
+            totals[j].append(r.total_ms)
+            bodies[j].append(r.bytes_up)
+    return [{"median_ms": statistics.median(t) if t else None, "runs_ms": [round(v, 3) for v in t],
+             "body_bytes": statistics.mean(b) if b else None, "wire_bytes_up": w / max(len(t), 1), "failures": f}
+            for t, b, w, f in zip(totals, bodies, wire, failures)]
+
+
+def candidates(opts: list, best, k: int) -> list:  # noqa: ANN001 - planner Options
+    """The planner's best k feasible options, all on the device, the best all-on-server and the best split."""
+    feasible = sorted((o for o in opts if o.feasible), key=lambda o: o.latency_ms)
+    picks = feasible[:k] + [o for o in feasible if o.point == "device"][:1]
+    picks += [o for o in feasible if o.point == "input"][:1] + [o for o in feasible if o.point.startswith("c")][:1]
+    out, seen = [], set()
+    for o in [best] + picks:
+        if o.label not in seen:
+            seen.add(o.label)
+            out.append(o)
+    return out
+
+
+def run_grid(name: str, prof: dict, bundles: dict, data, overhead_ms: float, k_slow: float, port: int,  # noqa: ANN001
+             min_agreement: float | None = None) -> list[dict]:
+    """Every (bandwidth, RTT) case of one model: predicted options, measured candidates, choice vs fastest."""
+    import itertools
+
+    from edgemap.split.client import Choice, SplitClient
+    from edgemap.split.planner import Network, emulated_device, flops_baseline, plan
+    from edgemap.split.shaping import ShapedLink
+
+    dev_prof = emulated_device(prof, k_slow)
+    images = itertools.cycle(list(data.images[:200]))
+    rows = []
+    with ShapedLink("127.0.0.1", port, 1000, 0) as link:
+        client = SplitClient(bundles["edge"], f"http://127.0.0.1:{link.port}", timeout_s=30, threads=THREADS,
+                             device_slowdown=k_slow)
+        for rtt in RTTS:
+            for bw in BANDWIDTHS:
+                link.set(bw, rtt)
+                net = Network(bw, rtt, overhead_ms)
+                opts, best = plan(dev_prof, net, "latency", MAX_DROP, min_agreement=min_agreement)
+                base = flops_baseline(dev_prof, net)
+                cands = candidates(opts, best, TOP_K)
+                results = measure(client, link, images, [Choice(o.point, o.encoding, o.quality) for o in cands], REQUESTS)
+                measured = {o.label: {"predicted_ms": o.latency_ms, "flops_baseline_ms": base[o.label],
+                                      "bytes_predicted": o.bytes_up, **m} for o, m in zip(cands, results)}
+                ok = {k: v for k, v in measured.items() if v["median_ms"] is not None}
+                fastest = min(ok, key=lambda k: ok[k]["median_ms"])
+                rows.append({"model": name, "bandwidth_mbps": bw, "rtt_ms": rtt, "choice": best.label, "fastest": fastest,
+                             "choice_ms": ok.get(best.label, {}).get("median_ms"), "fastest_ms": ok[fastest]["median_ms"],
+                             "measured": measured})
+                print(f"{name} {bw:>5g} Mbps {rtt:>4g} ms: plan {best.label:<16} measured fastest {fastest:<16} "
+                      f"{ok.get(best.label, {}).get('median_ms', float('nan')):.2f} vs {ok[fastest]['median_ms']:.2f} ms", flush=True)
+        client.close()
+    return rows
+
+
+def http_overhead(bundles: dict, image, port: int, n: int = 40) -> float:  # noqa: ANN001 - uint8 image
+    """Median network time (wall time of the HTTP exchange less the server's compute) of the smallest split
+    request through an unshaped link: client + relay + server request handling, ms."""
+    from edgemap.split.client import Choice, SplitClient
+    from edgemap.split.shaping import ShapedLink
+
+    with ShapedLink("127.0.0.1", port, 100_000, 0) as link:
+        client = SplitClient(bundles["edge"], f"http://127.0.0.1:{link.port}", timeout_s=10, threads=THREADS)
+        last = list(client.heads)[-1]
+        for _ in range(5):  # warm-up
+            client.run(image, Choice(last, "fp32"))
+        # the lowest of three batch medians: a burst of load from other work on the machine must not set it
+        medians = [statistics.median(client.run(image, Choice(last, "fp32")).network_ms for _ in range(n // 3))
+                   for _ in range(3)]
+        client.close()
+    return min(medians)
+
+
+def adaptivity(prof: dict, bundles: dict, data, overhead_ms: float, port: int) -> dict:  # noqa: ANN001
+    """One adaptive run across a 100 -> 5 -> 100 Mbps step at RTT 5 ms: choices, failures, requests to switch."""
+    from edgemap.split.adaptive import AdaptiveRunner
+    from edgemap.split.client import SplitClient
+    from edgemap.split.planner import Network, emulated_device, plan
+    from edgemap.split.shaping import ShapedLink
+
+    k = ADAPT_DEVICE_MS / prof["whole"]["device"]["ms"]
+    dev_prof = emulated_device(prof, k)
+    expected = {bw: plan(dev_prof, Network(bw, 5, overhead_ms), "latency", MAX_DROP)[1].label for bw in (100, 5)}
+    log, failures = [], 0
+    with ShapedLink("127.0.0.1", port, 100, 5) as link:
+        client = SplitClient(bundles["edge"], f"http://127.0.0.1:{link.port}", timeout_s=10, threads=THREADS,
+                             device_slowdown=k)
+        client.profile = dev_prof
+        runner = AdaptiveRunner(client, Network(100, 5, overhead_ms), "latency", MAX_DROP)
+        for i in range(3 * ADAPT_PHASE):
+            bw = 5 if ADAPT_PHASE <= i < 2 * ADAPT_PHASE else 100
+            if i % ADAPT_PHASE == 0:
+                link.set(bw, 5)
+            try:
+                r = runner.step(data.images[i])
+                log.append({"i": i, "link_mbps": bw, "choice": r.choice, "ran": r.ran, "total_ms": round(r.total_ms, 3),
+                            "estimate": r.extra.get("network_estimate")})
+            except Exception as exc:  # noqa: BLE001 - a failed request is the figure, not a crash
+                failures += 1
+                log.append({"i": i, "link_mbps": bw, "error": str(exc)})
+        client.close()
+
+    def settle(start: int, want: str) -> int | None:
+        for j in range(start, start + ADAPT_PHASE):
+            if all(log[m].get("choice") == want for m in range(j, start + ADAPT_PHASE)):
+                return j - start + 1
+        return None
+
+    return {"device_ms": ADAPT_DEVICE_MS, "slowdown": k, "expected_choice": expected, "failures": failures,
+            "requests_to_switch": {"100->5": settle(ADAPT_PHASE, expected[5]), "5->100": settle(2 * ADAPT_PHASE, expected[100])},
+            "log": log}
+
+
+def wire_bytes(prof: dict, bundles: dict, data, port: int) -> list[dict]:  # noqa: ANN001
+    """Every cut x activation encoding sent 3 times over a fast link: HTTP body and wire bytes per request."""
+    import itertools
+
+    from edgemap.split.client import Choice, SplitClient
+    from edgemap.split.shaping import ShapedLink
+
+    images = itertools.cycle(list(data.images[:50]))
+    rows = []
+    with ShapedLink("127.0.0.1", port, 100_000, 0) as link:
+        client = SplitClient(bundles["edge"], f"http://127.0.0.1:{link.port}", timeout_s=30, threads=THREADS)
+        for cut in prof["cuts"]:
+            row = {"point": cut["name"], "op": cut["op"], "nonnegative": cut["nonnegative"], "elements": cut["elements"]}
+            encs = ("fp32", "fp16", "int8", "int8-zstd")
+            for enc, m in zip(encs, measure(client, link, images, [Choice(cut["name"], e) for e in encs], 3)):
+                row[enc] = {"body_bytes": m["body_bytes"], "wire_bytes_up": m["wire_bytes_up"],
+                            "top1": cut["encodings"][enc]["top1"], "agreement": cut["encodings"][enc]["agreement"]}
+            row["fp32_over_int8"] = row["fp32"]["body_bytes"] / row["int8"]["body_bytes"]
+            row["fp32_over_int8_zstd"] = row["fp32"]["body_bytes"] / row["int8-zstd"]["body_bytes"]
+            row["int8_drop_points"] = (prof["whole"]["top1"] - cut["encodings"]["int8"]["top1"]) * 100
+            rows.append(row)
+        client.close()
+    return rows
+
+
+def summarize(rows: list[dict]) -> dict:
+    """The claims of the issue over all cases of all models."""
+    n = len(rows)
+    same = sum(r["choice"] == r["fastest"] for r in rows)
+    within = [r for r in rows if r["choice_ms"] is not None and r["choice_ms"] <= 1.10 * r["fastest_ms"]]
+    worse_than_baselines = []
+    errs, base_errs = [], []
+    for r in rows:
+        m = r["measured"]
+        ends = [v["median_ms"] for k, v in m.items() if (k == "device" or k.startswith("input/")) and v["median_ms"]]
+        if r["choice_ms"] is not None and ends and r["choice_ms"] > 1.05 * min(ends):
+            worse_than_baselines.append(f"{r['model']} {r['bandwidth_mbps']} Mbps {r['rtt_ms']} ms")
+        for v in m.values():
+            if v["median_ms"]:
+                errs.append(abs(v["predicted_ms"] - v["median_ms"]) / v["median_ms"])
+                base_errs.append(abs(v["flops_baseline_ms"] - v["median_ms"]) / v["median_ms"])
+    return {"cases": n, "choice_is_measured_fastest": same / n, "choice_within_10pct": len(within) / n,
+            "cases_choice_slower_than_best_end_by_5pct": worse_than_baselines,
+            "measured_options": len(errs), "prediction_mean_abs_error": statistics.mean(errs),
+            "prediction_median_abs_error": statistics.median(errs),
+            "flops_baseline_mean_abs_error": statistics.mean(base_errs)}
+
+
+def split_vs_input(rows: list[dict]) -> list[dict]:
+    """Per case: the best measured split option vs the best measured all-on-server (input) option, same budget."""
+    out = []
+    for r in rows:
+        m = {k: v for k, v in r["measured"].items() if v["median_ms"]}
+        splits = {k: v["median_ms"] for k, v in m.items() if k.startswith("c")}
+        inputs = {k: v["median_ms"] for k, v in m.items() if k.startswith("input/")}
+        if splits and inputs:
+            s, i = min(splits, key=splits.get), min(inputs, key=inputs.get)
+            out.append({"model": r["model"], "bandwidth_mbps": r["bandwidth_mbps"], "rtt_ms": r["rtt_ms"], "split": s,
+                        "split_ms": splits[s], "input": i, "input_ms": inputs[i], "split_wins": splits[s] < inputs[i]})
+    return out
+
+
+def markdown(rec: dict) -> str:
+    """The tables of the JSON, for people."""
+    s = rec["summary"]
+    lines = [f"# split_bench ({rec['date']})", "", f"`{rec['command']}`", "",
+             f"Evidence: {rec['evidence']['cpu']}, flags {rec['evidence']['cpu_flags']}, load average "
+             f"{rec['evidence'].get('load_average')} at the end (other helpers share the 2 cores: timings are noisy), "
+             f"ORT threads {THREADS} per side, {REQUESTS} timed requests per option (median). HTTP overhead measured "
+             f"{rec['overhead_ms']} ms. Device emulated as this host slowed down (see the script's docstring).", "",
+             "## Planner vs measured", "",
+             f"- cases: {s['cases']}; planner's choice is the measured fastest in {s['choice_is_measured_fastest']:.1%}, "
+             f"within 10 % of it in {s['choice_within_10pct']:.1%}",
+             f"- choice slower than the better of all-on-device / all-on-server by > 5 %: "
+             f"{s['cases_choice_slower_than_best_end_by_5pct'] or 'never'}",
+             f"- predicted vs measured latency over {s['measured_options']} measured options: mean |error| "
+             f"{s['prediction_mean_abs_error']:.1%} (median {s['prediction_median_abs_error']:.1%}); FLOPs-proportional "
+             f"baseline {s['flops_baseline_mean_abs_error']:.1%}", "",
+             "| model | Mbps | RTT ms | plan | measured fastest | plan ms | fastest ms |", "|---|---|---|---|---|---|---|"]
+    for r in rec["cases"]:
+        lines.append(f"| {r['model']} | {r['bandwidth_mbps']} | {r['rtt_ms']} | {r['choice']} | {r['fastest']} | "
+                     f"{r['choice_ms'] or float('nan'):.2f} | {r['fastest_ms']:.2f} |")
+    for name, rows in rec["bytes"].items():
+        lines += ["", f"## Activations of {name}: bytes from the HTTP request bodies (and on the wire, framing included)", "",
+                  "| point | op | FP32 B | INT8 B | FP32/INT8 | INT8+zstd B | FP32/(INT8+zstd) | wire up B (INT8) | INT8 top-1 drop pts "
+                  "| INT8 top-1 agreement |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for b in rows:
+            lines.append(f"| {b['point']} | {b['op']}{' (>=0)' if b['nonnegative'] else ''} | {b['fp32']['body_bytes']:.0f} | "
+                         f"{b['int8']['body_bytes']:.0f} | {b['fp32_over_int8']:.2f} | {b['int8-zstd']['body_bytes']:.0f} | "
+                         f"{b['fp32_over_int8_zstd']:.2f} | {b['int8']['wire_bytes_up']:.0f} | {b['int8_drop_points']:+.2f} | "
+                         f"{b['int8']['agreement']:.2%} |")
+    lines += ["", "## Best split vs best input encoding (both measured, same accuracy budget)", "",
+              "| model | Mbps | RTT | best split | ms | best input | ms | split wins |", "|---|---|---|---|---|---|---|---|"]
+    for r in rec["split_vs_input"]:
+        lines.append(f"| {r['model']} | {r['bandwidth_mbps']} | {r['rtt_ms']} | {r['split']} | {r['split_ms']:.2f} | "
+                     f"{r['input']} | {r['input_ms']:.2f} | {'yes' if r['split_wins'] else 'no'} |")
+    a = rec.get("adaptivity")
+    if a:
+        lines += ["", "## Adaptivity: 100 -> 5 -> 100 Mbps at RTT 5 ms", "",
+                  f"- expected choices {a['expected_choice']}; requests until the new choice held: {a['requests_to_switch']}; "
+                  f"failed requests: {a['failures']}", "", "| request | link Mbps | choice | ran | ms | estimated Mbps |",
+                  "|---|---|---|---|---|---|"]
+        for e in a["log"]:
+            est = (e.get("estimate") or {}).get("bandwidth_mbps")
+            lines.append(f"| {e['i']} | {e['link_mbps']} | {e.get('choice', e.get('error'))} | {e.get('ran', '')} | "
+                         f"{e.get('total_ms', float('nan'))} | {est if est is None else round(est, 1)} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    global BANDWIDTHS, RTTS  # noqa: PLW0603 - the grid is the settings block's, narrowed from the command line
+    from edgemap.core.atomic import write_json, write_text
+    from edgemap.core.evidence import machine_evidence
+    from edgemap.data.resolve import load_eval_data
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", default="resnet9s,user", help="resnet9s (shipped, residual) and/or user (plain CNN .onnx, "
+                                                                  "96x96 input, benchmarks/split_user_model.py)")
+    ap.add_argument("--limit", type=int, default=LIMIT)
+    ap.add_argument("--port", type=int, default=8731)
+    ap.add_argument("--out", default="split_bench")
+    ap.add_argument("--bandwidths", default=",".join(map(str, BANDWIDTHS)), help="Mbps, comma-separated")
+    ap.add_argument("--rtts", default=",".join(map(str, RTTS)), help="ms, comma-separated")
+    ap.add_argument("--no-adaptivity", action="store_true")
+    args = ap.parse_args()
+    BANDWIDTHS = tuple(float(v) for v in args.bandwidths.split(","))
+    RTTS = tuple(float(v) for v in args.rtts.split(","))
+    cifar = load_eval_data(None).subset(slice(0, args.limit))
+    rec = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "command": " ".join(["python"] + sys.argv),
+           "settings": {"bandwidths": BANDWIDTHS, "rtts": RTTS, "device_ms": DEVICE_MS, "max_drop": MAX_DROP, "top_k": TOP_K,
+                        "requests": REQUESTS, "threads": THREADS}, "data": cifar.source, "cases": [], "bytes": {}, "profiles": {}}
+    for i, name in enumerate(args.models.split(",")):
+        if name == "resnet9s":
+            model, pre, data = "resnet9s", None, cifar
+        else:
+            from split_user_model import eval_images, user_model
+
+            (model, pre), data = user_model(WORK), eval_images(cifar)
+        src, prof, bundles = prepare(model, pre, data, WORK)
+        port = args.port + i
+        server = start_server(bundles["server"], port)
+        try:
+            rec.setdefault("overhead_ms", {})[name] = overhead = http_overhead(bundles, data.images[0], port)
+            k = DEVICE_MS / prof["whole"]["device"]["ms"]
+            rec["profiles"][name] = {"slowdown": k, "whole": prof["whole"], "inputs": prof["inputs"], "evidence": prof["evidence"]}
+            rec["bytes"][name] = wire_bytes(prof, bundles, data, port)
+            rec["cases"] += run_grid(name, prof, bundles, data, overhead, k, port)
+            if name == "user":  # lossy inputs fit the top-1 budget here; a fidelity budget leaves them out
+                rec["cases"] += run_grid(f"user, agreement >= {MIN_AGREEMENT:g} %", prof, bundles, data, overhead, k, port,
+                                         MIN_AGREEMENT)
+            if name == "resnet9s" and not args.no_adaptivity:
+                rec["adaptivity"] = adaptivity(prof, bundles, data, overhead, port)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    rec["summary"] = summarize(rec["cases"])
+    rec["split_vs_input"] = split_vs_input(rec["cases"])
+    rec["evidence"] = machine_evidence(THREADS)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    write_json(RESULTS / f"{args.out}.json", rec)
+    write_text(RESULTS / f"{args.out}.md", markdown(rec))
+    print(json.dumps(rec["summary"], indent=1))
+
+
+if __name__ == "__main__":
+    main()

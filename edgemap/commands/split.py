@@ -1,0 +1,207 @@
+"""`edgemap split profile/plan/export/serve/infer`: run a model partly on the device, partly on a server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+WORK = Path("out/split/work")
+
+
+def _inputs(model: Optional[str], preprocess: Optional[str], data: Optional[Path], limit: int, work: Path):  # noqa: ANN202
+    """The model as ONNX and the evaluation images (first `limit`; 0: all)."""
+    from edgemap.commands.evaluate import load_user_data
+    from edgemap.split.source import resolve_source
+
+    src = resolve_source(model, preprocess, work)
+    images = load_user_data(data, "test", src.spec)
+    if src.class_names is not None and len(images.class_names) != len(src.class_names):
+        from edgemap.errors import EdgemapError
+
+        raise EdgemapError(f"{images.source}: {len(images.class_names)} classes, the model has {len(src.class_names)}")
+    return src, (images.subset(slice(0, limit)) if limit else images)
+
+
+def _qualities(text: str) -> tuple[int, ...]:
+    from edgemap.errors import EdgemapError
+
+    try:
+        qs = tuple(int(q) for q in text.split(",") if q.strip())
+    except ValueError:
+        raise EdgemapError(f"--qualities {text!r}: give integers like 50,75,90") from None
+    if not qs or min(qs) < 1 or max(qs) > 100:
+        raise EdgemapError(f"--qualities {text!r}: qualities are 1..100")
+    return qs
+
+
+MODEL_HELP = "zoo name with shipped weights (default resnet9s), a .safetensors checkpoint, or an .onnx file"
+
+
+def _add_profile(group: typer.Typer) -> None:
+    @group.command("profile")
+    def profile_cmd(
+        model: Optional[str] = typer.Option(None, help=MODEL_HELP),
+        device: str = typer.Option("host", help="device profile running the head"),
+        server: str = typer.Option("host", help="device profile running the tail"),
+        data: Optional[Path] = typer.Option(None, help="evaluation images (default $EDGEMAP_CIFAR10, else the shipped sample)"),
+        preprocess: Optional[str] = typer.Option(None, help="user ONNX models: e.g. 'cifar10' or 'resize=48x48,scale=1/255'"),
+        limit: int = typer.Option(1000, help="evaluate on the first N images (0: all)"),
+        qualities: str = typer.Option("50,75,90", help="JPEG/WebP qualities for sending the input"),
+        threads: int = typer.Option(0, help="ONNX Runtime threads for the measured parts (0: default)"),
+        work: Path = typer.Option(WORK, help="cache of exported models, halves and profiles"),
+        json_out: Optional[Path] = typer.Option(None, "--json", help="also write the profile as JSON"),
+        fresh: bool = typer.Option(False, help="re-measure even when a cached profile exists"),
+    ) -> None:
+        """Every single-tensor split point: latency of head and tail, bytes per activation encoding, accuracy."""
+        from edgemap.core.atomic import write_json
+        from edgemap.split.profile import load_or_profile
+        from edgemap.split.report import print_profile
+
+        src, images = _inputs(model, preprocess, data, limit, work)
+        prof = load_or_profile(src, images, device, server, work, _qualities(qualities), threads, fresh)
+        print_profile(prof)
+        if json_out:
+            write_json(json_out, prof)
+
+
+def _add_plan(group: typer.Typer) -> None:
+    @group.command("plan")
+    def plan_cmd(
+        model: Optional[str] = typer.Option(None, help=MODEL_HELP),
+        device: str = typer.Option("host", help="device profile running the head"),
+        server: str = typer.Option("host", help="device profile running the tail"),
+        bandwidth_mbps: float = typer.Option(..., help="uplink bandwidth, Mbit/s"),
+        rtt_ms: float = typer.Option(..., help="round-trip time, ms"),
+        overhead_ms: float = typer.Option(1.5, help="HTTP handling per request, ms (measured by split infer --adaptive)"),
+        objective: str = typer.Option("latency", help="latency or energy (the device's)"),
+        max_accuracy_drop: Optional[float] = typer.Option(None, help="top-1 points an option may lose (default: any)"),
+        min_agreement: Optional[float] = typer.Option(None, help="%% of images whose top-1 must equal the whole model's"),
+        plot: Optional[Path] = typer.Option(None, help="draw predicted latency vs split point per bandwidth (PNG)"),
+        show: int = typer.Option(0, help="print only the N best options (0: all)"),
+        data: Optional[Path] = typer.Option(None, help="evaluation images (default $EDGEMAP_CIFAR10, else the shipped sample)"),
+        preprocess: Optional[str] = typer.Option(None, help="user ONNX models: e.g. 'cifar10'"),
+        limit: int = typer.Option(1000, help="evaluate on the first N images (0: all)"),
+        qualities: str = typer.Option("50,75,90", help="JPEG/WebP qualities for sending the input"),
+        threads: int = typer.Option(0, help="ONNX Runtime threads for the measured parts"),
+        work: Path = typer.Option(WORK, help="cache of exported models, halves and profiles"),
+        json_out: Optional[Path] = typer.Option(None, "--json", help="also write every option as JSON"),
+    ) -> None:
+        """Every option (all on device, all on server raw/PNG/JPEG/WebP, each split x encoding) and the best."""
+        from edgemap.core.atomic import write_json
+        from edgemap.split.planner import Network, plan
+        from edgemap.split.profile import load_or_profile
+        from edgemap.split.report import plot_latency, print_plan
+
+        net = Network(bandwidth_mbps, rtt_ms, overhead_ms)
+        src, images = _inputs(model, preprocess, data, limit, work)
+        prof = load_or_profile(src, images, device, server, work, _qualities(qualities), threads)
+        opts, best = plan(prof, net, objective, max_accuracy_drop, min_agreement=min_agreement)
+        print_plan(opts, best, net, objective, show)
+        if plot:
+            print(f"plot: {plot_latency(prof, net, plot, max_drop=max_accuracy_drop)}")
+        if json_out:
+            write_json(json_out, {"network": vars(net), "objective": objective, "max_accuracy_drop": max_accuracy_drop,
+                                  "min_agreement": min_agreement,
+                                  "best": best.label, "options": [o.to_dict() for o in opts], "profile": prof})
+
+
+def _add_export(group: typer.Typer) -> None:
+    @group.command("export")
+    def export_cmd(
+        out: Path = typer.Option(..., help="writes OUT/edge (whole model + heads) and OUT/server (whole model + tails)"),
+        model: Optional[str] = typer.Option(None, help=MODEL_HELP),
+        points: str = typer.Option("all", help="split points to export: all, or c3,c5,..."),
+        device: str = typer.Option("host", help="device profile the edge plans with"),
+        server: str = typer.Option("host", help="server profile the edge plans with"),
+        data: Optional[Path] = typer.Option(None, help="evaluation images for the plan's profile"),
+        preprocess: Optional[str] = typer.Option(None, help="user ONNX models: e.g. 'cifar10'"),
+        limit: int = typer.Option(1000, help="profile on the first N images (0: all)"),
+        qualities: str = typer.Option("50,75,90", help="JPEG/WebP qualities the plan considers"),
+        work: Path = typer.Option(WORK, help="cache of exported models, halves and profiles"),
+    ) -> None:
+        """Export the halves as two verified bundles carrying the whole model's hash and the split points."""
+        from edgemap.split.bundle import export_bundles
+        from edgemap.split.graph import cut_by_name
+        from edgemap.split.profile import load_or_profile, write_parts
+
+        src, images = _inputs(model, preprocess, data, limit, work)
+        cuts, parts = write_parts(src, work)
+        chosen = cuts if points == "all" else [cut_by_name(cuts, p.strip()) for p in points.split(",") if p.strip()]
+        prof = load_or_profile(src, images, device, server, work, _qualities(qualities))
+        names = {c.name for c in chosen}
+        prof = {**prof, "cuts": [c for c in prof["cuts"] if c["name"] in names]}
+        written = export_bundles(src, chosen, parts, images.images, prof, out)
+        print(f"model {src.name} ({src.sha256[:12]}), split points {', '.join(c.name for c in chosen)}")
+        for role, path in written.items():
+            print(f"{role}: {path}")
+
+
+def _add_serve(group: typer.Typer) -> None:
+    @group.command("serve")
+    def serve_cmd(
+        bundle: Path = typer.Argument(..., help="the server bundle (OUT/server of split export)"),
+        host: str = typer.Option("127.0.0.1"),
+        port: int = typer.Option(8100),
+        threads: int = typer.Option(0, help="ONNX Runtime threads (0: default)"),
+        shape_mbps: Optional[float] = typer.Option(None, help="listen behind an emulated link of this bandwidth (testing)"),
+        shape_rtt_ms: float = typer.Option(0.0, help="round-trip time of the emulated link (with --shape-mbps)"),
+    ) -> None:
+        """Run the tails (and the whole model for sent images) behind HTTP."""
+        from edgemap.split.server import serve
+
+        if shape_mbps is None:
+            serve(bundle, host, port, threads)
+            return
+        import socket
+
+        from edgemap.split.shaping import ShapedLink
+
+        with socket.socket() as s:  # a free port for the server itself; the link takes the public one
+            s.bind((host, 0))
+            inner = s.getsockname()[1]
+        with ShapedLink(host, inner, shape_mbps, shape_rtt_ms, listen_host=host, listen_port=port):
+            print(f"emulated link on port {port}: {shape_mbps:g} Mbps, RTT {shape_rtt_ms:g} ms", flush=True)
+            serve(bundle, host, inner, threads)
+
+
+def _add_infer(group: typer.Typer) -> None:
+    @group.command("infer")
+    def infer_cmd(
+        bundle: Path = typer.Argument(..., help="the edge bundle (OUT/edge of split export)"),
+        images: list[Path] = typer.Argument(..., help="image files"),
+        server: Optional[str] = typer.Option(None, help="split server URL, e.g. http://127.0.0.1:8100"),
+        option: str = typer.Option("plan", help="plan (best for --bandwidth-mbps/--rtt-ms), device, input/jpeg-q75, c5/int8 ..."),
+        bandwidth_mbps: float = typer.Option(10.0, help="assumed uplink for --option plan (--adaptive measures it)"),
+        rtt_ms: float = typer.Option(20.0, help="assumed round-trip for --option plan"),
+        objective: str = typer.Option("latency", help="latency or energy"),
+        max_accuracy_drop: Optional[float] = typer.Option(0.5, help="top-1 points the plan may lose"),
+        min_agreement: Optional[float] = typer.Option(None, help="%% of images whose top-1 must equal the whole model's"),
+        adaptive: bool = typer.Option(False, help="measure bandwidth and RTT from the requests and re-plan"),
+        fallback: str = typer.Option("none", help="local: run the whole model here when the server is down, slow or wrong"),
+        timeout_s: float = typer.Option(5.0, help="deadline of every request"),
+        threads: int = typer.Option(0, help="ONNX Runtime threads"),
+        json_out: bool = typer.Option(False, "--json", help="print one JSON line per image"),
+    ) -> None:
+        """Run the head here, the tail on the server; print each image's top class and where it ran."""
+        from edgemap.split.adaptive import run_files
+
+        if fallback not in ("none", "local"):
+            from edgemap.errors import EdgemapError
+
+            raise EdgemapError(f"--fallback {fallback!r}: choose none or local")
+        run_files(bundle, images, server, option, bandwidth_mbps, rtt_ms, objective, max_accuracy_drop, adaptive,
+                  fallback == "local", timeout_s, threads, json_out, min_agreement)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `split` command group to the CLI."""
+    group = typer.Typer(no_args_is_help=True, help="Split a model between the device and a server: profile, plan, "
+                                                   "export the halves, serve the tail, infer from the edge.")
+    app.add_typer(group, name="split")
+    _add_profile(group)
+    _add_plan(group)
+    _add_export(group)
+    _add_serve(group)
+    _add_infer(group)

@@ -1,0 +1,233 @@
+"""The edge half: run the head locally, send the activation (or the image), read the server's logits.
+
+Every request has a deadline (connect, send and read); a server that is down, slow, for another model,
+or answers garbage is an EdgemapError, or with `fallback_local` the whole model runs here instead and
+the result says why. numpy + onnxruntime + the standard library's http.client: no torch, no httpx.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+
+from edgemap.errors import EdgemapError
+from edgemap.split import codec
+
+
+@dataclass(frozen=True)
+class Choice:
+    """Where to cut and how to encode: point is "device", "input" or c<k>."""
+
+    point: str
+    encoding: str = ""
+    quality: int | None = None
+
+    @property
+    def label(self) -> str:
+        return codec.option_label(self.point, self.encoding, self.quality)
+
+    @classmethod
+    def parse(cls, text: str) -> "Choice":
+        """'device', 'input/jpeg-q75', 'input/raw', 'c5/int8-zstd' -> Choice."""
+        point, _, enc = text.partition("/")
+        quality = None
+        if "-q" in enc:
+            enc, _, q = enc.partition("-q")
+            quality = int(q) if q.isdigit() else None
+        if point != "device" and not enc:
+            raise EdgemapError(f"option {text!r}: give point/encoding, e.g. c5/int8, input/jpeg-q75, or device")
+        return cls(point, enc, quality)
+
+
+@dataclass
+class Result:
+    """One inference: logits, what ran where, and what it cost."""
+
+    logits: np.ndarray
+    choice: str
+    ran: str                 # "split", "server", "device", or "fallback"
+    total_ms: float
+    device_ms: float = 0.0   # head (or whole model) here
+    encode_ms: float = 0.0
+    network_ms: float = 0.0  # request sent -> answer read, less the server's own time
+    server_ms: float = 0.0
+    bytes_up: int = 0        # request body
+    bytes_down: int = 0      # response body
+    error: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+class Remote:
+    """A keep-alive HTTP connection to the split server with a deadline on every request."""
+
+    def __init__(self, url: str, timeout_s: float) -> None:
+        u = urlparse(url if "://" in url else f"http://{url}")
+        if u.scheme != "http" or not u.hostname:
+            raise EdgemapError(f"--server {url!r}: give http://HOST:PORT")
+        if not timeout_s > 0:
+            raise EdgemapError(f"timeout must be > 0 s, got {timeout_s}")
+        self.host, self.port, self.timeout_s = u.hostname, u.port or 80, timeout_s
+        self.conn: http.client.HTTPConnection | None = None
+
+    def request(self, method: str, path: str, body: bytes = b"", headers: dict | None = None) -> tuple[int, dict, bytes]:
+        """Status, lower-cased headers and body; EdgemapError on any network failure or deadline."""
+        deadline = time.monotonic() + self.timeout_s
+        for attempt in (0, 1):  # a kept-alive connection the server closed is retried once on a fresh one
+            try:
+                if self.conn is None:
+                    self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout_s)
+                self.conn.request(method, path, body=body, headers=headers or {})
+                self.conn.sock.settimeout(max(deadline - time.monotonic(), 0.001))
+                resp = self.conn.getresponse()
+                data = resp.read()
+                if time.monotonic() > deadline:
+                    raise socket.timeout("deadline passed")
+                return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as exc:
+                self.close()
+                if attempt or time.monotonic() > deadline:
+                    raise EdgemapError(f"server {self.host}:{self.port} closed the connection ({exc.__class__.__name__})") from None
+            except (OSError, http.client.HTTPException) as exc:
+                self.close()
+                if isinstance(exc, (socket.timeout, TimeoutError)):
+                    raise EdgemapError(f"server {self.host}:{self.port} did not answer within {self.timeout_s:g} s") from None
+                raise EdgemapError(f"server {self.host}:{self.port} unreachable ({exc.__class__.__name__}: "
+                                   f"{str(exc)[:120]})") from None
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+class SplitClient:
+    """The edge bundle loaded and verified (whole model + heads), optionally connected to a server."""
+
+    def __init__(self, bundle: str | Path, server: str | None = None, timeout_s: float = 5.0,
+                 fallback_local: bool = False, threads: int = 0, device_slowdown: float = 1.0) -> None:
+        from edgemap.deploy.edge import EdgeModel
+        from edgemap.runtime.onnxruntime_backend import OrtSession
+        from edgemap.split.bundle import read_split_manifest, selftest_parts
+
+        self.bundle = Path(bundle)
+        self.manifest = read_split_manifest(self.bundle, "edge")
+        self.split = self.manifest["split"]
+        self.local = EdgeModel(self.bundle, threads=threads)
+        self.heads = {p: OrtSession(self.bundle / r["file"], threads=threads, providers=["CPUExecutionProvider"])
+                      for p, r in self.split["points"].items()}
+        selftest_parts(self.bundle, self.manifest, self.heads)
+        prof = self.bundle / "plan_profile.json"
+        self.profile = json.loads(prof.read_text()) if prof.is_file() else None
+        self.fallback_local = fallback_local
+        self.pad_ms = self._device_pads(device_slowdown)
+        self.remote = Remote(server, timeout_s) if server else None
+        self.server_problem = self._check_server() if self.remote else "no server given"
+
+    def _check_server(self) -> str:
+        """'' when the server serves this very model and our points; else why not (raised unless falling back)."""
+        try:
+            status, _, body = self.remote.request("GET", "/info")
+            info = json.loads(body) if status == 200 else None
+            if not isinstance(info, dict):
+                raise EdgemapError(f"server answered /info with status {status}, not a split server")
+            if info.get("model_sha256") != self.split["model_sha256"]:
+                raise EdgemapError(f"mismatched split: the server runs model {str(info.get('model_sha256'))[:12]}, this "
+                                   f"edge bundle is for {self.split['model_sha256'][:12]}; export both halves together")
+            bad = [p for p, r in self.split["points"].items() if (info.get("points") or {}).get(p, {}).get("tensor") != r["tensor"]]
+            if bad:
+                raise EdgemapError(f"mismatched split: the server lacks split point(s) {', '.join(bad)} of this edge bundle")
+        except (EdgemapError, ValueError) as exc:
+            if not self.fallback_local:
+                raise EdgemapError(str(exc)) from None
+            return str(exc)
+        return ""
+
+    def run(self, image: np.ndarray, choice: Choice) -> Result:
+        """One uint8 H x W x C image through `choice`; falls back to the whole model here when allowed."""
+        t0 = time.perf_counter()
+        if choice.point == "device":
+            logits = self._stretch("device", lambda: self.local.logits([image]))
+            ms = (time.perf_counter() - t0) * 1e3
+            return Result(logits, choice.label, "device", ms, device_ms=ms)
+        if choice.point != "input" and choice.point not in self.heads:
+            raise EdgemapError(f"unknown split point {choice.point!r}; this bundle has input, device, {', '.join(self.heads)}")
+        try:
+            if self.server_problem:
+                raise EdgemapError(self.server_problem)
+            return self._remote(image, choice, t0)
+        except EdgemapError as exc:
+            if not self.fallback_local:
+                raise
+            logits = self._stretch("device", lambda: self.local.logits([image]))
+            ms = (time.perf_counter() - t0) * 1e3
+            return Result(logits, choice.label, "fallback", ms, device_ms=ms, error=str(exc))
+
+    def _remote(self, image: np.ndarray, choice: Choice, t0: float) -> Result:
+        device_ms = 0.0
+        t1 = time.perf_counter()
+        if choice.point == "input":
+            payload = codec.encode_image(image, choice.encoding, choice.quality or 75)
+        else:
+            act = self._stretch(choice.point, lambda: self.heads[choice.point].run(self.local.preprocess.apply(image[None])))
+            device_ms = (time.perf_counter() - t1) * 1e3
+            t1 = time.perf_counter()
+            payload = codec.encode_activation(act, choice.encoding)
+        encode_ms = (time.perf_counter() - t1) * 1e3
+        headers = {**payload.headers, "X-Model-Sha256": self.split["model_sha256"], "X-Split-Point": choice.point,
+                   "Content-Type": "application/octet-stream"}
+        t2 = time.perf_counter()
+        status, rh, body = self.remote.request("POST", "/infer", payload.body, headers)
+        wire_ms = (time.perf_counter() - t2) * 1e3
+        logits = self._check_answer(status, rh, body)
+        server_ms = float(rh.get("x-server-ms", 0.0) or 0.0)
+        return Result(logits, choice.label, "split" if choice.point != "input" else "server", (time.perf_counter() - t0) * 1e3,
+                      device_ms, encode_ms, max(wire_ms - server_ms, 0.0), server_ms, len(payload.body), len(body))
+
+    def _device_pads(self, slowdown: float) -> dict[str, float]:
+        """Emulating a device k times slower than this host (benchmarks): after each local compute, wait (k - 1) x
+        its median measured here (plan_profile.json), so the device's time is k x the median plus real jitter."""
+        if slowdown == 1:
+            return {}
+        if slowdown < 1 or self.profile is None or self.profile["whole"]["device"]["basis"] != "measured":
+            raise EdgemapError("device slowdown needs k >= 1 and a bundle profiled with --device host")
+        pads = {"device": (slowdown - 1) * self.profile["whole"]["device"]["ms"]}
+        pads.update({c["name"]: (slowdown - 1) * c["head_device"]["ms"] for c in self.profile["cuts"]})
+        return pads
+
+    def _stretch(self, key: str, compute):  # noqa: ANN001, ANN202 - callable -> its result
+        out = compute()
+        if self.pad_ms.get(key):
+            time.sleep(self.pad_ms[key] / 1e3)
+        return out
+
+    def _check_answer(self, status: int, headers: dict, body: bytes) -> np.ndarray:
+        """The logits in a 200 answer from this model's server; anything else is an EdgemapError."""
+        if status != 200:
+            try:
+                detail = json.loads(body).get("detail", "")
+            except (ValueError, AttributeError):
+                detail = body[:120].decode("utf-8", "replace")
+            raise EdgemapError(f"server refused the request (HTTP {status}): {detail}")
+        n = len(self.local.class_names)
+        if headers.get("x-model-sha256") != self.split["model_sha256"] or len(body) != 4 * n:
+            raise EdgemapError(f"the server's answer is not {n} logits from this model ({len(body)} bytes)")
+        logits = np.frombuffer(body, dtype=np.float32).reshape(1, n)
+        if not np.isfinite(logits).all():
+            raise EdgemapError("the server answered NaN or Inf logits")
+        return logits
+
+    def close(self) -> None:
+        """Close the connection and the sessions."""
+        if self.remote:
+            self.remote.close()
+        self.local.close()
+        for s in self.heads.values():
+            s.close()

@@ -1,0 +1,105 @@
+"""The planner: every option is listed, the bandwidth decides between device, split and server, the
+accuracy budget and the objective are honoured, and the profile of a real (tiny) model feeds it."""
+
+from __future__ import annotations
+
+import pytest
+
+from edgemap.errors import EdgemapError
+from edgemap.split.planner import Network, emulated_device, flops_baseline, options, plan
+
+
+def _enc(nbytes: float, top1: float) -> dict:
+    return {"bytes": nbytes, "encode_ms": 0.01, "decode_ms": 0.01, "top1": top1, "agreement": 1.0}
+
+
+def synthetic_profile() -> dict:
+    """Device 20 ms, server 1 ms; input 30 kB raw; one split after 2 ms of device work sending 1 kB (INT8)."""
+    fig = lambda ms: {"ms": ms, "basis": "measured", "how": "test"}  # noqa: E731
+    return {"model": "m", "device": "d", "server": "s", "num_classes": 10, "power": {"idle_w": 1.0, "active_w": 5.0},
+            "whole": {"macs": 1000, "device": fig(20.0), "server": fig(1.0), "top1": 0.90},
+            "inputs": [{"encoding": "raw", "quality": None, **_enc(30000, 0.90)},
+                       {"encoding": "jpeg", "quality": 50, **_enc(2000, 0.80)}],
+            "cuts": [{"name": "c1", "head_macs": 100, "head_device": fig(2.0), "tail_server": fig(0.9),
+                      "encodings": {"fp32": _enc(4000, 0.90), "int8": _enc(1000, 0.899)}}]}
+
+
+def test_every_option_is_listed():
+    labels = [o.label for o in options(synthetic_profile(), Network(10, 10))]
+    assert labels == ["device", "input/raw", "input/jpeg-q50", "c1/fp32", "c1/int8"]
+
+
+def test_bandwidth_decides(tmp_path):
+    prof = synthetic_profile()
+    best = lambda net: plan(prof, net, max_drop=0.5)[1].label  # noqa: E731 - the lossy JPEG is out
+    assert best(Network(0.1, 5)) == "device"          # nothing crosses a 0.1 Mbps link in time
+    assert best(Network(10, 5)) == "c1/int8"          # 1 kB beats 30 kB raw and 20 ms on the device
+    assert best(Network(100_000, 1)) == "input/raw"   # bandwidth is free: skip the 2 ms head
+    assert best(Network(10, 100)) == "device"         # the RTT alone exceeds the device's time
+    assert plan(prof, Network(10, 5))[1].label == "input/jpeg-q50"  # without a budget the 2 kB JPEG wins
+
+
+def test_latency_adds_up():
+    o = {o.label: o for o in options(synthetic_profile(), Network(8, 10, overhead_ms=1))}["c1/int8"]
+    wire = (1000 + 320 + 40 + 235) * 8 / 8e3  # body + framing up, logits + framing down, at 8 Mbps
+    assert o.latency_ms == pytest.approx(2.0 + 0.02 + 1 + 10 + wire + 0.9)
+
+
+def test_accuracy_budget_and_objective():
+    prof = synthetic_profile()
+    opts, best = plan(prof, Network(1, 5), max_drop=0.05)
+    assert best.label == "device"  # the 1-point-losing jpeg and the 0.1-point int8 are out
+    assert {o.label for o in opts if not o.feasible} == {"input/jpeg-q50", "c1/int8"}
+    assert plan(prof, Network(10, 5), max_drop=15)[1].label == "input/jpeg-q50"
+    _, by_energy = plan(prof, Network(10, 5), objective="energy")
+    assert by_energy.energy_mj == min(o.energy_mj for o in options(prof, Network(10, 5)))
+    with pytest.raises(EdgemapError, match="unknown objective"):
+        plan(prof, Network(10, 5), objective="cost")
+
+
+def test_bad_network_is_refused():
+    with pytest.raises(EdgemapError, match="bandwidth must be > 0"):
+        Network(0, 5)
+
+
+def test_flops_baseline_and_emulated_device():
+    prof = synthetic_profile()
+    base = flops_baseline(prof, Network(8, 10))
+    assert base["c1/int8"] == pytest.approx(100 * 20 / 1000 + 10 + 1.0 + 900 * 1 / 1000)
+    slow = emulated_device(prof, 3)
+    assert slow["whole"]["device"]["ms"] == 60 and slow["cuts"][0]["head_device"]["ms"] == 6
+    assert prof["whole"]["device"]["ms"] == 20  # the original is left alone
+
+
+def test_profile_of_a_real_model(split_export):
+    prof = split_export["profile"]
+    assert [c["name"] for c in prof["cuts"]] == [c.name for c in split_export["cuts"]]
+    for c in prof["cuts"]:
+        e = c["encodings"]
+        assert e["fp32"]["bytes"] == 4 * e["int8"]["bytes"] == 4 * c["elements"]
+        assert e["fp32"]["agreement"] == 1.0  # head + tail with FP32 activations is the whole model
+        assert c["head_device"]["basis"] == "measured"
+    assert [(r["encoding"], r["quality"]) for r in prof["inputs"]] == [("raw", None), ("png", None), ("jpeg", 50),
+                                                                      ("jpeg", 90), ("webp", 50), ("webp", 90)]
+    assert prof["inputs"][0]["bytes"] == 8 * 8 * 1 and prof["inputs"][1]["agreement"] == 1.0
+    labels = {o.label for o in options(prof, Network(10, 10))}
+    assert {"device", "input/raw", "input/webp-q50", "c3/int8-zstd"} <= labels
+
+
+def test_estimated_profile_is_labelled(tmp_path, helpers):
+    from edgemap.split.profile import part_latency
+
+    import numpy as np
+
+    path = helpers.chain_model(tmp_path / "m.onnx")
+    fig = part_latency(path, "rpi4", np.zeros((1, 1, 8, 8), np.float32))
+    assert fig["basis"] == "estimated" and fig["ms"] > 0
+
+
+def test_agreement_budget_leaves_out_lossy_options():
+    prof = synthetic_profile()
+    prof["inputs"][1]["agreement"] = 0.95
+    prof["cuts"][0]["encodings"]["int8"]["agreement"] = 0.998
+    opts, best = plan(prof, Network(10, 5), min_agreement=99)
+    assert best.label == "c1/int8"
+    assert [o.label for o in opts if not o.feasible] == ["input/jpeg-q50"]

@@ -1,0 +1,209 @@
+"""Both halves for real over HTTP: exact FP32 results, refusals (other model, unknown point, garbage),
+deadlines, local fallback, the emulated link, adaptive switching, and the edge half without torch."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from edgemap.errors import EdgemapError
+from edgemap.split.client import Choice, SplitClient
+
+
+@pytest.fixture(scope="module")
+def tail_app(split_export):  # noqa: ANN001, ANN201
+    from edgemap.split.server import TailServer, create_app
+
+    return create_app(TailServer(split_export["server"], threads=1))
+
+
+def _whole(split_export, images: np.ndarray) -> np.ndarray:
+    from edgemap.split.profile import run_batched
+
+    src = split_export["src"]
+    return run_batched(src.onnx_path, src.spec.apply(images))
+
+
+def test_every_point_and_encoding_over_http(split_export, tail_app, helpers):
+    images = split_export["images"].images[:3]
+    whole = _whole(split_export, images)
+    with helpers.running(tail_app) as url:
+        client = SplitClient(split_export["edge"], url, timeout_s=10, threads=1)
+        for cut in split_export["cuts"]:
+            for enc in ("fp32", "fp16", "int8", "int8-zstd"):
+                for i, img in enumerate(images):
+                    r = client.run(img, Choice(cut.name, enc))
+                    assert r.ran == "split" and r.bytes_up > 0
+                    if enc == "fp32":
+                        assert np.array_equal(r.logits[0], whole[i]), (cut.name, i)
+                    else:
+                        np.testing.assert_allclose(r.logits[0], whole[i], atol=0.1)
+        for kind in ("raw", "png"):
+            r = client.run(images[0], Choice("input", kind))
+            assert r.ran == "server" and np.array_equal(r.logits[0], whole[0])
+        assert client.run(images[0], Choice("device")).ran == "device"
+        with pytest.raises(EdgemapError, match="unknown split point 'c42'"):
+            client.run(images[0], Choice("c42", "int8"))
+        client.close()
+
+
+def test_server_refuses_other_models_points_and_garbage(split_export, tail_app):
+    from fastapi.testclient import TestClient
+
+    http = TestClient(tail_app)
+    sha = split_export["src"].sha256
+    body = np.zeros(4 * 8 * 8, np.float32).tobytes()
+    base = {"X-Model-Sha256": sha, "X-Split-Point": "c1", "X-Encoding": "fp32", "X-Shape": "1,4,8,8"}
+    assert http.post("/infer", content=body, headers=base).status_code == 200
+    r = http.post("/infer", content=body, headers={**base, "X-Model-Sha256": "0" * 64})
+    assert r.status_code == 409 and "model mismatch" in r.json()["detail"]
+    assert http.post("/infer", content=body, headers={**base, "X-Split-Point": "c42"}).status_code == 409
+    assert http.post("/infer", content=body[:-4], headers=base).status_code == 400
+    assert http.post("/infer", content=body, headers={**base, "X-Shape": "1,4,4,16"}).status_code == 400
+    nan = np.full(4 * 8 * 8, np.nan, np.float32).tobytes()
+    assert http.post("/infer", content=nan, headers=base).status_code == 400
+
+
+def test_mismatched_pair_is_refused_or_falls_back(split_export, helpers):
+    from fastapi import FastAPI
+
+    other = FastAPI()
+    other.get("/info")(lambda: {"model_sha256": "f" * 64, "points": {}})
+    image = split_export["images"].images[0]
+    with helpers.running(other) as url:
+        with pytest.raises(EdgemapError, match="mismatched split"):
+            SplitClient(split_export["edge"], url, timeout_s=5)
+        client = SplitClient(split_export["edge"], url, timeout_s=5, fallback_local=True)
+        r = client.run(image, Choice("c3", "int8"))
+        assert r.ran == "fallback" and "mismatched" in r.error
+        assert np.array_equal(r.logits[0], _whole(split_export, image[None])[0])
+
+
+def test_garbage_answer_is_an_error(split_export, tail_app, helpers):
+    from fastapi import FastAPI, Response
+
+    from edgemap.split.server import TailServer
+
+    info = TailServer(split_export["server"], threads=1).info()
+    liar = FastAPI()
+    liar.get("/info")(lambda: info)
+    liar.post("/infer")(lambda: Response(b"\x00garbage", media_type="application/octet-stream",
+                                         headers={"X-Model-Sha256": info["model_sha256"]}))
+    with helpers.running(liar) as url:
+        client = SplitClient(split_export["edge"], url, timeout_s=5)
+        with pytest.raises(EdgemapError, match="not 3 logits"):
+            client.run(split_export["images"].images[0], Choice("c3", "int8"))
+
+
+def test_silent_server_times_out_and_down_server_falls_back(split_export, helpers):
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts connections, never answers
+    port = silent.getsockname()[1]
+    held = []
+    threading.Thread(target=lambda: held.append(silent.accept()), daemon=True).start()
+    t0 = time.monotonic()
+    with pytest.raises(EdgemapError, match="did not answer within 0.5 s"):
+        SplitClient(split_export["edge"], f"http://127.0.0.1:{port}", timeout_s=0.5)
+    assert time.monotonic() - t0 < 3
+    silent.close()
+    down = f"http://127.0.0.1:{helpers.free_port()}"
+    with pytest.raises(EdgemapError, match="unreachable"):
+        SplitClient(split_export["edge"], down, timeout_s=1)
+    client = SplitClient(split_export["edge"], down, timeout_s=1, fallback_local=True)
+    assert client.run(split_export["images"].images[0], Choice("c2", "int8")).ran == "fallback"
+
+
+def test_emulated_link_paces_bytes_and_delays_round_trips(split_export, tail_app, helpers):
+    from edgemap.split.shaping import ShapedLink
+
+    with helpers.running(tail_app) as url:
+        port = int(url.rsplit(":", 1)[1])
+        with ShapedLink("127.0.0.1", port, bandwidth_mbps=1.0, rtt_ms=40) as link:
+            client = SplitClient(split_export["edge"], f"http://127.0.0.1:{link.port}", timeout_s=10)
+            t0 = time.perf_counter()
+            client.remote.request("GET", "/ping")
+            ping = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            client.remote.request("POST", "/probe", bytes(12_500))
+            upload = time.perf_counter() - t0
+            client.close()
+            assert 0.04 <= ping < 1.0 and 0.14 <= upload < 2.0  # 100 kbit at 1 Mbps + 40 ms (upper bounds: a busy CI)
+            assert link.bytes["up"] > 12_500
+
+
+def test_adaptive_switches_when_the_link_changes(split_export, tail_app, helpers):
+    from edgemap.split.adaptive import AdaptiveRunner
+    from edgemap.split.planner import Network, emulated_device
+    from edgemap.split.shaping import ShapedLink
+
+    images = split_export["images"].images
+    with helpers.running(tail_app) as url:
+        port = int(url.rsplit(":", 1)[1])
+        with ShapedLink("127.0.0.1", port, bandwidth_mbps=100, rtt_ms=2) as link:
+            k = 30.0 / split_export["profile"]["whole"]["device"]["ms"]  # an emulated device taking ~30 ms
+            client = SplitClient(split_export["edge"], f"http://127.0.0.1:{link.port}", timeout_s=10, device_slowdown=k)
+            client.profile = emulated_device(client.profile, k)
+            runner = AdaptiveRunner(client, Network(100, 2), max_drop=100)
+            ran = []
+            for i in range(18):
+                if i in (6, 12):
+                    link.set(0.02 if i == 6 else 100, 2)  # 20 kbit/s: even 64 raw bytes + framing take > 100 ms
+                r = runner.step(images[i % len(images)])
+                assert not r.error
+                ran.append(r.ran)
+            client.close()
+    assert ran[2:6].count("device") == 0                    # settled on the server once two requests measured
+    assert "device" in ran[6:11] and ran[10] == "device"    # switched within 5 requests of the drop
+    assert "device" not in ran[16:]                          # and back within 5 of the recovery
+
+
+def test_edge_half_runs_without_torch(split_export):
+    script = f"""
+import sys
+class NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ("torch", "fastapi", "uvicorn", "onnx"):
+            raise ModuleNotFoundError(f"No module named {{name!r}} (blocked)")
+sys.meta_path.insert(0, NoTorch())
+import numpy as np
+from edgemap.split.client import SplitClient, Choice
+from edgemap.split.adaptive import AdaptiveRunner
+c = SplitClient({str(split_export['edge'])!r}, None, fallback_local=True)
+r = c.run(np.zeros((8, 8, 1), np.uint8), Choice("c3", "int8-zstd"))
+assert r.ran == "fallback", r
+print("ok")
+"""
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
+
+
+def test_oversized_body_is_refused_before_reading(split_export, tail_app):
+    from fastapi.testclient import TestClient
+
+    from edgemap.split.server import MAX_BODY
+
+    r = TestClient(tail_app).post("/infer", content=b"x", headers={"Content-Length": str(MAX_BODY + 1),
+                                                                   "X-Model-Sha256": split_export["src"].sha256})
+    assert r.status_code == 413
+
+
+def test_planner_framing_bytes_match_the_wire(split_export, tail_app, helpers):
+    """REQUEST/RESPONSE_HEADER_BYTES, which the planner adds to every request, are what HTTP really adds."""
+    from edgemap.split.planner import REQUEST_HEADER_BYTES, RESPONSE_HEADER_BYTES
+    from edgemap.split.shaping import ShapedLink
+
+    with helpers.running(tail_app) as url:
+        with ShapedLink("127.0.0.1", int(url.rsplit(":", 1)[1]), 10_000, 0) as link:
+            client = SplitClient(split_export["edge"], f"http://127.0.0.1:{link.port}", timeout_s=10)
+            time.sleep(0.05)
+            up0, down0 = link.bytes["up"], link.bytes["down"]
+            r = client.run(split_export["images"].images[0], Choice("c3", "int8"))
+            time.sleep(0.05)
+            up, down = link.bytes["up"] - up0 - r.bytes_up, link.bytes["down"] - down0 - r.bytes_down
+            client.close()
+    assert abs(up - REQUEST_HEADER_BYTES) <= 40 and abs(down - RESPONSE_HEADER_BYTES) <= 40, (up, down)
