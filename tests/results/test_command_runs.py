@@ -142,3 +142,20 @@ def test_demo_records_the_checkpoint_and_its_export_as_one_group(tmp_path: Path)
     assert torch_run.group_id == ort_run.group_id and ort_run.parent_sha256 == torch_run.model_sha256 == digest(ckpt, "checkpoint")
     assert ort_run.model_sha256 == digest(onnx, "onnx") and {m.name for m in ort_run.metrics} >= {"parity_top1_agreement",
                                                                                                  "latency_p50_ms", "top1_sample"}
+
+
+def test_the_benchmarks_shared_json_writer_records_the_file_as_a_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from edgemap.results import open_store
+    from edgemap.results.queries import list_runs
+
+    spec = importlib.util.spec_from_file_location("compress_common", Path(__file__).parents[2] / "benchmarks" / "compress_common.py")
+    common = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(common)
+    store = tmp_path / "s.db"
+    monkeypatch.setenv("EDGEMAP_STORE", str(store))
+    path = common.write_result_json(tmp_path / "bench_x.json", {"headline": {"p50_ms": 1.5}, "evidence": {"cpu": "x"}})
+    [run] = list_runs(open_store(store, read_only=True))
+    assert json.loads(path.read_text())["headline"] == {"p50_ms": 1.5}
+    assert run["command"] == "benchmark" and run["label"] == "bench_x" and run["metrics"] == {"p50_ms": 1.5}
