@@ -192,8 +192,15 @@ def bench_sections(runs: list[dict]) -> list[dict]:
 def generic_sections(run: dict) -> list[dict]:
     """Any other run (train, an imported benchmark file): its metrics table."""
     rows = [[m["subject"] or "(run)", m["name"], m["value"], m["unit"], m["basis"]] for m in run["metrics"]]
-    return [section(f"{run['command']}: {run.get('label') or run.get('model') or run['id']}",
-                    tables=[table("metrics", ["subject", "metric", "value", "unit", "basis"], rows)])]
+    out = [section(f"{run['command']}: {run.get('label') or run.get('model') or run['id']}",
+                   tables=[table("metrics", ["subject", "metric", "value", "unit", "basis"], rows)])]
+    model = Path(str(run.get("model")))
+    if run["command"] in COSTED_COMMANDS and model.suffix == ".onnx" and model.is_file():  # what the ONNX file costs
+        out += cost_sections(model, run.get("device") or "host")
+    return out
+
+
+COSTED_COMMANDS = ("estimate", "convert", "compress", "run", "demo")
 
 
 def evidence_section(runs: list[dict]) -> dict:

@@ -58,6 +58,13 @@ def train_run(info: dict, out: str | Path) -> RunRecord:
                      command_line=training.get("command") or current_command_line())
 
 
+def absolute(path: str | Path | None) -> str | None:
+    """A model path as stored: absolute when the file exists, so a report written from another folder finds it."""
+    if not path:
+        return None
+    return str(Path(path).resolve()) if Path(path).exists() else str(path)
+
+
 def _basis(trial: dict, key: str) -> str:
     if key == "latency_ms":
         return "measured" if "measured" in str(trial.get("latency_basis", "")) else "estimated"
@@ -110,7 +117,7 @@ def compress_run(report: dict, source: str | Path | None = None, evidence: dict 
         metrics.append(Metric("speedup", report["latency"]["speedup"], "x"))
     metrics.append(Metric("wall_s", report.get("wall_s"), "s"))
     metrics += own_figures(metrics)
-    out = report.get("output")
+    out = absolute(report.get("output"))
     return RunRecord(command="compress", model=out, model_sha256=file_sha256(out),
                      parent_sha256=parent_sha256 or file_sha256(source), recipe=report.get("config"),
                      label=report.get("technique"), payload=report, metrics=[m for m in metrics if m.value is not None],
@@ -139,7 +146,7 @@ def convert_run(result: dict, source_file: str | Path | None = None, evidence: d
                                                           ("candidate_top1", "%"), ("reference_top1", "%"))
                 if isinstance(parity.get(k), (int, float))]
     backend = {"onnx": "onnxruntime", "openvino": "openvino", "litert": "litert"}.get(result.get("format"), result.get("format"))
-    return RunRecord(command="convert", model=result.get("path"), model_sha256=file_sha256(result.get("path")),
+    return RunRecord(command="convert", model=absolute(result.get("path")), model_sha256=file_sha256(result.get("path")),
                      parent_sha256=file_sha256(source_file), backend=backend, label=Path(result.get("path") or "-").name,
                      recipe={"format": result.get("format"), "precision": result.get("precision")}, payload=result,
                      metrics=[m for m in metrics if m.value is not None], evidence=evidence,
@@ -165,7 +172,7 @@ def estimate_run(est: dict, model: str | Path | None, measured: dict | None = No
     metrics += [Metric("macs", est.get("macs"), "MACs", "measured"), Metric("fits", float(bool(est.get("fits"))), "bool", "estimated")]
     if measured:
         metrics += [Metric(f"measured_latency_{k}", measured[k], "ms", "measured") for k in LATENCY_KEYS if k in measured]
-    return RunRecord(command="estimate", model=str(model) if model else None, model_sha256=file_sha256(model),
+    return RunRecord(command="estimate", model=absolute(model), model_sha256=file_sha256(model),
                      device=est.get("device"), backend=None, label=Path(str(model)).name if model else None,
                      recipe={k: est.get(k) for k in ("unit", "precision", "threads")},
                      metrics=[m for m in metrics if m.value is not None], evidence=evidence,
@@ -180,7 +187,7 @@ def replay_run(result: dict, recipe: dict, recipe_file: str | Path) -> RunRecord
     metrics = [Metric("accuracy", result.get("accuracy"), "%"), Metric("accuracy_exact", result.get("accuracy_exact"), "%"),
                Metric("selftest_top1_agreement", (result.get("selftest") or {}).get("top1_agreement"), "share")]
     backend = (recipe.get("runtime") or {}).get("backend")
-    return RunRecord(command="run", model=result.get("model"), model_sha256=result.get("sha256") or file_sha256(result.get("model")),
+    return RunRecord(command="run", model=absolute(result.get("model")), model_sha256=result.get("sha256") or file_sha256(result.get("model")),
                      parent_sha256=parent, recipe=recipe, device=recipe.get("device"), backend=backend,
                      metrics=[m for m in metrics if m.value is not None], payload={**result, "recipe_file": str(recipe_file)},
                      label=recipe.get("chosen") or Path(str(recipe_file)).name, command_line=current_command_line())
@@ -200,7 +207,7 @@ def demo_runs(figures: dict) -> list[RunRecord]:
         if backend == "onnxruntime":
             metrics += [Metric("parity_max_abs_diff", figures["parity"]["max_abs_diff"]),
                         Metric("parity_top1_agreement", figures["parity"]["top1_agreement_pct"], "%")]
-        runs.append(RunRecord(command="demo", model=model, model_sha256=file_sha256(model),
+        runs.append(RunRecord(command="demo", model=absolute(model), model_sha256=file_sha256(model),
                               parent_sha256=ckpt_sha if backend == "onnxruntime" else None, backend=backend, device="host",
                               metrics=[m for m in metrics if m.value is not None], evidence=figures.get("evidence"),
                               payload=figures, label=f"{figures.get('model')} {backend}", group_id=group,

@@ -64,6 +64,11 @@ def test_convert_quantize_and_estimate_record_a_traceable_chain(tiny_ckpt: Path,
     assert e["model_sha256"] == k["model_sha256"] and e["device"] == "rpi4"
     assert metric(e, "latency_ms")["basis"] == "estimated" and metric(e, "energy_mj")["basis"] == "estimated"
     assert metric(e, "macs")["basis"] == "measured" and metric(e, "flash_bytes")["value"] > 0
+    elsewhere = tmp_path / "elsewhere"  # the stored path is absolute: a report from another folder finds the file
+    elsewhere.mkdir()
+    page = edgemap("report", e["id"], "--out", str(tmp_path / "e.html"), store=store, cwd=elsewhere)
+    assert page.returncode == 0, page.stderr
+    assert "Per-layer cost on rpi4" in (tmp_path / "e.html").read_text()
 
 
 def test_a_compress_recipe_records_one_run_per_pass_parent_to_child(tiny_ckpt: Path, tmp_path: Path, tiny_npz: Path,
