@@ -93,7 +93,7 @@ def map_run(summary: dict, source: str | None = None, model: str | None = None, 
     # the candidates' files by sha256: an `edgemap eval` of one of them is then known to be this model's child
     artifacts = {t["key"]: file_sha256(t["model_path"]) for t in summary.get("trials", []) if t.get("model_path")}
     payload = {**summary, "artifact_sha256": {k: v for k, v in artifacts.items() if v}}
-    return RunRecord(command="map", model=model, model_sha256=file_sha256(model), device=summary.get("device"),
+    return RunRecord(command="map", model=absolute(model), model_sha256=file_sha256(model), device=summary.get("device"),
                      backend=backend, recipe=recipe, metrics=metrics, evidence=summary.get("evidence"), payload=payload,
                      label=chosen.get("key") or "no feasible mapping",
                      source=source,
