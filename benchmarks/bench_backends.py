@@ -162,7 +162,8 @@ def main() -> None:
     """Convert, check parity, benchmark interleaved, and write JSON + markdown with the evidence."""
     import torch
 
-    from edgemap.core.atomic import write_json, write_text
+    from edgemap.core.atomic import write_text
+    from compress_common import write_result_json  # the JSON, and the same run in the results store
     from edgemap.models.checkpoint import read_info
     from edgemap.models.shipped import shipped_checkpoint
     from edgemap.runtime.bench import Candidate, benchmark
@@ -183,7 +184,7 @@ def main() -> None:
               "calibration": calib_note,
               "parity_inputs": "shipped sample: 1,000 CIFAR-10 test images", "parity": parity, "bench": bench}
     record["claims"] = claims(bench, parity)
-    write_json(RESULTS / "bench_backends.json", record)
+    write_result_json(RESULTS / "bench_backends.json", record)
     write_text(RESULTS / "bench_backends.md", markdown(record))
     print(markdown(record))
 

@@ -82,14 +82,22 @@ def checkpoint_id(path: Path) -> dict:
     return {"path": str(path), "sha256_16": digest, "sidecar_metrics": read_info(path).metrics}
 
 
-def write_results(name: str, record: dict, lines: list[str]) -> None:
-    """benchmarks/results/NAME.json (everything) and NAME.md (the summary), and the run into the results store."""
-    from edgemap.core.atomic import write_json, write_text
-
-    write_json(RESULTS / f"{name}.json", record)
-    write_text(RESULTS / f"{name}.md", "\n".join(lines) + "\n")
+def write_result_json(path: Path, record: dict) -> Path:
+    """Write a benchmark's JSON (atomically) and record the same figures in the results store: the file is an export of
+    the store, queryable with `edgemap runs list --command benchmark` (a store that cannot take it: one warning line)."""
+    from edgemap.core.atomic import write_json
     from edgemap.results.importer import record_benchmark_file
 
-    record_benchmark_file(RESULTS / f"{name}.json")  # the same figures, queryable: `edgemap runs list --command benchmark`
+    write_json(path, record)
+    record_benchmark_file(path)
+    return Path(path)
+
+
+def write_results(name: str, record: dict, lines: list[str]) -> None:
+    """benchmarks/results/NAME.json (everything) and NAME.md (the summary), and the run into the results store."""
+    from edgemap.core.atomic import write_text
+
+    write_result_json(RESULTS / f"{name}.json", record)
+    write_text(RESULTS / f"{name}.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
     print(json.dumps(record.get("claims", {}), indent=2))

@@ -132,7 +132,8 @@ def main() -> None:
     """Build, predict, measure twice, summarise; write results/estimator_kernels.{json,md}."""
     import onnxruntime as ort
 
-    from edgemap.core.atomic import write_json, write_text
+    from edgemap.core.atomic import write_text
+    from compress_common import write_result_json  # the JSON, and the same run in the results store
     from edgemap.core.evidence import machine_evidence
     from edgemap.devices.kernels.device import records_path
     from edgemap.devices.kernels.store import isa_tag, load_predictor
@@ -166,7 +167,7 @@ def main() -> None:
                              "pass_a_s": a[k]["quiet"], "pass_b_s": b[k]["quiet"], "warnings": p[k]["warnings"]})
     result = summarise(rows, rec, before, machine_evidence(), time.time() - t0, args)
     stem = "estimator_kernels" + (f"_{args.tag}" if args.tag else "")
-    write_json(RESULTS / f"{stem}.json", result)
+    write_result_json(RESULTS / f"{stem}.json", result)
     write_text(RESULTS / f"{stem}.md", markdown(result))
     print(markdown(result))
 

@@ -157,7 +157,8 @@ def fitted_calibration(params, n_samples: int):  # noqa: ANN001, ANN201 - roofli
 
 def main() -> None:
     """Build, measure, fit on the calibration set, report errors on both sets, write the results."""
-    from edgemap.core.atomic import write_json, write_text
+    from edgemap.core.atomic import write_text
+    from compress_common import write_result_json  # the JSON, and the same run in the results store
     from edgemap.devices.calibrate import with_calibration, write_profile
     from edgemap.devices.catalogue import SHIPPED_DIR
     from edgemap.devices.profile import load_profile
@@ -169,7 +170,7 @@ def main() -> None:
     host_path = SHIPPED_DIR / "host.yaml"
     profile = load_profile(host_path)
     result, params, n_calib = run(profile, args.rounds)
-    write_json(RESULTS / "estimator_validation.json", result)
+    write_result_json(RESULTS / "estimator_validation.json", result)
     write_text(RESULTS / "estimator_validation.md", markdown(result))
     if args.write_profile:
         write_profile(with_calibration(profile, "cpu", fitted_calibration(params, n_calib)), host_path,

@@ -137,7 +137,7 @@ def main() -> None:
     """Measure both unseen models and write the result files."""
     import torch
 
-    from edgemap.core.atomic import write_json
+    from compress_common import write_result_json  # the JSON, and the same run in the results store
     from edgemap.core.evidence import machine_evidence
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -149,7 +149,7 @@ def main() -> None:
     ev = machine_evidence(THREADS)
     command = "nice -n 5 .venv/bin/python benchmarks/unseen_finetune_speed.py"
     results = ROOT / "benchmarks" / "results"
-    write_json(results / "unseen_finetune_speed.json", {"command": command, "rows": rows, "batch": BATCH,
+    write_result_json(results / "unseen_finetune_speed.json", {"command": command, "rows": rows, "batch": BATCH,
                                                          "steps": STEPS, "rounds": ROUNDS, "evidence": ev})
     (results / "unseen_finetune_speed.md").write_text(markdown(rows, ev, command))
     print(markdown(rows, ev, command))

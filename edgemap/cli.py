@@ -102,9 +102,10 @@ def demo_cmd(
     if json_out:
         write_json(json_out, figures)
     if not skip_map:
-        from edgemap.search.mapper import MapOptions, run_map
+        from edgemap.commands.map import map_and_report
+        from edgemap.search.mapper import MapOptions
 
-        run_map(MapOptions(device=device, trials=trials, out_dir=out / "map"))
+        map_and_report(MapOptions(device=device, trials=trials, out_dir=out / "map"))
 
 
 # Sub-commands contributed by stage modules: each edgemap/commands/<name>.py defines register(app).

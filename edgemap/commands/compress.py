@@ -87,7 +87,7 @@ def _add_prune(group: typer.Typer) -> None:
                             **kd)
         needs_data = finetune_epochs > 0 or step_epochs > 0 or importance == "taylor"
         ctx = make_context(data, eval_data, limit, latency_runs, run_dir, needs_data)
-        show(prune_checkpoint(cfg, checkpoint, out, ctx), report)
+        show(prune_checkpoint(cfg, checkpoint, out, ctx), report, checkpoint)
 
 
 def _add_sparsify(group: typer.Typer) -> None:
@@ -111,7 +111,7 @@ def _add_sparsify(group: typer.Typer) -> None:
 
         cfg = PruneMagnitude(sparsity=sparsity, scope=scope, finetune_epochs=finetune_epochs)
         ctx = make_context(data, eval_data, limit, latency_runs, None, finetune_epochs > 0)
-        show(prune_magnitude_checkpoint(cfg, checkpoint, out, ctx), report)
+        show(prune_magnitude_checkpoint(cfg, checkpoint, out, ctx), report, checkpoint)
 
 
 def _add_quantize(group: typer.Typer) -> None:
@@ -146,17 +146,18 @@ def _add_quantize(group: typer.Typer) -> None:
         from edgemap.pipeline.sources import onnx_of
 
         tmp = tempfile.TemporaryDirectory(prefix="edgemap-quantize-")
+        given = model  # the run's parent: the file the user named, not the temporary export
         model = onnx_of(model, weights, tmp.name)  # a checkpoint, .pt2 or entry point is exported (parity-gated) first
         ctx = onnx_context(model, data, eval_data, preprocess, latency_runs)
         if mode == "static":
             cfg = q.QuantizeStatic(calibration=calibration, samples=samples, per_channel=per_channel,
                                    symmetric_activations=symmetric, max_accuracy_drop=max_accuracy_drop, exclude=tuple(exclude),
                                    float_first_last=float_first_last)
-            show(q.quantize_static_file(cfg, model, out, ctx), report)
+            show(q.quantize_static_file(cfg, model, out, ctx), report, given)
         elif mode == "dynamic":
-            show(q.quantize_dynamic_file(q.QuantizeDynamic(per_channel=per_channel), model, out, ctx), report)
+            show(q.quantize_dynamic_file(q.QuantizeDynamic(per_channel=per_channel), model, out, ctx), report, given)
         elif mode == "fp16":
-            show(q.quantize_fp16_file(q.QuantizeFp16(), model, out, ctx), report)
+            show(q.quantize_fp16_file(q.QuantizeFp16(), model, out, ctx), report, given)
         else:
             raise EdgemapError(f"unknown quantization mode {mode!r}; use static, dynamic or fp16")
 
@@ -180,7 +181,7 @@ def _add_qat(group: typer.Typer) -> None:
         from edgemap.compress.qat import Qat, qat_checkpoint
 
         ctx = make_context(data, eval_data, limit, latency_runs, run_dir, True)
-        show(qat_checkpoint(Qat(epochs=epochs, lr=lr, samples=samples), checkpoint, out, ctx), report)
+        show(qat_checkpoint(Qat(epochs=epochs, lr=lr, samples=samples), checkpoint, out, ctx), report, checkpoint)
 
 
 def _add_distill(group: typer.Typer) -> None:
@@ -212,7 +213,7 @@ def _add_distill(group: typer.Typer) -> None:
         cfg = Distill(student=student, epochs=epochs, lr=lr, temperature=temperature, alpha=alpha, compare_baseline=baseline,
                       teacher_mirror=teacher_mirror, jpeg_augment=jpeg_augment, precision=precision, mixup=mixup)
         ctx = make_context(data, eval_data, limit, latency_runs, run_dir, True)
-        show(distill_checkpoint(cfg, teacher, out, ctx), report)
+        show(distill_checkpoint(cfg, teacher, out, ctx), report, teacher)
 
 
 def _add_recipe(group: typer.Typer) -> None:
@@ -228,13 +229,15 @@ def _add_recipe(group: typer.Typer) -> None:
         latency_runs: int = typer.Option(200, help="timed batch-1 runs per model (0: skip latency)"),
     ) -> None:
         """Run a recipe's passes in order (validated before anything runs)."""
-        from edgemap.pipeline.recipe import load_recipe, plan, run_recipe
+        from edgemap.pipeline.recipe import build, load_recipe, plan
 
         spec = load_recipe(recipe)
         plan(spec)  # fail on a bad recipe before loading any data
         # training data is loaded when given or configured; a pass that needs it and lacks it says so
-        for r in run_recipe(spec, out_dir, make_context(data, eval_data, limit, latency_runs, None, False)):
-            show(r, None)
+        built = build(spec, out_dir, make_context(data, eval_data, limit, latency_runs, None, False))
+        for r in built.reports:
+            show(r, None, record=False)
+        record_recipe(built, spec)
 
 
 def _add_passes(group: typer.Typer) -> None:
@@ -301,8 +304,9 @@ def make_context(data: Path | None, eval_data: Path | None, limit: int, latency_
                        progress=True)
 
 
-def show(report, json_path: Path | None) -> None:  # noqa: ANN001 - CompressionReport
-    """Print a report and optionally write it as JSON."""
+def show(report, json_path: Path | None, source: Path | str | None = None,  # noqa: ANN001 - CompressionReport
+         record: bool = True) -> None:
+    """Print a report, optionally write it as JSON, and record it as a run (parent: `source`'s sha256)."""
     from rich.console import Console
 
     from edgemap.core.atomic import write_json
@@ -310,3 +314,25 @@ def show(report, json_path: Path | None) -> None:  # noqa: ANN001 - CompressionR
     Console(highlight=False).print("\n".join(report.lines()))
     if json_path:
         write_json(json_path, report.to_dict())
+    if record:
+        from edgemap.core.evidence import machine_evidence
+        from edgemap.results.builders import compress_run
+        from edgemap.results.record import record_run
+
+        record_run(compress_run(report.to_dict(), source, machine_evidence()))
+
+
+def record_recipe(built, recipe: dict) -> None:  # noqa: ANN001 - edgemap.pipeline.recipe.Built
+    """One run per pass of a recipe, in one group: each output's parent is the artifact the pass took (by its sha256),
+    its recipe the pass config within the whole recipe."""
+    from edgemap.core.evidence import machine_evidence
+    from edgemap.results.builders import compress_run
+    from edgemap.results.record import record_run
+    from edgemap.results.records import new_run_id
+
+    evidence, group, runs = machine_evidence(), new_run_id(), []
+    for report, made in zip(built.reports, built.artifact.lineage()[1:]):  # the source first: no pass made it
+        run = compress_run(report.to_dict(), made.parent.path, evidence, made.parent.sha256)
+        run.group_id, run.model_sha256, run.recipe = group, made.sha256, {"pass": made.made_by, "recipe": recipe}
+        runs.append(run)
+    record_run(*runs)

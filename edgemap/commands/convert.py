@@ -77,10 +77,21 @@ def run_convert(source: str | None, to: str, out: Path | None, precision: str, o
     record = result.to_dict()
     if report:
         write_json(report, record)
+    _record(record, source, weights)
     Console().print(f"{result.source} -> {result.path} ({to}, {result.precision}, {result.size_bytes / 1024:.1f} KiB, "
                     f"{result.seconds:.1f} s)\nparity: {result.parity.summary()}"
                     + "".join(f"\nnote: {n}" for n in result.notes))
     return record
+
+
+def _record(record: dict, source: str, weights: Path | None) -> None:
+    """Record the conversion; its parent is the file converted (an entry point: its --weights; zoo:NAME: none)."""
+    from edgemap.core.evidence import machine_evidence
+    from edgemap.results.builders import convert_run
+    from edgemap.results.record import record_run
+
+    parent = Path(source) if Path(source).is_file() else weights
+    record_run(convert_run(record, parent, machine_evidence()))
 
 
 def data_inputs(src, data: Path, preprocess: str | None, n: int):  # noqa: ANN001, ANN201 - Source -> (x, labels)

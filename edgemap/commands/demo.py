@@ -62,7 +62,11 @@ def run_demo(out_dir: Path, runs: int = 300, threads: int = 0) -> dict:
         "latency_batch1": lat, "wall_s": round(time.perf_counter() - t_start, 1),
         "evidence": machine_evidence(threads or None),
     }
+    from edgemap.results.builders import demo_runs
+    from edgemap.results.record import record_run
+
     console.print(_table(figures, len(sample)))
+    record_run(*demo_runs(figures))
     console.print(f"parity: max |torch - onnxruntime| = {max_diff:.2e}, top-1 agreement {agreement:.2f}% on {len(sample):,} images")
     console.print(f"ONNX model: {onnx_path}   (demo took {figures['wall_s']} s; CPU {figures['evidence']['cpu']}, "
                   f"{figures['evidence'].get('torch_threads')} threads)")

@@ -92,6 +92,15 @@ def measure_kernels(model: Path, rows: list, threads: int) -> None:
         r.measured_s = s
 
 
+def _record(est, model: Path, measured: dict | None) -> None:  # noqa: ANN001 - Estimate
+    """Record the estimate: every figure labelled estimated (or measured where it was), --measure's latency measured."""
+    from edgemap.core.evidence import machine_evidence
+    from edgemap.results.builders import estimate_run
+    from edgemap.results.record import record_run
+
+    record_run(estimate_run(est.to_dict(), model, measured, machine_evidence(est.threads)))
+
+
 def _kib(v: float) -> str:
     return f"{v / 1024:.1f} KiB"
 
@@ -124,6 +133,7 @@ def register(app: typer.Typer) -> None:
 
         prof = resolve(device)
         tmp = tempfile.TemporaryDirectory(prefix="edgemap-estimate-")
+        given = model  # what the run is about: the file the user named, not the temporary export
         model = onnx_of(model, weights, tmp.name)  # a checkpoint, .pt2 or entry point is exported first
         est = estimate(model, prof, precision=precision, unit=unit, threads=threads, batch=batch)
         measured = None
@@ -133,6 +143,7 @@ def register(app: typer.Typer) -> None:
             measured = measured_latency(model, est.threads)
             if layers and est.kernels:
                 measure_kernels(model, est.kernels, est.threads)
+        _record(est, given if Path(given).exists() else model, measured)
         if as_json:
             d = est.to_dict(with_layers=layers)
             if measured:

@@ -54,7 +54,7 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(Path("out/map"), help="output folder (study, artifacts, recipe, bundle, report)"),
     ) -> None:
         """Search compressions x precisions x backends x threads for the best mapping onto a device."""
-        from edgemap.search.mapper import MapOptions, run_map
+        from edgemap.search.mapper import MapOptions
         from edgemap.search.strategy import Constraints
 
         opts = MapOptions(
@@ -67,7 +67,7 @@ def register(app: typer.Typer) -> None:
             precisions=tuple(p.strip() for p in precisions.split(",") if p.strip()),
             calibrations=tuple(c.strip() for c in calibrations.split(",") if c.strip()),
             threads=tuple(int(v) for v in _floats(threads, "--threads")), latency_runs=latency_runs)
-        run_map(opts)
+        map_and_report(opts)
 
     @app.command("run")
     def run_cmd(recipe: Path, out: Path = typer.Option(Path("out/run"), help="output folder (pass outputs, bundle)"),
@@ -79,6 +79,7 @@ def register(app: typer.Typer) -> None:
         from edgemap.search.replay import run_recipe_file
 
         r = run_recipe_file(recipe, out, cache)
+        _record_replay(r, recipe)
         exact = f", {r['accuracy_exact']:.2f}% on exact images" if r["accuracy_exact"] is not None else ""
         lines = [f"{recipe}: top-1 {r['accuracy']:.2f}%{exact} ({r['data']})"]
         if r["expected_accuracy"] is not None:
@@ -92,3 +93,29 @@ def register(app: typer.Typer) -> None:
             lines.append(f"  model: {r['model']}")
         lines.append(f"  bundle: {r['bundle']} (self-test top-1 agreement {r['selftest']['top1_agreement']:.3f})")
         Console().print("\n".join(lines))
+
+
+def map_and_report(opts) -> dict:  # noqa: ANN001 - MapOptions
+    """`edgemap map` (and `edgemap demo`'s map): the search, then its run recorded in the results store and the
+    self-contained OUT/report.html written (a store that cannot take the run is a warning; the report is written)."""
+    from edgemap.report.map_report import record_and_report_map
+    from edgemap.search.mapper import run_map
+
+    summary = run_map(opts)
+    summary["report_html"] = str(record_and_report_map(summary, opts.out_dir))
+    typer.echo(f"  html report: {summary['report_html']}")
+    return summary
+
+
+def _record_replay(result: dict, recipe: Path) -> None:
+    """`edgemap run` measures the rebuilt model: record it (parent and recipe from the recipe file)."""
+    import yaml
+
+    from edgemap.results.builders import replay_run
+    from edgemap.results.record import record_run
+
+    from edgemap.core.evidence import machine_evidence
+
+    run = replay_run(result, yaml.safe_load(recipe.read_text()) or {}, recipe)
+    run.evidence = machine_evidence()
+    record_run(run)

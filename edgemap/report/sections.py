@@ -48,8 +48,10 @@ def map_sections(run: dict) -> list[dict]:
     if chosen:
         out.append(before_after(s, ok, chosen))
     if chosen and chosen.get("confusion") and s.get("class_names"):  # when the search kept the chosen one's confusion
-        out += eval_sections({"label": key, "model": None, "payload": {**chosen, "top1": chosen["accuracy"],
-                              "class_names": s["class_names"]}})
+        names = list(s["class_names"])
+        out += eval_sections({"label": key, "model": None, "payload": {
+            **chosen, "top1": chosen["accuracy"], "top1_exact": chosen.get("accuracy_exact"), "class_names": names,
+            "n": sum(map(sum, chosen["confusion"])), "confusion": square(chosen["confusion"], len(names)), "data": s.get("data")}})
     if s.get("comparison"):
         out.append(reference_section(s["comparison"]))
     # nothing fits: the nearest miss's cost says why; no choice yet (a study): the front's fastest
@@ -57,6 +59,12 @@ def map_sections(run: dict) -> list[dict]:
     shown = chosen or (s.get("nearest") or [None])[0] or (front or [None])[0]
     out += cost_sections(chosen_onnx(shown) if shown else None, s.get("device") or "host", shown)
     return out
+
+
+def square(matrix: list[list[int]], n: int) -> list[list[int]]:
+    """A confusion matrix padded with zeros to n classes (the classes no image had nor was predicted as are cut off)."""
+    rows = [list(r) + [0] * (n - len(r)) for r in matrix]
+    return rows + [[0] * n for _ in range(n - len(rows))]
 
 
 def candidates_table(ok: list[dict], front: list[str], chosen: str | None) -> dict:
@@ -184,8 +192,15 @@ def bench_sections(runs: list[dict]) -> list[dict]:
 def generic_sections(run: dict) -> list[dict]:
     """Any other run (train, an imported benchmark file): its metrics table."""
     rows = [[m["subject"] or "(run)", m["name"], m["value"], m["unit"], m["basis"]] for m in run["metrics"]]
-    return [section(f"{run['command']}: {run.get('label') or run.get('model') or run['id']}",
-                    tables=[table("metrics", ["subject", "metric", "value", "unit", "basis"], rows)])]
+    out = [section(f"{run['command']}: {run.get('label') or run.get('model') or run['id']}",
+                   tables=[table("metrics", ["subject", "metric", "value", "unit", "basis"], rows)])]
+    model = Path(str(run.get("model")))
+    if run["command"] in COSTED_COMMANDS and model.suffix == ".onnx" and model.is_file():  # what the ONNX file costs
+        out += cost_sections(model, run.get("device") or "host")
+    return out
+
+
+COSTED_COMMANDS = ("estimate", "convert", "compress", "run", "demo")
 
 
 def evidence_section(runs: list[dict]) -> dict:

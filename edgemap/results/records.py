@@ -82,13 +82,17 @@ def edgemap_commit() -> str | None:
 
 
 def file_sha256(path: str | Path | None) -> str | None:
-    """sha256 of a file, or of a folder's files in name order (OpenVINO IR, bundles); None when absent."""
+    """sha256 of a model file as its Artifact digests it (a checkpoint with its .json sidecar, an OpenVINO .xml with
+    its .bin), or of a folder's files in name order (bundles); None when absent."""
     if path is None:
         return None
     path = Path(path)
-    if path.is_file():
-        files = [path]
-    elif path.is_dir():
+    if path.is_file():  # the digest edgemap.core.artifact gives the same model (sidecars included): runs and artifacts match
+        from edgemap.core.artifact import SUFFIX, file_sha256 as artifact_digest, model_files
+
+        fmt = {suffix: name for name, suffix in SUFFIX.items()}.get(path.suffix, "file")
+        return artifact_digest([f for f in model_files(path, fmt) if f.is_file()])
+    if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file())
     else:
         return None

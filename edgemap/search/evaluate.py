@@ -35,6 +35,19 @@ def accuracy(session, x: np.ndarray, labels: np.ndarray, exact: np.ndarray) -> t
     return float(correct.mean() * 100), (float(correct[exact].mean() * 100) if exact.any() else None), preds
 
 
+MAX_CONFUSION_CLASSES = 100  # a candidate keeps its confusion matrix (for the report) up to this many classes
+
+
+def confusion_counts(labels: np.ndarray, preds: np.ndarray) -> list[list[int]] | None:
+    """Rows: true class, columns: predicted; None past MAX_CONFUSION_CLASSES (results.json stays small)."""
+    n = int(max(labels.max(initial=0), preds.max(initial=0))) + 1
+    if n > MAX_CONFUSION_CLASSES:
+        return None
+    cm = np.zeros((n, n), np.int64)
+    np.add.at(cm, (labels.astype(np.int64), preds.astype(np.int64)), 1)
+    return cm.tolist()
+
+
 def host_latency(session, x1: np.ndarray, runs: int) -> dict:  # noqa: ANN001
     """Batch-1 latency on this host (p50/p90/p99 ms) after a warm-up."""
     from edgemap.runtime.latency import measure_interleaved
@@ -95,7 +108,7 @@ def _measure(ctx: dict, c: Candidate) -> dict:
     x, labels, exact = eval_arrays(ctx["eval_npz"])
     session = load_session(c.backend, path, c.threads)
     try:
-        top1, top1_exact, _ = accuracy(session, x, labels, exact)
+        top1, top1_exact, preds = accuracy(session, x, labels, exact)
         lat = host_latency(session, x[:1].copy(), ctx.get("latency_runs", 100))
     finally:
         session.close()
@@ -107,7 +120,7 @@ def _measure(ctx: dict, c: Candidate) -> dict:
         "latency_ms": lat["p50_ms"] if on_host else est["latency_s"]["value"] * 1000,
         "latency_basis": "measured on this host" if on_host else "estimated for the device",
         "energy_mj": est["energy_j"]["value"] * 1000, "ram_bytes": est["peak_ram_bytes"]["value"],
-        "size_bytes": built.artifact.size_bytes(),
+        "size_bytes": built.artifact.size_bytes(), "confusion": confusion_counts(labels, preds),
         "device_violations": est["violations"], "estimate": {k: est[k] for k in ("latency_s", "energy_j", "energy_ops_j",
                                                                                   "peak_ram_bytes", "flash_bytes", "unit")},
     }

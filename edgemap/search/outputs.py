@@ -61,6 +61,7 @@ def write_report(opts: MapOptions, job, summary: dict) -> Path:  # noqa: ANN001
 
     out = Path(opts.out_dir)
     summary["evidence"] = machine_evidence()
+    summary["class_names"] = list(job.class_names)  # the report's confusion matrix of the chosen mapping names them
     write_json(out / "results.json", summary)
     plot = _plot(summary, out / "pareto.png")
     lines = [f"# edgemap map: {job.model.name} on {opts.device}", "", f"Objective: {opts.objective}; constraints: "
