@@ -10,10 +10,11 @@ and predicted is the mean of the 10th-50th percentile band of the call times (wh
 kernels were fitted to; the machine is shared, the upper half is the neighbours); errors
 against the plain median are reported too, and so are the old per-layer roofline's errors.
 
-Choice agreement: for one model per family, the candidates precision x threads are ranked by
-predicted and by measured latency; the fastest must be the same.
+Choice agreement (estimator_choice.py): for one model per family, the search's own rule picks among
+the candidates precision x threads with estimated and with measured latencies, strictly and within
+each candidate's measured noise (--passes passes, default 3).
 
-    nice -n 5 .venv/bin/python benchmarks/estimator_kernels.py [--per-family 4] [--runs 60] [--zoo] [--tag NAME]
+    nice -n 5 .venv/bin/python benchmarks/estimator_kernels.py [--per-family 4] [--runs 60] [--passes 3] [--zoo] [--tag NAME]
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from estimator_choice import choice_markdown, choice_rows, choice_summary, thread_bias  # noqa: E402
 
 # ---- settings ------------------------------------------------------------------------------
 THREADS = (1, 2)
@@ -115,19 +117,6 @@ def errors(rows: list[dict], key: str, ref: str) -> dict:
             "max_abs_err_pct": round(100 * float(e.max()), 1)}
 
 
-def choice_agreement(rows: list[dict], noise: float) -> list[dict]:
-    """For one model per family: the fastest (precision, threads) by prediction vs by measurement."""
-    out = []
-    for name in sorted({r["model"] for r in rows if r["model"].endswith("_0")}):
-        cands = [r for r in rows if r["model"] == name]
-        by_pred, by_meas = min(cands, key=lambda r: r["predicted_s"]), min(cands, key=lambda r: r["measured_s"])
-        gap = by_pred["measured_s"] / by_meas["measured_s"] - 1
-        out.append({"model": name, "predicted_choice": f"{by_pred['precision']}/{by_pred['threads']}t",
-                    "measured_choice": f"{by_meas['precision']}/{by_meas['threads']}t", "same": by_pred is by_meas,
-                    "measured_gap_pct": round(100 * gap, 1), "within_noise": gap <= 2 * noise})
-    return out
-
-
 def main() -> None:
     """Build, predict, measure twice, summarise; write results/estimator_kernels.{json,md}."""
     import onnxruntime as ort
@@ -141,6 +130,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--per-family", type=int, default=4, help="networks per family (10 families)")
     ap.add_argument("--runs", type=int, default=60, help="timed calls per model, per pass and thread count")
+    ap.add_argument("--passes", type=int, default=3, help="measurement passes (>= 2): their spread is each candidate's noise")
     ap.add_argument("--zoo", action="store_true", help="also the zoo's PyTorch-exported models, in a table of their own")
     ap.add_argument("--tag", default="", help="suffix of the result files (a repeat run beside the first)")
     args = ap.parse_args()
@@ -157,14 +147,16 @@ def main() -> None:
         rows = []
         for t in THREADS:
             p = predict(paths, t, pred)
-            a, b = measure(paths, t, args.runs), measure(paths, t, args.runs)
+            passes = [measure(paths, t, args.runs) for _ in range(max(2, args.passes))]
             for (name, prec), f in paths.items():
                 k = (name, prec)
                 family = "zoo" if name.startswith("zoo:") else name.rsplit("_", 1)[0]
                 rows.append({"model": name, "family": family, "precision": prec, "threads": t,
                              "predicted_s": p[k]["kernel"], "roofline_s": p[k]["roofline"], "kernels": p[k]["kernels"],
-                             "measured_s": (a[k]["quiet"] + b[k]["quiet"]) / 2, "median_s": (a[k]["median"] + b[k]["median"]) / 2,
-                             "pass_a_s": a[k]["quiet"], "pass_b_s": b[k]["quiet"], "warnings": p[k]["warnings"]})
+                             "measured_s": float(np.mean([m[k]["quiet"] for m in passes])),
+                             "median_s": float(np.mean([m[k]["median"] for m in passes])),
+                             "pass_a_s": passes[0][k]["quiet"], "pass_b_s": passes[1][k]["quiet"],
+                             "passes_s": [m[k]["quiet"] for m in passes], "warnings": p[k]["warnings"]})
     result = summarise(rows, rec, before, machine_evidence(), time.time() - t0, args)
     stem = "estimator_kernels" + (f"_{args.tag}" if args.tag else "")
     write_result_json(RESULTS / f"{stem}.json", result)
@@ -189,11 +181,12 @@ def summarise(rows: list[dict], rec: dict, before: dict, after: dict, elapsed: f
                     "by_threads": {t: errors([r for r in sel if r["threads"] == t], "predicted_s", "measured_s") for t in THREADS}}
     fams = sorted({r["family"] for r in rows})
     by_family = {f: errors([r for r in rows if r["family"] == f], "predicted_s", "measured_s") for f in fams}
-    choices = choice_agreement(rows, max(noise.values()) / 100)
+    choices = choice_rows(rows)
     return {"command": f"nice -n 5 .venv/bin/python benchmarks/estimator_kernels.py --per-family {args.per_family} --runs {args.runs}"
+                       f" --passes {args.passes}"
                        + (" --zoo" if args.zoo else "") + (f" --tag {args.tag}" if args.tag else ""),
             "models": len({r['model'] for r in rows}), "families": fams, "table": table, "by_family": by_family,
-            "choices": choices, "choices_same": sum(c["same"] for c in choices), "elapsed_s": round(elapsed, 1),
+            "choices": choices, "choice_summary": choice_summary(choices), "thread_bias": thread_bias(rows), "elapsed_s": round(elapsed, 1),
             "calibration": {k: rec[k] for k in ("isa", "date", "elapsed_s", "budget_s", "how")} | {
                 "configurations": len(rec["configs"]), "kernel_samples": len(rec["kernels"]), "cpu": rec["evidence"].get("cpu"),
                 "load_average": rec["evidence"].get("load_average")},
@@ -224,10 +217,13 @@ def markdown(r: dict) -> str:
               for p, t in r["table"].items() for th, e in t["by_threads"].items()]
     lines += ["", "| family | n | median abs err | within 10 % | Spearman |", "|---|---|---|---|---|"]
     lines += [f"| {f} | {e['n']} | {e['median_abs_err_pct']} % | {e['within_10pct']} % | {e['spearman']} |" for f, e in r["by_family"].items()]
-    lines += ["", f"Choice (fastest precision x threads) by estimate = by measurement on {r['choices_same']} of {len(r['choices'])} models:", "",
-              "| model | by estimate | by measurement | measured gap | within noise |", "|---|---|---|---|---|"]
-    lines += [f"| {c['model']} | {c['predicted_choice']} | {c['measured_choice']} | {c['measured_gap_pct']} % | {c['within_noise']} |"
-              for c in r["choices"]]
+    lines += choice_markdown(r["choices"], r["choice_summary"])
+    lines += ["", "Per thread count (signed median error; 2-thread / 1-thread time, median over networks):", "",
+              "| precision | signed err 1t | signed err 2t | 2t/1t measured | 2t/1t predicted | 2t faster: measured | predicted |",
+              "|---|---|---|---|---|---|---|"]
+    lines += [f"| {p} | {b['signed_median_err_pct'][1]} % | {b['signed_median_err_pct'][2]} % | {b['ratio_2t_1t_measured']} | "
+              f"{b['ratio_2t_1t_predicted']} | {b['share_2t_faster_measured']} | {b['share_2t_faster_predicted']} |"
+              for p, b in r["thread_bias"].items()]
     if r["zoo"]:
         lines += ["", "Zoo models exported by PyTorch (not from the families above; the old roofline was fitted on three of them):", "",
                   "| model | precision | threads | measured ms | kernel-level ms | error | roofline ms | error |", "|---|---|---|---|---|---|---|---|"]

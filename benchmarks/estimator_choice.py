@@ -1,0 +1,99 @@
+"""The choice comparison of estimator_kernels.py: does the mapping search pick the same candidate
+when it is given estimated latencies as when it is given measured ones?
+
+The rule is the search's own (edgemap/search/workflow.choose without finalists): among the
+candidates meeting the constraints, the lowest latency, ties to the higher accuracy. Candidates
+here are precision x threads of one network. The accuracy constraint decides whether INT8 is
+feasible, and the generated networks have random weights (no accuracy to measure), so both cases
+are scored: "int8 feasible" (all candidates) and "fp32 only" (INT8 fails the accuracy constraint:
+the choice is the thread count alone).
+
+Measured latencies are noisy: each candidate is timed in several passes, and its noise is the
+spread of its pass times, (max - min) / mean. A choice by the estimate "lies within the noise"
+when its measured latency exceeds the measured best by no more than the larger of the two
+candidates' spreads. The measured choice itself is not stable across passes either: how often
+pass A's choice equals pass B's is the ceiling any estimator can reach on the strict count.
+"""
+
+from __future__ import annotations
+
+SCENARIOS = {"int8 feasible": ("fp32", "int8"), "fp32 only": ("fp32",)}
+
+
+def search_choice(cands: list[dict], key: str) -> dict:
+    """The search's rule: the feasible candidate with the lowest `key`, ties to the higher accuracy."""
+    return min(cands, key=lambda m: (m[key], -m["accuracy"]))
+
+
+def spread(r: dict) -> float:
+    """(max - min) / mean of a candidate's pass times."""
+    p = r["passes_s"]
+    return (max(p) - min(p)) / (sum(p) / len(p))
+
+
+def _label(r: dict) -> str:
+    return f"{r['precision']}/{r['threads']}t"
+
+
+def choice_rows(rows: list[dict]) -> list[dict]:
+    """For one network per family (names ending in _0) and each scenario: the choice by estimate,
+    by measurement, by each pass alone, the measured gap and whether it lies within the noise."""
+    out = []
+    for name in sorted({r["model"] for r in rows if r["model"].endswith("_0")}):
+        for scen, precs in SCENARIOS.items():
+            cands = [r | {"accuracy": 0.0, "pass_a": r["passes_s"][0], "pass_b": r["passes_s"][1]}
+                     for r in rows if r["model"] == name and r["precision"] in precs]
+            est, meas = search_choice(cands, "predicted_s"), search_choice(cands, "measured_s")
+            gap = est["measured_s"] / meas["measured_s"] - 1
+            noise = max(spread(est), spread(meas))
+            a, b = search_choice(cands, "pass_a"), search_choice(cands, "pass_b")
+            out.append({"model": name, "scenario": scen, "by_estimate": _label(est), "by_measurement": _label(meas),
+                        "same": est is meas, "measured_gap_pct": round(100 * gap, 1), "noise_pct": round(100 * noise, 1),
+                        "within_noise": gap <= noise, "pass_a": _label(a), "pass_b": _label(b), "passes_agree": a is b,
+                        "predicted_gap_pct": round(100 * (meas["predicted_s"] / est["predicted_s"] - 1), 1)})
+    return out
+
+
+def choice_summary(choices: list[dict]) -> dict:
+    """Per scenario: strict agreement, agreement within the noise, and the passes' own agreement."""
+    out = {}
+    for scen in SCENARIOS:
+        c = [x for x in choices if x["scenario"] == scen]
+        out[scen] = {"n": len(c), "same": sum(x["same"] for x in c), "same_or_within_noise": sum(x["same"] or x["within_noise"] for x in c),
+                     "passes_agree": sum(x["passes_agree"] for x in c)}
+    return out
+
+
+def choice_markdown(choices: list[dict], summary: dict) -> list[str]:
+    """The choice tables as Markdown lines."""
+    lines = ["", "Choice by the search's rule (feasible, lowest latency, ties to accuracy) with estimated vs measured latencies "
+             "(noise: the larger (max - min) / mean of the two candidates' pass times):", "",
+             "| scenario | same | same or within noise | pass A's choice = pass B's (ceiling) |", "|---|---|---|---|"]
+    lines += [f"| {s} | {v['same']} of {v['n']} | {v['same_or_within_noise']} of {v['n']} | {v['passes_agree']} of {v['n']} |"
+              for s, v in summary.items()]
+    lines += ["", "| model | scenario | by estimate | by measurement | measured gap | noise | within noise | predicted gap | pass A / pass B |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {c['model']} | {c['scenario']} | {c['by_estimate']} | {c['by_measurement']} | {c['measured_gap_pct']} % | "
+              f"{c['noise_pct']} % | {c['within_noise']} | {c['predicted_gap_pct']} % | {c['pass_a']} / {c['pass_b']} |" for c in choices]
+    return lines
+
+
+def thread_bias(rows: list[dict]) -> dict:
+    """Per precision: signed median error at each thread count, and the 2-thread / 1-thread time ratio,
+    predicted vs measured (median over networks): a systematic per-thread error of the call model shows here."""
+    import numpy as np
+
+    out = {}
+    for p in sorted({r["precision"] for r in rows}):
+        d = {(r["model"], r["threads"]): r for r in rows if r["precision"] == p}
+        pairs = [(d[(m, 1)], d[(m, 2)]) for (m, t) in d if t == 1 and (m, 2) in d]
+        if not pairs:
+            continue
+        signed = {t: round(100 * float(np.median([r["predicted_s"] / r["measured_s"] - 1 for (m, tt), r in d.items() if tt == t])), 1)
+                  for t in (1, 2)}
+        rm = np.array([b["measured_s"] / a["measured_s"] for a, b in pairs])
+        rp = np.array([b["predicted_s"] / a["predicted_s"] for a, b in pairs])
+        out[p] = {"signed_median_err_pct": signed, "ratio_2t_1t_measured": round(float(np.median(rm)), 3),
+                  "ratio_2t_1t_predicted": round(float(np.median(rp)), 3),
+                  "share_2t_faster_measured": round(float(np.mean(rm < 1)), 2), "share_2t_faster_predicted": round(float(np.mean(rp < 1)), 2)}
+    return out
