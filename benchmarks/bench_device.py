@@ -63,7 +63,8 @@ def markdown(record: dict) -> str:
 
 def main() -> None:
     """Benchmark the given models interleaved, check the GPU provider, write the JSON."""
-    from edgemap.core.atomic import write_json, write_text
+    from edgemap.core.atomic import write_text
+    from compress_common import write_result_json  # the JSON is an export of the results store
     from edgemap.runtime import onnxruntime_backend
     from edgemap.runtime.bench import Candidate, benchmark
 
@@ -73,7 +74,7 @@ def main() -> None:
     record = {"bench": benchmark([Candidate.of(m) for m in models], THREADS, RUNS, WARMUP, BATCHES)}
     onnxruntime_backend.PREFERRED_PROVIDERS = GPU_FIRST
     record["gpu_provider_parity"] = [gpu_parity(m) for m in models if m.suffix == ".onnx"]
-    write_json(out / "bench_device.json", record)
+    write_result_json(out / "bench_device.json", record)
     write_text(out / "bench_device.md", markdown(record))
     for r in record["bench"]["results"]:
         lat = r["latency"]

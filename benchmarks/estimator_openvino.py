@@ -86,7 +86,8 @@ def main() -> None:
     import onnx
     import onnxruntime as ort
 
-    from edgemap.core.atomic import write_json, write_text
+    from edgemap.core.atomic import write_text
+    from compress_common import write_result_json  # the JSON is an export of the results store
     from edgemap.core.evidence import machine_evidence
     from edgemap.devices.kernels.sampler import build, random_config
     from estimator_families import generate
@@ -132,7 +133,7 @@ def main() -> None:
           "| threads | n | median abs err | within 10 % | Spearman | max err | run-to-run noise (median |A/B - 1|) |", "|---|---|---|---|---|---|---|"]
     md += [f"| {t} | {e['n']} | {e['median_abs_err_pct']} % | {e['within_10pct']} % | {e['spearman']} | {e['max_abs_err_pct']} % | {noise[t]} % |"
            for t, e in table.items()]
-    write_json(RESULTS / f"{stem}.json", {"command": cmd, "table": table, "noise_pct": noise, "rows": rows,
+    write_result_json(RESULTS / f"{stem}.json", {"command": cmd, "table": table, "noise_pct": noise, "rows": rows,
                                                      "coefficients": {t: c.tolist() for t, c in coefs.items()}, "classes": CLASSES,
                                                      "evidence_before": before, "evidence_after": after})
     write_text(RESULTS / f"{stem}.md", "\n".join(md) + "\n")

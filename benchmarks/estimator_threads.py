@@ -63,7 +63,8 @@ def main() -> None:
     """Profile, predict, write results/estimator_threads.{json,md}."""
     import onnxruntime as ort
 
-    from edgemap.core.atomic import write_json, write_text
+    from edgemap.core.atomic import write_text
+    from compress_common import write_result_json  # the JSON is an export of the results store
     from edgemap.core.evidence import machine_evidence
     from edgemap.devices.kernels.device import records_path
     from edgemap.devices.kernels.store import load_predictor
@@ -91,7 +92,7 @@ def main() -> None:
           "|---|---|---|---|"]
     md += [f"| {k} | {v['kernel_sum_err']:+.1f} % | {v['call_model_err']:+.1f} % | {v['whole_err']:+.1f} % |" for k, v in s.items()]
     stem = "estimator_threads" + (f"_{args.tag}" if args.tag else "")
-    write_json(RESULTS / f"{stem}.json", {"command": cmd, "summary": s, "rows": rows, "evidence_before": before, "evidence_after": after})
+    write_result_json(RESULTS / f"{stem}.json", {"command": cmd, "summary": s, "rows": rows, "evidence_before": before, "evidence_after": after})
     write_text(RESULTS / f"{stem}.md", "\n".join(md) + "\n")
     print("\n".join(md))
 

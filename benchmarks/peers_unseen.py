@@ -189,7 +189,7 @@ def markdown(reports: list[dict], ev: dict, command: str) -> str:
 
 def main() -> None:
     """Run every model and write the results."""
-    from edgemap.core.atomic import write_json
+    from compress_common import write_result_json  # the JSON is an export of the results store
     from edgemap.core.evidence import machine_evidence
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -213,7 +213,7 @@ def main() -> None:
     ev = machine_evidence()
     command = (f"nice -n 5 .venv/bin/python benchmarks/peers_unseen.py --models {args.models} --prune '{args.prune}' "
                f"--importance {args.importance} --ft-steps {args.ft_steps}" + (f" --tag {args.tag}" if args.tag else ""))
-    write_json(stem.with_suffix(".json"), {"command": command, "reports": reports, "evidence": ev})
+    write_result_json(stem.with_suffix(".json"), {"command": command, "reports": reports, "evidence": ev})
     stem.with_suffix(".md").write_text(markdown(reports, ev, command))
     print(markdown(reports, ev, command))
 

@@ -95,7 +95,8 @@ def fs_type(path: Path) -> str:
 
 
 def main() -> None:
-    from edgemap.core.atomic import write_json, write_text
+    from edgemap.core.atomic import write_text
+    from compress_common import write_result_json  # the JSON is an export of the results store
     from edgemap.core.evidence import machine_evidence
     from edgemap.results.importer import record_benchmark_file
 
@@ -143,7 +144,7 @@ def main() -> None:
            f"| {args.predictions:,} predictions stored | {out['deployment_read']['store_bytes'] / 1e6:.2f} MB; read back in "
            f"{out['deployment_read']['query_ms']} ms; deployment report {out['deployment_report_s_median']} s |",
            "", f"CPU: {out['evidence']['cpu']} ({', '.join(out['evidence']['cpu_flags'])}), Python {out['evidence']['python']}."]
-    write_json(RESULTS / "results_store.json", out)
+    write_result_json(RESULTS / "results_store.json", out)
     write_text(RESULTS / "results_store.md", "\n".join(md) + "\n")
     print("\n".join(md))
     record_benchmark_file(RESULTS / "results_store.json")

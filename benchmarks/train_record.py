@@ -15,7 +15,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from edgemap.core.atomic import write_json, write_text  # noqa: E402
+from edgemap.core.atomic import write_text  # noqa: E402
+from compress_common import write_result_json  # the JSON is an export of the results store
 from edgemap.core.evidence import machine_evidence  # noqa: E402
 from edgemap.data.cifar10 import load_cifar10  # noqa: E402
 from edgemap.models.checkpoint import load_checkpoint  # noqa: E402
@@ -53,7 +54,7 @@ def main() -> None:
         "notes": args.note, "history": hist, "reproduce": f"EDGEMAP_CIFAR10=../shared/data/cifar10 .venv/bin/python benchmarks/train_record.py {args.checkpoint} --claim {args.claim:g}",
     }
     out = ROOT / "benchmarks" / "results" / f"train_{info.architecture}"
-    write_json(out.with_suffix(".json"), record)
+    write_result_json(out.with_suffix(".json"), record)
     write_text(out.with_suffix(".md"), _markdown(record))
     print(_markdown(record))
 

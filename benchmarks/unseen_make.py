@@ -146,6 +146,7 @@ def main() -> None:
 
     from edgemap.convert.onnx_export import export_onnx
     from edgemap.core.atomic import write_json
+    from compress_common import write_result_json  # the JSON is an export of the results store
     from edgemap.core.evidence import machine_evidence
     from edgemap.data.cifar10 import load_cifar10
     from edgemap.data.dataset import CIFAR10_CLASSES
@@ -175,7 +176,7 @@ def main() -> None:
     gray_labels = np.array([order.index(CIFAR10_CLASSES[int(y)]) for y in test.labels])
     accuracy = {"graynet": onnx_accuracy(out / "graynet.onnx", test.images, gray_labels, parse_preprocess(GRAY_PREPROCESS)),
                 "dwhsnet": onnx_accuracy(out / "dwhsnet.onnx", test.images, test.labels, parse_preprocess("cifar10"))}
-    write_json(ROOT / "benchmarks" / "results" / "unseen_make.json", {
+    write_result_json(ROOT / "benchmarks" / "results" / "unseen_make.json", {
         "command": f"nice -n 5 .venv/bin/python benchmarks/unseen_make.py --threads {args.threads}",
         "folder_images": counts, "graynet_class_order": list(order), "graynet_preprocess": GRAY_PREPROCESS,
         "training": record, "accuracy_percent": accuracy, "evidence": machine_evidence(args.threads),
