@@ -6,7 +6,8 @@ rate batching-on sustained in that round. Medians and ranges over rounds are rep
 load average before each round (the machine is shared: six jobs on 2 cores).
 
     PYTHONPATH=$PWD .venv/bin/python benchmarks/serve_variants.py     # ~4 min with the defaults
-    SERVE_VARIANTS="h11:asyncio,httptools:uvloop" SERVE_ROUNDS=2 SERVE_LOAD_SECONDS=10 ...
+    SERVE_VARIANTS="h11:asyncio,httptools:uvloop,httptools:uvloop:0,httptools:uvloop:2:2" SERVE_ROUNDS=2 ...
+    (variant = HTTP:LOOP[:MAX_WAIT_MS[:PROCESSES]]; the variant names in the results are these, completed)
 """
 
 from __future__ import annotations
@@ -24,27 +25,60 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 import serve_load as sl  # noqa: E402 - the phases, client and server harness of the single-variant benchmark
 
-VARIANTS = [v.split(":") for v in os.environ.get("SERVE_VARIANTS", "h11:asyncio,httptools:uvloop").split(",")]
+# HTTP:LOOP[:MAX_WAIT_MS[:PROCESSES]]: PROCESSES > 1 starts that many servers and spreads the connections over
+# them (what `--workers N` would do with one batcher each), to see what several processes would give
+VARIANTS = [(v.split(":") + ["2", "1"][len(v.split(":")) - 2:])[:4]
+            for v in os.environ.get("SERVE_VARIANTS", "h11:asyncio,httptools:uvloop").split(",")]
 ROUNDS = int(os.environ.get("SERVE_ROUNDS", "2"))
 DURATION_S = float(os.environ.get("SERVE_LOAD_SECONDS", "10"))
 SEQUENTIAL = int(os.environ.get("SERVE_SEQUENTIAL", "300"))
 OUT = Path(os.environ.get("SERVE_VARIANTS_OUT", Path(__file__).parent / "results" / "serve_variants"))
 
 
-def one_variant(bundle: Path, image: np.ndarray, payload: bytes, http: str, loop: str) -> dict:
+class Servers:
+    """N `edgemap serve` processes seen as one by serve_load's clients: each new connection goes to the next one."""
+
+    def __init__(self, n: int, bundle: Path, *extra: str) -> None:
+        self.servers = [sl.Server(bundle, *extra) for _ in range(n)]
+        self._next = 0
+
+    @property
+    def port(self) -> int:
+        self._next += 1
+        return self.servers[self._next % len(self.servers)].port
+
+    def cpu_s(self) -> float:
+        return sum(s.cpu_s() for s in self.servers)
+
+    def rss_mb(self) -> float:
+        return sum(s.rss_mb() for s in self.servers)
+
+    def batches(self) -> dict:
+        each = [sl.metrics_batches(s.port) for s in self.servers]
+        n = sum(b["batches"] for b in each)
+        return {"batches": n, "mean_batch": round(sum(b["batches"] * b["mean_batch"] for b in each) / max(1, n), 2)}
+
+    def stop(self) -> None:
+        for s in self.servers:
+            s.stop()
+
+
+def one_variant(bundle: Path, image: np.ndarray, payload: bytes, http: str, loop: str, wait_ms: str = "2",
+                procs: str = "1") -> dict:
     """The four phases for one variant: the figures the issue asks for."""
     impl = ("--http", http, "--loop", loop)
-    server = sl.Server(bundle, "--max-batch", str(sl.MAX_BATCH), *impl)
+    batching = ("--max-batch", str(sl.MAX_BATCH), "--max-wait-ms", wait_ms, *impl)
+    server = Servers(int(procs), bundle, *batching)
     cpu0 = server.cpu_s()
     lat, bare = asyncio.run(sl.sequential(server.port, payload, SEQUENTIAL, sl.bare_run(bundle, image)))
     seq_cpu = 1000 * (server.cpu_s() - cpu0) / len(lat)
     on = asyncio.run(sl.closed_loop(server, payload, sl.CLIENTS, DURATION_S))
-    on.update(sl.metrics_batches(server.port))
+    on.update(server.batches())
     server.stop()
-    server = sl.Server(bundle, "--max-batch", "1", *impl)
+    server = Servers(int(procs), bundle, "--max-batch", "1", *impl)
     off = asyncio.run(sl.closed_loop(server, payload, sl.CLIENTS, DURATION_S))
     server.stop()
-    server = sl.Server(bundle, "--max-batch", str(sl.MAX_BATCH), *impl)
+    server = Servers(int(procs), bundle, *batching)
     over = asyncio.run(sl.open_loop(server, payload, sl.OVERLOAD * on["ok_per_s"], DURATION_S, sl.OVERLOAD_CONNECTIONS))
     server.stop()
     return {"lone_overhead_ms": round(1000 * (float(np.median(lat)) - float(np.median(bare))), 3),
@@ -84,14 +118,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         bundle = sl.make_bundle(Path(tmp))
         for r in range(ROUNDS):
-            for http, loop in VARIANTS:
+            for variant in VARIANTS:
                 load = os.getloadavg()
                 t0 = time.time()
-                res = {"round": r, "variant": f"{http}:{loop}", "load_before": [round(x, 2) for x in load],
-                       **one_variant(bundle, image, payload, http, loop), "seconds": round(time.time() - t0, 1)}
+                res = {"round": r, "variant": ":".join(variant), "load_before": [round(x, 2) for x in load],
+                       **one_variant(bundle, image, payload, *variant), "seconds": round(time.time() - t0, 1)}
                 out["rounds"].append(res)
                 print(json.dumps(res), flush=True)
-    out["summary"] = {f"{h}:{lp}": summary([x for x in out["rounds"] if x["variant"] == f"{h}:{lp}"]) for h, lp in VARIANTS}
+    out["summary"] = {":".join(v): summary([x for x in out["rounds"] if x["variant"] == ":".join(v)]) for v in VARIANTS}
     out["evidence"] = machine_evidence(sl.THREADS)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.with_suffix(".json").write_text(json.dumps(out, indent=2) + "\n")
@@ -109,7 +143,8 @@ def markdown(out: dict) -> str:
            for v, s in out["summary"].items()]
     return "\n".join([
         "# serve_variants: serve_load's phases per server variant, interleaved", "",
-        "`PYTHONPATH=$PWD .venv/bin/python benchmarks/serve_variants.py`", "",
+        f"`SERVE_VARIANTS={','.join(st['variants'])} SERVE_ROUNDS={st['rounds']} SERVE_LOAD_SECONDS={st['duration_s']:g} "
+        "PYTHONPATH=$PWD .venv/bin/python benchmarks/serve_variants.py`", "",
         f"{ev['cpu']} ({', '.join(ev['cpu_flags'])}), {ev['logical_cpus']} logical CPUs, load average "
         f"{ev.get('load_average')} at the end; onnxruntime {ev['versions'].get('onnxruntime')}; runtime threads "
         f"{st['threads']}; {st['rounds']} rounds x {len(st['variants'])} variants, {st['duration_s']:g} s per phase, "
