@@ -195,7 +195,7 @@ def serve_cmd(bundle: Path, host: str = typer.Option("127.0.0.1", help="0.0.0.0 
               record: bool = typer.Option(True, "--record/--no-record", help=RECORD_HELP),
               retention: int = typer.Option(100_000, help=RETENTION_HELP),
               http: str = typer.Option("auto", help="HTTP parser: auto (httptools if installed), h11, httptools"),
-              loop: str = typer.Option("auto", help="event loop: auto (uvloop if installed), asyncio, uvloop")) -> None:
+              loop: str = typer.Option("auto", help="event loop: auto (= asyncio), asyncio, uvloop")) -> None:
     """Serve a bundle over HTTP: POST /v1/predict, GET /v1/model, /healthz, /readyz, /metrics, /docs."""
     from edgemap.deploy.recording import open_recorder
 

@@ -42,7 +42,7 @@ from edgemap.errors import EdgemapError
 INLINE_BODY_BYTES = 64 << 10  # bodies up to this size, holding at most INLINE_PIXELS pixels in all, are decoded
 INLINE_PIXELS = 128 * 128  # on the event loop (well under a millisecond); larger ones on a worker thread
 PREDICT_PATHS = frozenset({"/v1/predict", "/predict"})
-# uvicorn's HTTP parser and event loop: "auto" takes the C ones (httptools, uvloop) where installed, else h11/asyncio
+# uvicorn's HTTP parser and event loop: "auto" takes the C parser (httptools) where installed, and asyncio's loop
 HTTP_IMPLEMENTATIONS = {"auto": None, "h11": "h11", "httptools": "httptools"}
 LOOP_IMPLEMENTATIONS = {"auto": None, "asyncio": "asyncio", "uvloop": "uvloop"}
 # called once per prediction, on the event loop, after the answer is computed: it must not block (a results store
@@ -70,7 +70,7 @@ class ServeConfig:
     token: Optional[str] = None
     public_key: Optional[Path] = None
     http: str = "auto"  # uvicorn's HTTP parser: auto, h11 or httptools
-    loop: str = "auto"  # uvicorn's event loop: auto, asyncio or uvloop
+    loop: str = "auto"  # uvicorn's event loop: auto (= asyncio), asyncio or uvloop
 
     def __post_init__(self) -> None:
         if self.top_k < 1 or self.request_timeout_s <= 0:
@@ -83,10 +83,11 @@ class ServeConfig:
                 raise EdgemapError(f"--{what} {value}: the package {module!r} is not installed (pip install {module})")
 
     def uvicorn_choice(self) -> tuple[str, str]:
-        """(http, loop) as uvicorn names them: auto picks httptools/uvloop when installed, h11/asyncio otherwise."""
+        """(http, loop) as uvicorn names them: auto = httptools when installed (else h11) on asyncio's loop.
+        Not uvloop by default, unlike uvicorn: with httptools on uvloop, 503s under 4x overload took 1.0-1.5 s at
+        p99 instead of 0.2-0.3 s (benchmarks/results/serve_attempts.md)."""
         http = self.http if self.http != "auto" else ("httptools" if importlib.util.find_spec("httptools") else "h11")
-        loop = self.loop if self.loop != "auto" else ("uvloop" if importlib.util.find_spec("uvloop") else "asyncio")
-        return http, loop
+        return http, "asyncio" if self.loop == "auto" else self.loop
 
 
 def create_app(bundle: "str | Path", config: ServeConfig = ServeConfig(), on_result: Optional[ResultHook] = None):  # noqa: ANN201

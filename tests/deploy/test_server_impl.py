@@ -16,7 +16,7 @@ from edgemap.errors import EdgemapError
 from tests.deploy.test_serve_process import EDGE_CLI, free_port, wait_ready
 
 
-def test_unknown_choices_are_refused_and_auto_prefers_the_c_implementations():
+def test_unknown_choices_are_refused_and_auto_prefers_the_c_parser_on_asyncio():
     with pytest.raises(EdgemapError, match="--http must be one of auto, h11, httptools"):
         ServeConfig(http="httpx")
     with pytest.raises(EdgemapError, match="--loop must be one of"):
@@ -24,7 +24,9 @@ def test_unknown_choices_are_refused_and_auto_prefers_the_c_implementations():
     assert ServeConfig(http="h11", loop="asyncio").uvicorn_choice() == ("h11", "asyncio")
     http, loop = ServeConfig().uvicorn_choice()
     assert http == ("httptools" if importlib.util.find_spec("httptools") else "h11")
-    assert loop == ("uvloop" if importlib.util.find_spec("uvloop") else "asyncio")
+    assert loop == "asyncio"  # uvloop answered 503s slower under overload (serve_attempts.md)
+    if importlib.util.find_spec("uvloop"):
+        assert ServeConfig(loop="uvloop").uvicorn_choice() == (http, "uvloop")
 
 
 def test_cli_refuses_a_bad_choice_in_one_line(bundle):
@@ -33,7 +35,7 @@ def test_cli_refuses_a_bad_choice_in_one_line(bundle):
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "--http must be one of" in r.stderr
 
 
-@pytest.mark.parametrize("http, loop", [("h11", "asyncio"), ("httptools", "uvloop")])
+@pytest.mark.parametrize("http, loop", [("h11", "asyncio"), ("httptools", "asyncio"), ("httptools", "uvloop")])
 def test_each_parser_and_loop_serves_predictions_without_torch(bundle, encode, classes, http, loop):
     for module in {http, loop} - {"h11", "asyncio"}:
         pytest.importorskip(module)
