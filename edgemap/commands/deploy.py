@@ -133,14 +133,15 @@ def _infer_watch(bundle: Path, folder: Path, out: Optional[Path], fmt: Optional[
 
 def _serve(bundle: Path, host: str, port: int, threads: int, top_k: int, max_body_mb: float, max_pixels: int,
            max_images: int, max_batch: int, max_wait_ms: float, max_queue: int, timeout: float,
-           token_file: Optional[Path], public_key: Optional[Path], recorder) -> None:  # noqa: ANN001
+           token_file: Optional[Path], public_key: Optional[Path], recorder, http: str = "auto",  # noqa: ANN001
+           loop: str = "auto") -> None:
     from edgemap.deploy.batcher import BatchConfig
     from edgemap.deploy.http_gate import read_token
     from edgemap.deploy.payload import Limits
     from edgemap.deploy.server import ServeConfig, serve
 
     config = ServeConfig(threads=threads, top_k=top_k, request_timeout_s=timeout, token=read_token(token_file),
-                         public_key=public_key,
+                         public_key=public_key, http=http, loop=loop,
                          limits=Limits(int(max_body_mb * (1 << 20)), max_pixels, max_images),
                          batching=BatchConfig(max_batch, max_wait_ms, max_queue))
     try:
@@ -192,13 +193,16 @@ def serve_cmd(bundle: Path, host: str = typer.Option("127.0.0.1", help="0.0.0.0 
                                                         "token in this file (or set $EDGEMAP_SERVE_TOKEN)"),
               public_key: Optional[Path] = typer.Option(None, help=PUBLIC_KEY_HELP),
               record: bool = typer.Option(True, "--record/--no-record", help=RECORD_HELP),
-              retention: int = typer.Option(100_000, help=RETENTION_HELP)) -> None:
+              retention: int = typer.Option(100_000, help=RETENTION_HELP),
+              http: str = typer.Option("auto", help="HTTP parser: auto (httptools if installed), h11, httptools"),
+              loop: str = typer.Option("auto", help="event loop: auto (= asyncio), asyncio, uvloop")) -> None:
     """Serve a bundle over HTTP: POST /v1/predict, GET /v1/model, /healthz, /readyz, /metrics, /docs."""
     from edgemap.deploy.recording import open_recorder
 
     # block_when_behind=False: with the store locked for long, rows are dropped (and counted), never written on the loop
     _serve(bundle, host, port, threads, top_k, max_body_mb, max_pixels, max_images, max_batch, max_wait_ms,
-           max_queue, timeout, token_file, public_key, open_recorder(record, bundle, retention, block_when_behind=False))
+           max_queue, timeout, token_file, public_key, open_recorder(record, bundle, retention, block_when_behind=False),
+           http, loop)
 
 
 def deploy_cmd(bundle: Optional[Path] = typer.Argument(None, help="bundle to install"),

@@ -20,6 +20,7 @@ one inference thread (edgemap.deploy.batcher): the event loop never runs a model
 
 import asyncio
 import hashlib
+import importlib.util
 import re
 import sys
 import time
@@ -41,6 +42,9 @@ from edgemap.errors import EdgemapError
 INLINE_BODY_BYTES = 64 << 10  # bodies up to this size, holding at most INLINE_PIXELS pixels in all, are decoded
 INLINE_PIXELS = 128 * 128  # on the event loop (well under a millisecond); larger ones on a worker thread
 PREDICT_PATHS = frozenset({"/v1/predict", "/predict"})
+# uvicorn's HTTP parser and event loop: "auto" takes the C parser (httptools) where installed, and asyncio's loop
+HTTP_IMPLEMENTATIONS = {"auto": None, "h11": "h11", "httptools": "httptools"}
+LOOP_IMPLEMENTATIONS = {"auto": None, "asyncio": "asyncio", "uvloop": "uvloop"}
 # called once per prediction, on the event loop, after the answer is computed: it must not block (a results store
 # plugs in here: edgemap.deploy.recording.PredictionRecorder only appends to a buffer); keys in that module's docstring
 ResultHook = Callable[[dict], None]
@@ -65,10 +69,25 @@ class ServeConfig:
     request_timeout_s: float = 10.0
     token: Optional[str] = None
     public_key: Optional[Path] = None
+    http: str = "auto"  # uvicorn's HTTP parser: auto, h11 or httptools
+    loop: str = "auto"  # uvicorn's event loop: auto (= asyncio), asyncio or uvloop
 
     def __post_init__(self) -> None:
         if self.top_k < 1 or self.request_timeout_s <= 0:
             raise EdgemapError(f"top_k must be >= 1 and request_timeout_s > 0, got {self.top_k}, {self.request_timeout_s}")
+        for what, value, known in (("http", self.http, HTTP_IMPLEMENTATIONS), ("loop", self.loop, LOOP_IMPLEMENTATIONS)):
+            if value not in known:
+                raise EdgemapError(f"--{what} must be one of {', '.join(known)}, got {value!r}")
+            module = known[value]
+            if module is not None and module not in ("h11", "asyncio") and importlib.util.find_spec(module) is None:
+                raise EdgemapError(f"--{what} {value}: the package {module!r} is not installed (pip install {module})")
+
+    def uvicorn_choice(self) -> tuple[str, str]:
+        """(http, loop) as uvicorn names them: auto = httptools when installed (else h11) on asyncio's loop.
+        Not uvloop by default, unlike uvicorn: with httptools on uvloop, 503s under 4x overload took 1.0-1.5 s at
+        p99 instead of 0.2-0.3 s (benchmarks/results/serve_attempts.md)."""
+        http = self.http if self.http != "auto" else ("httptools" if importlib.util.find_spec("httptools") else "h11")
+        return http, "asyncio" if self.loop == "auto" else self.loop
 
 
 def create_app(bundle: "str | Path", config: ServeConfig = ServeConfig(), on_result: Optional[ResultHook] = None):  # noqa: ANN201
@@ -336,13 +355,16 @@ def serve(bundle: "str | Path", host: str = "127.0.0.1", port: int = 8000, confi
 
     _check_port_free(host, port)
     app = create_app(bundle, config, on_result)
+    http, loop = config.uvicorn_choice()
     server = uvicorn.Server(uvicorn.Config(
         app, host=host, port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=graceful_timeout_s,
+        http=http, loop=loop,
         limit_concurrency=2 * config.batching.max_queue + 32))  # beyond this, uvicorn itself answers 503
     if host not in ("127.0.0.1", "localhost", "::1") and config.token is None:
         print(f"edgemap serve: warning: listening on {host} without a token (--token-file or $EDGEMAP_SERVE_TOKEN)",
               file=sys.stderr)
-    print(f"edgemap serve: {bundle} on http://{host}:{port} (POST /v1/predict, GET /docs, /metrics)", file=sys.stderr,
+    print(f"edgemap serve: {bundle} on http://{host}:{port} (POST /v1/predict, GET /docs, /metrics; {http}, {loop})",
+          file=sys.stderr,
           flush=True)
     terminated = []
     # uvicorn re-raises the signal it caught once it has shut down; this handler turns SIGTERM into a clean exit
