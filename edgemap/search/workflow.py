@@ -82,14 +82,31 @@ def _with_size(spec, hw: tuple):  # noqa: ANN001, ANN202 - PreprocessSpec
     return spec if spec.resize is not None else dataclasses.replace(spec, resize=(int(hw[0]), int(hw[1])))
 
 
+def model_classes(opts: MapOptions, src: ModelSource) -> tuple[str, ...] | None:
+    """The model's output order: --classes/--labels, else what the model carries (a checkpoint's record, an ONNX
+    file's metadata_props), else None (the data's own order is taken as the model's)."""
+    from edgemap.data.classes import onnx_class_names
+
+    carried = src.class_names
+    if carried is None and src.artifact.format == "onnx" and src.artifact.path:
+        carried = onnx_class_names(src.artifact.path)
+    names = tuple(opts.class_names) if opts.class_names else carried
+    outputs = src.user.info.num_classes if src.user is not None else len(carried or ())
+    if names and outputs and len(names) != outputs:
+        origin = "--classes/--labels" if opts.class_names else f"{src.path.name}'s class names"
+        raise EdgemapError(f"{origin} name {len(names)} classes, the model outputs {outputs} scores")
+    return names
+
+
 def _base_recipe(opts: MapOptions, src: ModelSource) -> dict:
-    """What every candidate's recipe shares: schema, model, data and preprocessing."""
+    """What every candidate's recipe shares: schema, model, data (with the model's class order) and preprocessing."""
     from edgemap.pipeline.recipe import SCHEMA_VERSION
 
-    return {"schema": SCHEMA_VERSION, "model": src.ref,
-            "data": {"eval": str(opts.eval_data) if opts.eval_data else "shipped-sample",
-                     "train": str(opts.train_data) if opts.train_data else None},
-            "preprocess": src.spec.to_dict()}
+    data = {"eval": str(opts.eval_data) if opts.eval_data else "shipped-sample",
+            "train": str(opts.train_data) if opts.train_data else None}
+    if src.class_names:
+        data["classes"] = list(src.class_names)
+    return {"schema": SCHEMA_VERSION, "model": src.ref, "data": data, "preprocess": src.spec.to_dict()}
 
 
 def prepare(opts: MapOptions, console: Console) -> Job:
@@ -104,8 +121,10 @@ def prepare(opts: MapOptions, console: Console) -> Job:
     profile = resolve(opts.device)
     base_data = {"data": {"eval": str(opts.eval_data) if opts.eval_data else None,
                           "train": str(opts.train_data) if opts.train_data else None}}
-    data = load_data(*data_section(base_data))  # the very data every trial and `edgemap run` load
-    src = _model_source(opts, data.eval_set)
+    eval_ref, train_ref, _ = data_section(base_data)
+    src = _model_source(opts, load_data(eval_ref, train_ref).eval_set)
+    src.class_names = model_classes(opts, src)
+    data = load_data(eval_ref, train_ref, src.class_names)  # the very data every trial and `edgemap run` load
     if src.user is not None:
         _check_user_model(src, data.eval_set, console)
     work = Path(opts.out_dir) / "artifacts" / _fingerprint(opts, src)
@@ -115,16 +134,15 @@ def prepare(opts: MapOptions, console: Console) -> Job:
     if not can_prune and any(r > 0 for r in opts.prune_ratios):
         console.print(f"pruning is off: {why}")
     space = build_space(opts, profile, can_prune, litert_source=torch_error is None, source_format=src.artifact.format)
-    settings = BuildSettings(src.artifact.format, opts.finetune_epochs, opts.finetune_precision, opts.calib_samples, opts.seed)
+    settings = build_settings(opts, src.artifact.format)
     ctx = {"recipe": _base_recipe(opts, src), "settings": asdict(settings), "work_dir": str(work),
            "cache_dir": str(Path(opts.out_dir) / "cache"), "eval_npz": str(eval_npz), "device": opts.device,
            "device_is_host": profile.name == "host", "latency_runs": opts.latency_runs, "baseline_accuracy": 0.0,
            "progress": opts.progress}
     ratios = sorted({c.prune_ratio for c in space.grid() if c.prune_ratio > 0})
     if ratios:
-        console.print(f"pruning {src.path.name} at ratios {ratios} with {opts.finetune_epochs} fine-tuning epochs "
-                      f"({opts.finetune_precision}, cached)")
-        _prune_first(ctx, ratios)
+        console.print(f"pruning {src.path.name} at ratios {ratios}, fine-tuning {_budget_text(settings)} (cached)")
+        ctx["finetune"] = _prune_first(ctx, ratios, console)
     fp32 = _build(ctx, Candidate(0.0, "fp32", "none", "onnxruntime", 1))
     ctx["fp32_onnx"] = str(fp32.artifact.path)
     ctx["baseline_accuracy"] = _baseline(ctx, fp32.artifact.path)
@@ -138,18 +156,54 @@ def _build(ctx: dict, c: Candidate):  # noqa: ANN202 - Built
     return build_candidate(ctx, c)
 
 
-def _prune_first(ctx: dict, ratios: list[float]) -> None:
+FINETUNE_SHARE = 0.5  # fine-tuning stops within this share of --max-accuracy-drop: the rest is left for quantization
+
+
+def build_settings(opts: MapOptions, source_format: str):  # noqa: ANN201 - BuildSettings
+    """The pass options every candidate shares, with the fine-tuning budget and its early-stopping bound."""
+    from edgemap.search.compile import BuildSettings
+
+    bound = opts.constraints.max_accuracy_drop
+    return BuildSettings(source_format=source_format, finetune_epochs=opts.finetune_epochs,
+                         finetune_precision=opts.finetune_precision, finetune_steps=opts.finetune_steps,
+                         finetune_minutes=opts.finetune_minutes,
+                         finetune_max_drop=None if bound is None else round(bound * FINETUNE_SHARE, 3),
+                         calib_samples=opts.calib_samples, seed=opts.seed)
+
+
+def _budget_text(s) -> str:  # noqa: ANN001 - BuildSettings
+    from edgemap.search.compile import CHECKPOINT_FINETUNE_EPOCHS
+
+    if s.source_format == "checkpoint" or s.finetune_epochs is not None:
+        epochs = CHECKPOINT_FINETUNE_EPOCHS if s.finetune_epochs is None else s.finetune_epochs
+        return f"{epochs} epochs ({s.finetune_precision})"
+    limits = [f"{s.finetune_steps} steps" if s.finetune_steps else "", f"{s.finetune_minutes:g} min" if s.finetune_minutes else ""]
+    stop = f", stopping within {s.finetune_max_drop:g} points of the unpruned model" if s.finetune_max_drop is not None else ""
+    return f"on a budget of {' / '.join(x for x in limits if x)}{stop}"
+
+
+def _prune_first(ctx: dict, ratios: list[float], console: Console) -> dict[str, dict]:
     """Prune + fine-tune once per ratio before the trials (sequentially, with progress): trials then find the
-    pruned model in the cache instead of two workers training the same one."""
+    pruned model in the cache instead of two workers training the same one. Prints, per ratio, how much of the
+    fine-tuning budget it used and why a ratio was given up; returns that per ratio."""
     from edgemap.pipeline.context import recipe_context
     from edgemap.pipeline.recipe import build
     from edgemap.search.compile import BuildSettings, compile_passes
 
+    out = {}
     for r in ratios:
         first = compile_passes(Candidate(r, "fp32", "none", "onnxruntime", 1), BuildSettings(**ctx["settings"]))[:1]
         recipe = {**ctx["recipe"], "passes": first}
         pctx, _ = recipe_context(recipe, progress=ctx["progress"])
-        build(recipe, Path(ctx["work_dir"]) / "pruned" / f"p{r:g}", pctx, ctx["cache_dir"])
+        report = build(recipe, Path(ctx["work_dir"]) / "pruned" / f"p{r:g}", pctx, ctx["cache_dir"]).reports[0]
+        info = report.extra.get("finetune")
+        if info is not None:
+            out[f"{r:g}"] = {k: info.get(k) for k in ("budget_used", "stopped", "steps", "seconds", "optimizer", "lr",
+                                                      "best_accuracy", "best_step", "target", "held_out", "given_up")}
+            verdict = f"[yellow]given up[/]: {info['given_up']}" if info.get("given_up") else "kept"
+            console.print(f"  ratio {r:g}: fine-tuning used {info['budget_used']} ({info['optimizer']}, lr {info['lr']:.2g}); "
+                          + verdict)
+    return out
 
 
 def _check_user_model(src: ModelSource, eval_set, console: Console) -> None:  # noqa: ANN001 - ImageSet
@@ -190,9 +244,10 @@ def _can_prune(src: ModelSource, data, torch_error: str | None) -> tuple[bool, s
 
 # Bump when the way candidates are built changes (quantizer settings, fine-tuning rule): the artifacts folder
 # and the study name derive from the fingerprint, so older trials are not reused.
-BUILD_VERSION = "4"  # 2: INT8 keeps first/last layers in float; user-model fine-tuning lr by BatchNorm presence
+BUILD_VERSION = "5"  # 2: INT8 keeps first/last layers in float; user-model fine-tuning lr by BatchNorm presence
 # 3: pruned widths rounded to multiples of 8; fine-tuning keeps the checkpoint's JPEG augmentation
 # 4: every candidate is its recipe, built by the recipe runner (parity gates on calibration images)
+# 5: user models fine-tune on a step/minute budget with early stopping; the data carries the model's class order
 
 
 def _fingerprint(opts: MapOptions, src: ModelSource) -> str:
@@ -202,6 +257,9 @@ def _fingerprint(opts: MapOptions, src: ModelSource) -> str:
     h.update(src.artifact.sha256.encode())
     h.update(json.dumps([str(opts.eval_data), str(opts.train_data), opts.preprocess, opts.calib_samples, opts.seed,
                          opts.finetune_epochs]).encode())
+    if opts.finetune_epochs is None and not src.is_checkpoint and any(r > 0 for r in opts.prune_ratios):
+        # the budget and its stopping bound shape a user model's pruned variants
+        h.update(json.dumps([opts.finetune_steps, opts.finetune_minutes, opts.constraints.max_accuracy_drop]).encode())
     if opts.finetune_precision != "fp32":  # only then, so fp32 searches keep their cached trials
         h.update(opts.finetune_precision.encode())
     return f"{src.path.stem}-{h.hexdigest()[:10]}"
@@ -272,7 +330,8 @@ def choose(opts: MapOptions, job: Job, results: dict[str, dict]) -> dict:
     return {"objective": opts.objective, "objective_key": key, "device": opts.device, "baseline_accuracy": job.ctx["baseline_accuracy"],
             "data": job.data_note, "constraints": opts.constraints.__dict__, "trials": list(results.values()),
             "front": [ok[i]["key"] for i in front_idx], "chosen": chosen, "nearest": nearest, "finalists": finals,
-            "failed": {m["key"]: m["error"] for m in results.values() if m.get("error")}}
+            "failed": {m["key"]: m["error"] for m in results.values() if m.get("error")},
+            "finetune": job.ctx.get("finetune", {})}
 
 
 FINALIST_ROUNDS = 3  # one side-by-side run picked a 2-thread candidate in a lucky mode: x1.7 slower in the next run
