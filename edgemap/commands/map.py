@@ -58,6 +58,8 @@ def register(app: typer.Typer) -> None:
                                                                           "(each backend offers those it declares)"),
         threads: str = typer.Option("1,2", help="comma-separated thread counts to try"),
         latency_runs: int = typer.Option(100, help="timed batch-1 runs per candidate"),
+        timing_rounds: int = typer.Option(3, help="alternating rounds timing the finalists and references, each alone "
+                                                  "in a fresh process (more: narrower spreads, longer wall time)"),
         out: Path = typer.Option(Path("out/map"), help="output folder (study, artifacts, recipe, bundle, report)"),
     ) -> None:
         """Search compressions x precisions x backends x threads for the best mapping onto a device."""
@@ -75,7 +77,8 @@ def register(app: typer.Typer) -> None:
             backends=tuple(b.strip() for b in backends.split(",") if b.strip()),
             precisions=tuple(p.strip() for p in precisions.split(",") if p.strip()),
             calibrations=tuple(c.strip() for c in calibrations.split(",") if c.strip()),
-            threads=tuple(int(v) for v in _floats(threads, "--threads")), latency_runs=latency_runs)
+            threads=tuple(int(v) for v in _floats(threads, "--threads")), latency_runs=latency_runs,
+            timing_rounds=timing_rounds)
         run_map(opts)
 
     @app.command("run")

@@ -20,7 +20,7 @@ def run_map(opts: MapOptions) -> dict:
     results = workflow.search(opts, job, console)
     summary = workflow.choose(opts, job, results)
     if summary["chosen"] is not None:
-        summary["comparison"] = workflow.compare(opts, job, summary)
+        workflow.measure(opts, job, summary)
         summary["bundle"] = str(outputs.write_bundle(opts, job, summary))
     summary["recipe"] = str(outputs.write_recipe(opts, job, summary))
     summary["wall_s"] = round(time.perf_counter() - t0, 1)

@@ -41,11 +41,14 @@ class MapOptions:
     threads: tuple[int, ...] = (1, 2)
     calib_samples: int = 256
     latency_runs: int = 100
+    timing_rounds: int = 3  # alternating rounds of the isolated timing of finalists and references
     progress: bool = True
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
             raise EdgemapError(f"unknown objective {self.objective!r}; use {', '.join(OBJECTIVES)}")
+        if self.timing_rounds < 1:
+            raise EdgemapError("--timing-rounds must be at least 1")
         if self.trials < 1:
             raise EdgemapError("--trials must be at least 1")
         if self.finetune_steps is None and self.finetune_minutes is None and self.finetune_epochs is None:

@@ -321,66 +321,32 @@ def choose(opts: MapOptions, job: Job, results: dict[str, dict]) -> dict:
         m["violations"] = opts.constraints.violations(m)
     front_idx = pareto_front(ok, {"accuracy": "max", key: "min", "size_bytes": "min"})
     feasible = [m for m in ok if not m["violations"]]
-    finals = finalists(job, feasible, opts) if key == "latency_ms" and job.ctx["device_is_host"] else {}
-    if finals:  # measured latencies are noisy: the fastest few are timed again side by side before choosing
-        chosen = min((m for m in feasible if m["key"] in finals), key=lambda m: finals[m["key"]]["p50_ms"])
-    else:
-        chosen = min(feasible, key=lambda m: (m[key], -m["accuracy"])) if feasible else None
+    chosen = min(feasible, key=lambda m: (m[key], -m["accuracy"])) if feasible else None  # measure() may re-choose
     nearest = sorted(ok, key=lambda m: (len(m["violations"]), m["accuracy_drop"], m[key]))[:3] if not feasible else []
     return {"objective": opts.objective, "objective_key": key, "device": opts.device, "baseline_accuracy": job.ctx["baseline_accuracy"],
             "data": job.data_note, "constraints": opts.constraints.__dict__, "trials": list(results.values()),
-            "front": [ok[i]["key"] for i in front_idx], "chosen": chosen, "nearest": nearest, "finalists": finals,
+            "front": [ok[i]["key"] for i in front_idx], "chosen": chosen, "nearest": nearest, "finalists": {},
             "failed": {m["key"]: m["error"] for m in results.values() if m.get("error")},
             "finetune": job.ctx.get("finetune", {})}
 
 
-FINALIST_ROUNDS = 3  # one side-by-side run picked a 2-thread candidate in a lucky mode: x1.7 slower in the next run
+def measure(opts: MapOptions, job: Job, summary: dict, extra: dict[str, tuple[str, str]] | None = None) -> None:
+    """Time the finalists and the references (and `extra`, e.g. the peers: name -> (backend, file)) each alone in a
+    fresh process, at every thread count, in alternating rounds (search/robust.py); on the host latency objective
+    re-choose among the fastest feasible files on the median (ties: more accurate, then smaller). Fills
+    summary['chosen'], ['finalists'], ['comparison'] and ['timing']."""
+    from edgemap.search import robust
 
-
-def finalists(job: Job, feasible: list[dict], opts: MapOptions, n: int = 4) -> dict[str, dict]:
-    """The n fastest feasible candidates timed again side by side, interleaved by bursts, FINALIST_ROUNDS times
-    (the round with the median p50 counts; host latency objective only)."""
-    from edgemap.search.evaluate import eval_arrays
-    from edgemap.search.timing import time_models
-
-    top = sorted(feasible, key=lambda m: m["latency_ms"])[:n]
-    if len(top) < 2:
-        return {}
-    x1 = eval_arrays(job.ctx["eval_npz"])[0][:1].copy()
-    rows = {m["key"]: (m["candidate"]["backend"], m["model_path"], m["candidate"]["threads"]) for m in top}
-    return time_models(rows, x1, runs=max(200, opts.latency_runs), rounds=FINALIST_ROUNDS)
-
-
-def compare(opts: MapOptions, job: Job, summary: dict) -> dict:
-    """Batch-1 latency in one run interleaved by bursts (see runtime/latency.py): PyTorch eager FP32, ONNX Runtime FP32,
-    best plain INT8, the chosen mapping."""
-    from edgemap.search.evaluate import eval_arrays
-    from edgemap.search.timing import time_models
-
-    x1 = eval_arrays(job.ctx["eval_npz"])[0][:1].copy()
-    chosen = candidate_from(summary["chosen"]["candidate"])
-    rows = {"chosen": (chosen.backend, summary["chosen"]["model_path"], chosen.threads)}
-    int8 = [m for m in summary["trials"] if m.get("error") is None and m["candidate"]["prune_ratio"] == 0
-            and m["candidate"]["precision"] == "int8" and m["accuracy_drop"] <= (opts.constraints.max_accuracy_drop or 1e9)]
-    for t in sorted(set(opts.threads)):  # FP32 at every thread count the search tried: its best is the baseline
-        rows[f"onnxruntime_fp32_t{t}"] = ("onnxruntime", job.ctx["fp32_onnx"], t)
-    for m in sorted(int8, key=lambda m: m["host_latency"]["p50_ms"])[:4]:  # timed again here: the best of them is reported
-        rows[f"plain_int8:{m['key']}"] = (m["candidate"]["backend"], m["model_path"], m["candidate"]["threads"])
-    if job.torch_model:  # eager at every thread count the search tried: its best is the baseline
-        for t in sorted(set(opts.threads)):
-            rows[f"torch_eager_fp32_t{t}"] = ("torch", str(job.model), t)
-    lat = time_models(rows, x1, runs=max(200, opts.latency_runs))
-    out = {k: {"backend": b, "model": p, "threads": t, **lat[k]} for k, (b, p, t) in rows.items()}
-    if chosen.prune_ratio == 0 and chosen.precision == "int8":  # the chosen mapping is itself a plain INT8 conversion
-        out[f"plain_int8:{summary['chosen']['key']}"] = out["chosen"]
-    plain = [k for k in out if k.startswith("plain_int8:")]
-    if plain:
-        best = min(plain, key=lambda k: out[k]["p50_ms"])
-        out["best_plain_int8"] = {**out[best], "key": best.split(":", 1)[1]}
-    for base in ("torch_eager_fp32", "onnxruntime_fp32"):
-        variants = [k for k in out if k.startswith(f"{base}_t")]
-        if variants:
-            out[base] = dict(out[min(variants, key=lambda k: out[k]["p50_ms"])])
-    for k in out:
-        out[k]["speedup_vs_chosen"] = out[k]["p50_ms"] / out["chosen"]["p50_ms"]
-    return out
+    key = OBJECTIVES[opts.objective]
+    feasible = [m for m in summary["trials"] if m.get("error") is None and not m["violations"]]
+    rechoose = key == "latency_ms" and job.ctx["device_is_host"]
+    rows, roles = robust.timing_rows(job, feasible if rechoose else [summary["chosen"]], summary["trials"],
+                                     opts.constraints.max_accuracy_drop, extra)
+    result = robust.time_rows(rows, opts.threads, opts.timing_rounds)
+    if rechoose:
+        summary["chosen"], ranking = robust.choose_finalist(result, roles, feasible)
+        summary["finalists"] = {n: {**result.best(n).to_dict(), "rank": i + 1} for i, n in enumerate(ranking)}
+    summary["comparison"] = robust.comparison(result, rows, roles, summary["chosen"])
+    summary["timing"] = {"method": result.evidence.get("method"), "rounds": result.rounds, "runs": result.runs,
+                         "threads": sorted(set(opts.threads)), "cpu": robust.cpu_line(result.evidence),
+                         "evidence": result.evidence, "timings": [t.to_dict() for t in result.timings]}

@@ -22,7 +22,7 @@ def tiny_ckpt(tmp_path_factory):
 
 def options(ckpt, out, **kw):
     base = dict(model=ckpt, out_dir=out, trials=4, backends=("onnxruntime",), precisions=("fp32", "int8"), threads=(1,),
-                latency_runs=10, progress=False, constraints=Constraints(max_accuracy_drop=100.0))
+                latency_runs=10, progress=False, constraints=Constraints(max_accuracy_drop=100.0), timing_rounds=1)
     return MapOptions(**{**base, **kw})
 
 
@@ -31,6 +31,10 @@ def test_map_writes_front_recipe_bundle_and_the_bundle_reproduces_it(tiny_ckpt, 
     assert summary["chosen"] is not None and summary["front"]
     assert len(summary["trials"]) == 4  # 1 fp32 + 3 int8 calibrations: the whole grid
     assert {"chosen", "onnxruntime_fp32", "torch_eager_fp32"} <= set(summary["comparison"])
+    timing = summary["timing"]  # every model alone in a fresh process, named CPU and its INT8 instructions
+    assert timing["rounds"] == 1 and "VNNI" in timing["cpu"] and "fresh process" in timing["method"]
+    row = summary["comparison"]["onnxruntime_fp32"]
+    assert row["spread_ms"][0] <= row["p50_ms"] <= row["spread_ms"][1] and row["verdict"] in ("faster", "slower", "tie", "same")
     results = json.loads((tmp_path / "m" / "results.json").read_text())
     assert results["evidence"]["cpu"] and (tmp_path / "m" / "report.md").is_file()
     edge = EdgeModel(summary["bundle"])

@@ -32,7 +32,7 @@ def test_a_bn_free_user_model_fine_tunes_on_the_budget_and_the_map_says_how_much
     opts = MapOptions(model=f"{path}:build", weights=tmp_path / "plain.safetensors", preprocess="cifar10",
                       train_data=train_npz, prune_ratios=(0.5,), finetune_steps=12, out_dir=tmp_path / "m", trials=1,
                       backends=("onnxruntime",), precisions=("fp32",), threads=(1,), latency_runs=5, calib_samples=64,
-                      progress=False, constraints=Constraints(max_accuracy_drop=3.0))
+                      progress=False, constraints=Constraints(max_accuracy_drop=3.0), timing_rounds=1)
     summary = run_map(opts)
     info = summary["finetune"]["0.5"]
     assert re.fullmatch(r"\d+ of 12 steps \(\d+ %\), \d+\.\d min: .+", info["budget_used"])

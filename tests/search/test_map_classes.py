@@ -30,7 +30,7 @@ def colours(tmp_path_factory):
 def options(model, folder, out, **kw):
     return MapOptions(model=model, preprocess="unit", eval_data=folder, train_data=folder, out_dir=out, trials=1,
                       backends=("onnxruntime",), precisions=("fp32",), threads=(1,), latency_runs=10, progress=False,
-                      constraints=Constraints(max_accuracy_drop=100.0), **kw)
+                      constraints=Constraints(max_accuracy_drop=100.0), timing_rounds=1, **kw)
 
 
 def test_map_hints_the_classes_flag_and_with_it_records_the_order_in_recipe_and_bundle(colours, tmp_path, capsys):
