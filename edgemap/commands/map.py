@@ -58,6 +58,9 @@ def register(app: typer.Typer) -> None:
                                                                           "(each backend offers those it declares)"),
         threads: str = typer.Option("1,2", help="comma-separated thread counts to try"),
         latency_runs: int = typer.Option(100, help="timed batch-1 runs per candidate"),
+        compare_peers: bool = typer.Option(False, "--compare-peers", help="also build the INT8 a user would otherwise make "
+                                           "(ONNX Runtime with Olive's defaults, NNCF on ONNX Runtime and on OpenVINO), "
+                                           "scored and timed in the same run"),
         timing_rounds: int = typer.Option(3, help="alternating rounds timing the finalists and references, each alone "
                                                   "in a fresh process (more: narrower spreads, longer wall time)"),
         out: Path = typer.Option(Path("out/map"), help="output folder (study, artifacts, recipe, bundle, report)"),
@@ -78,7 +81,7 @@ def register(app: typer.Typer) -> None:
             precisions=tuple(p.strip() for p in precisions.split(",") if p.strip()),
             calibrations=tuple(c.strip() for c in calibrations.split(",") if c.strip()),
             threads=tuple(int(v) for v in _floats(threads, "--threads")), latency_runs=latency_runs,
-            timing_rounds=timing_rounds)
+            timing_rounds=timing_rounds, compare_peers=compare_peers)
         run_map(opts)
 
     @app.command("run")

@@ -41,6 +41,7 @@ class MapOptions:
     threads: tuple[int, ...] = (1, 2)
     calib_samples: int = 256
     latency_runs: int = 100
+    compare_peers: bool = False  # build, score and time the INT8 a user would otherwise make (edgemap.peers)
     timing_rounds: int = 3  # alternating rounds of the isolated timing of finalists and references
     progress: bool = True
 

@@ -157,7 +157,8 @@ def summary_lines(summary: dict) -> list[str]:
         if role in cmp:
             name = f"{label} ({cmp[role]['key']})" if role == "best_plain_int8" else label
             lines.append(f"vs {name}: " + verdict_line(cmp[role], name))
-    for role, row in cmp.items():
-        if role.startswith("peer:"):
-            lines.append(f"vs peer {role[5:]}: " + verdict_line(row, role[5:]))
+    if summary.get("peers"):
+        from edgemap.search.peers_step import peer_lines
+
+        lines += peer_lines(summary["peers"])
     return lines
