@@ -75,8 +75,10 @@ def run_convert(source: str | None, to: str, out: Path | None, precision: str, o
     if data is not None:
         src = with_inputs(src, *data_inputs(src, data, preprocess, max(calibration, parity_n),
                                             model_class_names(source, src, class_names)))
-    elif preprocess is not None or class_names is not None:
-        raise EdgemapError("--preprocess and --classes/--labels say how --data images are read; give --data too")
+    elif preprocess is not None:
+        raise EdgemapError("--preprocess says how --data images become inputs; give --data too")
+    elif class_names is not None:
+        raise EdgemapError("--classes/--labels say how --data images are labelled; give --data too")
     result = convert(src, to, out, precision=precision, opset=opset, simplify=simplify, calibration_n=calibration,
                      parity_n=parity_n, tolerance=tolerance)
     record = result.to_dict()
