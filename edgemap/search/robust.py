@@ -156,7 +156,7 @@ def summary_lines(summary: dict) -> list[str]:
     for role, label in REFERENCES:
         if role in cmp:
             name = f"{label} ({cmp[role]['key']})" if role == "best_plain_int8" else label
-            lines.append(f"vs {name}: " + verdict_line(cmp[role], name))
+            lines.append(verdict_line(cmp[role], name))
     if summary.get("peers"):
         from edgemap.search.peers_step import peer_lines
 
