@@ -130,6 +130,8 @@ def verdict_line(row: dict, label: str) -> str:
     text = f"x{ratio:.2f} (x{lo:.2f}-{hi:.2f})"
     if row["verdict"] == "faster":
         return f"{text} faster than {label}"
+    if row["verdict"] == "same":
+        return f"{label} is the chosen mapping's own model file"
     if row["verdict"] == "slower":
         return f"{text} the speed of {label}: slower"
     return f"{text} the speed of {label}: a tie (spreads overlap)"
