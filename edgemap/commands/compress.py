@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from edgemap.commands.options import MODEL_HELP, WEIGHTS_OPTION
+from edgemap.commands.options import CLASSES_OPTION, LABELS_OPTION, MODEL_HELP, WEIGHTS_OPTION
 
 DATA_HELP = "CIFAR-10 location for fine-tuning / calibration (default $EDGEMAP_CIFAR10; calibration falls back to the shipped sample)"
 MIRROR_HELP = ("distil from the teacher's logits averaged over each image and its left-right mirror (a better teacher "
@@ -136,6 +136,8 @@ def _add_quantize(group: typer.Typer) -> None:
                                                             "(string or YAML), for a model that is not fed like CIFAR-10"),
         latency_runs: int = typer.Option(200, help="timed batch-1 runs per model (0: skip latency)"),
         report: Optional[Path] = typer.Option(None, help="write the report as JSON here"),
+        classes: Optional[str] = CLASSES_OPTION,
+        labels: Optional[Path] = LABELS_OPTION,
     ) -> None:
         """Quantize an ONNX model with ONNX Runtime; INT8 results are checked to run integer kernels."""
         from edgemap.compress import quantize as q
@@ -148,7 +150,9 @@ def _add_quantize(group: typer.Typer) -> None:
         tmp = tempfile.TemporaryDirectory(prefix="edgemap-quantize-")
         given = model  # the run's parent: the file the user named, not the temporary export
         model = onnx_of(model, weights, tmp.name)  # a checkpoint, .pt2 or entry point is exported (parity-gated) first
-        ctx = onnx_context(model, data, eval_data, preprocess, latency_runs)
+        from edgemap.data.classes import class_names_option
+
+        ctx = onnx_context(model, data, eval_data, preprocess, latency_runs, class_names_option(classes, labels))
         if mode == "static":
             cfg = q.QuantizeStatic(calibration=calibration, samples=samples, per_channel=per_channel,
                                    symmetric_activations=symmetric, max_accuracy_drop=max_accuracy_drop, exclude=tuple(exclude),
@@ -258,10 +262,32 @@ def _add_passes(group: typer.Typer) -> None:
 
 
 def onnx_context(model: Path, data: Path | None, eval_data: Path | None, preprocess: str | None,
-                 latency_runs: int):  # noqa: ANN201 - PassContext
-    """The context of a pass on an .onnx file: its own input shape; with --preprocess, the user's data fed that way.
+                 latency_runs: int, class_names: tuple[str, ...] | None = None):  # noqa: ANN201 - PassContext
+    """The context of a pass on an .onnx file: its own input shape; with --preprocess, the user's data fed that way;
+    the data relabelled to the model's class order (--classes/--labels, else the file's metadata) when it is known.
 
     Without --preprocess, images are fed as to the shipped CIFAR-10 models, which only fits a 3x32x32 input."""
+    from edgemap.data.classes import onnx_class_names
+
+    ctx = _onnx_context(model, data, eval_data, preprocess, latency_runs)
+    names = class_names or onnx_class_names(model)
+    return relabelled(ctx, names) if names else ctx
+
+
+def relabelled(ctx, names: tuple[str, ...]):  # noqa: ANN001, ANN201 - PassContext
+    """The context with its training and evaluation data relabelled to `names` (the model's order) by class name."""
+    import dataclasses
+
+    from edgemap.data.classes import align_to_model
+
+    def align(d):  # noqa: ANN001, ANN202
+        return None if d is None else align_to_model(d, names)
+
+    return dataclasses.replace(ctx, train_set=align(ctx.train_set), eval_set=align(ctx.eval_set))
+
+
+def _onnx_context(model: Path, data: Path | None, eval_data: Path | None, preprocess: str | None,
+                  latency_runs: int):  # noqa: ANN201 - PassContext
     import dataclasses
 
     from edgemap.commands.evaluate import load_user_data

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from edgemap.commands.options import WEIGHTS_OPTION
+from edgemap.commands.options import CLASSES_OPTION, LABELS_OPTION, WEIGHTS_OPTION
 
 FORMATS = ("onnx", "openvino", "litert")
 SUFFIXES = {"onnx": ".onnx", "openvino": ".xml", "litert": ".tflite"}
@@ -37,16 +37,20 @@ def register(app: typer.Typer) -> None:
         max_diff: Optional[float] = typer.Option(None, help="parity: largest allowed |logit diff| (default by precision)"),
         min_agreement: Optional[float] = typer.Option(None, help="parity: smallest allowed top-1 agreement, 0..1"),
         report: Optional[Path] = typer.Option(None, help="write the conversion record as JSON here"),
+        classes: Optional[str] = CLASSES_OPTION,
+        labels: Optional[Path] = LABELS_OPTION,
     ) -> None:
         """Convert a model; refuse (no file written) when the result disagrees with the original."""
+        from edgemap.data.classes import class_names_option
+
         run_convert(source, to, out, precision, opset, simplify, calibration, parity_n, max_diff, min_agreement, report,
-                    data, preprocess, weights)
+                    data, preprocess, weights, class_names_option(classes, labels))
 
 
 def run_convert(source: str | None, to: str, out: Path | None, precision: str, opset: int, simplify: bool,
                 calibration: int, parity_n: int, max_diff: float | None, min_agreement: float | None,
                 report: Path | None, data: Path | None = None, preprocess: str | None = None,
-                weights: Path | None = None) -> dict:
+                weights: Path | None = None, class_names: tuple[str, ...] | None = None) -> dict:
     """The body of `edgemap convert`; returns the conversion record."""
     from rich.console import Console
 
@@ -69,9 +73,12 @@ def run_convert(source: str | None, to: str, out: Path | None, precision: str, o
                               min_agreement if min_agreement is not None else base.min_agreement)
     src = open_source(source, weights)
     if data is not None:
-        src = with_inputs(src, *data_inputs(src, data, preprocess, max(calibration, parity_n)))
+        src = with_inputs(src, *data_inputs(src, data, preprocess, max(calibration, parity_n),
+                                            model_class_names(source, src, class_names)))
     elif preprocess is not None:
         raise EdgemapError("--preprocess says how --data images become inputs; give --data too")
+    elif class_names is not None:
+        raise EdgemapError("--classes/--labels say how --data images are labelled; give --data too")
     result = convert(src, to, out, precision=precision, opset=opset, simplify=simplify, calibration_n=calibration,
                      parity_n=parity_n, tolerance=tolerance)
     record = result.to_dict()
@@ -94,8 +101,25 @@ def _record(record: dict, source: str, weights: Path | None) -> None:
     record_run(convert_run(record, parent, machine_evidence()))
 
 
-def data_inputs(src, data: Path, preprocess: str | None, n: int):  # noqa: ANN001, ANN201 - Source -> (x, labels)
-    """`n` images of --data (a seeded random pick), preprocessed as given (a checkpoint: as it was trained)."""
+def model_class_names(source: str, src, given: tuple[str, ...] | None) -> tuple[str, ...] | None:  # noqa: ANN001
+    """The model's output order: --classes/--labels, else what the file carries (ONNX metadata, a checkpoint's record)."""
+    from edgemap.data.classes import onnx_class_names
+
+    if given:
+        return given
+    if src.onnx_path is not None and Path(src.onnx_path).suffix == ".onnx" and src.user_model:
+        return onnx_class_names(src.onnx_path)
+    if source.endswith(".safetensors"):
+        from edgemap.models.checkpoint import read_info
+
+        return tuple(read_info(source).class_names or ()) or None
+    return None
+
+
+def data_inputs(src, data: Path, preprocess: str | None, n: int,  # noqa: ANN001, ANN201 - Source -> (x, labels)
+                class_names: tuple[str, ...] | None = None):
+    """`n` images of --data (a seeded random pick), preprocessed as given (a checkpoint: as it was trained), labelled
+    in the model's class order when it is known (data with other class names is refused)."""
     from edgemap.commands.evaluate import load_user_data
     from edgemap.data.compat import sample
     from edgemap.data.preprocess import PreprocessSpec, parse_preprocess
@@ -105,5 +129,10 @@ def data_inputs(src, data: Path, preprocess: str | None, n: int):  # noqa: ANN00
         raise EdgemapError(f"{src.name}: --data needs --preprocess for a user model (e.g. 'imagenet,resize=224x224' or "
                            "'resize=48x48,scale=1/255,mean=0.5,std=0.25')")
     spec = parse_preprocess(preprocess) if preprocess else PreprocessSpec.from_normalization(src.normalization)
-    images = sample(load_user_data(data, "train", spec), n)
+    loaded = load_user_data(data, "train", spec)
+    if class_names:
+        from edgemap.data.classes import align_to_model
+
+        loaded = align_to_model(loaded, class_names, "the model")
+    images = sample(loaded, n)
     return spec.apply(images.images), images.labels

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from edgemap.commands.options import MODEL_HELP, PREPROCESS_OPTION, WEIGHTS_OPTION
+from edgemap.commands.options import CLASSES_OPTION, LABELS_OPTION, MODEL_HELP, PREPROCESS_OPTION, WEIGHTS_OPTION
 
 
 def _floats(text: str, what: str) -> tuple[float, ...]:
@@ -40,8 +40,15 @@ def register(app: typer.Typer) -> None:
         data: Optional[Path] = typer.Option(None, help="evaluation data (default: the shipped 1,000-image sample)"),
         train_data: Optional[Path] = typer.Option(None, help="training data: enables pruning + fine-tuning, calibrates"),
         preprocess: Optional[str] = PREPROCESS_OPTION,
+        classes: Optional[str] = CLASSES_OPTION,
+        labels: Optional[Path] = LABELS_OPTION,
         prune_ratios: str = typer.Option("0", help="comma-separated channel-pruning ratios to try, e.g. 0,0.25,0.5"),
-        finetune_epochs: int = typer.Option(2, help="fine-tuning epochs after pruning (with distillation)"),
+        finetune_steps: Optional[int] = typer.Option(300, help="fine-tuning budget after pruning, in optimizer steps "
+                                                              "(stops early once within half the accuracy bound)"),
+        finetune_minutes: Optional[float] = typer.Option(None, help="fine-tuning budget in minutes per ratio "
+                                                                   "(with --finetune-steps: whichever runs out first)"),
+        finetune_epochs: Optional[int] = typer.Option(None, help="fixed fine-tuning epochs instead of the budget "
+                                                                "(edgemap checkpoints: 2 by default)"),
         finetune_precision: str = typer.Option("fp32", help="fine-tuning precision: fp32, or bf16 (CPU autocast; faster "
                                                             "only on some CPUs)"),
         backends: str = typer.Option("onnxruntime,openvino,litert",
@@ -51,9 +58,15 @@ def register(app: typer.Typer) -> None:
                                                                           "(each backend offers those it declares)"),
         threads: str = typer.Option("1,2", help="comma-separated thread counts to try"),
         latency_runs: int = typer.Option(100, help="timed batch-1 runs per candidate"),
+        compare_peers: bool = typer.Option(False, "--compare-peers", help="also build the INT8 a user would otherwise make "
+                                           "(ONNX Runtime with Olive's defaults, NNCF on ONNX Runtime and on OpenVINO), "
+                                           "scored and timed in the same run"),
+        timing_rounds: int = typer.Option(3, help="alternating rounds timing the finalists and references, each alone "
+                                                  "in a fresh process (more: narrower spreads, longer wall time)"),
         out: Path = typer.Option(Path("out/map"), help="output folder (study, artifacts, recipe, bundle, report)"),
     ) -> None:
         """Search compressions x precisions x backends x threads for the best mapping onto a device."""
+        from edgemap.data.classes import class_names_option
         from edgemap.search.mapper import MapOptions
         from edgemap.search.strategy import Constraints
 
@@ -61,12 +74,14 @@ def register(app: typer.Typer) -> None:
             model=model, weights=weights, device=device, objective=objective, trials=trials, sampler=sampler, seed=seed, executor=executor,
             constraints=Constraints(max_accuracy_drop, max_latency_ms, max_ram_mb), ray_address=ray_address,
             workers=workers, out_dir=out, eval_data=data, train_data=train_data, preprocess=preprocess,
-            prune_ratios=_floats(prune_ratios, "--prune-ratios"), finetune_epochs=finetune_epochs,
+            class_names=class_names_option(classes, labels), prune_ratios=_floats(prune_ratios, "--prune-ratios"), finetune_epochs=finetune_epochs,
+            finetune_steps=finetune_steps, finetune_minutes=finetune_minutes,
             finetune_precision=finetune_precision,
             backends=tuple(b.strip() for b in backends.split(",") if b.strip()),
             precisions=tuple(p.strip() for p in precisions.split(",") if p.strip()),
             calibrations=tuple(c.strip() for c in calibrations.split(",") if c.strip()),
-            threads=tuple(int(v) for v in _floats(threads, "--threads")), latency_runs=latency_runs)
+            threads=tuple(int(v) for v in _floats(threads, "--threads")), latency_runs=latency_runs,
+            timing_rounds=timing_rounds, compare_peers=compare_peers)
         map_and_report(opts)
 
     @app.command("run")

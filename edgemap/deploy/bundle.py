@@ -51,6 +51,9 @@ def pack(model_path: str | Path, backend: str, out_dir: str | Path, preprocess: 
          recipe_yaml: str | None = None) -> Path:
     """Write a bundle directory (built in a temp dir beside `out_dir`, then renamed into place)."""
     out_dir = Path(out_dir)
+    outputs = int(np.asarray(selftest_logits).shape[-1])
+    if len(class_names) != outputs:  # the edge runtime names predictions by index: the order must be the model's
+        raise EdgemapError(f"bundle: {len(class_names)} class names for a model with {outputs} outputs")
     files = _model_files(Path(model_path), backend)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))

@@ -49,40 +49,51 @@ def split_data(eval_set: ImageSet, train_set: ImageSet | None) -> SearchData:
                                           f"random (seed {HOLDOUT_SEED}) calibrate, the other {len(rest)} evaluate; pruning is off")
 
 
-_PRELOADED: dict[tuple[str | None, str | None], SearchData] = {}
+Classes = tuple[str, ...] | None
+_PRELOADED: dict[tuple[str | None, str | None, Classes], SearchData] = {}
 
 
-def preload(eval_ref: str | None, train_ref: str | None, data: SearchData) -> None:
+def preload(eval_ref: str | None, train_ref: str | None, classes: Classes, data: SearchData) -> None:
     """Serve `data` for this data section without reading files (a Ray worker on another machine gets the data
     through the object store, and the recipe's paths are the driver's)."""
-    _PRELOADED[(_norm(eval_ref), train_ref)] = data
+    _PRELOADED[(_norm(eval_ref), train_ref, classes)] = data
 
 
 def _norm(eval_ref: str | None) -> str | None:
     return None if eval_ref in (None, "shipped-sample") else eval_ref
 
 
-def load_data(eval_ref: str | None, train_ref: str | None) -> SearchData:
-    """The recipe's data, loaded once per process (a search's trials share it)."""
-    key = (_norm(eval_ref), train_ref)
+def load_data(eval_ref: str | None, train_ref: str | None, classes: Classes = None) -> SearchData:
+    """The recipe's data, loaded once per process (a search's trials share it); with `classes` (the model's
+    output order) every set is relabelled to that order by name, and data with other names is refused."""
+    key = (_norm(eval_ref), train_ref, tuple(classes) if classes else None)
     return _PRELOADED[key] if key in _PRELOADED else _load_data(*key)
 
 
 @lru_cache(maxsize=4)
-def _load_data(eval_ref: str | None, train_ref: str | None) -> SearchData:
+def _load_data(eval_ref: str | None, train_ref: str | None, classes: Classes) -> SearchData:
+    from edgemap.data.classes import align_to_model
     from edgemap.data.resolve import load_eval_data
     from edgemap.data.sample import load_sample
 
     eval_set = load_sample() if eval_ref is None else load_eval_data(eval_ref, "test")
     train_set = load_eval_data(train_ref, "train") if train_ref else None
+    if classes:
+        eval_set = align_to_model(eval_set, classes)
+        train_set = align_to_model(train_set, classes) if train_set is not None else None
     return split_data(eval_set, train_set)
 
 
-def data_section(recipe: dict) -> tuple[str | None, str | None]:
+def data_section(recipe: dict) -> tuple[str | None, str | None, Classes]:
+    """(eval, train, classes) of the recipe's `data`: classes is the model's output order (None: the data's own)."""
     d = recipe.get("data") or {}
-    if not isinstance(d, dict) or set(d) - {"eval", "train"}:
-        raise EdgemapError(f"recipe: 'data' takes eval and train, got {d!r}")
-    return (str(d["eval"]) if d.get("eval") else None), (str(d["train"]) if d.get("train") else None)
+    if not isinstance(d, dict) or set(d) - {"eval", "train", "classes"}:
+        raise EdgemapError(f"recipe: 'data' takes eval, train and classes, got {d!r}")
+    classes = d.get("classes")
+    if classes is not None and (not isinstance(classes, list) or not all(isinstance(c, str) for c in classes)):
+        raise EdgemapError(f"recipe: data.classes must be a list of class names, got {classes!r}")
+    return ((str(d["eval"]) if d.get("eval") else None), (str(d["train"]) if d.get("train") else None),
+            tuple(classes) if classes else None)
 
 
 def data_key(recipe: dict) -> str:

@@ -17,6 +17,7 @@ from edgemap.errors import EdgemapError
 from edgemap.runtime.registry import CAPABILITIES
 from edgemap.search.candidate import Candidate
 
+CHECKPOINT_FINETUNE_EPOCHS = 2  # prune_channels (edgemap checkpoints, BatchNorm nets) still fine-tunes by epochs
 ROUND_TO = 8  # pruned widths stay multiples of 8: ORT's INT8 kernels ran widths 9/19/38/76 x1.7 slower than 8/16/32/72
               # (benchmarks/results/prune_widths.md), slower than the unpruned model
 
@@ -26,8 +27,11 @@ class BuildSettings:
     """What every candidate of one search shares: the model's format and the options of its passes."""
 
     source_format: str = "checkpoint"
-    finetune_epochs: int = 2
+    finetune_epochs: int | None = None  # None: user models fine-tune on the step/minute budget below
     finetune_precision: str = "fp32"
+    finetune_steps: int | None = 300
+    finetune_minutes: float | None = None
+    finetune_max_drop: float | None = None  # early stop once the pruned model is this close to the unpruned one
     calib_samples: int = 256
     seed: int = 0
     round_to: int = ROUND_TO
@@ -41,9 +45,7 @@ def compile_passes(c: Candidate, s: BuildSettings) -> list[dict]:
     steps: list[dict] = []
     fmt = s.source_format
     if c.prune_ratio > 0:
-        tune = {"ratio": c.prune_ratio, "round_to": s.round_to, "finetune_epochs": s.finetune_epochs,
-                "distill": s.finetune_epochs > 0, "precision": s.finetune_precision, "seed": s.seed}
-        steps.append({"type": "prune_channels" if fmt == "checkpoint" else "prune_user_model", **tune})
+        steps.append(_prune_step(c.prune_ratio, s))
         fmt = "checkpoint" if fmt == "checkpoint" else "onnx"
     target = CAPABILITIES[c.backend].format
     if target == "litert":
@@ -61,6 +63,18 @@ def compile_passes(c: Candidate, s: BuildSettings) -> list[dict]:
         if target == "openvino":
             steps.append({"type": "convert_openvino", "precision": c.precision, "samples": s.calib_samples, "seed": s.seed})
     return [passes.config_to_dict(passes.config_from_dict(step)) for step in steps]
+
+
+def _prune_step(ratio: float, s: BuildSettings) -> dict:
+    """prune_channels (a checkpoint: fixed epochs) or prune_user_model (the fine-tuning budget, unless epochs given)."""
+    common = {"ratio": ratio, "round_to": s.round_to, "precision": s.finetune_precision, "seed": s.seed}
+    if s.source_format == "checkpoint":
+        epochs = CHECKPOINT_FINETUNE_EPOCHS if s.finetune_epochs is None else s.finetune_epochs
+        return {"type": "prune_channels", **common, "finetune_epochs": epochs, "distill": epochs > 0}
+    if s.finetune_epochs is not None:
+        return {"type": "prune_user_model", **common, "finetune_epochs": s.finetune_epochs, "distill": s.finetune_epochs > 0}
+    return {"type": "prune_user_model", **common, "finetune_steps": s.finetune_steps, "finetune_minutes": s.finetune_minutes,
+            "max_drop": s.finetune_max_drop, "distill": True}
 
 
 def chain_error(c: Candidate, source_format: str) -> str | None:

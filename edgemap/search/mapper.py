@@ -20,7 +20,16 @@ def run_map(opts: MapOptions) -> dict:
     results = workflow.search(opts, job, console)
     summary = workflow.choose(opts, job, results)
     if summary["chosen"] is not None:
-        summary["comparison"] = workflow.compare(opts, job, summary)
+        extra, peers = {}, None
+        if opts.compare_peers:  # built before the timing, so that they are timed in the same run
+            from edgemap.search.peers_step import build_map_peers
+
+            extra, peers = build_map_peers(job, opts.calib_samples, opts.out_dir)
+        workflow.measure(opts, job, summary, extra)
+        if peers is not None:
+            from edgemap.search.peers_step import summarise_peers
+
+            summary["peers"] = summarise_peers(peers, summary, opts.constraints.max_accuracy_drop)
         summary["bundle"] = str(outputs.write_bundle(opts, job, summary))
     summary["recipe"] = str(outputs.write_recipe(opts, job, summary))
     summary["wall_s"] = round(time.perf_counter() - t0, 1)

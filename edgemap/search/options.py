@@ -29,8 +29,11 @@ class MapOptions:
     eval_data: Path | None = None
     train_data: Path | None = None
     preprocess: str | None = None
+    class_names: tuple[str, ...] | None = None  # --classes/--labels: the model's output order (data relabelled by name)
     prune_ratios: tuple[float, ...] = (0.0,)
-    finetune_epochs: int = 2
+    finetune_epochs: int | None = None  # None: user models fine-tune on the step/minute budget (checkpoints: 2 epochs)
+    finetune_steps: int | None = 300
+    finetune_minutes: float | None = None
     finetune_precision: str = "fp32"  # bf16: fine-tune pruned models under CPU autocast (faster on some CPUs)
     backends: tuple[str, ...] = ("onnxruntime", "openvino", "litert")  # litert: fastest INT8 on the host map
     precisions: tuple[str, ...] = ("fp32", "fp16", "int8")
@@ -38,13 +41,19 @@ class MapOptions:
     threads: tuple[int, ...] = (1, 2)
     calib_samples: int = 256
     latency_runs: int = 100
+    compare_peers: bool = False  # build, score and time the INT8 a user would otherwise make (edgemap.peers)
+    timing_rounds: int = 3  # alternating rounds of the isolated timing of finalists and references
     progress: bool = True
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
             raise EdgemapError(f"unknown objective {self.objective!r}; use {', '.join(OBJECTIVES)}")
+        if self.timing_rounds < 1:
+            raise EdgemapError("--timing-rounds must be at least 1")
         if self.trials < 1:
             raise EdgemapError("--trials must be at least 1")
+        if self.finetune_steps is None and self.finetune_minutes is None and self.finetune_epochs is None:
+            raise EdgemapError("give a fine-tuning budget: --finetune-steps and/or --finetune-minutes (or --finetune-epochs)")
         if self.finetune_precision != "fp32":
             from edgemap.train.loop import PRECISIONS, check_precision
 

@@ -75,8 +75,12 @@ def write_report(opts: MapOptions, job, summary: dict) -> Path:  # noqa: ANN001
     if plot:
         lines += ["", f"![Pareto front]({plot.name})"]
     if summary.get("comparison"):
-        lines += ["", "Batch-1 latency on this host, one run interleaved by bursts:", ""]
-        lines += [f"- {k}: p50 {v['p50_ms']:.4f} ms, p99 {v['p99_ms']:.4f} ms ({v['speedup_vs_chosen']:.2f}x the chosen mapping's time)"
+        from edgemap.search.robust import summary_lines
+
+        lines += ["", "Batch-1 latency on this host, one run, every model alone in a fresh process:", ""]
+        lines += [f"- {line}" for line in summary_lines(summary)]
+        lines += [f"- {k}: median {v['p50_ms']:.4f} ms (rounds {v['spread_ms'][0]:.4f}-{v['spread_ms'][1]:.4f}), {v['threads']} "
+                  f"thread(s), {v['speedup_vs_chosen']:.2f}x the chosen mapping's time ({v['verdict']})"
                   for k, v in summary["comparison"].items()]
     write_text(out / "report.md", "\n".join(lines) + "\n")
     return out / "report.md"
@@ -127,15 +131,9 @@ def print_summary(summary: dict, job, console: Console) -> None:  # noqa: ANN001
     else:
         console.print(f"[bold green]chosen:[/] {c['key']}  top-1 {c['accuracy']:.2f}% (drop {c['accuracy_drop']:.2f}), "
                       f"{key} {c[key]:.4g} ({c['latency_basis'] if key == 'latency_ms' else 'estimated'})")
-        if summary.get("finalists"):
-            console.print(f"  chosen after timing the {len(summary['finalists'])} fastest feasible mappings again side by side: "
-                          + ", ".join(f"{k} {v['p50_ms']:.4f} ms" for k, v in sorted(summary["finalists"].items(), key=lambda kv: kv[1]["p50_ms"])))
-        cmp = summary.get("comparison", {})
-        faster = [f"{cmp[k]['speedup_vs_chosen']:.1f}x faster than {label} (best of its thread counts)"
-                  for k, label in (("torch_eager_fp32", "PyTorch eager FP32"), ("onnxruntime_fp32", "ONNX Runtime FP32")) if k in cmp]
-        if faster:
-            console.print("  batch-1 on this host, same run: " + ", ".join(faster)
-                          + (f"; the best plain INT8 conversion ({cmp['best_plain_int8']['key']}) takes "
-                             f"{cmp['best_plain_int8']['speedup_vs_chosen']:.2f}x the chosen mapping's time" if "best_plain_int8" in cmp else ""))
+        from edgemap.search.robust import summary_lines
+
+        for line in summary_lines(summary):
+            console.print(f"  {line}", highlight=False)
         console.print(f"  bundle: {summary['bundle']}")
     console.print(f"  recipe: {summary['recipe']}\n  report: {summary['report']}  ({summary['wall_s']} s)")

@@ -82,14 +82,31 @@ def _with_size(spec, hw: tuple):  # noqa: ANN001, ANN202 - PreprocessSpec
     return spec if spec.resize is not None else dataclasses.replace(spec, resize=(int(hw[0]), int(hw[1])))
 
 
+def model_classes(opts: MapOptions, src: ModelSource) -> tuple[str, ...] | None:
+    """The model's output order: --classes/--labels, else what the model carries (a checkpoint's record, an ONNX
+    file's metadata_props), else None (the data's own order is taken as the model's)."""
+    from edgemap.data.classes import onnx_class_names
+
+    carried = src.class_names
+    if carried is None and src.artifact.format == "onnx" and src.artifact.path:
+        carried = onnx_class_names(src.artifact.path)
+    names = tuple(opts.class_names) if opts.class_names else carried
+    outputs = src.user.info.num_classes if src.user is not None else len(carried or ())
+    if names and outputs and len(names) != outputs:
+        origin = "--classes/--labels" if opts.class_names else f"{src.path.name}'s class names"
+        raise EdgemapError(f"{origin} name {len(names)} classes, the model outputs {outputs} scores")
+    return names
+
+
 def _base_recipe(opts: MapOptions, src: ModelSource) -> dict:
-    """What every candidate's recipe shares: schema, model, data and preprocessing."""
+    """What every candidate's recipe shares: schema, model, data (with the model's class order) and preprocessing."""
     from edgemap.pipeline.recipe import SCHEMA_VERSION
 
-    return {"schema": SCHEMA_VERSION, "model": src.ref,
-            "data": {"eval": str(opts.eval_data) if opts.eval_data else "shipped-sample",
-                     "train": str(opts.train_data) if opts.train_data else None},
-            "preprocess": src.spec.to_dict()}
+    data = {"eval": str(opts.eval_data) if opts.eval_data else "shipped-sample",
+            "train": str(opts.train_data) if opts.train_data else None}
+    if src.class_names:
+        data["classes"] = list(src.class_names)
+    return {"schema": SCHEMA_VERSION, "model": src.ref, "data": data, "preprocess": src.spec.to_dict()}
 
 
 def prepare(opts: MapOptions, console: Console) -> Job:
@@ -104,8 +121,10 @@ def prepare(opts: MapOptions, console: Console) -> Job:
     profile = resolve(opts.device)
     base_data = {"data": {"eval": str(opts.eval_data) if opts.eval_data else None,
                           "train": str(opts.train_data) if opts.train_data else None}}
-    data = load_data(*data_section(base_data))  # the very data every trial and `edgemap run` load
-    src = _model_source(opts, data.eval_set)
+    eval_ref, train_ref, _ = data_section(base_data)
+    src = _model_source(opts, load_data(eval_ref, train_ref).eval_set)
+    src.class_names = model_classes(opts, src)
+    data = load_data(eval_ref, train_ref, src.class_names)  # the very data every trial and `edgemap run` load
     if src.user is not None:
         _check_user_model(src, data.eval_set, console)
     work = Path(opts.out_dir) / "artifacts" / _fingerprint(opts, src)
@@ -115,16 +134,15 @@ def prepare(opts: MapOptions, console: Console) -> Job:
     if not can_prune and any(r > 0 for r in opts.prune_ratios):
         console.print(f"pruning is off: {why}")
     space = build_space(opts, profile, can_prune, litert_source=torch_error is None, source_format=src.artifact.format)
-    settings = BuildSettings(src.artifact.format, opts.finetune_epochs, opts.finetune_precision, opts.calib_samples, opts.seed)
+    settings = build_settings(opts, src.artifact.format)
     ctx = {"recipe": _base_recipe(opts, src), "settings": asdict(settings), "work_dir": str(work),
            "cache_dir": str(Path(opts.out_dir) / "cache"), "eval_npz": str(eval_npz), "device": opts.device,
            "device_is_host": profile.name == "host", "latency_runs": opts.latency_runs, "baseline_accuracy": 0.0,
            "progress": opts.progress}
     ratios = sorted({c.prune_ratio for c in space.grid() if c.prune_ratio > 0})
     if ratios:
-        console.print(f"pruning {src.path.name} at ratios {ratios} with {opts.finetune_epochs} fine-tuning epochs "
-                      f"({opts.finetune_precision}, cached)")
-        _prune_first(ctx, ratios)
+        console.print(f"pruning {src.path.name} at ratios {ratios}, fine-tuning {_budget_text(settings)} (cached)")
+        ctx["finetune"] = _prune_first(ctx, ratios, console)
     fp32 = _build(ctx, Candidate(0.0, "fp32", "none", "onnxruntime", 1))
     ctx["fp32_onnx"] = str(fp32.artifact.path)
     ctx["baseline_accuracy"] = _baseline(ctx, fp32.artifact.path)
@@ -138,18 +156,54 @@ def _build(ctx: dict, c: Candidate):  # noqa: ANN202 - Built
     return build_candidate(ctx, c)
 
 
-def _prune_first(ctx: dict, ratios: list[float]) -> None:
+FINETUNE_SHARE = 0.5  # fine-tuning stops within this share of --max-accuracy-drop: the rest is left for quantization
+
+
+def build_settings(opts: MapOptions, source_format: str):  # noqa: ANN201 - BuildSettings
+    """The pass options every candidate shares, with the fine-tuning budget and its early-stopping bound."""
+    from edgemap.search.compile import BuildSettings
+
+    bound = opts.constraints.max_accuracy_drop
+    return BuildSettings(source_format=source_format, finetune_epochs=opts.finetune_epochs,
+                         finetune_precision=opts.finetune_precision, finetune_steps=opts.finetune_steps,
+                         finetune_minutes=opts.finetune_minutes,
+                         finetune_max_drop=None if bound is None else round(bound * FINETUNE_SHARE, 3),
+                         calib_samples=opts.calib_samples, seed=opts.seed)
+
+
+def _budget_text(s) -> str:  # noqa: ANN001 - BuildSettings
+    from edgemap.search.compile import CHECKPOINT_FINETUNE_EPOCHS
+
+    if s.source_format == "checkpoint" or s.finetune_epochs is not None:
+        epochs = CHECKPOINT_FINETUNE_EPOCHS if s.finetune_epochs is None else s.finetune_epochs
+        return f"{epochs} epochs ({s.finetune_precision})"
+    limits = [f"{s.finetune_steps} steps" if s.finetune_steps else "", f"{s.finetune_minutes:g} min" if s.finetune_minutes else ""]
+    stop = f", stopping within {s.finetune_max_drop:g} points of the unpruned model" if s.finetune_max_drop is not None else ""
+    return f"on a budget of {' / '.join(x for x in limits if x)}{stop}"
+
+
+def _prune_first(ctx: dict, ratios: list[float], console: Console) -> dict[str, dict]:
     """Prune + fine-tune once per ratio before the trials (sequentially, with progress): trials then find the
-    pruned model in the cache instead of two workers training the same one."""
+    pruned model in the cache instead of two workers training the same one. Prints, per ratio, how much of the
+    fine-tuning budget it used and why a ratio was given up; returns that per ratio."""
     from edgemap.pipeline.context import recipe_context
     from edgemap.pipeline.recipe import build
     from edgemap.search.compile import BuildSettings, compile_passes
 
+    out = {}
     for r in ratios:
         first = compile_passes(Candidate(r, "fp32", "none", "onnxruntime", 1), BuildSettings(**ctx["settings"]))[:1]
         recipe = {**ctx["recipe"], "passes": first}
         pctx, _ = recipe_context(recipe, progress=ctx["progress"])
-        build(recipe, Path(ctx["work_dir"]) / "pruned" / f"p{r:g}", pctx, ctx["cache_dir"])
+        report = build(recipe, Path(ctx["work_dir"]) / "pruned" / f"p{r:g}", pctx, ctx["cache_dir"]).reports[0]
+        info = report.extra.get("finetune")
+        if info is not None:
+            out[f"{r:g}"] = {k: info.get(k) for k in ("budget_used", "stopped", "steps", "seconds", "optimizer", "lr",
+                                                      "best_accuracy", "best_step", "target", "held_out", "given_up")}
+            verdict = f"[yellow]given up[/]: {info['given_up']}" if info.get("given_up") else "kept"
+            console.print(f"  ratio {r:g}: fine-tuning used {info['budget_used']} ({info['optimizer']}, lr {info['lr']:.2g}); "
+                          + verdict)
+    return out
 
 
 def _check_user_model(src: ModelSource, eval_set, console: Console) -> None:  # noqa: ANN001 - ImageSet
@@ -190,9 +244,10 @@ def _can_prune(src: ModelSource, data, torch_error: str | None) -> tuple[bool, s
 
 # Bump when the way candidates are built changes (quantizer settings, fine-tuning rule): the artifacts folder
 # and the study name derive from the fingerprint, so older trials are not reused.
-BUILD_VERSION = "4"  # 2: INT8 keeps first/last layers in float; user-model fine-tuning lr by BatchNorm presence
+BUILD_VERSION = "5"  # 2: INT8 keeps first/last layers in float; user-model fine-tuning lr by BatchNorm presence
 # 3: pruned widths rounded to multiples of 8; fine-tuning keeps the checkpoint's JPEG augmentation
 # 4: every candidate is its recipe, built by the recipe runner (parity gates on calibration images)
+# 5: user models fine-tune on a step/minute budget with early stopping; the data carries the model's class order
 
 
 def _fingerprint(opts: MapOptions, src: ModelSource) -> str:
@@ -202,6 +257,9 @@ def _fingerprint(opts: MapOptions, src: ModelSource) -> str:
     h.update(src.artifact.sha256.encode())
     h.update(json.dumps([str(opts.eval_data), str(opts.train_data), opts.preprocess, opts.calib_samples, opts.seed,
                          opts.finetune_epochs]).encode())
+    if opts.finetune_epochs is None and not src.is_checkpoint and any(r > 0 for r in opts.prune_ratios):
+        # the budget and its stopping bound shape a user model's pruned variants
+        h.update(json.dumps([opts.finetune_steps, opts.finetune_minutes, opts.constraints.max_accuracy_drop]).encode())
     if opts.finetune_precision != "fp32":  # only then, so fp32 searches keep their cached trials
         h.update(opts.finetune_precision.encode())
     return f"{src.path.stem}-{h.hexdigest()[:10]}"
@@ -263,65 +321,32 @@ def choose(opts: MapOptions, job: Job, results: dict[str, dict]) -> dict:
         m["violations"] = opts.constraints.violations(m)
     front_idx = pareto_front(ok, {"accuracy": "max", key: "min", "size_bytes": "min"})
     feasible = [m for m in ok if not m["violations"]]
-    finals = finalists(job, feasible, opts) if key == "latency_ms" and job.ctx["device_is_host"] else {}
-    if finals:  # measured latencies are noisy: the fastest few are timed again side by side before choosing
-        chosen = min((m for m in feasible if m["key"] in finals), key=lambda m: finals[m["key"]]["p50_ms"])
-    else:
-        chosen = min(feasible, key=lambda m: (m[key], -m["accuracy"])) if feasible else None
+    chosen = min(feasible, key=lambda m: (m[key], -m["accuracy"])) if feasible else None  # measure() may re-choose
     nearest = sorted(ok, key=lambda m: (len(m["violations"]), m["accuracy_drop"], m[key]))[:3] if not feasible else []
     return {"objective": opts.objective, "objective_key": key, "device": opts.device, "baseline_accuracy": job.ctx["baseline_accuracy"],
             "data": job.data_note, "constraints": opts.constraints.__dict__, "trials": list(results.values()),
-            "front": [ok[i]["key"] for i in front_idx], "chosen": chosen, "nearest": nearest, "finalists": finals,
-            "failed": {m["key"]: m["error"] for m in results.values() if m.get("error")}}
+            "front": [ok[i]["key"] for i in front_idx], "chosen": chosen, "nearest": nearest, "finalists": {},
+            "failed": {m["key"]: m["error"] for m in results.values() if m.get("error")},
+            "finetune": job.ctx.get("finetune", {})}
 
 
-FINALIST_ROUNDS = 3  # one side-by-side run picked a 2-thread candidate in a lucky mode: x1.7 slower in the next run
+def measure(opts: MapOptions, job: Job, summary: dict, extra: dict[str, tuple[str, str]] | None = None) -> None:
+    """Time the finalists and the references (and `extra`, e.g. the peers: name -> (backend, file)) each alone in a
+    fresh process, at every thread count, in alternating rounds (search/robust.py); on the host latency objective
+    re-choose among the fastest feasible files on the median (ties: more accurate, then smaller). Fills
+    summary['chosen'], ['finalists'], ['comparison'] and ['timing']."""
+    from edgemap.search import robust
 
-
-def finalists(job: Job, feasible: list[dict], opts: MapOptions, n: int = 4) -> dict[str, dict]:
-    """The n fastest feasible candidates timed again side by side, interleaved by bursts, FINALIST_ROUNDS times
-    (the round with the median p50 counts; host latency objective only)."""
-    from edgemap.search.evaluate import eval_arrays
-    from edgemap.search.timing import time_models
-
-    top = sorted(feasible, key=lambda m: m["latency_ms"])[:n]
-    if len(top) < 2:
-        return {}
-    x1 = eval_arrays(job.ctx["eval_npz"])[0][:1].copy()
-    rows = {m["key"]: (m["candidate"]["backend"], m["model_path"], m["candidate"]["threads"]) for m in top}
-    return time_models(rows, x1, runs=max(200, opts.latency_runs), rounds=FINALIST_ROUNDS)
-
-
-def compare(opts: MapOptions, job: Job, summary: dict) -> dict:
-    """Batch-1 latency in one run interleaved by bursts (see runtime/latency.py): PyTorch eager FP32, ONNX Runtime FP32,
-    best plain INT8, the chosen mapping."""
-    from edgemap.search.evaluate import eval_arrays
-    from edgemap.search.timing import time_models
-
-    x1 = eval_arrays(job.ctx["eval_npz"])[0][:1].copy()
-    chosen = candidate_from(summary["chosen"]["candidate"])
-    rows = {"chosen": (chosen.backend, summary["chosen"]["model_path"], chosen.threads)}
-    int8 = [m for m in summary["trials"] if m.get("error") is None and m["candidate"]["prune_ratio"] == 0
-            and m["candidate"]["precision"] == "int8" and m["accuracy_drop"] <= (opts.constraints.max_accuracy_drop or 1e9)]
-    for t in sorted(set(opts.threads)):  # FP32 at every thread count the search tried: its best is the baseline
-        rows[f"onnxruntime_fp32_t{t}"] = ("onnxruntime", job.ctx["fp32_onnx"], t)
-    for m in sorted(int8, key=lambda m: m["host_latency"]["p50_ms"])[:4]:  # timed again here: the best of them is reported
-        rows[f"plain_int8:{m['key']}"] = (m["candidate"]["backend"], m["model_path"], m["candidate"]["threads"])
-    if job.torch_model:  # eager at every thread count the search tried: its best is the baseline
-        for t in sorted(set(opts.threads)):
-            rows[f"torch_eager_fp32_t{t}"] = ("torch", str(job.model), t)
-    lat = time_models(rows, x1, runs=max(200, opts.latency_runs))
-    out = {k: {"backend": b, "model": p, "threads": t, **lat[k]} for k, (b, p, t) in rows.items()}
-    if chosen.prune_ratio == 0 and chosen.precision == "int8":  # the chosen mapping is itself a plain INT8 conversion
-        out[f"plain_int8:{summary['chosen']['key']}"] = out["chosen"]
-    plain = [k for k in out if k.startswith("plain_int8:")]
-    if plain:
-        best = min(plain, key=lambda k: out[k]["p50_ms"])
-        out["best_plain_int8"] = {**out[best], "key": best.split(":", 1)[1]}
-    for base in ("torch_eager_fp32", "onnxruntime_fp32"):
-        variants = [k for k in out if k.startswith(f"{base}_t")]
-        if variants:
-            out[base] = dict(out[min(variants, key=lambda k: out[k]["p50_ms"])])
-    for k in out:
-        out[k]["speedup_vs_chosen"] = out[k]["p50_ms"] / out["chosen"]["p50_ms"]
-    return out
+    key = OBJECTIVES[opts.objective]
+    feasible = [m for m in summary["trials"] if m.get("error") is None and not m["violations"]]
+    rechoose = key == "latency_ms" and job.ctx["device_is_host"]
+    rows, roles = robust.timing_rows(job, feasible if rechoose else [summary["chosen"]], summary["trials"],
+                                     opts.constraints.max_accuracy_drop, extra)
+    result = robust.time_rows(rows, opts.threads, opts.timing_rounds)
+    if rechoose:
+        summary["chosen"], ranking = robust.choose_finalist(result, roles, feasible)
+        summary["finalists"] = {n: {**result.best(n).to_dict(), "rank": i + 1} for i, n in enumerate(ranking)}
+    summary["comparison"] = robust.comparison(result, rows, roles, summary["chosen"])
+    summary["timing"] = {"method": result.evidence.get("method"), "rounds": result.rounds, "runs": result.runs,
+                         "threads": sorted(set(opts.threads)), "cpu": robust.cpu_line(result.evidence),
+                         "evidence": result.evidence, "timings": [t.to_dict() for t in result.timings]}

@@ -22,7 +22,7 @@ def tiny_ckpt(tmp_path_factory):
 
 def options(ckpt, out, **kw):
     base = dict(model=ckpt, out_dir=out, trials=4, backends=("onnxruntime",), precisions=("fp32", "int8"), threads=(1,),
-                latency_runs=10, progress=False, constraints=Constraints(max_accuracy_drop=100.0))
+                latency_runs=10, progress=False, constraints=Constraints(max_accuracy_drop=100.0), timing_rounds=1)
     return MapOptions(**{**base, **kw})
 
 
@@ -31,6 +31,10 @@ def test_map_writes_front_recipe_bundle_and_the_bundle_reproduces_it(tiny_ckpt, 
     assert summary["chosen"] is not None and summary["front"]
     assert len(summary["trials"]) == 4  # 1 fp32 + 3 int8 calibrations: the whole grid
     assert {"chosen", "onnxruntime_fp32", "torch_eager_fp32"} <= set(summary["comparison"])
+    timing = summary["timing"]  # every model alone in a fresh process, named CPU and its INT8 instructions
+    assert timing["rounds"] == 1 and "VNNI" in timing["cpu"] and "fresh process" in timing["method"]
+    row = summary["comparison"]["onnxruntime_fp32"]
+    assert row["spread_ms"][0] <= row["p50_ms"] <= row["spread_ms"][1] and row["verdict"] in ("faster", "slower", "tie", "same")
     results = json.loads((tmp_path / "m" / "results.json").read_text())
     assert results["evidence"]["cpu"] and (tmp_path / "m" / "report.md").is_file()
     edge = EdgeModel(summary["bundle"])
@@ -103,3 +107,20 @@ def test_unknown_fine_tuning_precision_is_refused_before_any_work(tiny_ckpt, tmp
     with pytest.raises(EdgemapError, match="--finetune-precision must be one of fp32, bf16, got 'fp16'"):
         options(tiny_ckpt, tmp_path / "m", finetune_precision="fp16")
     assert not (tmp_path / "m").exists()
+
+
+def test_compare_peers_builds_scores_and_times_the_peers_in_the_same_run(tiny_ckpt, tmp_path, capsys):
+    summary = run_map(options(tiny_ckpt, tmp_path / "m", trials=2, precisions=("int8",), calibrations=("minmax",),
+                              compare_peers=True))
+    peers = {p["name"]: p for p in summary["peers"]["peers"]}
+    assert set(peers) == {"ort_olive_int8", "nncf_ort_int8", "nncf_openvino_int8"}
+    built = [p for p in peers.values() if "error" not in p]
+    assert peers["ort_olive_int8"] in built  # ONNX Runtime is always here
+    for p in built:  # scored on the map's images, timed in the same isolated run as the chosen mapping
+        assert 0 <= p["accuracy"] <= 100 and p["timing"]["p50_ms"] > 0 and f"peer:{p['name']}" in summary["comparison"]
+        assert p["accuracy_drop"] == pytest.approx(summary["baseline_accuracy"] - p["accuracy"], abs=0.01)
+    assert summary["peers"]["best_peer"] in peers
+    out = " ".join(capsys.readouterr().out.split())
+    assert "chosen vs the best peer:" in out and "peer ort_olive_int8 (onnxruntime): top-1" in out
+    results = json.loads((tmp_path / "m" / "results.json").read_text())
+    assert results["peers"]["best_peer"] == summary["peers"]["best_peer"]

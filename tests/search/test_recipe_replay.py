@@ -144,7 +144,7 @@ def test_map_writes_the_recipe_it_built_and_edgemap_run_rebuilds_it(kind, backen
     extra = dict(prune_ratios=(0.5,), train_data=tiny_npz, finetune_epochs=1) if pruned else {}
     opts = MapOptions(**_source(kind, tmp_path, tiny_ckpt), out_dir=tmp_path / "m", trials=1, backends=(backend,),
                       precisions=(precision,), calibrations=("minmax",), threads=(1,), latency_runs=5, calib_samples=64,
-                      progress=False, constraints=Constraints(max_accuracy_drop=100.0), **extra)
+                      progress=False, constraints=Constraints(max_accuracy_drop=100.0), timing_rounds=1, **extra)
     summary = run_map(opts)
     chosen = summary["chosen"]
     assert chosen is not None and chosen["candidate"]["backend"] == backend
