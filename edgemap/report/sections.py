@@ -92,13 +92,18 @@ def before_after(s: dict, ok: list[dict], chosen: dict) -> dict:
         f"FP32 on ONNX Runtime{' (' + base['key'] + ')' if base else ''} → {chosen['key']}", ["figure", "before", "after", "basis"], rows)])
 
 
+def _spread(spread: list | None) -> str | None:
+    """'lo-hi' of the rounds' medians (each reference is timed alone in fresh processes, edgemap.search.robust)."""
+    return f"{spread[0]:.4f}-{spread[1]:.4f}" if spread else None
+
+
 def reference_section(comparison: dict) -> dict:
     """The same run's batch-1 timings of the reference conversions (PyTorch eager, ORT FP32, plain INT8)."""
-    rows = [[k, v.get("backend"), v.get("threads"), v.get("p50_ms"), v.get("p99_ms"), v.get("speedup_vs_chosen")]
+    rows = [[k, v.get("backend"), v.get("threads"), v.get("p50_ms"), _spread(v.get("spread_ms")), v.get("speedup_vs_chosen")]
             for k, v in comparison.items()]
-    return section("Reference conversions, same run", notes=["Batch-1 latency on this host, interleaved by bursts; "
-                   "speedup = the reference's time over the chosen mapping's."],
-                   tables=[table("reference timings", ["reference", "backend", "threads", "p50 ms", "p99 ms", "× chosen's time"], rows)])
+    return section("Reference conversions, same run", notes=["Batch-1 latency on this host, each model timed alone in fresh processes in "
+                   "alternating rounds (median of the rounds' medians, and their range); × = the reference's time over the chosen's."],
+                   tables=[table("reference timings", ["reference", "backend", "threads", "median ms", "rounds' range ms", "× chosen's time"], rows)])
 
 
 def chosen_onnx(chosen: dict) -> Path | None:
