@@ -153,6 +153,8 @@ def run_grid(name: str, prof: dict, bundles: dict, data, overhead_ms: float, k_s
 
 
 CALIBRATION_LINK = (20.0, 5.0)  # Mbps, RTT ms: the fixed per-request cost is measured through a shaped link
+CALIBRATION_GAP_S = 0.05  # idle before each calibrated request: in use (and in the grid) a request follows a pause,
+                          # and one after a pause takes ~0.2-0.3 ms longer than back-to-back (split_overhead_probe.py)
 
 
 def http_overhead(bundles: dict, prof: dict, image, port: int, n: int = 45) -> float:  # noqa: ANN001 - uint8 image
@@ -171,6 +173,7 @@ def http_overhead(bundles: dict, prof: dict, image, port: int, n: int = 45) -> f
             client.run(image, Choice(last["name"], "fp32"))
         rest = []
         for _ in range(n):
+            time.sleep(CALIBRATION_GAP_S)
             up0, down0 = link.bytes["up"], link.bytes["down"]
             r = client.run(image, Choice(last["name"], "fp32"))
             wire = link.bytes["up"] - up0 + link.bytes["down"] - down0
