@@ -152,22 +152,37 @@ def run_grid(name: str, prof: dict, bundles: dict, data, overhead_ms: float, k_s
     return rows
 
 
-def http_overhead(bundles: dict, image, port: int, n: int = 40) -> float:  # noqa: ANN001 - uint8 image
-    """Median network time (wall time of the HTTP exchange less the server's compute) of the smallest split
-    request through an unshaped link: client + relay + server request handling, ms."""
+CALIBRATION_LINK = (20.0, 5.0)  # Mbps, RTT ms: the fixed per-request cost is measured through a shaped link
+CALIBRATION_GAP_S = 0.05  # idle before each calibrated request: in use (and in the grid) a request follows a pause,
+                          # and one after a pause takes ~0.2-0.3 ms longer than back-to-back (split_overhead_probe.py)
+
+
+def http_overhead(bundles: dict, prof: dict, image, port: int, n: int = 45) -> float:  # noqa: ANN001 - uint8 image
+    """The planner's fixed per-request cost, ms: what a request of the smallest split takes through a *shaped*
+    link beyond the parts the cost model counts (RTT, wire bytes / bandwidth, the tail's profiled median). It
+    holds client + server HTTP handling, the server's thread hand-off and the relay's paced wake-ups; measured
+    on an unshaped link (before) it missed the last two, and every remote option was under-predicted ~1 ms."""
     from edgemap.split.client import Choice, SplitClient
     from edgemap.split.shaping import ShapedLink
 
-    with ShapedLink("127.0.0.1", port, 100_000, 0) as link:
+    bw, rtt = CALIBRATION_LINK
+    last = prof["cuts"][-1]
+    with ShapedLink("127.0.0.1", port, bw, rtt) as link:
         client = SplitClient(bundles["edge"], f"http://127.0.0.1:{link.port}", timeout_s=10, threads=THREADS)
-        last = list(client.heads)[-1]
         for _ in range(5):  # warm-up
-            client.run(image, Choice(last, "fp32"))
-        # the lowest of three batch medians: a burst of load from other work on the machine must not set it
-        medians = [statistics.median(client.run(image, Choice(last, "fp32")).network_ms for _ in range(n // 3))
-                   for _ in range(3)]
+            client.run(image, Choice(last["name"], "fp32"))
+        rest = []
+        for _ in range(n):
+            time.sleep(CALIBRATION_GAP_S)
+            up0, down0 = link.bytes["up"], link.bytes["down"]
+            r = client.run(image, Choice(last["name"], "fp32"))
+            wire = link.bytes["up"] - up0 + link.bytes["down"] - down0
+            rest.append(r.network_ms + r.server_ms - rtt - wire * 8 / (bw * 1e3) - last["tail_server"]["ms"]
+                        - last["encodings"]["fp32"]["decode_ms"])
         client.close()
-    return min(medians)
+    # the lowest of three batch medians: a burst of load from other work on the machine must not set it
+    k = n // 3
+    return min(statistics.median(rest[i:i + k]) for i in range(0, 3 * k, k))
 
 
 def adaptivity(prof: dict, bundles: dict, data, overhead_ms: float, port: int) -> dict:  # noqa: ANN001
@@ -235,6 +250,13 @@ def wire_bytes(prof: dict, bundles: dict, data, port: int) -> list[dict]:  # noq
     return rows
 
 
+def _tie(r: dict) -> bool:
+    """The choice's measured median lies within the measured fastest's spread (at or below the upper quartile of
+    its timed requests): the two cannot be told apart on this machine with this many requests."""
+    runs = r["measured"][r["fastest"]]["runs_ms"]
+    return r["choice_ms"] is not None and len(runs) >= 4 and r["choice_ms"] <= statistics.quantiles(runs, n=4)[2]
+
+
 def summarize(rows: list[dict]) -> dict:
     """The claims of the issue over all cases of all models."""
     n = len(rows)
@@ -251,7 +273,10 @@ def summarize(rows: list[dict]) -> dict:
             if v["median_ms"]:
                 errs.append(abs(v["predicted_ms"] - v["median_ms"]) / v["median_ms"])
                 base_errs.append(abs(v["flops_baseline_ms"] - v["median_ms"]) / v["median_ms"])
+    ties = [r for r in rows if r["choice"] != r["fastest"] and _tie(r)]
     return {"cases": n, "choice_is_measured_fastest": same / n, "choice_within_10pct": len(within) / n,
+            "choice_is_fastest_or_tie": (same + len(ties)) / n,
+            "ties": [f"{r['model']} {r['bandwidth_mbps']} Mbps {r['rtt_ms']} ms: {r['choice']} vs {r['fastest']}" for r in ties],
             "cases_choice_slower_than_best_end_by_5pct": worse_than_baselines,
             "measured_options": len(errs), "prediction_mean_abs_error": statistics.mean(errs),
             "prediction_median_abs_error": statistics.median(errs),
@@ -282,7 +307,8 @@ def markdown(rec: dict) -> str:
              f"{rec['overhead_ms']} ms. Device emulated as this host slowed down (see the script's docstring).", "",
              "## Planner vs measured", "",
              f"- cases: {s['cases']}; planner's choice is the measured fastest in {s['choice_is_measured_fastest']:.1%}, "
-             f"within 10 % of it in {s['choice_within_10pct']:.1%}",
+             f"within 10 % of it in {s['choice_within_10pct']:.1%}; fastest or a tie (the choice's median within the "
+             f"fastest's upper quartile) in {s['choice_is_fastest_or_tie']:.1%}; ties: {s['ties'] or 'none'}",
              f"- choice slower than the better of all-on-device / all-on-server by > 5 %: "
              f"{s['cases_choice_slower_than_best_end_by_5pct'] or 'never'}",
              f"- predicted vs measured latency over {s['measured_options']} measured options: mean |error| "
@@ -352,7 +378,7 @@ def main() -> None:
         port = args.port + i
         server = start_server(bundles["server"], port)
         try:
-            rec.setdefault("overhead_ms", {})[name] = overhead = http_overhead(bundles, data.images[0], port)
+            rec.setdefault("overhead_ms", {})[name] = overhead = http_overhead(bundles, prof, data.images[0], port)
             k = DEVICE_MS / prof["whole"]["device"]["ms"]
             rec["profiles"][name] = {"slowdown": k, "whole": prof["whole"], "inputs": prof["inputs"], "evidence": prof["evidence"]}
             rec["bytes"][name] = wire_bytes(prof, bundles, data, port)

@@ -103,3 +103,13 @@ def test_agreement_budget_leaves_out_lossy_options():
     opts, best = plan(prof, Network(10, 5), min_agreement=99)
     assert best.label == "c1/int8"
     assert [o.label for o in opts if not o.feasible] == ["input/jpeg-q50"]
+
+
+def test_codec_times_are_medians_that_a_load_burst_does_not_move(split_export):
+    from edgemap.split.profile import _codec_ms
+
+    # 9 typical encodes of 0.2 ms and one 30 ms stall (another process took the core): a request pays ~0.2 ms
+    t = _codec_ms([0.0002] * 9 + [0.030], [0.0001] * 10)
+    assert abs(t["encode_ms"] - 0.2) < 1e-9 and t["encode_ms_mean"] > 3.0 and abs(t["decode_ms"] - 0.1) < 1e-9
+    for row in split_export["profile"]["inputs"] + [s for c in split_export["profile"]["cuts"] for s in c["encodings"].values()]:
+        assert 0 <= row["encode_ms"] and 0 <= row["decode_ms"] and {"encode_ms_mean", "decode_ms_mean"} <= set(row)
