@@ -37,7 +37,9 @@ def main() -> None:
               "command": "PYTHONPATH=$PWD .venv/bin/python benchmarks/serve_fuzz.py",
               "tail": r.stdout[-1500:] if r.returncode else "", "evidence": machine_evidence()}
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(result, indent=2) + "\n")
+    from compress_common import write_result_json  # the JSON is an export of the results store
+
+    write_result_json(OUT, result)
     print(json.dumps({k: v for k, v in result.items() if k != "evidence"}, indent=2))
     sys.exit(0 if result["passed"] else 1)
 

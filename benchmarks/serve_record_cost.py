@@ -113,7 +113,8 @@ def summary(phases: list[dict], key: str) -> dict:
 
 
 def main() -> None:
-    from edgemap.core.atomic import write_json, write_text
+    from compress_common import write_result_json  # the JSON is an export of the results store
+    from edgemap.core.atomic import write_text
     from edgemap.core.evidence import machine_evidence
     from edgemap.data.sample import load_sample
     from edgemap.results.importer import record_benchmark_file
@@ -168,7 +169,7 @@ def main() -> None:
            f"{len(body)}-byte PNG {hook['sha256_png_us']} µs. Rows stored {stored} of {out['rows_expected']} expected.",
            "", f"CPU: {ev['cpu']} ({', '.join(ev['cpu_flags'])}), {ev['logical_cpus']} logical CPUs, Python {ev['python']}, "
            f"onnxruntime {ev['versions'].get('onnxruntime')}, server runtime threads {THREADS}."]
-    write_json(RESULTS / "serve_record_cost.json", out)
+    write_result_json(RESULTS / "serve_record_cost.json", out)
     write_text(RESULTS / "serve_record_cost.md", "\n".join(md) + "\n")
     print("\n".join(md))
     record_benchmark_file(RESULTS / "serve_record_cost.json")

@@ -128,7 +128,9 @@ def main() -> None:
     out["summary"] = {":".join(v): summary([x for x in out["rounds"] if x["variant"] == ":".join(v)]) for v in VARIANTS}
     out["evidence"] = machine_evidence(sl.THREADS)
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.with_suffix(".json").write_text(json.dumps(out, indent=2) + "\n")
+    from compress_common import write_result_json  # the JSON is an export of the results store
+
+    write_result_json(OUT.with_suffix(".json"), out)
     OUT.with_suffix(".md").write_text(markdown(out))
     print(json.dumps(out["summary"], indent=2))
 

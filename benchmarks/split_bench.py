@@ -347,7 +347,8 @@ def markdown(rec: dict) -> str:
 
 def main() -> None:
     global BANDWIDTHS, RTTS  # noqa: PLW0603 - the grid is the settings block's, narrowed from the command line
-    from edgemap.core.atomic import write_json, write_text
+    from compress_common import write_result_json  # the JSON is an export of the results store
+    from edgemap.core.atomic import write_text
     from edgemap.core.evidence import machine_evidence
     from edgemap.data.resolve import load_eval_data
 
@@ -395,7 +396,7 @@ def main() -> None:
     rec["split_vs_input"] = split_vs_input(rec["cases"])
     rec["evidence"] = machine_evidence(THREADS)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    write_json(RESULTS / f"{args.out}.json", rec)
+    write_result_json(RESULTS / f"{args.out}.json", rec)
     write_text(RESULTS / f"{args.out}.md", markdown(rec))
     print(json.dumps(rec["summary"], indent=1))
 
