@@ -38,19 +38,30 @@ def _qualities(text: str) -> tuple[int, ...]:
 
 MODEL_HELP = "zoo name with shipped weights (default resnet9s), a .safetensors checkpoint, or an .onnx file"
 
+# options several split commands take, declared once
+MODEL_OPTION = typer.Option(None, help=MODEL_HELP)
+DEVICE_OPTION = typer.Option("host", help="device profile running the head")
+SERVER_OPTION = typer.Option("host", help="device profile running the tail")
+DATA_OPTION = typer.Option(None, help="evaluation images (default $EDGEMAP_CIFAR10, else the shipped sample)")
+PREPROCESS_OPTION = typer.Option(None, help="user ONNX models: e.g. 'cifar10' or 'resize=48x48,scale=1/255'")
+LIMIT_OPTION = typer.Option(1000, help="evaluate on the first N images (0: all)")
+QUALITIES_OPTION = typer.Option("50,75,90", help="JPEG/WebP qualities for sending the input")
+MIN_AGREEMENT_OPTION = typer.Option(None, help="% of images whose top-1 must equal the whole model's")
+WORK_OPTION = typer.Option(WORK, help="cache of exported models, halves and profiles")
+
 
 def _add_profile(group: typer.Typer) -> None:
     @group.command("profile")
     def profile_cmd(
-        model: Optional[str] = typer.Option(None, help=MODEL_HELP),
-        device: str = typer.Option("host", help="device profile running the head"),
-        server: str = typer.Option("host", help="device profile running the tail"),
-        data: Optional[Path] = typer.Option(None, help="evaluation images (default $EDGEMAP_CIFAR10, else the shipped sample)"),
-        preprocess: Optional[str] = typer.Option(None, help="user ONNX models: e.g. 'cifar10' or 'resize=48x48,scale=1/255'"),
-        limit: int = typer.Option(1000, help="evaluate on the first N images (0: all)"),
-        qualities: str = typer.Option("50,75,90", help="JPEG/WebP qualities for sending the input"),
+        model: Optional[str] = MODEL_OPTION,
+        device: str = DEVICE_OPTION,
+        server: str = SERVER_OPTION,
+        data: Optional[Path] = DATA_OPTION,
+        preprocess: Optional[str] = PREPROCESS_OPTION,
+        limit: int = LIMIT_OPTION,
+        qualities: str = QUALITIES_OPTION,
         threads: int = typer.Option(0, help="ONNX Runtime threads for the measured parts (0: default)"),
-        work: Path = typer.Option(WORK, help="cache of exported models, halves and profiles"),
+        work: Path = WORK_OPTION,
         json_out: Optional[Path] = typer.Option(None, "--json", help="also write the profile as JSON"),
         fresh: bool = typer.Option(False, help="re-measure even when a cached profile exists"),
     ) -> None:
@@ -69,23 +80,23 @@ def _add_profile(group: typer.Typer) -> None:
 def _add_plan(group: typer.Typer) -> None:
     @group.command("plan")
     def plan_cmd(
-        model: Optional[str] = typer.Option(None, help=MODEL_HELP),
-        device: str = typer.Option("host", help="device profile running the head"),
-        server: str = typer.Option("host", help="device profile running the tail"),
+        model: Optional[str] = MODEL_OPTION,
+        device: str = DEVICE_OPTION,
+        server: str = SERVER_OPTION,
         bandwidth_mbps: float = typer.Option(..., help="uplink bandwidth, Mbit/s"),
         rtt_ms: float = typer.Option(..., help="round-trip time, ms"),
         overhead_ms: float = typer.Option(1.5, help="HTTP handling per request, ms (measured by split infer --adaptive)"),
         objective: str = typer.Option("latency", help="latency or energy (the device's)"),
         max_accuracy_drop: Optional[float] = typer.Option(None, help="top-1 points an option may lose (default: any)"),
-        min_agreement: Optional[float] = typer.Option(None, help="%% of images whose top-1 must equal the whole model's"),
+        min_agreement: Optional[float] = MIN_AGREEMENT_OPTION,
         plot: Optional[Path] = typer.Option(None, help="draw predicted latency vs split point per bandwidth (PNG)"),
         show: int = typer.Option(0, help="print only the N best options (0: all)"),
-        data: Optional[Path] = typer.Option(None, help="evaluation images (default $EDGEMAP_CIFAR10, else the shipped sample)"),
-        preprocess: Optional[str] = typer.Option(None, help="user ONNX models: e.g. 'cifar10'"),
-        limit: int = typer.Option(1000, help="evaluate on the first N images (0: all)"),
-        qualities: str = typer.Option("50,75,90", help="JPEG/WebP qualities for sending the input"),
+        data: Optional[Path] = DATA_OPTION,
+        preprocess: Optional[str] = PREPROCESS_OPTION,
+        limit: int = LIMIT_OPTION,
+        qualities: str = QUALITIES_OPTION,
         threads: int = typer.Option(0, help="ONNX Runtime threads for the measured parts"),
-        work: Path = typer.Option(WORK, help="cache of exported models, halves and profiles"),
+        work: Path = WORK_OPTION,
         json_out: Optional[Path] = typer.Option(None, "--json", help="also write every option as JSON"),
     ) -> None:
         """Every option (all on device, all on server raw/PNG/JPEG/WebP, each split x encoding) and the best."""
@@ -111,15 +122,15 @@ def _add_export(group: typer.Typer) -> None:
     @group.command("export")
     def export_cmd(
         out: Path = typer.Option(..., help="writes OUT/edge (whole model + heads) and OUT/server (whole model + tails)"),
-        model: Optional[str] = typer.Option(None, help=MODEL_HELP),
+        model: Optional[str] = MODEL_OPTION,
         points: str = typer.Option("all", help="split points to export: all, or c3,c5,..."),
         device: str = typer.Option("host", help="device profile the edge plans with"),
         server: str = typer.Option("host", help="server profile the edge plans with"),
         data: Optional[Path] = typer.Option(None, help="evaluation images for the plan's profile"),
-        preprocess: Optional[str] = typer.Option(None, help="user ONNX models: e.g. 'cifar10'"),
+        preprocess: Optional[str] = PREPROCESS_OPTION,
         limit: int = typer.Option(1000, help="profile on the first N images (0: all)"),
         qualities: str = typer.Option("50,75,90", help="JPEG/WebP qualities the plan considers"),
-        work: Path = typer.Option(WORK, help="cache of exported models, halves and profiles"),
+        work: Path = WORK_OPTION,
     ) -> None:
         """Export the halves as two verified bundles carrying the whole model's hash and the split points."""
         from edgemap.split.bundle import export_bundles
@@ -177,7 +188,7 @@ def _add_infer(group: typer.Typer) -> None:
         rtt_ms: float = typer.Option(20.0, help="assumed round-trip for --option plan"),
         objective: str = typer.Option("latency", help="latency or energy"),
         max_accuracy_drop: Optional[float] = typer.Option(0.5, help="top-1 points the plan may lose"),
-        min_agreement: Optional[float] = typer.Option(None, help="%% of images whose top-1 must equal the whole model's"),
+        min_agreement: Optional[float] = MIN_AGREEMENT_OPTION,
         adaptive: bool = typer.Option(False, help="measure bandwidth and RTT from the requests and re-plan"),
         fallback: str = typer.Option("none", help="local: run the whole model here when the server is down, slow or wrong"),
         timeout_s: float = typer.Option(5.0, help="deadline of every request"),

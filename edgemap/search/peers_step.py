@@ -62,18 +62,3 @@ def summarise_peers(info: list[dict], summary: dict, max_drop: float | None) -> 
         out["chosen_vs_best_peer"] = verdict_line(best["timing"], best["name"])
         out["accuracy_vs_best_peer"] = round(summary["chosen"]["accuracy"] - best["accuracy"], 2)
     return out
-
-
-def peer_lines(peers: dict) -> list[str]:
-    """One line per peer (top-1, drop, median and range, verdict against the chosen), then the best-peer verdict."""
-    lines = []
-    for p in peers["peers"]:
-        if "error" in p:
-            lines.append(f"peer {p['name']}: not built ({p['error']})")
-        elif "timing" in p:
-            t = p["timing"]
-            lines.append(f"peer {p['name']} ({p['backend']}): top-1 {p['accuracy']:.2f}% (drop {p['accuracy_drop']:.2f}), "
-                         f"median {t['p50_ms']:.4f} ms ({t['spread_ms'][0]:.4f}-{t['spread_ms'][1]:.4f}), {t['threads']} thread(s)")
-    if peers.get("best_peer"):
-        lines.append(f"chosen vs the best peer: {peers['chosen_vs_best_peer']}, top-1 {peers['accuracy_vs_best_peer']:+.2f} points")
-    return lines
