@@ -98,7 +98,6 @@ def main() -> None:
     from edgemap.core.atomic import write_text
     from compress_common import write_result_json  # the JSON is an export of the results store
     from edgemap.core.evidence import machine_evidence
-    from edgemap.results.importer import record_benchmark_file
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--predictions", type=int, default=20000)
@@ -147,7 +146,6 @@ def main() -> None:
     write_result_json(RESULTS / "results_store.json", out)
     write_text(RESULTS / "results_store.md", "\n".join(md) + "\n")
     print("\n".join(md))
-    record_benchmark_file(RESULTS / "results_store.json")
 
 
 if __name__ == "__main__":

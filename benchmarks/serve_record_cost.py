@@ -117,7 +117,6 @@ def main() -> None:
     from edgemap.core.atomic import write_text
     from edgemap.core.evidence import machine_evidence
     from edgemap.data.sample import load_sample
-    from edgemap.results.importer import record_benchmark_file
     from edgemap.results.queries import predictions
     from edgemap.results.store import open_store
     from serve_load import THREADS, http_payload, make_bundle, png
@@ -172,7 +171,6 @@ def main() -> None:
     write_result_json(RESULTS / "serve_record_cost.json", out)
     write_text(RESULTS / "serve_record_cost.md", "\n".join(md) + "\n")
     print("\n".join(md))
-    record_benchmark_file(RESULTS / "serve_record_cost.json")
 
 
 if __name__ == "__main__":
