@@ -110,15 +110,17 @@ def register(app: typer.Typer) -> None:
         Console().print("\n".join(lines))
 
 
-def map_and_report(opts) -> dict:  # noqa: ANN001 - MapOptions
+def map_and_report(opts):  # noqa: ANN001, ANN201 - MapOptions -> SearchSummary
     """`edgemap map` (and `edgemap demo`'s map): the search, then its run recorded in the results store and the
     self-contained OUT/report.html written (a store that cannot take the run is a warning; the report is written)."""
+    from dataclasses import replace
+
     from edgemap.report.map_report import record_and_report_map
     from edgemap.search.mapper import run_map
 
     summary = run_map(opts)
-    summary["report_html"] = str(record_and_report_map(summary, opts.out_dir))
-    typer.echo(f"  html report: {summary['report_html']}")
+    summary = replace(summary, report_html=str(record_and_report_map(summary.to_dict(), opts.out_dir)))
+    typer.echo(f"  html report: {summary.report_html}")
     return summary
 
 

@@ -1,9 +1,8 @@
 """Evaluate one candidate: build its model (its compiled recipe, through the recipe runner), measure accuracy and
 host latency, estimate the device cost.
 
-`evaluate_one(context, candidate_dict)` takes and returns plain data so the Ray executor can ship
-it; a failure to build or run a candidate is returned as its `error`, not raised, so one bad
-candidate never stops the search.
+`evaluate_one(context, candidate)` returns the candidate's TrialMetrics; a failure to build or run a
+candidate is returned as its `error`, not raised, so one bad candidate never stops the search.
 """
 
 from __future__ import annotations
@@ -16,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from edgemap.errors import EdgemapError
-from edgemap.search.space import Candidate
+from edgemap.search.candidate import Candidate
+from edgemap.search.records import SearchContext, TrialMetrics
 
 
 @lru_cache(maxsize=4)
@@ -55,18 +55,18 @@ def host_latency(session, x1: np.ndarray, runs: int) -> dict:  # noqa: ANN001
     return measure_interleaved({"m": lambda: session.run(x1, check_finite=False)}, runs=runs, warmup=max(5, runs // 10))["m"]
 
 
-def build_candidate(ctx: dict, c: Candidate):  # noqa: ANN201 - edgemap.pipeline.recipe.Built
+def build_candidate(ctx: SearchContext, c: Candidate):  # noqa: ANN201 - edgemap.pipeline.recipe.Built
     """Build the candidate's model with the recipe runner `edgemap run` uses (outputs cached by parent + config)."""
     from edgemap.pipeline.context import recipe_context
     from edgemap.pipeline.recipe import build
-    from edgemap.search.compile import BuildSettings, candidate_recipe
+    from edgemap.search.compile import candidate_recipe
 
-    recipe = candidate_recipe(ctx["recipe"], c, BuildSettings(**ctx["settings"]))
-    pctx, _ = recipe_context(recipe, progress=ctx.get("progress", False), parity_n=ctx.get("parity_n", 256))
-    return build(recipe, Path(ctx["work_dir"]) / "trials" / c.artifact_key(), pctx, ctx["cache_dir"])
+    recipe = candidate_recipe(ctx.recipe, c, ctx.settings)
+    pctx, _ = recipe_context(recipe, progress=ctx.progress, parity_n=ctx.parity_n)
+    return build(recipe, Path(ctx.work_dir) / "trials" / c.artifact_key(), pctx, ctx.cache_dir)
 
 
-def estimation_onnx(ctx: dict, built, c: Candidate) -> Path:  # noqa: ANN001 - Built
+def estimation_onnx(ctx: SearchContext, built, c: Candidate) -> Path:  # noqa: ANN001 - Built
     """The ONNX graph the device estimate reads: the candidate's last ONNX step, or (LiteRT, converted from torch)
     the same candidate built for ONNX Runtime at its precision."""
     onnx_steps = [a for a in built.artifact.lineage() if a.format == "onnx" and a.precision == c.precision]
@@ -77,50 +77,49 @@ def estimation_onnx(ctx: dict, built, c: Candidate) -> Path:  # noqa: ANN001 - B
     return Path(build_candidate(ctx, dataclasses.replace(c, backend="onnxruntime")).artifact.path)
 
 
-def device_estimate(ctx: dict, c: Candidate, onnx_path: Path) -> dict:
+def device_estimate(ctx: SearchContext, c: Candidate, onnx_path: Path) -> dict:
     """Estimated latency, energy, RAM and flash on the target device, from the candidate's ONNX graph,
     on the candidate's thread count (the estimator's default, all cores, would make every thread count look alike)."""
     from edgemap.devices.catalogue import resolve
     from edgemap.devices.estimate import estimate
 
-    return estimate(onnx_path, resolve(ctx["device"]), threads=c.threads).to_dict()
+    return estimate(onnx_path, resolve(ctx.device), threads=c.threads).to_dict()
 
 
-def evaluate_one(ctx: dict, cand: dict) -> dict:
+def evaluate_one(ctx: SearchContext, c: Candidate) -> TrialMetrics:
     """Metrics of one candidate (see module doc); never raises for a candidate-specific failure."""
-    c = Candidate(**cand)
-    base = {"key": c.key(), "candidate": cand, "error": None}
     t0 = time.perf_counter()
     try:
-        return {**base, **_measure(ctx, c), "eval_s": round(time.perf_counter() - t0, 2)}
+        return TrialMetrics(c, **_measure(ctx, c), eval_s=round(time.perf_counter() - t0, 2))
     except EdgemapError as exc:
-        return {**base, "error": str(exc)}
+        return TrialMetrics(c, error=str(exc))
     except Exception as exc:  # a library failure on one candidate: record it, keep searching
-        return {**base, "error": f"{exc.__class__.__name__}: {exc}".splitlines()[0][:300],
-                "traceback": traceback.format_exc(limit=3)}
+        return TrialMetrics(c, error=f"{exc.__class__.__name__}: {exc}".splitlines()[0][:300],
+                            traceback=traceback.format_exc(limit=3))
 
 
-def _measure(ctx: dict, c: Candidate) -> dict:
+def _measure(ctx: SearchContext, c: Candidate) -> dict:
+    """TrialMetrics' figures for a candidate that builds and runs."""
     from edgemap.runtime.registry import load_session
 
     built = build_candidate(ctx, c)
     path = Path(built.artifact.path)
-    x, labels, exact = eval_arrays(ctx["eval_npz"])
+    x, labels, exact = eval_arrays(ctx.eval_npz)
     session = load_session(c.backend, path, c.threads)
     try:
         top1, top1_exact, preds = accuracy(session, x, labels, exact)
-        lat = host_latency(session, x[:1].copy(), ctx.get("latency_runs", 100))
+        lat = host_latency(session, x[:1].copy(), ctx.latency_runs)
     finally:
         session.close()
     est = device_estimate(ctx, c, estimation_onnx(ctx, built, c))
-    on_host = ctx.get("device_is_host", False)
+    on_host = ctx.device_is_host
     return {
         "model_path": str(path), "sha256": built.artifact.sha256, "accuracy": top1, "accuracy_exact": top1_exact,
-        "accuracy_drop": ctx["baseline_accuracy"] - top1, "host_latency": lat,
+        "accuracy_drop": ctx.baseline_accuracy - top1, "host_latency": lat,
         "latency_ms": lat["p50_ms"] if on_host else est["latency_s"]["value"] * 1000,
         "latency_basis": "measured on this host" if on_host else "estimated for the device",
         "energy_mj": est["energy_j"]["value"] * 1000, "ram_bytes": est["peak_ram_bytes"]["value"],
         "size_bytes": built.artifact.size_bytes(), "confusion": confusion_counts(labels, preds),
-        "device_violations": est["violations"], "estimate": {k: est[k] for k in ("latency_s", "energy_j", "energy_ops_j",
+        "device_violations": tuple(est["violations"]), "estimate": {k: est[k] for k in ("latency_s", "energy_j", "energy_ops_j",
                                                                                   "peak_ram_bytes", "flash_bytes", "unit")},
     }

@@ -1,8 +1,9 @@
 """Where candidates are evaluated: in this process, or as Ray tasks (local Ray or an existing cluster).
 
-Both call the same `evaluate_one(context, candidate_dict) -> metrics`. The Ray executor needs no shared
-file system: the context goes into Ray's object store once with every file and data set a trial reads
-(edgemap.search.portable), and each task sends back the files it built, which land in the driver's cache.
+Both call the same `evaluate_one(context, candidate) -> TrialMetrics`. The Ray executor needs no shared
+file system: the context goes into Ray's object store once (in its plain form) with every file and data set a
+trial reads (edgemap.search.portable), and each task sends back its metrics and the files it built, which land
+in the driver's cache.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from __future__ import annotations
 from typing import Callable
 
 from edgemap.errors import EdgemapError
-from edgemap.search.space import Candidate
+from edgemap.search.candidate import Candidate
+from edgemap.search.records import SearchContext, TrialMetrics
 
-EvaluateOne = Callable[[dict, dict], dict]
+EvaluateOne = Callable[[SearchContext, Candidate], TrialMetrics]
 
 
 class LocalExecutor:
@@ -21,11 +23,11 @@ class LocalExecutor:
     name = "local"
     parallel = 1
 
-    def __init__(self, evaluate_one: EvaluateOne, context: dict) -> None:
+    def __init__(self, evaluate_one: EvaluateOne, context: SearchContext) -> None:
         self.evaluate_one, self.context = evaluate_one, context
 
-    def __call__(self, candidates: list[Candidate]) -> list[dict]:
-        return [self.evaluate_one(self.context, c.to_dict()) for c in candidates]
+    def __call__(self, candidates: list[Candidate]) -> list[TrialMetrics]:
+        return [self.evaluate_one(self.context, c) for c in candidates]
 
     def close(self) -> None:
         """Nothing to release."""
@@ -36,7 +38,7 @@ class RayExecutor:
 
     name = "ray"
 
-    def __init__(self, evaluate_one: EvaluateOne, context: dict, address: str | None = None, workers: int = 2,
+    def __init__(self, evaluate_one: EvaluateOne, context: SearchContext, address: str | None = None, workers: int = 2,
                  cpus_per_task: float = 1.0, ray_init: dict | None = None) -> None:
         try:
             import ray
@@ -55,11 +57,11 @@ class RayExecutor:
         self.parallel = max(1, int(ray.cluster_resources().get("CPU", workers) // cpus_per_task))
         from edgemap.search import portable
 
-        self._portable, self._cache_dir = portable, context["cache_dir"]
+        self._portable, self._cache_dir = portable, context.cache_dir
         self._task = ray.remote(num_cpus=cpus_per_task, max_retries=1)(portable.evaluate_packed)
         self._context = ray.put(portable.pack(context))  # files and data as bytes/arrays: no path is read remotely
 
-    def __call__(self, candidates: list[Candidate]) -> list[dict]:
+    def __call__(self, candidates: list[Candidate]) -> list[TrialMetrics]:
         refs = [self._task.remote(self._context, c.to_dict()) for c in candidates]
         try:
             results = self._ray.get(refs)
@@ -73,7 +75,7 @@ class RayExecutor:
             self._ray.shutdown()
 
 
-def make_executor(kind: str, evaluate_one: EvaluateOne, context: dict, ray_address: str | None = None,
+def make_executor(kind: str, evaluate_one: EvaluateOne, context: SearchContext, ray_address: str | None = None,
                   workers: int = 2) -> LocalExecutor | RayExecutor:
     """The executor named `kind` ("local" or "ray")."""
     if kind == "local":

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgemap.errors import EdgemapError
-from edgemap.search.space import Candidate, SearchSpace
+from edgemap.search.space import SearchSpace
 from edgemap.search.strategy import OBJECTIVES, Constraints
 
 
@@ -82,7 +82,3 @@ def build_space(opts: MapOptions, profile, can_prune: bool, litert_source: bool 
                        installed_backends=installed_backends(), device_precisions=on_device,
                        source_format=source_format)
 
-
-def candidate_from(d: dict) -> Candidate:
-    """Inverse of Candidate.to_dict."""
-    return Candidate(**d)

@@ -16,7 +16,9 @@ import tempfile
 from pathlib import Path
 
 from edgemap.core.atomic import atomic_path
+from edgemap.search.candidate import Candidate
 from edgemap.search.evaluate import evaluate_one
+from edgemap.search.records import SearchContext, TrialMetrics
 
 
 def _model_files(ref: dict) -> dict[str, Path]:
@@ -35,21 +37,21 @@ def _model_files(ref: dict) -> dict[str, Path]:
     return out
 
 
-def pack(ctx: dict) -> dict:
-    """The trial context with every file it reads as bytes, and the data sets as arrays."""
+def pack(ctx: SearchContext) -> dict:
+    """The trial context (its plain form) with every file it reads as bytes, and the data sets as arrays."""
     from edgemap.pipeline.context import data_section, load_data
 
-    files = {name: p.read_bytes() for name, p in _model_files(ctx["recipe"]["model"]).items()}
-    files["eval.npz"] = Path(ctx["eval_npz"]).read_bytes()
-    cache = Path(ctx["cache_dir"])
+    files = {name: p.read_bytes() for name, p in _model_files(ctx.recipe["model"]).items()}
+    files["eval.npz"] = Path(ctx.eval_npz).read_bytes()
+    cache = Path(ctx.cache_dir)
     for p in (cache.rglob("*") if cache.is_dir() else []):
         if p.is_file() and "state" not in p.relative_to(cache).parts:  # training state stays with the driver
             files[f"cache/{p.relative_to(cache).as_posix()}"] = p.read_bytes()
-    section = data_section(ctx["recipe"])
-    return {"ctx": ctx, "files": files, "data_section": section, "data": load_data(*section)}
+    section = data_section(ctx.recipe)
+    return {"ctx": ctx.to_dict(), "files": files, "data_section": section, "data": load_data(*section)}
 
 
-def _localize(ctx: dict, root: Path) -> dict:
+def _localize(ctx: dict, root: Path) -> SearchContext:
     """The context with every path pointing into the worker's folder."""
     ctx = copy.deepcopy(ctx)
     ref = ctx["recipe"]["model"]
@@ -61,11 +63,12 @@ def _localize(ctx: dict, root: Path) -> dict:
     if ref.get("weights"):
         ref["weights"] = str(root / "model" / Path(ref["weights"]).name)
     ctx.update(eval_npz=str(root / "eval.npz"), work_dir=str(root / "work"), cache_dir=str(root / "cache"))
-    return ctx
+    return SearchContext.from_dict(ctx)
 
 
 def evaluate_packed(packed: dict, cand: dict) -> dict:
-    """Unpack into a fresh folder, evaluate, and return the metrics plus the files built (paths relative to the cache)."""
+    """Unpack into a fresh folder, evaluate, and return {"metrics": the plain TrialMetrics (model_path relative to the
+    cache), "built_files": {path in the cache: bytes}}."""
     from edgemap.pipeline.context import preload
 
     root = Path(tempfile.mkdtemp(prefix="edgemap-trial-"))
@@ -75,27 +78,28 @@ def evaluate_packed(packed: dict, cand: dict) -> dict:
             (root / name).write_bytes(data)
         preload(*packed["data_section"], packed["data"])
         shipped = {n for n in packed["files"] if n.startswith("cache/")}
-        m = evaluate_one(_localize(packed["ctx"], root), cand)
+        m = evaluate_one(_localize(packed["ctx"], root), Candidate(**cand)).to_dict()
         cache = root / "cache"
         built = {p.relative_to(cache).as_posix(): p.read_bytes() for p in (cache.rglob("*") if cache.is_dir() else [])
                  if p.is_file() and f"cache/{p.relative_to(cache).as_posix()}" not in shipped
                  and "state" not in p.relative_to(cache).parts}
         if m.get("model_path"):
             m["model_path"] = Path(m["model_path"]).relative_to(cache).as_posix()
-        return {**m, "built_files": built}
+        return {"metrics": m, "built_files": built}
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def receive(m: dict, cache_dir: str | Path) -> dict:
+def receive(result: dict, cache_dir: str | Path) -> TrialMetrics:
     """Write the files a remote trial built into the driver's cache; its model_path then points there."""
     cache = Path(cache_dir)
-    for rel, data in (m.pop("built_files", None) or {}).items():
+    for rel, data in (result.get("built_files") or {}).items():
         target = cache / rel
         if not target.is_file():
             target.parent.mkdir(parents=True, exist_ok=True)
             with atomic_path(target) as tmp:
                 Path(tmp).write_bytes(data)
+    m = dict(result["metrics"])
     if m.get("model_path"):
         m["model_path"] = str(cache / m["model_path"])
-    return m
+    return TrialMetrics.from_dict(m)

@@ -9,45 +9,14 @@ from __future__ import annotations
 
 import json
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from edgemap.errors import EdgemapError
+from edgemap.search.records import Constraints, TrialMetrics  # noqa: F401 - Constraints re-exported
 from edgemap.search.space import Candidate, SearchSpace
 
 OBJECTIVES = {"latency": "latency_ms", "energy": "energy_mj", "size": "size_bytes"}
-
-
-@dataclass(frozen=True)
-class Constraints:
-    """Limits a mapping must meet; None means no limit."""
-
-    max_accuracy_drop: float | None = 1.0
-    max_latency_ms: float | None = None
-    max_ram_mb: float | None = None
-
-    def violations(self, m: dict) -> list[str]:
-        """Human-readable reasons `m` (a trial's metrics) fails; empty when it fits."""
-        out = list(m.get("device_violations", []))
-        if self.max_accuracy_drop is not None and m["accuracy_drop"] > self.max_accuracy_drop:
-            out.append(f"accuracy drop {m['accuracy_drop']:.2f} > {self.max_accuracy_drop:g} points")
-        if self.max_latency_ms is not None and m["latency_ms"] > self.max_latency_ms:
-            out.append(f"latency {m['latency_ms']:.3f} ms > {self.max_latency_ms:g} ms")
-        if self.max_ram_mb is not None and m["ram_bytes"] / 1e6 > self.max_ram_mb:
-            out.append(f"RAM {m['ram_bytes'] / 1e6:.2f} MB > {self.max_ram_mb:g} MB")
-        return out
-
-    def slack(self, m: dict) -> list[float]:
-        """Optuna constraint values (<= 0 means satisfied), one per limit, plus device fit."""
-        vals = [0.0 if not m.get("device_violations") else 1.0]
-        if self.max_accuracy_drop is not None:
-            vals.append(m["accuracy_drop"] - self.max_accuracy_drop)
-        if self.max_latency_ms is not None:
-            vals.append(m["latency_ms"] / self.max_latency_ms - 1)
-        if self.max_ram_mb is not None:
-            vals.append(m["ram_bytes"] / 1e6 / self.max_ram_mb - 1)
-        return vals
 
 
 def suggest(trial, space: SearchSpace) -> Candidate:  # noqa: ANN001 - optuna.Trial
@@ -105,19 +74,20 @@ def _recover_interrupted(study) -> None:  # noqa: ANN001
         study.enqueue_trial(t.params, skip_if_exists=True)
 
 
-def cached_results(study) -> dict[str, dict]:  # noqa: ANN001
+def cached_results(study) -> dict[str, TrialMetrics]:  # noqa: ANN001
     """Metrics of every finished trial, by candidate key."""
     import optuna
 
-    return {t.user_attrs["key"]: json.loads(t.user_attrs["metrics"])
+    return {t.user_attrs["key"]: TrialMetrics.from_dict(json.loads(t.user_attrs["metrics"]))
             for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)) if "metrics" in t.user_attrs}
 
 
-Evaluate = Callable[[list[Candidate]], list[dict]]
+Evaluate = Callable[[list[Candidate]], list[TrialMetrics]]
 
 
 def run_search(space: SearchSpace, evaluate: Evaluate, study, trials: int, objective: str, constraints: Constraints,
-               parallel: int = 1, on_result: Callable[[dict], None] | None = None, max_asks: int | None = None) -> dict[str, dict]:
+               parallel: int = 1, on_result: Callable[[TrialMetrics], None] | None = None,
+               max_asks: int | None = None) -> dict[str, TrialMetrics]:
     """Evaluate up to `trials` distinct candidates (counting those a previous run finished); returns all results."""
     import optuna
 
@@ -134,17 +104,17 @@ def run_search(space: SearchSpace, evaluate: Evaluate, study, trials: int, objec
         fresh = {c.key(): c for c in cands if c.key() not in results}
         if fresh:
             for m in evaluate(list(fresh.values())):
-                results[m["key"]] = m
+                results[m.key] = m
                 if on_result:
                     on_result(m)
         for trial, cand in zip(batch, cands):
             m = results[cand.key()]
             trial.set_user_attr("key", cand.key())
-            trial.set_user_attr("metrics", json.dumps(m))
-            for i, value in enumerate(constraints.slack(m) if m.get("error") is None else [1.0]):
+            trial.set_user_attr("metrics", json.dumps(m.to_dict()))
+            for i, value in enumerate(constraints.slack(m) if m.ok else [1.0]):
                 trial.set_constraint(f"c{i}", value)
-            if m.get("error"):
+            if not m.ok:
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
             else:
-                study.tell(trial, [m["accuracy"], m[OBJECTIVES[objective]]])
+                study.tell(trial, [m.accuracy, m.value(OBJECTIVES[objective])])
     return results

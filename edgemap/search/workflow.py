@@ -10,21 +10,21 @@ from pathlib import Path
 from rich.console import Console
 
 from edgemap.errors import EdgemapError
-from edgemap.search.options import MapOptions, build_space, candidate_from
+from edgemap.search.options import MapOptions, build_space
 from edgemap.search.pareto import pareto_front
+from edgemap.search.records import SearchContext, SearchSummary, TrialMetrics
 from edgemap.search.space import Candidate, SearchSpace
 from edgemap.search.strategy import OBJECTIVES
 
 
 @dataclass
 class Job:
-    """A prepared mapping job: the model, the device, the space and the plain-data context trials receive
-    (ctx["recipe"] is the base recipe: schema, model, data, preprocessing; each candidate adds its passes)."""
+    """A prepared mapping job: the model, the device, the space and the context every trial receives."""
 
     model: Path
     profile: object  # DeviceProfile
     space: SearchSpace
-    ctx: dict
+    ctx: SearchContext
     preprocess: object  # PreprocessSpec
     class_names: tuple[str, ...]
     data_note: str
@@ -111,12 +111,11 @@ def _base_recipe(opts: MapOptions, src: ModelSource) -> dict:
 
 def prepare(opts: MapOptions, console: Console) -> Job:
     """Resolve model, device, data and space; check they agree; write the evaluation arrays; prune."""
-    from dataclasses import asdict
+    from dataclasses import replace
 
     from edgemap.devices.catalogue import resolve
     from edgemap.pipeline.context import data_section, load_data
     from edgemap.search import prepare as prep
-    from edgemap.search.compile import BuildSettings
 
     profile = resolve(opts.device)
     base_data = {"data": {"eval": str(opts.eval_data) if opts.eval_data else None,
@@ -135,22 +134,20 @@ def prepare(opts: MapOptions, console: Console) -> Job:
         console.print(f"pruning is off: {why}")
     space = build_space(opts, profile, can_prune, litert_source=torch_error is None, source_format=src.artifact.format)
     settings = build_settings(opts, src.artifact.format)
-    ctx = {"recipe": _base_recipe(opts, src), "settings": asdict(settings), "work_dir": str(work),
-           "cache_dir": str(Path(opts.out_dir) / "cache"), "eval_npz": str(eval_npz), "device": opts.device,
-           "device_is_host": profile.name == "host", "latency_runs": opts.latency_runs, "baseline_accuracy": 0.0,
-           "progress": opts.progress}
+    ctx = SearchContext(recipe=_base_recipe(opts, src), settings=settings, work_dir=str(work),
+                        cache_dir=str(Path(opts.out_dir) / "cache"), eval_npz=str(eval_npz), device=opts.device,
+                        device_is_host=profile.name == "host", latency_runs=opts.latency_runs, progress=opts.progress)
     ratios = sorted({c.prune_ratio for c in space.grid() if c.prune_ratio > 0})
     if ratios:
         console.print(f"pruning {src.path.name} at ratios {ratios}, fine-tuning {_budget_text(settings)} (cached)")
-        ctx["finetune"] = _prune_first(ctx, ratios, console)
+        ctx = replace(ctx, finetune=_prune_first(ctx, ratios, console))
     fp32 = _build(ctx, Candidate(0.0, "fp32", "none", "onnxruntime", 1))
-    ctx["fp32_onnx"] = str(fp32.artifact.path)
-    ctx["baseline_accuracy"] = _baseline(ctx, fp32.artifact.path)
+    ctx = replace(ctx, fp32_onnx=str(fp32.artifact.path), baseline_accuracy=_baseline(ctx, fp32.artifact.path))
     return Job(src.path, profile, space, ctx, src.spec, tuple(src.class_names or data.eval_set.class_names), data.note,
                src.is_checkpoint)
 
 
-def _build(ctx: dict, c: Candidate):  # noqa: ANN202 - Built
+def _build(ctx: SearchContext, c: Candidate):  # noqa: ANN202 - Built
     from edgemap.search.evaluate import build_candidate
 
     return build_candidate(ctx, c)
@@ -182,20 +179,20 @@ def _budget_text(s) -> str:  # noqa: ANN001 - BuildSettings
     return f"on a budget of {' / '.join(x for x in limits if x)}{stop}"
 
 
-def _prune_first(ctx: dict, ratios: list[float], console: Console) -> dict[str, dict]:
+def _prune_first(ctx: SearchContext, ratios: list[float], console: Console) -> dict[str, dict]:
     """Prune + fine-tune once per ratio before the trials (sequentially, with progress): trials then find the
     pruned model in the cache instead of two workers training the same one. Prints, per ratio, how much of the
     fine-tuning budget it used and why a ratio was given up; returns that per ratio."""
     from edgemap.pipeline.context import recipe_context
     from edgemap.pipeline.recipe import build
-    from edgemap.search.compile import BuildSettings, compile_passes
+    from edgemap.search.compile import compile_passes
 
     out = {}
     for r in ratios:
-        first = compile_passes(Candidate(r, "fp32", "none", "onnxruntime", 1), BuildSettings(**ctx["settings"]))[:1]
-        recipe = {**ctx["recipe"], "passes": first}
-        pctx, _ = recipe_context(recipe, progress=ctx["progress"])
-        report = build(recipe, Path(ctx["work_dir"]) / "pruned" / f"p{r:g}", pctx, ctx["cache_dir"]).reports[0]
+        first = compile_passes(Candidate(r, "fp32", "none", "onnxruntime", 1), ctx.settings)[:1]
+        recipe = {**ctx.recipe, "passes": first}
+        pctx, _ = recipe_context(recipe, progress=ctx.progress)
+        report = build(recipe, Path(ctx.work_dir) / "pruned" / f"p{r:g}", pctx, ctx.cache_dir).reports[0]
         info = report.extra.get("finetune")
         if info is not None:
             out[f"{r:g}"] = {k: info.get(k) for k in ("budget_used", "stopped", "steps", "seconds", "optimizer", "lr",
@@ -265,17 +262,17 @@ def _fingerprint(opts: MapOptions, src: ModelSource) -> str:
     return f"{src.path.stem}-{h.hexdigest()[:10]}"
 
 
-def _baseline(ctx: dict, fp32_onnx: Path) -> float:
+def _baseline(ctx: SearchContext, fp32_onnx: Path) -> float:
     """Accuracy of the unmodified model (FP32 ONNX in ONNX Runtime) on the evaluation set."""
     from edgemap.runtime.onnxruntime_backend import OrtSession
     from edgemap.search.evaluate import eval_arrays, accuracy
 
-    x, labels, exact = eval_arrays(ctx["eval_npz"])
+    x, labels, exact = eval_arrays(ctx.eval_npz)
     with OrtSession(fp32_onnx, threads=0) as s:
         return accuracy(s, x, labels, exact)[0]
 
 
-def search(opts: MapOptions, job: Job, console: Console) -> dict[str, dict]:
+def search(opts: MapOptions, job: Job, console: Console) -> dict[str, TrialMetrics]:
     """Run the Optuna search with the chosen executor and a progress bar showing the best feasible mapping."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -287,20 +284,20 @@ def search(opts: MapOptions, job: Job, console: Console) -> dict[str, dict]:
     if skipped:
         reasons = sorted(set(skipped.values()))
         console.print(f"skipped {len(skipped)} candidate(s) before running: " + "; ".join(reasons))
-    name = f"{job.model.stem}-{opts.device}-{opts.objective}-{hashlib.sha256(json.dumps([job.ctx['work_dir'], str(job.space.grid()), str(opts.constraints), opts.sampler, opts.seed]).encode()).hexdigest()[:8]}"
+    name = f"{job.model.stem}-{opts.device}-{opts.objective}-{hashlib.sha256(json.dumps([job.ctx.work_dir, str(job.space.grid()), str(opts.constraints), opts.sampler, opts.seed]).encode()).hexdigest()[:8]}"
     study = make_study(Path(opts.out_dir) / "study.db", name, opts.sampler, opts.seed)
     executor = make_executor(opts.executor, evaluate_one, job.ctx, opts.ray_address, opts.workers)
     key = OBJECTIVES[opts.objective]
-    best: dict = {}
+    best: list[TrialMetrics] = []
     with Progress(TextColumn("[bold]search"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
                   TimeElapsedColumn(), console=console, disable=not opts.progress) as bar:
         task = bar.add_task("", total=min(opts.trials, len(job.space.grid())))
 
-        def on_result(m: dict) -> None:
-            if m.get("error") is None and not opts.constraints.violations(m) and (not best or m[key] < best[key]):
-                best.clear()
-                best.update(m)
-            desc = f"best feasible: {best['key']} {best[key]:.4g} ({best['accuracy']:.2f}%)" if best else "no feasible mapping yet"
+        def on_result(m: TrialMetrics) -> None:
+            if m.ok and not opts.constraints.violations(m) and (not best or m.value(key) < best[0].value(key)):
+                best[:] = [m]
+            desc = (f"best feasible: {best[0].key} {best[0].value(key):.4g} ({best[0].accuracy:.2f}%)" if best
+                    else "no feasible mapping yet")
             bar.update(task, advance=1, description=desc)
 
         try:
@@ -313,40 +310,47 @@ def search(opts: MapOptions, job: Job, console: Console) -> dict[str, dict]:
     return results
 
 
-def choose(opts: MapOptions, job: Job, results: dict[str, dict]) -> dict:
+def choose(opts: MapOptions, job: Job, results: dict[str, TrialMetrics]) -> SearchSummary:
     """Pareto front (accuracy, objective, size), the feasible best on the objective, or the nearest misses."""
+    from dataclasses import replace
+
     key = OBJECTIVES[opts.objective]
-    ok = [m for m in results.values() if m.get("error") is None]
-    for m in ok:
-        m["violations"] = opts.constraints.violations(m)
-    front_idx = pareto_front(ok, {"accuracy": "max", key: "min", "size_bytes": "min"})
-    feasible = [m for m in ok if not m["violations"]]
-    chosen = min(feasible, key=lambda m: (m[key], -m["accuracy"])) if feasible else None  # measure() may re-choose
-    nearest = sorted(ok, key=lambda m: (len(m["violations"]), m["accuracy_drop"], m[key]))[:3] if not feasible else []
-    return {"objective": opts.objective, "objective_key": key, "device": opts.device, "baseline_accuracy": job.ctx["baseline_accuracy"],
-            "data": job.data_note, "constraints": opts.constraints.__dict__, "trials": list(results.values()),
-            "front": [ok[i]["key"] for i in front_idx], "chosen": chosen, "nearest": nearest, "finalists": {},
-            "failed": {m["key"]: m["error"] for m in results.values() if m.get("error")},
-            "finetune": job.ctx.get("finetune", {})}
+    trials = tuple(replace(m, violations=opts.constraints.violations(m)) if m.ok else m for m in results.values())
+    ok = [m for m in trials if m.ok]
+    front_idx = pareto_front([{"accuracy": m.accuracy, key: m.value(key), "size_bytes": m.size_bytes} for m in ok],
+                             {"accuracy": "max", key: "min", "size_bytes": "min"})
+    feasible = [m for m in ok if not m.violations]
+    chosen = min(feasible, key=lambda m: (m.value(key), -m.accuracy)) if feasible else None  # measure() may re-choose
+    nearest = sorted(ok, key=lambda m: (len(m.violations), m.accuracy_drop, m.value(key)))[:3] if not feasible else []
+    return SearchSummary(objective=opts.objective, objective_key=key, device=opts.device,
+                         baseline_accuracy=job.ctx.baseline_accuracy, data=job.data_note, constraints=opts.constraints,
+                         trials=trials, front=tuple(ok[i].key for i in front_idx), chosen=chosen, nearest=tuple(nearest),
+                         failed={m.key: m.error for m in trials if not m.ok}, finetune=job.ctx.finetune)
 
 
-def measure(opts: MapOptions, job: Job, summary: dict, extra: dict[str, tuple[str, str]] | None = None) -> None:
+def measure(opts: MapOptions, job: Job, summary: SearchSummary,
+            extra: dict[str, tuple[str, str]] | None = None) -> SearchSummary:
     """Time the finalists and the references (and `extra`, e.g. the peers: name -> (backend, file)) each alone in a
     fresh process, at every thread count, in alternating rounds (search/robust.py); on the host latency objective
-    re-choose among the fastest feasible files on the median (ties: more accurate, then smaller). Fills
-    summary['chosen'], ['finalists'], ['comparison'] and ['timing']."""
+    re-choose among the fastest feasible files on the median (ties: more accurate, then smaller). Returns the summary
+    with its chosen mapping, finalists, comparison and timing."""
+    from dataclasses import replace
+
     from edgemap.search import robust
 
     key = OBJECTIVES[opts.objective]
-    feasible = [m for m in summary["trials"] if m.get("error") is None and not m["violations"]]
-    rechoose = key == "latency_ms" and job.ctx["device_is_host"]
-    rows, roles = robust.timing_rows(job, feasible if rechoose else [summary["chosen"]], summary["trials"],
-                                     opts.constraints.max_accuracy_drop, extra)
+    feasible = [m.to_dict() for m in summary.trials if m.ok and not m.violations]  # robust reads the plain records
+    rechoose = key == "latency_ms" and job.ctx.device_is_host
+    rows, roles = robust.timing_rows(job, feasible if rechoose else [summary.chosen.to_dict()],
+                                     [m.to_dict() for m in summary.trials], opts.constraints.max_accuracy_drop, extra)
     result = robust.time_rows(rows, opts.threads, opts.timing_rounds)
+    chosen, finalists = summary.chosen, {}
     if rechoose:
-        summary["chosen"], ranking = robust.choose_finalist(result, roles, feasible)
-        summary["finalists"] = {n: {**result.best(n).to_dict(), "rank": i + 1} for i, n in enumerate(ranking)}
-    summary["comparison"] = robust.comparison(result, rows, roles, summary["chosen"])
-    summary["timing"] = {"method": result.evidence.get("method"), "rounds": result.rounds, "runs": result.runs,
-                         "threads": sorted(set(opts.threads)), "cpu": robust.cpu_line(result.evidence),
-                         "evidence": result.evidence, "timings": [t.to_dict() for t in result.timings]}
+        picked, ranking = robust.choose_finalist(result, roles, feasible)
+        chosen = summary.trial(picked["key"])
+        finalists = {n: {**result.best(n).to_dict(), "rank": i + 1} for i, n in enumerate(ranking)}
+    timing = {"method": result.evidence.get("method"), "rounds": result.rounds, "runs": result.runs,
+              "threads": sorted(set(opts.threads)), "cpu": robust.cpu_line(result.evidence),
+              "evidence": result.evidence, "timings": [t.to_dict() for t in result.timings]}
+    return replace(summary, chosen=chosen, finalists=finalists,
+                   comparison=robust.comparison(result, rows, roles, chosen.to_dict()), timing=timing)

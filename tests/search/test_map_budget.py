@@ -34,14 +34,14 @@ def test_a_bn_free_user_model_fine_tunes_on_the_budget_and_the_map_says_how_much
                       backends=("onnxruntime",), precisions=("fp32",), threads=(1,), latency_runs=5, calib_samples=64,
                       progress=False, constraints=Constraints(max_accuracy_drop=3.0), timing_rounds=1)
     summary = run_map(opts)
-    info = summary["finetune"]["0.5"]
+    info = summary.finetune["0.5"]
     assert re.fullmatch(r"\d+ of 12 steps \(\d+ %\), \d+\.\d min: .+", info["budget_used"])
     assert info["optimizer"] == "adamw" and info["held_out"] == 60  # no BatchNorm: AdamW; a fifth of 300 held out
     assert info["steps"] <= 12 and info["target"] is not None
     err = " ".join(capsys.readouterr().err.split())
     assert "fine-tuning on a budget of 12 steps, stopping within 1.5 points of the unpruned model" in err
     assert "ratio 0.5: fine-tuning used" in err and ("given up" in err) == (info["given_up"] is not None)
-    recipe = yaml.safe_load(open(summary["recipe"]))
+    recipe = yaml.safe_load(open(summary.recipe))
     prune = next((p for p in recipe["passes"] if p["type"] == "prune_user_model"), None)
     if prune is not None:  # the chosen mapping may be the unpruned one
         assert prune["finetune_steps"] == 12 and prune["max_drop"] == 1.5 and prune["finetune_epochs"] is None

@@ -36,18 +36,18 @@ def options(model, folder, out, **kw):
 def test_map_hints_the_classes_flag_and_with_it_records_the_order_in_recipe_and_bundle(colours, tmp_path, capsys):
     model, folder = colours
     wrong = run_map(options(model, folder, tmp_path / "wrong"))
-    assert wrong["baseline_accuracy"] == pytest.approx(100 / 3, abs=0.1)
+    assert wrong.baseline_accuracy == pytest.approx(100 / 3, abs=0.1)
     assert "re-run with --classes red,green,blue" in " ".join(capsys.readouterr().err.split())
     right = run_map(options(model, folder, tmp_path / "right", class_names=("red", "green", "blue")))
-    assert right["baseline_accuracy"] == 100.0 and right["chosen"]["accuracy"] == 100.0
-    recipe = yaml.safe_load(Path(right["recipe"]).read_text())
+    assert right.baseline_accuracy == 100.0 and right.chosen.accuracy == 100.0
+    recipe = yaml.safe_load(Path(right.recipe).read_text())
     assert recipe["data"]["classes"] == ["red", "green", "blue"]
-    manifest = json.loads((Path(right["bundle"]) / "manifest.json").read_text())
+    manifest = json.loads((Path(right.bundle) / "manifest.json").read_text())
     assert manifest["class_names"] == ["red", "green", "blue"]
     red = np.full((1, 8, 8, 3), 30, np.uint8)
     red[..., 0] = 220
-    assert EdgeModel(right["bundle"]).classify(red)[0].labels[0] == "red"
-    assert run_recipe_file(right["recipe"], tmp_path / "replay")["accuracy"] == 100.0  # the replay relabels alike
+    assert EdgeModel(right.bundle).classify(red)[0].labels[0] == "red"
+    assert run_recipe_file(right.recipe, tmp_path / "replay")["accuracy"] == 100.0  # the replay relabels alike
 
 
 def test_names_the_model_carries_are_used_and_a_foreign_folder_is_one_line(colours, tmp_path):
@@ -58,7 +58,7 @@ def test_names_the_model_carries_are_used_and_a_foreign_folder_is_one_line(colou
     set_onnx_class_names(named, ("red", "green", "blue"))
     onnx.save(named, tmp_path / "named.onnx")
     summary = run_map(options(tmp_path / "named.onnx", folder, tmp_path / "m"))
-    assert summary["baseline_accuracy"] == 100.0
+    assert summary.baseline_accuracy == 100.0
     with pytest.raises(EdgemapError) as err:
         run_map(options(model, folder, tmp_path / "x", class_names=("red", "green", "navy")))
     assert "\n" not in str(err.value) and "the data has 'blue' that the model does not know" in str(err.value)

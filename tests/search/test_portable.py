@@ -39,11 +39,11 @@ def test_a_packed_trial_needs_none_of_the_drivers_files(tmp_path):
         remote = portable.evaluate_packed(packed, cand.to_dict())
     finally:
         shutil.move(tmp_path / "away", driver)
-    assert remote["error"] is None and remote["built_files"]
-    got = portable.receive(remote, job.ctx["cache_dir"])
-    assert got["model_path"].startswith(str(driver)) and Artifact(got["model_path"], "openvino").sha256 == got["sha256"]
-    local = evaluate_one(job.ctx, cand.to_dict())  # now from the driver's cache: the very file the worker built
-    assert local["sha256"] == got["sha256"] and local["accuracy"] == pytest.approx(got["accuracy"])
+    assert remote["metrics"]["error"] is None and remote["built_files"]
+    got = portable.receive(remote, job.ctx.cache_dir)
+    assert got.model_path.startswith(str(driver)) and Artifact(got.model_path, "openvino").sha256 == got.sha256
+    local = evaluate_one(job.ctx, cand)  # now from the driver's cache: the very file the worker built
+    assert local.sha256 == got.sha256 and local.accuracy == pytest.approx(got.accuracy)
 
 
 def test_two_node_ray_cluster_gives_the_local_front(tmp_path):
@@ -63,5 +63,5 @@ def test_two_node_ray_cluster_gives_the_local_front(tmp_path):
     finally:
         ray.shutdown()
         cluster.shutdown()
-    assert sorted(local["front"]) == sorted(remote["front"])
-    assert {t["key"]: t["sha256"] for t in local["trials"]} == {t["key"]: t["sha256"] for t in remote["trials"]}
+    assert sorted(local.front) == sorted(remote.front)
+    assert {t.key: t.sha256 for t in local.trials} == {t.key: t.sha256 for t in remote.trials}

@@ -63,10 +63,11 @@ def test_a_device_profile_can_restrict_a_backends_precisions(tiny_ckpt):
 def test_every_declared_mapping_rebuilds_to_the_same_file(cand, tiny_ckpt, tmp_path):
     from edgemap.search.compile import BuildSettings, candidate_recipe
     from edgemap.search.evaluate import build_candidate
+    from edgemap.search.records import SearchContext
 
     base = {"schema": 2, "model": {"path": str(tiny_ckpt)}, "data": {"eval": "shipped-sample", "train": None}}
-    ctx = {"recipe": base, "settings": {"calib_samples": 64}, "work_dir": str(tmp_path / "w"),
-           "cache_dir": str(tmp_path / "search-cache"), "parity_n": 64}
+    ctx = SearchContext(recipe=base, settings=BuildSettings(calib_samples=64), work_dir=str(tmp_path / "w"),
+                        cache_dir=str(tmp_path / "search-cache"), eval_npz="", parity_n=64)
     built = build_candidate(ctx, cand)  # what the search builds and measures
     assert built.artifact.format == CAPABILITIES[cand.backend].format and built.artifact.precision == cand.precision
     recipe = {**candidate_recipe(base, cand, BuildSettings(calib_samples=64)),
@@ -146,17 +147,17 @@ def test_map_writes_the_recipe_it_built_and_edgemap_run_rebuilds_it(kind, backen
                       precisions=(precision,), calibrations=("minmax",), threads=(1,), latency_runs=5, calib_samples=64,
                       progress=False, constraints=Constraints(max_accuracy_drop=100.0), timing_rounds=1, **extra)
     summary = run_map(opts)
-    chosen = summary["chosen"]
-    assert chosen is not None and chosen["candidate"]["backend"] == backend
-    recipe = yaml.safe_load(open(summary["recipe"]))
+    chosen = summary.chosen
+    assert chosen is not None and chosen.candidate.backend == backend
+    recipe = yaml.safe_load(open(summary.recipe))
     assert recipe["schema"] == 2 and all(passes.spec(p["type"]).run for p in recipe["passes"])
     assert not any(p["type"] == "convert" for p in recipe["passes"])
     if pruned:
         assert recipe["passes"][0]["type"] == "prune_user_model" and recipe["passes"][0]["round_to"] == 8
-    replay = run_recipe_file(summary["recipe"], tmp_path / "run")
+    replay = run_recipe_file(summary.recipe, tmp_path / "run")
     if replay["deterministic"]:
-        assert replay["same_file"], f"{chosen['key']}: the replay built another file"
-    assert replay["accuracy"] == pytest.approx(chosen["accuracy"], abs=0.2)
+        assert replay["same_file"], f"{chosen.key}: the replay built another file"
+    assert replay["accuracy"] == pytest.approx(chosen.accuracy, abs=0.2)
     assert replay["selftest"]["top1_agreement"] == 1.0
 
 

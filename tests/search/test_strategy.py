@@ -2,20 +2,21 @@
 
 import pytest
 
+from edgemap.search.records import TrialMetrics
 from edgemap.search.space import Candidate, SearchSpace
-from edgemap.search.strategy import Constraints, make_study, run_search
+from edgemap.search.strategy import Constraints, cached_results, make_study, run_search
 
 SPACE = SearchSpace(prune_ratios=(0.0, 0.25, 0.5), backends=("onnxruntime", "openvino"), threads=(1, 2))
 
 
-def landscape(c: Candidate) -> dict:
+def landscape(c: Candidate) -> TrialMetrics:
     """Smaller and lower precision is faster and less accurate; openvino is a little faster; 2 threads help."""
     speed = {"fp32": 1.0, "fp16": 1.1, "int8": 3.0}[c.precision] * (1 + 2 * c.prune_ratio) * (1.2 if c.backend == "openvino" else 1)
     speed *= 1.5 if c.threads == 2 else 1
     drop = {"fp32": 0.0, "fp16": 0.05, "int8": {"minmax": 0.6, "entropy": 0.3, "percentile": 0.4, "none": 0}[c.calibration]}[c.precision]
     drop += 3 * c.prune_ratio ** 2
-    return {"key": c.key(), "candidate": c.to_dict(), "accuracy": 90 - drop, "accuracy_drop": drop,
-            "latency_ms": 1.0 / speed, "energy_mj": 1.0 / speed, "size_bytes": 1e6, "ram_bytes": 1e6, "error": None}
+    return TrialMetrics(c, accuracy=90 - drop, accuracy_drop=drop, latency_ms=1.0 / speed, energy_mj=1.0 / speed,
+                        size_bytes=1_000_000, ram_bytes=1_000_000)
 
 
 class Counting:
@@ -39,9 +40,10 @@ def test_search_finds_a_feasible_fast_mapping_without_repeats(tmp_path):
     results = run_search(SPACE, ev, study, trials=20, objective="latency", constraints=cons)
     assert len(ev.calls) == len(set(ev.calls)) == 20 == len(results)
     feasible = [m for m in results.values() if not cons.violations(m)]
-    best = min(feasible, key=lambda m: m["latency_ms"])
-    grid_best = min((landscape(c) for c in SPACE.grid() if landscape(c)["accuracy_drop"] <= 1.0), key=lambda m: m["latency_ms"])
-    assert best["latency_ms"] <= grid_best["latency_ms"] * 1.25
+    best = min(feasible, key=lambda m: m.latency_ms)
+    grid_best = min((landscape(c) for c in SPACE.grid() if landscape(c).accuracy_drop <= 1.0), key=lambda m: m.latency_ms)
+    assert best.latency_ms <= grid_best.latency_ms * 1.25
+    assert cached_results(study) == results  # the study keeps each trial's typed record, read back equal
 
 
 def test_an_interrupted_search_resumes_without_repeating_finished_trials(tmp_path):
@@ -57,9 +59,9 @@ def test_an_interrupted_search_resumes_without_repeating_finished_trials(tmp_pat
 
 
 def test_constraint_violations_are_explained():
-    m = {"accuracy_drop": 2.0, "latency_ms": 3.0, "ram_bytes": 5e6, "device_violations": ["needs fp16"]}
+    m = TrialMetrics(Candidate(), accuracy_drop=2.0, latency_ms=3.0, ram_bytes=5_000_000, device_violations=("needs fp16",))
     v = Constraints(max_accuracy_drop=1.0, max_latency_ms=2.0, max_ram_mb=4.0).violations(m)
-    assert v == ["needs fp16", "accuracy drop 2.00 > 1 points", "latency 3.000 ms > 2 ms", "RAM 5.00 MB > 4 MB"]
+    assert v == ("needs fp16", "accuracy drop 2.00 > 1 points", "latency 3.000 ms > 2 ms", "RAM 5.00 MB > 4 MB")
 
 
 def test_only_feasible_candidates_are_evaluated(tmp_path):
