@@ -7,10 +7,11 @@ the chosen mapping vs ONNX Runtime FP32 on the same model, batch 1, on this host
     #   --trials 24 --out out/bench/byom_map/noprune
     # run "prune" adds: --train-data out/byom/data/train --prune-ratios 0,0.5 --finetune-epochs 80
 
-Targets (recorded true/false, judged on p50 of the map's own comparison run, rows "chosen" and
-"onnxruntime_fp32"): without pruning the chosen mapping is >= 2.5x faster; with pruning + fine-tuning >= 4x.
-The comparison is repeated ROUNDS more times for the spread, and ONNX Runtime FP32 is also timed at every
-thread count of the search beside the chosen mapping (the map's row uses the largest), for a stricter ratio.
+Targets (recorded true/false, judged on the map's own timing, rows "chosen" and "onnxruntime_fp32"): without
+pruning the chosen mapping is >= 2.5x faster; with pruning + fine-tuning >= 4x. The map times every file alone in
+fresh processes at every thread count for ROUNDS alternating rounds (edgemap/search/robust.py); a row's figure is
+the median of its round medians at its faster thread count, with the rounds' range, so the FP32 row is already the
+stricter of its thread counts.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ FINETUNE_EPOCHS = 80             # 25,000 images per epoch, ~9 s each on the idl
                                  # 0.96 FP32 / 1.10 INT8 after 40, 0.68-0.72 after 80)
 TRIALS = 24                      # distinct candidates per run
 LATENCY_RUNS = 100               # timed batch-1 runs per candidate during the search
-ROUNDS = 4                       # extra comparison runs, for the spread of the ratios
+ROUNDS = 4                       # the map's isolated timing rounds (--timing-rounds), for the spread of the ratios
 MAX_DROP = 1.0                   # points of top-1 the mapping may lose
 TARGETS = {"noprune": 2.5, "prune": 4.0}  # p50(ORT FP32) / p50(chosen)
 OUT = ROOT / "out" / "bench" / "byom_map"
@@ -44,7 +45,7 @@ def cli_command(args: argparse.Namespace, run: str) -> str:
     """The `edgemap map` command line this run is equivalent to."""
     cmd = (f"edgemap map --model {rel(args.model)} --data {rel(args.data)} --preprocess \"{PREPROCESS}\" --device host "
            f"--max-accuracy-drop {MAX_DROP:g} --trials {args.trials} --latency-runs {args.latency_runs} --seed {args.seed} "
-           f"--out {rel(args.out / run)}")
+           f"--timing-rounds {args.rounds} --out {rel(args.out / run)}")
     if run == "prune":
         cmd += (f" --train-data {rel(args.train_data)} --prune-ratios {','.join(f'{r:g}' for r in args.prune_ratios)}"
                 f" --finetune-epochs {args.finetune_epochs}")
@@ -67,48 +68,27 @@ def options(args: argparse.Namespace, run: str):  # noqa: ANN201 - MapOptions
                       trials=args.trials, seed=args.seed, out_dir=args.out / run, eval_data=args.data,
                       train_data=args.train_data if prune else None, preprocess=PREPROCESS,
                       prune_ratios=tuple(args.prune_ratios) if prune else (0.0,), finetune_epochs=args.finetune_epochs,
-                      latency_runs=args.latency_runs, progress=args.progress)
+                      latency_runs=args.latency_runs, timing_rounds=args.rounds, progress=args.progress)
 
 
-def more_timing(opts, job, summary: dict, rounds: int) -> tuple[list[dict], list[dict]]:  # noqa: ANN001
-    """The map's comparison step `rounds` more times, and as many runs of the chosen mapping beside ONNX Runtime
-    FP32 at each thread count of the search (same burst interleaving as the map's own comparison)."""
-    from edgemap.search import workflow
-
-    runs = [workflow.compare(opts, job, summary) for _ in range(rounds)]
-    return runs, [fp32_threads(opts, job, summary) for _ in range(rounds)]
-
-
-def fp32_threads(opts, job, summary: dict) -> dict:  # noqa: ANN001 - MapOptions, workflow.Job
-    """p50/p99 ms of the chosen mapping and of ONNX Runtime FP32 (unpruned) at each thread count, one run."""
-    from edgemap.search.evaluate import eval_arrays
-    from edgemap.search.timing import time_models
-
-    c = summary["chosen"]
-    x1 = eval_arrays(job.ctx["eval_npz"])[0][:1].copy()
-    rows = {"chosen": (c["candidate"]["backend"], c["model_path"], c["candidate"]["threads"])}
-    rows |= {f"onnxruntime_fp32_t{t}": ("onnxruntime", job.ctx["fp32_onnx"], t) for t in opts.threads}
-    lat = time_models(rows, x1, runs=max(200, opts.latency_runs))
-    return {k: {"p50_ms": round(v["p50_ms"], 4), "p99_ms": round(v["p99_ms"], 4)} for k, v in lat.items()}
-
-
-def diagnose(opts, job, summary: dict, rounds: int) -> dict:  # noqa: ANN001 - MapOptions, workflow.Job
+def diagnose(opts, job, summary, rounds: int) -> dict:  # noqa: ANN001 - MapOptions, workflow.Job, SearchSummary
     """Why the speed-up is what it is (evidence only, never used to judge a target): beside the chosen mapping and
     ONNX Runtime FP32, an Identity graph (the fixed cost of one call) and the chosen model re-quantized with its
-    first and last layers in float (QuantizeStatic.float_first_last; since a5667b3 the search's own INT8 is built so)."""
+    first and last layers in float (QuantizeStatic.float_first_last; since a5667b3 the search's own INT8 is built so).
+    In-process bursts (edgemap.runtime.latency), unlike the map's own timing (each file alone in a fresh process)."""
     from edgemap.runtime.onnxruntime_backend import OrtSession
     from edgemap.search.evaluate import eval_arrays, accuracy
     from edgemap.runtime.latency import measure_interleaved
 
-    c = summary["chosen"]["candidate"]
-    if c["precision"] != "int8" or c["backend"] != "onnxruntime":
+    c = summary.chosen.candidate
+    if c.precision != "int8" or c.backend != "onnxruntime":
         return {"skipped": "the chosen mapping is not ONNX Runtime INT8"}
-    work = Path(job.ctx["work_dir"]) / "diagnose"
-    ffl = float_first_last(opts, job, c, work)
-    x, labels, exact = eval_arrays(job.ctx["eval_npz"])
-    rows = {"chosen": (summary["chosen"]["model_path"], c["threads"]), "chosen_float_first_last": (str(ffl), c["threads"]),
+    work = Path(job.ctx.work_dir) / "diagnose"
+    ffl = float_first_last(job, c)
+    x, labels, exact = eval_arrays(job.ctx.eval_npz)
+    rows = {"chosen": (summary.chosen.model_path, c.threads), "chosen_float_first_last": (str(ffl), c.threads),
             "identity_graph": (str(identity_graph(work, x.shape[1:])), 1)}
-    rows |= {f"onnxruntime_fp32_t{t}": (job.ctx["fp32_onnx"], t) for t in opts.threads}
+    rows |= {f"onnxruntime_fp32_t{t}": (job.ctx.fp32_onnx, t) for t in opts.threads}
     sessions = {k: OrtSession(pth, threads=t) for k, (pth, t) in rows.items()}
     try:
         x1 = x[:1].copy()
@@ -120,18 +100,18 @@ def diagnose(opts, job, summary: dict, rounds: int) -> dict:  # noqa: ANN001 - M
             s.close()
     p50 = {k: [r[k]["p50_ms"] for r in lat] for k in rows}
     return {"p50_ms": {k: spread(v, 4) for k, v in p50.items()}, "float_first_last_accuracy": top1,
-            "float_first_last_drop": job.ctx["baseline_accuracy"] - top1,
+            "float_first_last_drop": job.ctx.baseline_accuracy - top1,
             "float_first_last_speedup_vs_fp32_map_threads": spread([a / b for a, b in zip(
                 p50[f"onnxruntime_fp32_t{max(opts.threads)}"], p50["chosen_float_first_last"])])}
 
 
-def float_first_last(opts, job, c: dict, work: Path) -> Path:  # noqa: ANN001 - MapOptions, workflow.Job
+def float_first_last(job, c) -> Path:  # noqa: ANN001 - workflow.Job, Candidate
     """The chosen candidate's INT8 model with its first and last layers in float, built by the recipe runner from
     the candidate's own recipe (since a5667b3 the search's INT8 is built so: the same file, from the cache)."""
     from edgemap.search.candidate import Candidate
     from edgemap.search.evaluate import build_candidate
 
-    cand = Candidate(c["prune_ratio"], "int8", c["calibration"], "onnxruntime", 1)
+    cand = Candidate(c.prune_ratio, "int8", c.calibration, "onnxruntime", 1)
     return Path(build_candidate(job.ctx, cand).artifact.path)
 
 
@@ -153,59 +133,46 @@ def spread(vals: list[float], nd: int = 3) -> dict:
             "max": round(max(vals), nd), "runs": len(vals)}
 
 
-def latency_rows(runs: list[dict]) -> dict:
-    """Per comparison row: the map run's p50/p99/std and the spread of p50 over all runs."""
-    out = {}
-    for k, v in runs[0].items():
-        out[k] = {"backend": v["backend"], "threads": v["threads"], "model": rel(Path(v["model"])), "key": v.get("key"),
-                  "p50_ms": round(v["p50_ms"], 4), "p99_ms": round(v["p99_ms"], 4), "std_ms": round(v["std_ms"], 4),
-                  "n": v["n"], "p50_ms_over_runs": spread([r[k]["p50_ms"] for r in runs if k in r], 4)}
-    return out
+def latency_rows(cmp: dict) -> dict:
+    """The map's comparison rows (each file alone in fresh processes, every thread count, median of the round
+    medians at its best thread count, with the rounds' range)."""
+    return {k: {"backend": v["backend"], "threads": v["threads"], "model": rel(Path(v["model"])), "key": v.get("key"),
+                "p50_ms": v["p50_ms"], "spread_ms": v["spread_ms"], "round_ms": v["round_ms"],
+                "speedup_vs_chosen": v["speedup_vs_chosen"], "verdict": v["verdict"]} for k, v in cmp.items()}
 
 
-def strict_ratio(thread_runs: list[dict]) -> dict:
-    """p50 of the faster ONNX Runtime FP32 thread count / p50 of the chosen mapping, per run."""
-    vals = [min(v["p50_ms"] for k, v in r.items() if k.startswith("onnxruntime_fp32")) / r["chosen"]["p50_ms"]
-            for r in thread_runs]
-    return spread(vals) if vals else {}
-
-
-def finetuning(summary: dict, work: Path) -> dict:
-    """Per pruning ratio: the best drop among tried candidates and, for pruned ones, the fine-tuning history."""
-    import json
-
+def finetuning(summary) -> dict:  # noqa: ANN001 - SearchSummary
+    """Per pruning ratio: the fastest tried candidate, the best drop and, for pruned ones, how fine-tuning went."""
     out: dict = {}
-    for t in sorted((t for t in summary["trials"] if t.get("error") is None), key=lambda t: t["latency_ms"]):
-        r = f"{t['candidate']['prune_ratio']:g}"
-        out.setdefault(r, {"fastest": t["key"], "fastest_latency_ms": round(t["latency_ms"], 4), "best_drop": 1e9})
-        out[r]["best_drop"] = round(min(out[r]["best_drop"], t["accuracy_drop"]), 3)
-    for r in out:
-        state = work / "pruned" / f"p{r}.run" / "state.json"
-        if r != "0" and state.is_file():
-            st = json.loads(state.read_text())
-            out[r] |= {"finetune_history": st["history"], "lr": st["config"]["lr"], "batch_size": st["config"]["batch_size"]}
+    for t in sorted((t for t in summary.trials if t.ok), key=lambda t: t.latency_ms):
+        r = f"{t.candidate.prune_ratio:g}"
+        out.setdefault(r, {"fastest": t.key, "fastest_latency_ms": round(t.latency_ms, 4), "best_drop": 1e9})
+        out[r]["best_drop"] = round(min(out[r]["best_drop"], t.accuracy_drop), 3)
+    for r, info in summary.finetune.items():
+        out.setdefault(r, {"best_drop": 1e9})["finetune"] = info
     return {r: v | {"within_limit": v["best_drop"] <= MAX_DROP} for r, v in sorted(out.items())}
 
 
-def chosen_record(summary: dict) -> dict | None:
+def chosen_record(summary) -> dict | None:  # noqa: ANN001 - SearchSummary
     """The chosen mapping's identity, accuracy and search-time latency."""
-    c = summary["chosen"]
+    c = summary.chosen
     if c is None:
         return None
-    return {k: c[k] for k in ("key", "candidate", "accuracy", "accuracy_exact", "accuracy_drop", "latency_ms",
-                              "latency_basis", "size_bytes")} | {"model_path": rel(Path(c["model_path"])),
-                                                                   "host_latency": c["host_latency"]}
+    return {"key": c.key, "candidate": c.candidate.to_dict(), "accuracy": c.accuracy, "accuracy_exact": c.accuracy_exact,
+            "accuracy_drop": c.accuracy_drop, "latency_ms": c.latency_ms, "latency_basis": c.latency_basis,
+            "size_bytes": c.size_bytes, "model_path": rel(Path(c.model_path)), "host_latency": c.host_latency}
 
 
-def judge(summary: dict, runs: list[dict], thread_runs: list[dict], target: float) -> dict:
-    """The target on the map's own comparison run, with the spread over all runs and the stricter thread-matched ratio."""
-    if summary["chosen"] is None:
+def judge(summary, target: float) -> dict:  # noqa: ANN001 - SearchSummary
+    """The target on the map's own timing: ONNX Runtime FP32 at its faster thread count over the chosen mapping, the
+    ratio of the medians and its range over the rounds (met_on_range: even the least favourable rounds meet it)."""
+    if summary.chosen is None:
         return {"target_x": target, "met": False, "why": "no mapping met the constraints"}
-    vals = [r["onnxruntime_fp32"]["p50_ms"] / r["chosen"]["p50_ms"] for r in runs]
-    sp, strict = spread(vals), strict_ratio(thread_runs)
-    return {"target_x": target, "speedup_vs_onnxruntime_fp32": sp, "met": sp["map_run"] >= target,
-            "met_on_median": sp["median"] >= target, "vs_fastest_fp32_thread_count": strict,
-            "met_vs_fastest_fp32_thread_count": bool(strict) and strict["median"] >= target}
+    row = summary.comparison["onnxruntime_fp32"]
+    lo, hi = row["speedup_range"]
+    return {"target_x": target, "speedup_vs_onnxruntime_fp32": row["speedup_vs_chosen"], "range": [lo, hi],
+            "fp32_threads": row["threads"], "verdict": row["verdict"], "met": row["speedup_vs_chosen"] >= target,
+            "met_on_range": lo >= target}
 
 
 def eval_images(job) -> dict:  # noqa: ANN001 - workflow.Job
@@ -214,7 +181,7 @@ def eval_images(job) -> dict:  # noqa: ANN001 - workflow.Job
 
     from edgemap.search.evaluate import eval_arrays
 
-    labels = eval_arrays(job.ctx["eval_npz"])[1]
+    labels = eval_arrays(job.ctx.eval_npz)[1]
     counts = np.bincount(labels, minlength=len(job.class_names))
     return {"n": int(len(labels)), "per_class": dict(zip(job.class_names, (int(c) for c in counts))), "note": job.data_note}
 
@@ -225,7 +192,7 @@ def loadavg() -> list[float]:
 
 
 def one_run(args: argparse.Namespace, run: str) -> dict:
-    """One map (as cli_command says), its comparison repeated, the target judged; everything the record keeps."""
+    """One map (as cli_command says), the target judged on its own timing; everything the record keeps."""
     from rich.console import Console
 
     from edgemap.search import workflow
@@ -236,19 +203,17 @@ def one_run(args: argparse.Namespace, run: str) -> dict:
     summary = run_map(opts)
     load["after_map"] = loadavg()
     job = workflow.prepare(opts, Console(stderr=True))  # from the map's caches
-    more, thread_runs = more_timing(opts, job, summary, args.rounds) if summary["chosen"] else ([], [])
-    why = diagnose(opts, job, summary, args.rounds) if summary["chosen"] else {}
-    load["after_rounds"] = loadavg()
-    runs = [summary["comparison"]] + more if summary["chosen"] else []
+    why = diagnose(opts, job, summary, args.rounds) if summary.chosen else {}
+    load["after_diagnosis"] = loadavg()
     return {"edgemap_command": cli_command(args, run), "eval_images": eval_images(job),
-            "baseline_accuracy": summary["baseline_accuracy"], "chosen": chosen_record(summary),
-            "front": summary["front"], "finalists": summary.get("finalists"), "failed": summary["failed"],
-            "nearest": [m["key"] for m in summary["nearest"]], "per_ratio": finetuning(summary, Path(job.ctx["work_dir"])),
-            "trials": [{k: t.get(k) for k in ("key", "accuracy", "accuracy_drop", "latency_ms", "size_bytes", "error")}
-                       for t in summary["trials"]],
-            "comparison": latency_rows(runs) if runs else {}, "comparison_runs": runs, "fp32_thread_runs": thread_runs,
-            "claims": judge(summary, runs, thread_runs, TARGETS[run]), "diagnosis": why, "map_wall_s": summary["wall_s"],
-            "map_results": rel(Path(opts.out_dir) / "results.json"), "bundle": summary.get("bundle"), "load_average": load}
+            "baseline_accuracy": summary.baseline_accuracy, "chosen": chosen_record(summary),
+            "front": list(summary.front), "finalists": summary.finalists, "failed": summary.failed,
+            "nearest": [m.key for m in summary.nearest], "per_ratio": finetuning(summary),
+            "trials": [{"key": t.key, "accuracy": t.accuracy, "accuracy_drop": t.accuracy_drop, "latency_ms": t.latency_ms,
+                        "size_bytes": t.size_bytes, "error": t.error} for t in summary.trials],
+            "comparison": latency_rows(summary.comparison), "timing": {k: v for k, v in summary.timing.items() if k != "timings"},
+            "claims": judge(summary, TARGETS[run]), "diagnosis": why, "map_wall_s": summary.wall_s,
+            "map_results": rel(Path(opts.out_dir) / "results.json"), "bundle": summary.bundle, "load_average": load}
 
 
 def run_lines(run: str, r: dict) -> list[str]:
@@ -259,19 +224,15 @@ def run_lines(run: str, r: dict) -> list[str]:
     if c is None:
         return lines + [f"No mapping met the constraints; nearest: {', '.join(r['nearest'])}", ""]
     lines += [f"Chosen: **{c['key']}**, top-1 {c['accuracy']:.2f}% (drop {c['accuracy_drop']:.2f} points), "
-              f"{c['size_bytes'] / 1e3:.0f} KB", "",
-              "| row | backend | threads | p50 ms | p99 ms | std ms | p50 over runs: median (min-max) |", "|---|---|---|---|---|---|---|"]
+              f"{c['size_bytes'] / 1e3:.0f} KB", "", f"Timing: {r['timing'].get('method')}; {r['timing'].get('rounds')} rounds x "
+              f"{r['timing'].get('runs')} runs; {r['timing'].get('cpu')}", "",
+              "| row | backend | threads | median p50 ms | rounds' range ms | x the chosen's time | verdict |", "|---|---|---|---|---|---|---|"]
     for k, v in r["comparison"].items():
-        o = v["p50_ms_over_runs"]
-        lines.append(f"| {k} | {v['backend']} | {v['threads']} | {v['p50_ms']:.4f} | {v['p99_ms']:.4f} | {v['std_ms']:.4f} | "
-                     f"{o['median']:.4f} ({o['min']:.4f}-{o['max']:.4f}) |")
-    s, st = t["speedup_vs_onnxruntime_fp32"], t["vs_fastest_fp32_thread_count"]
-    lines += ["", f"- speed-up vs ONNX Runtime FP32 (map's row, {r['comparison']['onnxruntime_fp32']['threads']} threads): "
-              f"**{s['map_run']}x** in the map's run (median {s['median']}x, {s['min']}-{s['max']} over {s['runs']} runs) "
-              f"-> >= {t['target_x']}x: **{t['met']}**"]
-    if st:
-        lines.append(f"- vs the faster ONNX Runtime FP32 thread count (timed beside the chosen mapping, {st['runs']} runs): "
-                     f"median {st['median']}x ({st['min']}-{st['max']}) -> >= {t['target_x']}x: {t['met_vs_fastest_fp32_thread_count']}")
+        lines.append(f"| {k} | {v['backend']} | {v['threads']} | {v['p50_ms']:.4f} | {v['spread_ms'][0]:.4f}-{v['spread_ms'][1]:.4f} | "
+                     f"{v['speedup_vs_chosen']:.2f} | {v['verdict']} |")
+    lines += ["", f"- speed-up vs ONNX Runtime FP32 (its faster thread count, {t['fp32_threads']}): **{t['speedup_vs_onnxruntime_fp32']}x** "
+              f"(range {t['range'][0]}-{t['range'][1]}x over the rounds) -> >= {t['target_x']}x: **{t['met']}** "
+              f"(on the whole range: {t['met_on_range']})"]
     return lines + diagnosis_lines(r["diagnosis"]) + ratio_lines(r["per_ratio"]) + [""]
 
 
@@ -279,12 +240,7 @@ def ratio_lines(per_ratio: dict) -> list[str]:
     """Per pruning ratio: best drop, fastest candidate (search-time p50), fine-tuning."""
     out = []
     for k, v in per_ratio.items():
-        ft = ""
-        if v.get("finetune_history"):
-            h = v["finetune_history"]
-            ft = (f"; fine-tuned {len(h)} epochs at lr {v['lr']:g} (distilled), last train top-1 {h[-1]['train_top1']}%, "
-                  f"{min(e['images_per_s'] for e in h):.0f}-{max(e['images_per_s'] for e in h):.0f} img/s, "
-                  f"{sum(e['wall_s'] for e in h):.0f} s")
+        ft = f"; fine-tuning: {v['finetune'].get('budget_used')}" if v.get("finetune") else ""
         fast = f", fastest {v['fastest']} at p50 {v['fastest_latency_ms']:.4f} ms in the search" if "fastest" in v else ""
         out.append(f"- pruning ratio {k}: best drop {v['best_drop']:.2f}{'' if v['within_limit'] else ' (> limit)'}{fast}{ft}")
     return out
@@ -315,7 +271,7 @@ def main() -> None:
                     help="run \"prune\" only: comma-separated channel-pruning ratios (0 = unpruned)")
     ap.add_argument("--trials", type=int, default=TRIALS)
     ap.add_argument("--latency-runs", type=int, default=LATENCY_RUNS)
-    ap.add_argument("--rounds", type=int, default=ROUNDS)
+    ap.add_argument("--rounds", type=int, default=ROUNDS, help="the map's --timing-rounds (and the diagnosis' rounds)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--name", default="byom_map", help="results file stem")
@@ -325,7 +281,7 @@ def main() -> None:
         sys.exit(f"{args.model} not found: run .venv/bin/python benchmarks/byom_make.py first")
     rec = {"command": " ".join([".venv/bin/python"] + sys.argv), "model": rel(args.model), "preprocess": PREPROCESS,
            "settings": {"prune_ratios": list(args.prune_ratios), "finetune_epochs": args.finetune_epochs, "trials": args.trials,
-                        "latency_runs": args.latency_runs, "extra_rounds": args.rounds, "max_accuracy_drop": MAX_DROP,
+                        "latency_runs": args.latency_runs, "timing_rounds": args.rounds, "max_accuracy_drop": MAX_DROP,
                         "seed": args.seed, "targets": TARGETS}, "runs": {}}
     for run in (r.strip() for r in args.runs.split(",") if r.strip()):
         rec["runs"][run] = one_run(args, run)

@@ -9,15 +9,15 @@ interleaved by bursts: see edgemap/runtime/latency.py).
     # -> benchmarks/results/map_host.{json,md}
 
 Targets (recorded true/false): the chosen mapping is >= 10x faster than PyTorch eager FP32 (p50, the map's own
-`comparison` run); it is at least as fast as the best plain INT8 conversion (p50) at no worse top-1.
-The comparison is then repeated ROUNDS more times (same sessions' files, interleaved) for the spread of the ratios.
+`comparison`: every file alone in fresh processes, --timing-rounds alternating rounds, edgemap/search/robust.py);
+it is at least as fast as the best plain INT8 conversion (p50) at no worse top-1. The same rows are then timed
+in one process, bursts and call by call, to show what isolation changes.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 from pathlib import Path
 
@@ -29,7 +29,7 @@ FINETUNE_EPOCHS = 30              # 50k images per epoch, ~30 s each (distilled,
                                   # 16 left the 0.25-pruned model at drop 1.09, just outside the 1-point limit
 TRIALS = 24                       # distinct candidates the search evaluates (the grid has 60)
 LATENCY_RUNS = 100                # timed batch-1 runs per candidate during the search
-EXTRA_ROUNDS = 4                  # repeats of the comparison run, for the spread of the speed-ups
+EXTRA_ROUNDS = 4                  # the map's isolated timing rounds (--timing-rounds), for the spread of the speed-ups
 MAX_DROP = 1.0                    # points of top-1 the mapping may lose
 OUT = ROOT / "out" / "bench" / "map_host"
 # ------------------------------------------------------------------------------------------------
@@ -43,21 +43,20 @@ def options(args: argparse.Namespace):  # noqa: ANN201 - MapOptions
     return MapOptions(model=args.model, device="host", constraints=Constraints(max_accuracy_drop=MAX_DROP),
                       trials=args.trials, seed=args.seed, out_dir=args.out, eval_data=args.data, train_data=args.train_data,
                       prune_ratios=tuple(args.prune_ratios), finetune_epochs=args.finetune_epochs, latency_runs=args.latency_runs,
-                      backends=tuple(args.backends), progress=False)
+                      backends=tuple(args.backends), timing_rounds=args.rounds, progress=False)
 
 
-def repeat_comparison(opts, summary: dict, rounds: int) -> tuple[list[dict], dict]:  # noqa: ANN001 - MapOptions
-    """The map's comparison step run `rounds` more times (the job is re-prepared from its caches), then the
-    same rows timed once call by call (A B C A B C ...) to show what bursts avoid."""
+def in_process_checks(opts, summary) -> dict:  # noqa: ANN001 - MapOptions, SearchSummary
+    """The map's comparison rows timed again in this process (the job re-prepared from its caches): call by call
+    (A B C A B C ...), and PyTorch eager at each thread count beside the chosen mapping."""
     from rich.console import Console
 
     from edgemap.search import workflow
 
     job = workflow.prepare(opts, Console(stderr=True))
-    runs = [workflow.compare(opts, job, summary) for _ in range(rounds)]
-    rows = summary["comparison"]
-    return runs, {"per_call_interleaved": per_call(job, rows, max(200, opts.latency_runs)),
-                  "eager_by_threads": eager_by_threads(job, rows, opts.threads, max(200, opts.latency_runs))}
+    rows = summary.comparison
+    return {"per_call_interleaved": per_call(job, rows, max(200, opts.latency_runs)),
+            "eager_by_threads": eager_by_threads(job, rows, opts.threads, max(200, opts.latency_runs))}
 
 
 def eager_by_threads(job, rows: dict, threads: tuple[int, ...], runs: int) -> dict:  # noqa: ANN001 - workflow.Job
@@ -67,7 +66,7 @@ def eager_by_threads(job, rows: dict, threads: tuple[int, ...], runs: int) -> di
     from edgemap.search.evaluate import eval_arrays
     from edgemap.runtime.latency import measure_interleaved
 
-    x1 = eval_arrays(job.ctx["eval_npz"])[0][:1].copy()
+    x1 = eval_arrays(job.ctx.eval_npz)[0][:1].copy()
     c, out = rows["chosen"], {}
     for t in threads:
         with load_session(c["backend"], c["model"], c["threads"]) as s, load_session("torch", rows["torch_eager_fp32"]["model"], t) as e:
@@ -86,7 +85,7 @@ def per_call(job, rows: dict, runs: int) -> dict:  # noqa: ANN001 - workflow.Job
     from edgemap.runtime.registry import load_session
     from edgemap.search.evaluate import eval_arrays
 
-    x1 = eval_arrays(job.ctx["eval_npz"])[0][:1].copy()
+    x1 = eval_arrays(job.ctx.eval_npz)[0][:1].copy()
     keep = {k: v for k, v in rows.items() if k != "best_plain_int8"}
     sessions = {k: load_session(v["backend"], v["model"], v["threads"]) for k, v in keep.items()}
     try:
@@ -98,74 +97,58 @@ def per_call(job, rows: dict, runs: int) -> dict:  # noqa: ANN001 - workflow.Job
     return {k: {"p50_ms": round(v["p50_ms"], 4), "p99_ms": round(v["p99_ms"], 4)} for k, v in lat.items()}
 
 
-def ratios(runs: list[dict], slow: str) -> dict:
-    """p50(slow) / p50(chosen) per run: the first (the map's own) and the median/min/max over all runs."""
-    vals = [r[slow]["p50_ms"] / r["chosen"]["p50_ms"] for r in runs if slow in r]
-    if not vals:
+def ratio(cmp: dict, slow: str) -> dict:
+    """median(slow) / median(chosen) in the map's isolated timing, with its range over the rounds."""
+    if slow not in cmp:
         return {}
-    return {"map_run": round(vals[0], 3), "median": round(statistics.median(vals), 3), "min": round(min(vals), 3),
-            "max": round(max(vals), 3), "runs": len(vals)}
+    row = cmp[slow]
+    return {"ratio": row["speedup_vs_chosen"], "range": row["speedup_range"], "verdict": row["verdict"]}
 
 
-def latency_rows(runs: list[dict]) -> dict:
-    """Per comparison row: the map run's p50/p99/std and the spread of p50 over all runs."""
-    out = {}
-    for k, v in runs[0].items():
-        p50s = [r[k]["p50_ms"] for r in runs if k in r]
-        out[k] = {"backend": v["backend"], "threads": v["threads"], "model": v["model"], "key": v.get("key"),
-                  "p50_ms": round(v["p50_ms"], 4), "p99_ms": round(v["p99_ms"], 4), "std_ms": round(v["std_ms"], 4),
-                  "n": v["n"], "p50_ms_over_runs": {"median": round(statistics.median(p50s), 4),
-                                                    "min": round(min(p50s), 4), "max": round(max(p50s), 4)}}
-    return out
-
-
-def trial_of(summary: dict, key: str) -> dict:
-    """The search's record of candidate `key`."""
-    return next(t for t in summary["trials"] if t["key"] == key)
-
-
-def targets(summary: dict, runs: list[dict]) -> dict:
-    """Each issue-5 target, with the figures it was judged on (p50 of the map's own comparison run)."""
-    cmp, chosen = runs[0], summary["chosen"]
-    out = {"speedup_vs_torch_eager_fp32": ratios(runs, "torch_eager_fp32"), "speedup_vs_best_plain_int8": ratios(runs, "best_plain_int8")}
-    out["ge_10x_faster_than_eager"] = out["speedup_vs_torch_eager_fp32"].get("map_run", 0) >= 10
+def targets(summary, cmp: dict) -> dict:  # noqa: ANN001 - SearchSummary
+    """Each issue-5 target, with the figures it was judged on (the map's own isolated timing)."""
+    chosen = summary.chosen
+    out = {"speedup_vs_torch_eager_fp32": ratio(cmp, "torch_eager_fp32"), "speedup_vs_best_plain_int8": ratio(cmp, "best_plain_int8")}
+    out["ge_10x_faster_than_eager"] = out["speedup_vs_torch_eager_fp32"].get("ratio", 0) >= 10
     if "best_plain_int8" in cmp:
-        int8 = trial_of(summary, cmp["best_plain_int8"]["key"])
-        out["best_plain_int8"] = {"key": int8["key"], "accuracy": int8["accuracy"], "accuracy_drop": int8["accuracy_drop"]}
-        out["same_model_as_best_plain_int8"] = chosen["key"] == int8["key"]  # then the two rows differ by noise only
+        int8 = summary.trial(cmp["best_plain_int8"]["key"])
+        out["best_plain_int8"] = {"key": int8.key, "accuracy": int8.accuracy, "accuracy_drop": int8.accuracy_drop}
+        out["same_model_as_best_plain_int8"] = chosen.key == int8.key  # then the two rows differ by noise only
         out["at_least_as_fast_as_best_plain_int8"] = (cmp["chosen"]["p50_ms"] <= cmp["best_plain_int8"]["p50_ms"]
                                                       or out["same_model_as_best_plain_int8"])
-        out["accuracy_no_worse_than_best_plain_int8"] = chosen["accuracy"] >= int8["accuracy"]
+        out["accuracy_no_worse_than_best_plain_int8"] = chosen.accuracy >= int8.accuracy
     return out
 
 
-def pruned_note(summary: dict) -> dict:
+def pruned_note(summary) -> dict:  # noqa: ANN001 - SearchSummary
     """Best top-1 drop reached by each pruning ratio among the tried candidates (more than MAX_DROP: infeasible)."""
     out: dict = {}
-    for t in summary["trials"]:
-        if t.get("error") is None:
-            r = f"{t['candidate']['prune_ratio']:g}"
-            out[r] = min(out.get(r, 1e9), round(t["accuracy_drop"], 3))
+    for t in summary.trials:
+        if t.ok:
+            r = f"{t.candidate.prune_ratio:g}"
+            out[r] = min(out.get(r, 1e9), round(t.accuracy_drop, 3))
     return {r: {"best_drop": d, "within_limit": d <= MAX_DROP} for r, d in sorted(out.items())}
 
 
-def record(args: argparse.Namespace, summary: dict, runs: list[dict], load: dict) -> dict:
+def record(args: argparse.Namespace, summary, load: dict) -> dict:  # noqa: ANN001 - SearchSummary
     """Everything the results file keeps: command, options, chosen mapping, latencies, targets, evidence."""
     from edgemap.core.evidence import machine_evidence
 
-    c = summary["chosen"]
-    chosen = None if c is None else {k: c[k] for k in ("key", "candidate", "accuracy", "accuracy_exact", "accuracy_drop",
-                                                       "latency_ms", "latency_basis", "size_bytes", "model_path")}
+    c = summary.chosen
+    chosen = None if c is None else {k: v for k, v in c.to_dict().items() if k in (
+        "key", "candidate", "accuracy", "accuracy_exact", "accuracy_drop", "latency_ms", "latency_basis", "size_bytes", "model_path")}
     return {"command": " ".join([".venv/bin/python"] + sys.argv), "model": str(args.model or "shipped"),
-            "data": summary["data"], "eval_data": str(args.data or "shipped sample"), "baseline_accuracy": summary["baseline_accuracy"],
+            "data": summary.data, "eval_data": str(args.data or "shipped sample"), "baseline_accuracy": summary.baseline_accuracy,
             "settings": {"prune_ratios": args.prune_ratios, "finetune_epochs": args.finetune_epochs, "trials": args.trials,
-                         "latency_runs": args.latency_runs, "extra_rounds": args.rounds, "max_accuracy_drop": MAX_DROP,
+                         "latency_runs": args.latency_runs, "timing_rounds": args.rounds, "max_accuracy_drop": MAX_DROP,
                          "seed": args.seed},
-            "chosen": chosen, "front": summary["front"], "finalists": summary.get("finalists"),
-            "pruned": pruned_note(summary), "failed": summary["failed"],
-            "trials": [{k: t.get(k) for k in ("key", "accuracy", "accuracy_drop", "latency_ms", "size_bytes", "error")} for t in summary["trials"]],
-            "comparison": latency_rows(runs), "comparison_runs": runs, "claims": targets(summary, runs) if c else {},
-            "map_wall_s": summary["wall_s"], "map_results": str(Path(args.out) / "results.json"),
+            "chosen": chosen, "front": list(summary.front), "finalists": summary.finalists,
+            "pruned": pruned_note(summary), "failed": summary.failed,
+            "trials": [{"key": t.key, "accuracy": t.accuracy, "accuracy_drop": t.accuracy_drop, "latency_ms": t.latency_ms,
+                        "size_bytes": t.size_bytes, "error": t.error} for t in summary.trials],
+            "comparison": summary.comparison, "timing": {k: v for k, v in summary.timing.items() if k != "timings"},
+            "claims": targets(summary, summary.comparison) if c else {},
+            "map_wall_s": summary.wall_s, "map_results": str(Path(args.out) / "results.json"),
             "load_average": load, "evidence": machine_evidence()}
 
 
@@ -178,18 +161,17 @@ def markdown(rec: dict) -> list[str]:
     if c is None:
         return lines + ["No mapping met the constraints."]
     lines += [f"Chosen: **{c['key']}**, top-1 {c['accuracy']:.2f}% (drop {c['accuracy_drop']:.2f} points)", "",
-              "| row | backend | threads | p50 ms | p99 ms | std ms | p50 over runs (median, min-max) |", "|---|---|---|---|---|---|---|"]
+              f"Timing: {rec['timing'].get('method')}; {rec['timing'].get('rounds')} rounds; {rec['timing'].get('cpu')}", "",
+              "| row | backend | threads | median p50 ms | rounds' range ms | x the chosen's time | verdict |", "|---|---|---|---|---|---|---|"]
     for k, v in cmp.items():
-        o = v["p50_ms_over_runs"]
-        lines.append(f"| {k} | {v['backend']} | {v['threads']} | {v['p50_ms']:.4f} | {v['p99_ms']:.4f} | {v['std_ms']:.4f} | "
-                     f"{o['median']:.4f} ({o['min']:.4f}-{o['max']:.4f}) |")
+        lines.append(f"| {k} | {v['backend']} | {v['threads']} | {v['p50_ms']:.4f} | {v['spread_ms'][0]:.4f}-{v['spread_ms'][1]:.4f} | "
+                     f"{v['speedup_vs_chosen']:.2f} | {v['verdict']} |")
     e, i = t["speedup_vs_torch_eager_fp32"], t.get("speedup_vs_best_plain_int8", {})
-    lines += ["", f"- vs PyTorch eager FP32: {e.get('map_run')}x in the map's run (median {e.get('median')}x, {e.get('min')}-{e.get('max')} "
-              f"over {e.get('runs')} runs) -> >= 10x: **{t['ge_10x_faster_than_eager']}**"]
+    lines += ["", f"- vs PyTorch eager FP32: {e.get('ratio')}x (range {e.get('range')}) -> >= 10x: **{t['ge_10x_faster_than_eager']}**"]
     if i:
         b = t["best_plain_int8"]
-        lines.append(f"- vs best plain INT8 ({b['key']}, top-1 {b['accuracy']:.2f}%): {i['map_run']}x (median {i['median']}x, "
-                     f"{i['min']}-{i['max']}) -> at least as fast: **{t['at_least_as_fast_as_best_plain_int8']}**, "
+        lines.append(f"- vs best plain INT8 ({b['key']}, top-1 {b['accuracy']:.2f}%): {i['ratio']}x (range {i['range']}, "
+                     f"{i['verdict']}) -> at least as fast: **{t['at_least_as_fast_as_best_plain_int8']}**, "
                      f"accuracy no worse: **{t['accuracy_no_worse_than_best_plain_int8']}**"
                      + (" (the chosen mapping *is* that conversion: the two rows differ by noise only)" if t["same_model_as_best_plain_int8"] else ""))
     if rec.get("per_call_interleaved"):
@@ -229,10 +211,9 @@ def main() -> None:
     load = {"before": list(os.getloadavg())}
     summary = run_map(opts)
     load["after_map"] = list(os.getloadavg())
-    more, checks = repeat_comparison(opts, summary, args.rounds) if summary["chosen"] else ([], {})
-    runs = [summary["comparison"]] + more
-    load["after_rounds"] = list(os.getloadavg())
-    rec = record(args, summary, runs, load) | checks
+    checks = in_process_checks(opts, summary) if summary.chosen else {}
+    load["after_checks"] = list(os.getloadavg())
+    rec = record(args, summary, load) | checks
     write_results(args.name, rec, markdown(rec))
 
 

@@ -62,9 +62,9 @@ def run(args: argparse.Namespace, executor: str) -> dict:
     t0 = time.perf_counter()
     s = run_map(options(args, executor))
     wall = round(time.perf_counter() - t0, 1)
-    return {"front": sorted(s["front"]), "trials": [t["key"] for t in s["trials"]], "chosen": s["chosen"]["key"] if s["chosen"] else None,
-            "metrics": {t["key"]: {"accuracy": t.get("accuracy"), "latency_ms": t.get("latency_ms"), "error": t.get("error")}
-                        for t in s["trials"]}, "wall_s": wall, "load_average_before": load}
+    return {"front": sorted(s.front), "trials": [t.key for t in s.trials], "chosen": s.chosen.key if s.chosen else None,
+            "metrics": {t.key: {"accuracy": t.accuracy, "latency_ms": t.latency_ms, "error": t.error} for t in s.trials},
+            "wall_s": wall, "load_average_before": load}
 
 
 def compare(local: dict, ray: dict) -> dict:

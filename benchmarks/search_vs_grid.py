@@ -25,6 +25,8 @@ from pathlib import Path
 
 from compress_common import ROOT, SHARED_CIFAR, write_results
 
+from edgemap.search.records import TrialMetrics  # noqa: E402 - after compress_common puts the repository on sys.path
+
 # ---- settings --------------------------------------------------------------------------------
 DEVICE = "rpi5"                   # 4 cores, fp32/fp16/int8: estimated latency depends on pruning, precision and threads
 PRUNE_RATIOS = (0.0, 0.25, 0.5)
@@ -57,14 +59,14 @@ def evaluate_grid(job, cache: Path) -> dict[str, dict]:  # noqa: ANN001 - workfl
     """Every candidate of the space evaluated once (cached in `cache`, keyed by the job's work dir and device)."""
     from edgemap.search.evaluate import evaluate_one
 
-    tag = [job.ctx["work_dir"], job.ctx["device"], [c.key() for c in job.space.grid()]]
+    tag = [job.ctx.work_dir, job.ctx.device, [c.key() for c in job.space.grid()]]
     if cache.is_file():
         saved = json.loads(cache.read_text())
         if saved["tag"] == tag:
             return saved["results"]
     results = {}
     for i, c in enumerate(job.space.grid()):
-        results[c.key()] = evaluate_one(job.ctx, c.to_dict())
+        results[c.key()] = evaluate_one(job.ctx, c).to_dict()
         print(f"grid {i + 1}/{len(tag[2])} {c.key()}: {results[c.key()].get('latency_ms')}", file=sys.stderr, flush=True)
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps({"tag": tag, "results": results}))
@@ -73,15 +75,15 @@ def evaluate_grid(job, cache: Path) -> dict[str, dict]:  # noqa: ANN001 - workfl
 
 def best_feasible(results: dict[str, dict], constraints) -> dict | None:  # noqa: ANN001 - Constraints
     """The feasible result lowest on estimated latency (ties: higher top-1), or None."""
-    ok = [m for m in results.values() if m.get("error") is None and not constraints.violations(m)]
+    ok = [m for m in results.values() if m.get("error") is None and not constraints.violations(TrialMetrics.from_dict(m))]
     return min(ok, key=lambda m: (m["latency_ms"], -m["accuracy"])) if ok else None
 
 
 def cached_evaluate(grid: dict[str, dict], calls: list[str]):  # noqa: ANN201 - Evaluate
     """An Evaluate for run_search that answers from the grid's results and records what it was asked."""
-    def evaluate(cands: list) -> list[dict]:
+    def evaluate(cands: list) -> list[TrialMetrics]:
         calls.extend(c.key() for c in cands)
-        return [copy.deepcopy(grid[c.key()]) for c in cands]
+        return [TrialMetrics.from_dict(copy.deepcopy(grid[c.key()])) for c in cands]
     return evaluate
 
 
@@ -128,7 +130,7 @@ def landscape(grid: dict[str, dict], constraints) -> dict:  # noqa: ANN001
     """How hard the space is: feasible count, how many candidates are within WITHIN of the best, errors."""
     best = best_feasible(grid, constraints)
     ok = [m for m in grid.values() if m.get("error") is None]
-    feas = [m for m in ok if not constraints.violations(m)]
+    feas = [m for m in ok if not constraints.violations(TrialMetrics.from_dict(m))]
     near = [m["key"] for m in feas if m["latency_ms"] <= (1 + WITHIN) * best["latency_ms"]]
     return {"grid_size": len(grid), "errors": {m["key"]: m["error"] for m in grid.values() if m.get("error")},
             "feasible": len(feas), "within_of_best": near,
