@@ -12,7 +12,8 @@ from typing import Optional
 
 import typer
 
-from edgemap.commands.options import INPUT_SHAPE_OPTION, MODEL_HELP, PREPROCESS_OPTION, WEIGHTS_OPTION
+from edgemap.commands.options import (CLASSES_OPTION, DEVICE_OPTION, INPUT_SHAPE_OPTION, LABELS_OPTION, MODEL_HELP,
+                                      PREPROCESS_OPTION, RUNTIME_THREADS_OPTION, SEED_OPTION, WEIGHTS_OPTION)
 from edgemap.errors import EdgemapError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Map deep-learning models onto edge devices.")
@@ -37,7 +38,7 @@ def train_cmd(
     weight_decay: float = typer.Option(5e-4),
     norm_bias_decay: bool = typer.Option(True, help="also weight-decay BatchNorm parameters and biases "
                                          "(--no-norm-bias-decay exempts them)"),
-    seed: int = typer.Option(0),
+    seed: int = SEED_OPTION,
     threads: int = typer.Option(0, help="torch threads (0: default)"),
     data: Optional[Path] = typer.Option(None, help="CIFAR-10 location (default $EDGEMAP_CIFAR10)"),
     out: Path = typer.Option(Path("runs/model.safetensors"), help="checkpoint to write"),
@@ -47,8 +48,8 @@ def train_cmd(
     precision: str = typer.Option("fp32", help="fp32, or bf16 (CPU autocast; faster only where the CPU runs bf16 fast: benchmarks/train_precision.py measures it)"),
     mixup: float = typer.Option(0.0, help="mixup Beta parameter (0: off)"),
     init: Optional[Path] = typer.Option(None, help="start from this checkpoint's weights (fine-tuning)"),
-    classes: Optional[str] = typer.Option(None, help="the model's output order, e.g. cat,dog,bird (data relabelled by name)"),
-    labels: Optional[Path] = typer.Option(None, help="file with one class name per line, in the model's output order"),
+    classes: Optional[str] = CLASSES_OPTION,
+    labels: Optional[Path] = LABELS_OPTION,
 ) -> None:
     """Train a zoo model on CIFAR-10 and write a safetensors checkpoint + JSON sidecar."""
     from edgemap.commands.train import run_training
@@ -73,9 +74,9 @@ def eval_cmd(
     input_shape: Optional[str] = INPUT_SHAPE_OPTION,
     limit: int = typer.Option(0, help="user models: evaluate on a seeded random N images (0: all)"),
     sanity: int = typer.Option(500, help="user models: images in the first sanity check"),
-    threads: int = typer.Option(0, help="runtime threads (0: default)"),
-    classes: Optional[str] = typer.Option(None, help="the model's output order, e.g. cat,dog,bird (default: what the model carries, else sorted folders)"),
-    labels: Optional[Path] = typer.Option(None, help="file with one class name per line, in the model's output order"),
+    threads: int = RUNTIME_THREADS_OPTION,
+    classes: Optional[str] = CLASSES_OPTION,
+    labels: Optional[Path] = LABELS_OPTION,
 ) -> None:
     """Top-1 accuracy (whole split and exact subset) and the confusion matrix; user models get agreement and sanity checks first."""
     from edgemap.commands.evaluate import eval_command
@@ -87,8 +88,8 @@ def eval_cmd(
 def demo_cmd(
     out: Path = typer.Option(Path("out/demo"), help="where the ONNX model, the mapping, its bundle and report go"),
     runs: int = typer.Option(300, help="timed runs per runtime in the comparison table"),
-    threads: int = typer.Option(0, help="threads for both runtimes in the table (0: library default)"),
-    device: str = typer.Option("host", help="device profile to map onto"),
+    threads: int = RUNTIME_THREADS_OPTION,
+    device: str = DEVICE_OPTION,
     trials: int = typer.Option(10, help="mapping candidates to evaluate"),
     skip_map: bool = typer.Option(False, "--skip-map", help="only the export/parity/latency table"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="also write the table's figures as JSON"),

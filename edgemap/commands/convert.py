@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from edgemap.commands.options import CLASSES_OPTION, LABELS_OPTION, WEIGHTS_OPTION
+from edgemap.commands.options import CLASSES_OPTION, LABELS_OPTION, PREPROCESS_OPTION, WEIGHTS_OPTION
 
 FORMATS = ("onnx", "openvino", "litert")
 SUFFIXES = {"onnx": ".onnx", "openvino": ".xml", "litert": ".tflite"}
@@ -31,8 +31,7 @@ def register(app: typer.Typer) -> None:
         data: Optional[Path] = typer.Option(None, help="real images for INT8 calibration and the parity gate: image folder, "
                                                      ".npz or CIFAR-10 location (its train split when it has one); "
                                                      "needed for INT8 of a model that does not take 3x32x32"),
-        preprocess: Optional[str] = typer.Option(None, help="how --data images become inputs (string or YAML file); "
-                                                            "default for a checkpoint: its own normalisation"),
+        preprocess: Optional[str] = PREPROCESS_OPTION,
         parity_n: int = typer.Option(1000, help="inputs the parity gate compares on"),
         max_diff: Optional[float] = typer.Option(None, help="parity: largest allowed |logit diff| (default by precision)"),
         min_agreement: Optional[float] = typer.Option(None, help="parity: smallest allowed top-1 agreement, 0..1"),

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from edgemap.commands.options import MODEL_HELP, WEIGHTS_OPTION
+from edgemap.commands.options import DEVICE_OPTION, MODEL_HELP, WEIGHTS_OPTION
 
 
 def measured_latency(model: Path, threads: int, runs: int = 100) -> dict:
@@ -112,7 +112,7 @@ def register(app: typer.Typer) -> None:
     def estimate_cmd(
         model: Path = typer.Argument(..., help="ONNX model (FP32, FP16 or QDQ INT8), or any model source: " + MODEL_HELP),
         weights: Optional[Path] = WEIGHTS_OPTION,
-        device: str = typer.Option("host", help="profile name (edgemap devices) or path to a profile YAML"),
+        device: str = DEVICE_OPTION,
         precision: Optional[str] = typer.Option(None, help="estimate as if converted to fp32/fp16/int8 (default: as stored)"),
         unit: Optional[str] = typer.Option(None, help="compute unit (default: first one that runs the model's data types)"),
         threads: Optional[int] = typer.Option(None, help="threads (default: all cores of the unit)"),

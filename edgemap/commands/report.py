@@ -7,6 +7,8 @@ from typing import List, Optional
 
 import typer
 
+from edgemap.commands.options import STORE_OPTION
+
 
 def register(app: typer.Typer) -> None:
     """Add the `report` command to the CLI."""
@@ -18,8 +20,7 @@ def register(app: typer.Typer) -> None:
                    deployment: Optional[str] = typer.Option(None, help="a bundle folder or its sha256 prefix: report "
                                                             "its recorded predictions"),
                    out: Path = typer.Option(Path("report.html"), help="HTML file to write"),
-                   store: Optional[Path] = typer.Option(None, help="results store (default $EDGEMAP_STORE, "
-                                                        "else .edgemap/store.db)")) -> None:
+                   store: Optional[Path] = STORE_OPTION) -> None:
         """Plots and tables of runs of one model (Pareto front, per-layer cost, confusion matrix, device fit,
         evidence) and/or a deployment's predictions, as one HTML file with everything embedded."""
         from edgemap.report.html import write_report

@@ -8,7 +8,8 @@ from typing import List, Optional
 
 import typer
 
-STORE_HELP = "results store (default $EDGEMAP_STORE, else .edgemap/store.db)"
+from edgemap.commands.options import (RUN_BACKEND_FILTER, RUN_COMMAND_FILTER, RUN_DEVICE_FILTER, RUN_MODEL_FILTER,
+                                      RUN_SINCE_FILTER, STORE_OPTION)
 
 
 def register(app: typer.Typer) -> None:
@@ -18,11 +19,10 @@ def register(app: typer.Typer) -> None:
     app.add_typer(runs_app, name="runs")
 
     @runs_app.command("list")
-    def list_cmd(store: Optional[Path] = typer.Option(None, help=STORE_HELP),
-                 model: Optional[str] = typer.Option(None, help="model name, path or sha256 prefix (substring)"),
-                 device: Optional[str] = typer.Option(None),
-                 command: Optional[str] = typer.Option(None, help="eval, bench, train, map, benchmark"),
-                 backend: Optional[str] = typer.Option(None), since: Optional[str] = typer.Option(None, help="7d, 12h or a date"),
+    def list_cmd(store: Optional[Path] = STORE_OPTION,
+                 model: Optional[str] = RUN_MODEL_FILTER, device: Optional[str] = RUN_DEVICE_FILTER,
+                 command: Optional[str] = RUN_COMMAND_FILTER, backend: Optional[str] = RUN_BACKEND_FILTER,
+                 since: Optional[str] = RUN_SINCE_FILTER,
                  limit: int = typer.Option(50, help="newest N (0: all)"),
                  sort: Optional[str] = typer.Option(None, help="order by a metric, smallest first ('-accuracy': largest first)")) -> None:
         """Runs, newest first (or by --sort), with their headline figures."""
@@ -30,7 +30,7 @@ def register(app: typer.Typer) -> None:
 
     @runs_app.command("show")
     def show_cmd(run: str = typer.Argument(..., help="run id, a unique prefix, or 'latest'"),
-                 store: Optional[Path] = typer.Option(None, help=STORE_HELP),
+                 store: Optional[Path] = STORE_OPTION,
                  json_out: bool = typer.Option(False, "--json", help="the whole run as JSON")) -> None:
         """One run: provenance, every metric (measured or estimated) and the evidence."""
         from edgemap.results.queries import get_run
@@ -44,7 +44,7 @@ def register(app: typer.Typer) -> None:
 
     @runs_app.command("compare")
     def compare_cmd(runs: List[str] = typer.Argument(..., help="two or more run ids (or unique prefixes)"),
-                    store: Optional[Path] = typer.Option(None, help=STORE_HELP)) -> None:
+                    store: Optional[Path] = STORE_OPTION) -> None:
         """Runs side by side: every metric they have, and the evidence that decides whether they compare."""
         from edgemap.errors import EdgemapError
         from edgemap.results.queries import get_run
@@ -58,9 +58,9 @@ def register(app: typer.Typer) -> None:
     @runs_app.command("export")
     def export_cmd(fmt: str = typer.Option("csv", "--format", help="csv, json or parquet"),
                    out: Optional[Path] = typer.Option(None, help="file to write (default: stdout; parquet needs it)"),
-                   store: Optional[Path] = typer.Option(None, help=STORE_HELP), model: Optional[str] = typer.Option(None),
-                   device: Optional[str] = typer.Option(None), command: Optional[str] = typer.Option(None),
-                   backend: Optional[str] = typer.Option(None), since: Optional[str] = typer.Option(None),
+                   store: Optional[Path] = STORE_OPTION, model: Optional[str] = RUN_MODEL_FILTER,
+                   device: Optional[str] = RUN_DEVICE_FILTER, command: Optional[str] = RUN_COMMAND_FILTER,
+                   backend: Optional[str] = RUN_BACKEND_FILTER, since: Optional[str] = RUN_SINCE_FILTER,
                    limit: int = typer.Option(0, help="newest N (0: all)")) -> None:
         """Export the filtered runs (json: with payload, evidence and every metric)."""
         from edgemap.results.export import export_runs
@@ -80,7 +80,7 @@ def register(app: typer.Typer) -> None:
     @runs_app.command("import")
     def import_cmd(paths: List[Path] = typer.Argument(..., help="benchmarks/results/*.json files or folders, a map's "
                                                       "results.json, output folder or study.db"),
-                   store: Optional[Path] = typer.Option(None, help=STORE_HELP)) -> None:
+                   store: Optional[Path] = STORE_OPTION) -> None:
         """Load results files into the store (idempotent: a file already imported is not stored twice)."""
         from edgemap.results.importer import import_paths
         from edgemap.results.store import open_store

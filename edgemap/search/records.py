@@ -1,5 +1,5 @@
-"""The typed records of a search: the constraints a mapping must meet, one trial's metrics, the context every trial
-gets, and the search's summary.
+"""The typed records of a search: one trial's metrics, the context every trial gets, and the search's summary
+(the constraints a mapping must meet: edgemap.search.constraints).
 
 Each is a frozen dataclass; `to_dict()` gives the plain form that results.json, the Optuna study (a trial's user
 attributes) and Ray's object store carry, with the keys those files have always had, and `from_dict()` reads it back
@@ -15,17 +15,7 @@ from typing import Any
 from edgemap.errors import EdgemapError
 from edgemap.search.candidate import Candidate
 from edgemap.search.compile import BuildSettings
-
-
-def _fields(cls: type, d: dict, what: str, ignore: tuple[str, ...] = ()) -> dict:
-    """`d` restricted to `cls`'s fields; a key that is neither a field nor in `ignore` is refused."""
-    if not isinstance(d, dict):
-        raise EdgemapError(f"{what}: expected a mapping, got {type(d).__name__}")
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(d) - names - set(ignore))
-    if unknown:
-        raise EdgemapError(f"{what}: unknown field(s) {', '.join(unknown)}")
-    return {k: v for k, v in d.items() if k in names}
+from edgemap.search.constraints import Constraints, fields_of
 
 
 @dataclass(frozen=True)
@@ -79,7 +69,7 @@ class TrialMetrics:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrialMetrics":
-        kw = _fields(cls, d, "trial metrics", ignore=("key",))
+        kw = fields_of(cls, d, "trial metrics", ignore=("key",))
         kw["candidate"] = Candidate(**kw["candidate"]) if isinstance(kw.get("candidate"), dict) else kw.get("candidate")
         for name in ("device_violations", "violations"):
             kw[name] = tuple(kw.get(name) or ())
@@ -87,44 +77,6 @@ class TrialMetrics:
         if "key" in d and d["key"] != m.key:
             raise EdgemapError(f"trial metrics: key {d['key']!r} does not name its candidate ({m.key})")
         return m
-
-
-@dataclass(frozen=True)
-class Constraints:
-    """Limits a mapping must meet; None means no limit."""
-
-    max_accuracy_drop: float | None = 1.0
-    max_latency_ms: float | None = None
-    max_ram_mb: float | None = None
-
-    def violations(self, m: TrialMetrics) -> tuple[str, ...]:
-        """Human-readable reasons `m` fails; empty when it fits."""
-        out = list(m.device_violations)
-        if self.max_accuracy_drop is not None and m.accuracy_drop > self.max_accuracy_drop:
-            out.append(f"accuracy drop {m.accuracy_drop:.2f} > {self.max_accuracy_drop:g} points")
-        if self.max_latency_ms is not None and m.latency_ms > self.max_latency_ms:
-            out.append(f"latency {m.latency_ms:.3f} ms > {self.max_latency_ms:g} ms")
-        if self.max_ram_mb is not None and m.ram_bytes / 1e6 > self.max_ram_mb:
-            out.append(f"RAM {m.ram_bytes / 1e6:.2f} MB > {self.max_ram_mb:g} MB")
-        return tuple(out)
-
-    def slack(self, m: TrialMetrics) -> list[float]:
-        """Optuna constraint values (<= 0 means satisfied), one per limit, plus device fit."""
-        vals = [0.0 if not m.device_violations else 1.0]
-        if self.max_accuracy_drop is not None:
-            vals.append(m.accuracy_drop - self.max_accuracy_drop)
-        if self.max_latency_ms is not None:
-            vals.append(m.latency_ms / self.max_latency_ms - 1)
-        if self.max_ram_mb is not None:
-            vals.append(m.ram_bytes / 1e6 / self.max_ram_mb - 1)
-        return vals
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Constraints":
-        return cls(**_fields(cls, d, "constraints"))
 
 
 @dataclass(frozen=True)
@@ -158,7 +110,7 @@ class SearchContext:
 
     @classmethod
     def from_dict(cls, d: dict) -> "SearchContext":
-        kw = _fields(cls, d, "search context")
+        kw = fields_of(cls, d, "search context")
         if isinstance(kw.get("settings"), dict):
             kw["settings"] = BuildSettings(**kw["settings"])
         return cls(**kw)
@@ -214,7 +166,7 @@ class SearchSummary:
 
     @classmethod
     def from_dict(cls, d: dict) -> "SearchSummary":
-        kw = _fields(cls, d, "search summary")
+        kw = fields_of(cls, d, "search summary")
         kw["constraints"] = Constraints.from_dict(kw["constraints"])
         kw["trials"] = tuple(TrialMetrics.from_dict(t) for t in kw["trials"])
         kw["chosen"] = TrialMetrics.from_dict(kw["chosen"]) if kw.get("chosen") else None

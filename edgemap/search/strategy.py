@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import Callable
 
 from edgemap.errors import EdgemapError
-from edgemap.search.records import Constraints, TrialMetrics  # noqa: F401 - Constraints re-exported
+from edgemap.search.constraints import OBJECTIVES, Constraints  # noqa: F401 - re-exported
+from edgemap.search.records import TrialMetrics
 from edgemap.search.space import Candidate, SearchSpace
-
-OBJECTIVES = {"latency": "latency_ms", "energy": "energy_mj", "size": "size_bytes"}
 
 
 def suggest(trial, space: SearchSpace) -> Candidate:  # noqa: ANN001 - optuna.Trial
