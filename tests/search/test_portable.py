@@ -5,6 +5,8 @@ same front as the local executor."""
 from __future__ import annotations
 
 import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -55,13 +57,20 @@ def test_two_node_ray_cluster_gives_the_local_front(tmp_path):
     ckpt = save_checkpoint(zoo.build("tiny"), CheckpointInfo(architecture="tiny"), tmp_path / "tiny.safetensors")
     kw = dict(device="rpi4", workers=2)  # estimated device latency: deterministic, so fronts must match exactly
     local = run_map(_options(ckpt, tmp_path / "local", **kw))
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})  # the head runs no task: a worker node does
-    cluster.add_node(num_cpus=2)
+    # two nodes as on two machines: each its own Ray temp directory (short paths: Ray's sockets live there), and the
+    # head runs no task, so every trial runs on the worker node, which shares nothing with the driver but the object store
+    head_tmp, worker_tmp = (tempfile.mkdtemp(prefix=p, dir="/tmp") for p in ("ray-head-", "ray-worker-"))
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "temp_dir": head_tmp})
+    worker = cluster.add_node(num_cpus=2, temp_dir=worker_tmp)
     try:
         ray.init(address=cluster.address, log_to_driver=False)
+        assert worker.get_temp_dir_path() == worker_tmp and cluster.head_node.get_temp_dir_path() == head_tmp
         remote = run_map(_options(ckpt, tmp_path / "ray", executor="ray", **kw))
     finally:
         ray.shutdown()
         cluster.shutdown()
+    for folder in (head_tmp, worker_tmp):  # each node kept its session (logs, sockets) in its own folder
+        assert list(Path(folder).glob("session_*")), folder
+        shutil.rmtree(folder, ignore_errors=True)
     assert sorted(local.front) == sorted(remote.front)
     assert {t.key: t.sha256 for t in local.trials} == {t.key: t.sha256 for t in remote.trials}
