@@ -23,6 +23,8 @@ def make_batch(n: int, seed: int) -> dict:
 def _throwaway_results_store(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Measuring commands record their runs: in tests into a throw-away store, never the working directory's."""
     os.environ["EDGEMAP_STORE"] = str(tmp_path_factory.mktemp("results") / "store.db")
+    # data digests (edgemap.pipeline.data_digest) are cached in a throw-away file too, not the user's ~/.cache
+    os.environ["EDGEMAP_DIGEST_CACHE"] = str(tmp_path_factory.mktemp("digests") / "data-digests.json")
 
 
 @pytest.fixture

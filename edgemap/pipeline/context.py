@@ -64,14 +64,21 @@ def _norm(eval_ref: str | None) -> str | None:
 
 
 def load_data(eval_ref: str | None, train_ref: str | None, classes: Classes = None) -> SearchData:
-    """The recipe's data, loaded once per process (a search's trials share it); with `classes` (the model's
-    output order) every set is relabelled to that order by name, and data with other names is refused."""
+    """The recipe's data, loaded once per process while its files stay the same (a search's trials share it); with
+    `classes` (the model's output order) every set is relabelled to that order by name, and data with other names is
+    refused."""
     key = (_norm(eval_ref), train_ref, tuple(classes) if classes else None)
-    return _PRELOADED[key] if key in _PRELOADED else _load_data(*key)
+    if key in _PRELOADED:
+        return _PRELOADED[key]
+    from edgemap.pipeline.data_digest import data_digest
+
+    contents = tuple(data_digest(r) for r in key[:2] if r)  # rewritten files: loaded again, not served from memory
+    return _load_data(*key, contents)
 
 
 @lru_cache(maxsize=4)
-def _load_data(eval_ref: str | None, train_ref: str | None, classes: Classes) -> SearchData:
+def _load_data(eval_ref: str | None, train_ref: str | None, classes: Classes, contents: tuple[str, ...]) -> SearchData:  # noqa: ARG001
+    """load_data's work; `contents` (the files' digests) only keys the cache."""
     from edgemap.data.classes import align_to_model
     from edgemap.data.resolve import load_eval_data
     from edgemap.data.sample import load_sample
@@ -96,9 +103,21 @@ def data_section(recipe: dict) -> tuple[str | None, str | None, Classes]:
             tuple(classes) if classes else None)
 
 
+def data_digests(recipe: dict) -> dict[str, str]:
+    """Each data reference of the recipe (the shipped sample when there is no eval data) -> the digest of its contents."""
+    from edgemap.data.sample import SAMPLE_PATH
+    from edgemap.pipeline.data_digest import data_digest
+
+    eval_ref, train_ref, _ = data_section(recipe)
+    refs = [_norm(eval_ref) or str(SAMPLE_PATH)] + ([train_ref] if train_ref else [])
+    return {ref: data_digest(ref) for ref in refs}
+
+
 def data_key(recipe: dict) -> str:
-    """What identifies the data passes read: the data section, the preprocessing and the hold-out rule."""
-    text = json.dumps([data_section(recipe), recipe.get("preprocess"), SAMPLE_CALIBRATION, HOLDOUT_SEED], sort_keys=True)
+    """What identifies the data passes read: the data section, what its files hold (so a data set changed at the same
+    path is new data), the preprocessing and the hold-out rule."""
+    text = json.dumps([data_section(recipe), data_digests(recipe), recipe.get("preprocess"), SAMPLE_CALIBRATION,
+                       HOLDOUT_SEED], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

@@ -39,7 +39,7 @@ def _model_files(ref: dict) -> dict[str, Path]:
 
 def pack(ctx: SearchContext) -> dict:
     """The trial context (its plain form) with every file it reads as bytes, and the data sets as arrays."""
-    from edgemap.pipeline.context import data_section, load_data
+    from edgemap.pipeline.context import data_digests, data_section, load_data
 
     files = {name: p.read_bytes() for name, p in _model_files(ctx.recipe["model"]).items()}
     files["eval.npz"] = Path(ctx.eval_npz).read_bytes()
@@ -48,7 +48,8 @@ def pack(ctx: SearchContext) -> dict:
         if p.is_file() and "state" not in p.relative_to(cache).parts:  # training state stays with the driver
             files[f"cache/{p.relative_to(cache).as_posix()}"] = p.read_bytes()
     section = data_section(ctx.recipe)
-    return {"ctx": ctx.to_dict(), "files": files, "data_section": section, "data": load_data(*section)}
+    return {"ctx": ctx.to_dict(), "files": files, "data_section": section, "data": load_data(*section),
+            "data_digests": data_digests(ctx.recipe)}
 
 
 def _localize(ctx: dict, root: Path) -> SearchContext:
@@ -70,6 +71,7 @@ def evaluate_packed(packed: dict, cand: dict) -> dict:
     """Unpack into a fresh folder, evaluate, and return {"metrics": the plain TrialMetrics (model_path relative to the
     cache), "built_files": {path in the cache: bytes}}."""
     from edgemap.pipeline.context import preload
+    from edgemap.pipeline.data_digest import known
 
     root = Path(tempfile.mkdtemp(prefix="edgemap-trial-"))
     try:
@@ -77,6 +79,7 @@ def evaluate_packed(packed: dict, cand: dict) -> dict:
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             (root / name).write_bytes(data)
         preload(*packed["data_section"], packed["data"])
+        known(packed["data_digests"])  # the data's paths are the driver's: its digests stand for the files
         shipped = {n for n in packed["files"] if n.startswith("cache/")}
         m = evaluate_one(_localize(packed["ctx"], root), Candidate(**cand)).to_dict()
         cache = root / "cache"

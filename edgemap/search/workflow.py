@@ -248,12 +248,17 @@ BUILD_VERSION = "5"  # 2: INT8 keeps first/last layers in float; user-model fine
 
 
 def _fingerprint(opts: MapOptions, src: ModelSource) -> str:
-    """Trials depend on the model, data, preprocessing, calibration and how candidates are built."""
+    """Trials depend on the model, data (its paths and contents), preprocessing, calibration and how candidates are
+    built: a data set changed at the same path gets a new study and artifacts folder, never the old trials."""
+    from edgemap.pipeline.context import data_digests
+
     h = hashlib.sha256()
     h.update(BUILD_VERSION.encode())
     h.update(src.artifact.sha256.encode())
     h.update(json.dumps([str(opts.eval_data), str(opts.train_data), opts.preprocess, opts.calib_samples, opts.seed,
                          opts.finetune_epochs]).encode())
+    h.update(json.dumps(data_digests({"data": {"eval": opts.eval_data and str(opts.eval_data),
+                                               "train": opts.train_data and str(opts.train_data)}})).encode())
     if opts.finetune_epochs is None and not src.is_checkpoint and any(r > 0 for r in opts.prune_ratios):
         # the budget and its stopping bound shape a user model's pruned variants
         h.update(json.dumps([opts.finetune_steps, opts.finetune_minutes, opts.constraints.max_accuracy_drop]).encode())
