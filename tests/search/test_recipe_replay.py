@@ -137,6 +137,12 @@ CASES = [  # (source kind, backend, precision, pruned)
 ]  # FP16 (not run by the host profile's CPU) is in the declarations test above, on every backend that declares it
 
 
+def test_the_map_cases_cover_every_registered_model_source():
+    """A source added to the registry must be mapped and replayed here (checkpoints: the declarations test above
+    and tests/search/test_map.py; the shipped model is a checkpoint by name)."""
+    assert {s.kind for s in passes.sources()} - {"shipped", "checkpoint"} <= {kind for kind, *_ in CASES}
+
+
 @pytest.mark.parametrize("kind, backend, precision, pruned", CASES, ids=lambda v: str(v))
 def test_map_writes_the_recipe_it_built_and_edgemap_run_rebuilds_it(kind, backend, precision, pruned, tiny_ckpt,
                                                                     tiny_npz, tmp_path):
