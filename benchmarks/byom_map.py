@@ -120,6 +120,7 @@ def identity_graph(folder: Path, shape: tuple) -> Path:
     import onnx
     from onnx import TensorProto, helper
 
+    folder.mkdir(parents=True, exist_ok=True)
     path = folder / "identity.onnx"
     vi = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, *shape]) for n in ("x", "y")]
     g = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "identity", vi[:1], vi[1:])
@@ -191,19 +192,37 @@ def loadavg() -> list[float]:
     return [round(v, 2) for v in os.getloadavg()]
 
 
+def finished_map(opts) -> tuple:  # noqa: ANN001 - MapOptions -> (SearchSummary, load averages)
+    """The summary of a map that already ran with these options (its results.json), and the load it recorded."""
+    import json
+
+    from edgemap.search.records import SearchSummary
+
+    path = Path(opts.out_dir) / "results.json"
+    if not path.is_file():
+        sys.exit(f"--from-results: {path} not found (run the map first)")
+    summary = SearchSummary.from_dict(json.loads(path.read_text()))
+    return summary, {"at_map_end": summary.evidence.get("load_average"), "record_made": loadavg()}
+
+
 def one_run(args: argparse.Namespace, run: str) -> dict:
-    """One map (as cli_command says), the target judged on its own timing; everything the record keeps."""
+    """One map (as cli_command says), the target judged on its own timing; everything the record keeps. With
+    --from-results the record is made from the map's results.json (no map, no diagnosis: nothing is timed)."""
     from rich.console import Console
 
     from edgemap.search import workflow
     from edgemap.search.mapper import run_map
 
     opts = options(args, run)
-    load = {"before": loadavg()}
-    summary = run_map(opts)
-    load["after_map"] = loadavg()
+    if args.from_results:
+        summary, load = finished_map(opts)
+    else:
+        load = {"before": loadavg()}
+        summary = run_map(opts)
+        load["after_map"] = loadavg()
     job = workflow.prepare(opts, Console(stderr=True))  # from the map's caches
-    why = diagnose(opts, job, summary, args.rounds) if summary.chosen else {}
+    timed = summary.chosen and not args.from_results
+    why = diagnose(opts, job, summary, args.rounds) if timed else {"skipped": "record made from a finished map"}
     load["after_diagnosis"] = loadavg()
     return {"edgemap_command": cli_command(args, run), "eval_images": eval_images(job),
             "baseline_accuracy": summary.baseline_accuracy, "chosen": chosen_record(summary),
@@ -276,6 +295,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--name", default="byom_map", help="results file stem")
     ap.add_argument("--progress", action="store_true", help="progress bars on stderr")
+    ap.add_argument("--from-results", action="store_true", help="make the record from the map's results.json in --out "
+                    "(a map that ran with these options) instead of running it")
     args = ap.parse_args()
     if not args.model.is_file():
         sys.exit(f"{args.model} not found: run .venv/bin/python benchmarks/byom_make.py first")
