@@ -199,10 +199,13 @@ def _prune_first(ctx: dict, ratios: list[float], console: Console) -> dict[str, 
         info = report.extra.get("finetune")
         if info is not None:
             out[f"{r:g}"] = {k: info.get(k) for k in ("budget_used", "stopped", "steps", "seconds", "optimizer", "lr",
-                                                      "best_accuracy", "best_step", "target", "held_out", "given_up")}
+                                                      "best_accuracy", "best_step", "target", "held_out", "given_up",
+                                                      "pruning", "probe_steps")}
             verdict = f"[yellow]given up[/]: {info['given_up']}" if info.get("given_up") else "kept"
             console.print(f"  ratio {r:g}: fine-tuning used {info['budget_used']} ({info['optimizer']}, lr {info['lr']:.2g}); "
                           + verdict)
+            if info.get("pruning"):  # the criterion and schedule, and why (compress/prune_choice.py)
+                console.print(f"    pruning: {info['pruning']['reason']}")
     return out
 
 
@@ -244,10 +247,11 @@ def _can_prune(src: ModelSource, data, torch_error: str | None) -> tuple[bool, s
 
 # Bump when the way candidates are built changes (quantizer settings, fine-tuning rule): the artifacts folder
 # and the study name derive from the fingerprint, so older trials are not reused.
-BUILD_VERSION = "5"  # 2: INT8 keeps first/last layers in float; user-model fine-tuning lr by BatchNorm presence
+BUILD_VERSION = "6"  # 2: INT8 keeps first/last layers in float; user-model fine-tuning lr by BatchNorm presence
 # 3: pruned widths rounded to multiples of 8; fine-tuning keeps the checkpoint's JPEG augmentation
 # 4: every candidate is its recipe, built by the recipe runner (parity gates on calibration images)
 # 5: user models fine-tune on a step/minute budget with early stopping; the data carries the model's class order
+# 6: a pruned user model's criterion (L2/Taylor) and schedule (one-shot/iterative) are chosen on a probe (w22)
 
 
 def _fingerprint(opts: MapOptions, src: ModelSource) -> str:
