@@ -53,7 +53,8 @@ def _add_prune(group: typer.Typer) -> None:
         out: Path = typer.Option(..., help="pruned checkpoint to write"),
         ratio: Optional[float] = typer.Option(None, help="fraction of channels removed, in (0, 1) (default 0.5)"),
         target_macs: Optional[int] = typer.Option(None, help="instead of --ratio: prune until at most this many MACs"),
-        importance: str = typer.Option("l2", help="l1, l2 or taylor"),
+        importance: str = typer.Option("auto", help="auto (on the budget: L2 or Taylor, one-shot or in 3 steps, chosen "
+                                                    "on a short probe by held-out accuracy; else l2), l1, l2 or taylor"),
         global_pruning: bool = typer.Option(False, "--global", help="one ratio over the whole net instead of per layer"),
         steps: int = typer.Option(1, help="iterative pruning steps"),
         step_epochs: int = typer.Option(0, help="with --steps: fine-tuning epochs after each step but the last"),
@@ -62,9 +63,19 @@ def _add_prune(group: typer.Typer) -> None:
         layer_ratio: list[str] = typer.Option([], "--layer-ratio", help="MODULE=RATIO: this layer's own ratio (repeatable)"),
         round_to: Optional[int] = typer.Option(None, help="keep channel counts multiples of this (INT8 kernels run "
                                                          "odd widths slowly)"),
-        finetune_epochs: int = typer.Option(0, help="fine-tuning epochs after pruning"),
-        lr: float = typer.Option(0.05, help="fine-tuning peak learning rate"),
-        weight_decay: float = typer.Option(5e-4, help="fine-tuning weight decay"),
+        finetune_steps: Optional[int] = typer.Option(300, help="fine-tuning budget in optimizer steps (with distillation "
+                                                               "as given; stops early within --max-drop)"),
+        finetune_minutes: Optional[float] = typer.Option(None, help="fine-tuning budget in minutes (with or instead of steps)"),
+        max_drop: Optional[float] = typer.Option(None, help="stop fine-tuning once within this many points of the "
+                                                            "unpruned model on held-out training images"),
+        optimizer: str = typer.Option("auto", help="budget fine-tuning: auto (AdamW without BatchNorm, SGD with), adamw, sgd"),
+        probe_steps: Optional[int] = typer.Option(None, help="steps per candidate of the --importance auto probe "
+                                                             "(default: a tenth of --finetune-steps, 3 to 30)"),
+        finetune_epochs: Optional[int] = typer.Option(None, help="fine-tune by epochs instead of the budget (the fixed "
+                                                                 "way; 0: no fine-tuning)"),
+        lr: Optional[float] = typer.Option(None, help="fine-tuning peak learning rate (default: a range test on the "
+                                                      "budget, 0.05 by epochs)"),
+        weight_decay: float = typer.Option(5e-4, help="fine-tuning weight decay (by epochs)"),
         norm_bias_decay: bool = typer.Option(True, help="also weight-decay BatchNorm parameters and biases "
                                              "(--no-norm-bias-decay exempts them)"),
         distill: bool = typer.Option(False, help="fine-tune with the unpruned model as teacher"),
@@ -85,8 +96,12 @@ def _add_prune(group: typer.Typer) -> None:
         classes: Optional[str] = CLASSES_OPTION,
         labels: Optional[Path] = LABELS_OPTION,
     ) -> None:
-        """Structured channel pruning (channels physically removed), optional fine-tuning / distillation."""
+        """Structured channel pruning (channels physically removed), then fine-tuning on a step/minute budget (or by
+        epochs), optionally distilling from the unpruned model."""
+        import os
+
         from edgemap.compress.prune import PruneChannels, parse_layer_ratios, prune_checkpoint
+        from edgemap.data.cifar10 import ENV_VAR
         from edgemap.errors import EdgemapError
 
         if not distill and (temperature is not None or alpha is not None):
@@ -98,8 +113,12 @@ def _add_prune(group: typer.Typer) -> None:
                             keep_layers=tuple(keep), layer_ratios=parse_layer_ratios(layer_ratio),
                             round_to=round_to, finetune_epochs=finetune_epochs, finetune_lr=lr, distill=distill,
                             teacher_mirror=teacher_mirror, jpeg_augment=jpeg_augment, precision=precision, mixup=mixup,
-                            **kd)
-        needs_data = finetune_epochs > 0 or step_epochs > 0 or importance == "taylor"
+                            finetune_steps=finetune_steps, finetune_minutes=finetune_minutes, max_drop=max_drop,
+                            optimizer=optimizer, probe_steps=probe_steps, **kd)
+        needs_data = finetune_epochs is None or finetune_epochs > 0 or step_epochs > 0 or importance == "taylor"
+        if needs_data and data is None and not os.environ.get(ENV_VAR):
+            raise EdgemapError(f"fine-tuning after pruning needs training data: give --data or set ${ENV_VAR} "
+                               "(--finetune-epochs 0 prunes without fine-tuning)")
         ctx = checkpoint_context(checkpoint, data, eval_data, limit, latency_runs, run_dir, needs_data,
                                  class_names_option(classes, labels))
         show(prune_checkpoint(cfg, checkpoint, out, ctx), report, checkpoint)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Callable, Optional
 
 import torch
 from torch import nn
@@ -51,24 +52,40 @@ def candidate_name(importance: str, schedule: str) -> str:
     return f"{importance} " + ("one-shot" if schedule == "oneshot" else f"in {ITERATIVE_STEPS} steps")
 
 
-def prune_with(model: nn.Module, ratio: float, round_to: int | None, shape: tuple[int, ...], importance: str,
-               schedule: str, train: ImageSet, norm, between=None) -> nn.Module:  # noqa: ANN001 - spec, callable
-    """A pruned copy of `model` by `importance` ('l2' or 'taylor'), one-shot or in ITERATIVE_STEPS steps
-    (`between(model, step)` fine-tunes between steps)."""
+PruneFn = Callable[[str, str, Optional[Callable[[nn.Module, int], None]]], nn.Module]
+"""(importance, schedule, between) -> a pruned copy of the model; `between(model, step)` runs between the steps of
+an iterative schedule (fine-tuning)."""
+
+
+def ratio_pruner(model: nn.Module, ratio: float, round_to: int | None, shape: tuple[int, ...], train: ImageSet | None,
+                 norm) -> PruneFn:  # noqa: ANN001 - Normalization or PreprocessSpec
+    """A PruneFn removing `ratio` of the channels of every conv/linear layer (the classifier's outputs kept)."""
     from edgemap.compress.prune import PruneChannels, prune_model
 
-    steps = 1 if schedule == "oneshot" else ITERATIVE_STEPS
-    batch = None
-    if importance == "taylor":
-        n = min(TAYLOR_IMAGES, len(train))
-        batch = (torch.from_numpy(to_nchw_float(train.images[:n], norm)), torch.from_numpy(train.labels[:n]))
-    cfg = PruneChannels(ratio=ratio, round_to=round_to, importance=importance, iterative_steps=steps)
-    return prune_model(model, cfg, shape, batch, between_steps=between)
+    def prune(importance: str, schedule: str, between=None) -> nn.Module:  # noqa: ANN001
+        cfg = PruneChannels(ratio=ratio, round_to=round_to, importance=importance, iterative_steps=steps_of(schedule))
+        return prune_model(model, cfg, shape, taylor_batch(importance, train, norm), between_steps=between)
+
+    return prune
 
 
-def choose_pruning(model: nn.Module, ratio: float, round_to: int | None, shape: tuple[int, ...], train: ImageSet,
-                   val: ImageSet, norm, budget: FinetuneBudget, teacher: nn.Module | None,  # noqa: ANN001
-                   importance: str = "auto", schedule: str = "auto",
+def steps_of(schedule: str) -> int:
+    """Pruning steps of a schedule: 1 one-shot, ITERATIVE_STEPS iterative."""
+    return 1 if schedule == "oneshot" else ITERATIVE_STEPS
+
+
+def taylor_batch(importance: str, train: ImageSet | None, norm) -> tuple[torch.Tensor, torch.Tensor] | None:  # noqa: ANN001
+    """The labelled batch whose loss gradient scores channels for Taylor importance (None for magnitude criteria)."""
+    if importance != "taylor":
+        return None
+    if train is None:
+        raise EdgemapError("taylor importance needs training data")
+    n = min(TAYLOR_IMAGES, len(train))
+    return torch.from_numpy(to_nchw_float(train.images[:n], norm)), torch.from_numpy(train.labels[:n])
+
+
+def choose_pruning(prune: PruneFn, train: ImageSet, val: ImageSet, norm, budget: FinetuneBudget,  # noqa: ANN001
+                   teacher: nn.Module | None, importance: str = "auto", schedule: str = "auto",
                    probe_steps: int = PROBE_STEPS) -> tuple[nn.Module, PruneChoice, int]:
     """(the best candidate, pruned and probe-fine-tuned; the choice; fine-tuning steps the probes spent).
 
@@ -77,8 +94,8 @@ def choose_pruning(model: nn.Module, ratio: float, round_to: int | None, shape: 
     check_choice(importance, schedule)
     if probe_steps < ITERATIVE_STEPS:
         raise EdgemapError(f"pruning probe: probe_steps must be >= {ITERATIVE_STEPS}, got {probe_steps}")
-    probe = _Probe(model, ratio, round_to, shape, train, val, norm, teacher,
-                   dataclasses.replace(budget, max_minutes=None, max_drop=None), probe_steps)
+    probe = _Probe(prune, train, val, norm, teacher, dataclasses.replace(budget, max_minutes=None, max_drop=None),
+                   probe_steps)
     criteria = CRITERIA if importance == "auto" else (importance,)
     for criterion in criteria:
         probe.run(criterion, "oneshot" if schedule == "auto" else schedule)
@@ -95,10 +112,10 @@ def choose_pruning(model: nn.Module, ratio: float, round_to: int | None, shape: 
 class _Probe:
     """Prunes and fine-tunes one candidate at a time, all with the same steps and learning rate."""
 
-    def __init__(self, model: nn.Module, ratio: float, round_to: int | None, shape: tuple[int, ...], train: ImageSet,
-                 val: ImageSet, norm, teacher: nn.Module | None, budget: FinetuneBudget, steps: int) -> None:  # noqa: ANN001
-        self.model, self.ratio, self.round_to, self.shape = model, ratio, round_to, shape
-        self.train, self.val, self.norm, self.teacher, self.budget, self.steps = train, val, norm, teacher, budget, steps
+    def __init__(self, prune: PruneFn, train: ImageSet, val: ImageSet, norm, teacher: nn.Module | None,  # noqa: ANN001
+                 budget: FinetuneBudget, steps: int) -> None:
+        self.prune, self.train, self.val, self.norm, self.teacher = prune, train, val, norm, teacher
+        self.budget, self.steps = budget, steps
         self.lr, self.spent = budget.lr, 0
         self.results: dict[tuple[str, str], tuple[float, nn.Module]] = {}
 
@@ -111,8 +128,7 @@ class _Probe:
 
     def run(self, importance: str, schedule: str) -> None:
         share = self.steps // ITERATIVE_STEPS if schedule == "iterative" else self.steps
-        pruned = prune_with(self.model, self.ratio, self.round_to, self.shape, importance, schedule, self.train,
-                            self.norm, between=lambda m, _s: self.tune(m, share))
+        pruned = self.prune(importance, schedule, lambda m, _s: self.tune(m, share))
         acc = self.tune(pruned, self.steps - share * (ITERATIVE_STEPS - 1) if schedule == "iterative" else self.steps)
         self.results[(importance, schedule)] = (float("-inf") if acc is None else acc, pruned)
 
@@ -124,7 +140,7 @@ def fixed_choice(importance: str, schedule: str, why: str) -> PruneChoice:
 
 def check_choice(importance: str, schedule: str) -> None:
     """One-line errors for unknown names ('auto' is allowed for both)."""
-    if importance not in ("auto", *CRITERIA):
-        raise EdgemapError(f"pruning importance must be auto, {' or '.join(CRITERIA)}, got {importance!r}")
+    if importance not in ("auto", "l1", *CRITERIA):
+        raise EdgemapError(f"pruning importance must be auto, l1, {' or '.join(CRITERIA)}, got {importance!r}")
     if schedule not in ("auto", *SCHEDULES):
         raise EdgemapError(f"pruning schedule must be auto, {' or '.join(SCHEDULES)}, got {schedule!r}")

@@ -8,12 +8,13 @@ import pytest
 import torch
 from torch import nn
 
-from edgemap.compress.prune_choice import choose_pruning, fixed_choice
+from edgemap.compress.prune_budget import BudgetPlan
+from edgemap.compress.prune_choice import choose_pruning, fixed_choice, ratio_pruner
 from edgemap.data.dataset import ImageSet
 from edgemap.data.transforms import Normalization
 from edgemap.errors import EdgemapError
 from edgemap.models.stats import count_macs
-from edgemap.pipeline.user_prune import PruneUserModel, probe_steps
+from edgemap.pipeline.user_prune import PruneUserModel
 from edgemap.train.budget import FinetuneBudget
 from edgemap.train.evaluate import evaluate
 
@@ -47,8 +48,8 @@ def colours(n: int, seed: int) -> ImageSet:
 def test_the_best_candidate_on_held_out_images_is_kept_with_its_reason() -> None:
     model, train, val, norm = plain_cnn(), colours(96, 0), colours(40, 1), Normalization()
     budget = FinetuneBudget(max_steps=100, batch_size=16, lr=3e-3)
-    pruned, choice, spent = choose_pruning(model, 0.5, None, (3, 16, 16), train, val, norm, budget, teacher=model,
-                                           probe_steps=6)
+    prune = ratio_pruner(model, 0.5, None, (3, 16, 16), train, norm)
+    pruned, choice, spent = choose_pruning(prune, train, val, norm, budget, teacher=model, probe_steps=6)
     assert set(choice.scores) == {"l2 one-shot", "taylor one-shot", f"{choice.importance} in 3 steps"}
     kept = next(n for n in choice.scores if n.startswith(choice.importance)
                 and (n.endswith("one-shot") == (choice.schedule == "oneshot")))
@@ -63,18 +64,20 @@ def test_the_best_candidate_on_held_out_images_is_kept_with_its_reason() -> None
 def test_a_given_criterion_is_probed_only_over_the_schedule_and_a_range_test_sets_the_rate() -> None:
     model, train, val = plain_cnn(), colours(96, 0), colours(40, 1)
     budget = FinetuneBudget(max_steps=100, batch_size=16, range_test_steps=8)
-    _, choice, _ = choose_pruning(model, 0.5, None, (3, 16, 16), train, val, Normalization(), budget, None,
-                                  importance="taylor", probe_steps=3)
+    prune = ratio_pruner(model, 0.5, None, (3, 16, 16), train, Normalization())
+    _, choice, _ = choose_pruning(prune, train, val, Normalization(), budget, None, importance="taylor", probe_steps=3)
     assert set(choice.scores) == {"taylor one-shot", "taylor in 3 steps"} and choice.lr > 0
     assert fixed_choice("l2", "oneshot", "as given").reason == "l2 one-shot: as given"
 
 
 def test_bad_names_and_probe_sizes_are_one_line_errors() -> None:
-    with pytest.raises(EdgemapError, match="importance must be auto, l2 or taylor, got 'l1'"):
-        PruneUserModel(ratio=0.25, importance="l1")
+    with pytest.raises(EdgemapError, match="prune_user_model: pruning importance must be auto, l1, l2 or taylor, got 'l3'"):
+        PruneUserModel(ratio=0.25, importance="l3")
     with pytest.raises(EdgemapError, match="schedule must be auto, oneshot or iterative"):
         PruneUserModel(ratio=0.25, schedule="gradual")
     with pytest.raises(EdgemapError, match="probe_steps must be >= 3"):
         PruneUserModel(ratio=0.25, probe_steps=2)
-    assert probe_steps(PruneUserModel(ratio=0.25)) == 30 and probe_steps(PruneUserModel(ratio=0.25, finetune_steps=12)) == 3
-    assert probe_steps(PruneUserModel(ratio=0.25, finetune_steps=None, finetune_minutes=2)) == 30
+    assert PruneUserModel(ratio=0.25).plan().probe_size() == 30
+    assert PruneUserModel(ratio=0.25, finetune_steps=12).plan().probe_size() == 3
+    assert PruneUserModel(ratio=0.25, finetune_steps=None, finetune_minutes=2).plan().probe_size() == 30
+    assert BudgetPlan(FinetuneBudget(max_steps=100), probe_steps=7).probe_size() == 7
