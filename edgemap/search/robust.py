@@ -192,7 +192,7 @@ def summary_lines(summary: dict) -> list[str]:
     if len(finals) > 1:
         lines.append("finalists (median, range; overlapping ranges are ties, broken by accuracy then size): " + ", ".join(
             f"{n} {v['median_ms']:.4f} ({v['spread_ms'][0]:.4f}-{v['spread_ms'][1]:.4f})" for n, v in finals.items()))
-    if line := burst_line(summary.get("bursts")):
+    if line := burst_line(timing.get("bursts")):
         lines.append(line)
     for role, label in REFERENCES:
         if role in cmp:

@@ -350,8 +350,8 @@ def measure(opts: MapOptions, job: Job, summary: dict, extra: dict[str, tuple[st
     if rechoose:
         summary["chosen"], ranking = robust.choose_finalist(result, roles, feasible)
         summary["finalists"] = {n: {**result.best(n).to_dict(), "rank": i + 1} for i, n in enumerate(ranking)}
-        summary["bursts"] = robust.burst_check(result, rows, ranking)  # same ranking in one process? (w22 hook)
     summary["comparison"] = robust.comparison(result, rows, roles, summary["chosen"])
     summary["timing"] = {"method": result.evidence.get("method"), "rounds": result.rounds, "runs": result.runs,
                          "threads": sorted(set(opts.threads)), "cpu": robust.cpu_line(result.evidence),
-                         "evidence": result.evidence, "timings": [t.to_dict() for t in result.timings]}
+                         "evidence": result.evidence, "timings": [t.to_dict() for t in result.timings],
+                         "bursts": robust.burst_check(result, rows, ranking) if rechoose else None}  # w22

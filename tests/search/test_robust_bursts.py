@@ -48,7 +48,8 @@ def test_the_timing_lines_carry_the_disagreement_and_a_failed_check_says_why(tmp
                                                 "deep": ("onnxruntime", str(tmp_path / "gone2.onnx"))}, ["shallow", "deep"])
     assert "error" in missing and burst_line(missing).startswith("in-process burst check of the finalists not run:")
     chosen = {"p50_ms": 1.0, "spread_ms": [0.9, 1.1], "threads": 1}
-    summary = {"timing": {"threads": [1], "rounds": 3, "runs": 50, "cpu": "X"}, "comparison": {"chosen": chosen},
-               "bursts": {"threads": 1, "same_ranking": False, "isolated_order": ["a", "b"], "burst_order": ["b", "a"],
-                          "burst_ms": {"a": {"median_ms": 2.0}, "b": {"median_ms": 1.0}}}}
+    bursts = {"threads": 1, "same_ranking": False, "isolated_order": ["a", "b"], "burst_order": ["b", "a"],
+              "burst_ms": {"a": {"median_ms": 2.0}, "b": {"median_ms": 1.0}}}
+    summary = {"timing": {"threads": [1], "rounds": 3, "runs": 50, "cpu": "X", "bursts": bursts},
+               "comparison": {"chosen": chosen}}
     assert any("rank the finalists differently: b 1.0000 < a 2.0000 ms" in x for x in summary_lines(summary))
