@@ -172,11 +172,8 @@ def build_settings(opts: MapOptions, source_format: str):  # noqa: ANN201 - Buil
 
 
 def _budget_text(s) -> str:  # noqa: ANN001 - BuildSettings
-    from edgemap.search.compile import CHECKPOINT_FINETUNE_EPOCHS
-
-    if s.source_format == "checkpoint" or s.finetune_epochs is not None:
-        epochs = CHECKPOINT_FINETUNE_EPOCHS if s.finetune_epochs is None else s.finetune_epochs
-        return f"{epochs} epochs ({s.finetune_precision})"
+    if s.finetune_epochs is not None:
+        return f"{s.finetune_epochs} epochs ({s.finetune_precision})"
     limits = [f"{s.finetune_steps} steps" if s.finetune_steps else "", f"{s.finetune_minutes:g} min" if s.finetune_minutes else ""]
     stop = f", stopping within {s.finetune_max_drop:g} points of the unpruned model" if s.finetune_max_drop is not None else ""
     return f"on a budget of {' / '.join(x for x in limits if x)}{stop}"
@@ -251,7 +248,8 @@ BUILD_VERSION = "6"  # 2: INT8 keeps first/last layers in float; user-model fine
 # 3: pruned widths rounded to multiples of 8; fine-tuning keeps the checkpoint's JPEG augmentation
 # 4: every candidate is its recipe, built by the recipe runner (parity gates on calibration images)
 # 5: user models fine-tune on a step/minute budget with early stopping; the data carries the model's class order
-# 6: a pruned user model's criterion (L2/Taylor) and schedule (one-shot/iterative) are chosen on a probe (w22)
+# 6: pruned models' criterion (L2/Taylor) and schedule (one-shot/iterative) are chosen on a probe; checkpoints
+#    fine-tune on the step/minute budget too (w22)
 
 
 def _fingerprint(opts: MapOptions, src: ModelSource) -> str:
@@ -261,8 +259,8 @@ def _fingerprint(opts: MapOptions, src: ModelSource) -> str:
     h.update(src.artifact.sha256.encode())
     h.update(json.dumps([str(opts.eval_data), str(opts.train_data), opts.preprocess, opts.calib_samples, opts.seed,
                          opts.finetune_epochs]).encode())
-    if opts.finetune_epochs is None and not src.is_checkpoint and any(r > 0 for r in opts.prune_ratios):
-        # the budget and its stopping bound shape a user model's pruned variants
+    if opts.finetune_epochs is None and any(r > 0 for r in opts.prune_ratios):
+        # the budget and its stopping bound shape the pruned variants
         h.update(json.dumps([opts.finetune_steps, opts.finetune_minutes, opts.constraints.max_accuracy_drop]).encode())
     if opts.finetune_precision != "fp32":  # only then, so fp32 searches keep their cached trials
         h.update(opts.finetune_precision.encode())
