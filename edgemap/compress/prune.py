@@ -350,6 +350,9 @@ def _prune_on_budget(cfg: PruneChannels, model: nn.Module, info: CheckpointInfo,
 
     pruned, result = prune_on_budget(prune, model, ctx.train_set, info.normalization, teacher, cfg.plan())  # type: ignore[arg-type]
     report.extra["finetune"] = result
+    report.notes.append(f"fine-tuning used {result['budget_used']} ({result['optimizer']}, lr {result['lr']:.2g}); "
+                        f"pruning: {result['pruning']['reason']}"
+                        + (f"; given up: {result['given_up']}" if result.get("given_up") else ""))
     if trained_jpeg_share(info) > 0:
         report.notes.append("fine-tuning on a budget does not apply the JPEG augmentation the checkpoint was trained "
                             "with; finetune_epochs (the fixed way) does")

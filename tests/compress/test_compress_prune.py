@@ -210,6 +210,7 @@ def test_checkpoints_fine_tune_on_a_step_budget_by_default_with_the_criterion_ch
     assert info["steps"] == 12 and info["probe_steps"] == 9 and info["budget_used"].startswith("12 of 12 steps (100 %)")
     assert info["optimizer"] == "sgd" and info["held_out"] == 51 and info["stopped"] == "step budget spent"  # BatchNorm: SGD
     assert " kept: " in info["pruning"]["reason"] and len(info["pruning"]["scores"]) == 3
+    assert [n for n in report.notes if n.startswith("fine-tuning used 12 of 12 steps") and " kept: " in n]
     assert report.macs[1] < report.macs[0] and "pruned_before_finetune" not in report.accuracy
     assert load_checkpoint(tmp_path / "a.safetensors")[1].training["finetune_history"] == info["history"]
     early = prune_checkpoint(PruneChannels(ratio=0.5, finetune_steps=12, max_drop=100.0, importance="l2"), tiny_ckpt,
