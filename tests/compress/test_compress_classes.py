@@ -81,7 +81,7 @@ def test_sparsify_scores_a_folder_in_another_order_with_classes(folder, sample: 
     root, data = folder
     torch.manual_seed(0)
     model = zoo.build("tiny")
-    train(model, sample.subset(slice(200, 1000)), TrainConfig(epochs=2, batch_size=64, lr=0.2), Normalization(), progress=False)
+    train(model, sample.subset(slice(400, 1000)), TrainConfig(epochs=1, batch_size=64, lr=0.2), Normalization(), progress=False)
     ckpt = save_checkpoint(model, CheckpointInfo("tiny"), tmp_path / "trained.safetensors")  # record: CIFAR-10's order
     truth = evaluate(model.eval(), data, Normalization()).top1
     report, out = tmp_path / "r.json", tmp_path / "sparse.safetensors"
@@ -89,6 +89,3 @@ def test_sparsify_scores_a_folder_in_another_order_with_classes(folder, sample: 
                 "--latency-runs", "0", "--report", str(report), "--classes", ",".join(MODEL_ORDER))
     assert r.returncode == 0, r.stderr
     assert json.loads(report.read_text())["accuracy"]["before"]["top1"] == pytest.approx(truth)
-    bad = edgemap("compress", "prune", str(ckpt), "--out", str(tmp_path / "p.safetensors"), "--eval-data", str(root),
-                  "--classes", "a,b,c,d,e,f,g,h,i,j", "--finetune-epochs", "0", "--latency-runs", "0")
-    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "does not know" in bad.stderr

@@ -25,7 +25,6 @@ def edgemap(*args: str) -> subprocess.CompletedProcess:
     (["prune", "{ckpt}", "--out", "{out}", "--layer-ratio", "conv=x"], "a layer ratio must read MODULE=RATIO, got 'conv=x'"),
     (["prune", "{ckpt}", "--out", "{out}", "--keep", "stem", "--finetune-epochs", "0"], "no layer named stem in this model"),
     (["prune", "{ckpt}", "--out", "{out}"], "fine-tuning after pruning needs training data: give --data"),
-    (["prune", "{ckpt}", "--out", "{out}", "--precision", "bf16"], "precision bf16 belong to fine-tuning by epochs"),
     (["prune", "{ckpt}", "--out", "{out}", "--temperature", "1"], "--temperature and --alpha set the distillation loss: add --distill"),
     (["prune", "{ckpt}", "--out", "{out}", "--distill", "--alpha", "1.5"], "alpha must lie in [0, 1]"),
     (["prune", "{ckpt}", "--out", "{out}", "--teacher-mirror"], "teacher_mirror averages the distillation teacher; it needs distill"),
