@@ -281,6 +281,19 @@ def _num_outputs(model: nn.Module, example: torch.Tensor) -> int:
     return int(out.shape[-1])
 
 
+def ratio_pruner(model: nn.Module, ratio: float, round_to: int | None, shape: tuple[int, ...], train: ImageSet | None,
+                 norm):  # noqa: ANN001, ANN201 - Normalization or PreprocessSpec -> prune_choice.PruneFn
+    """A PruneFn (prune_choice) removing `ratio` of the channels of every conv/linear layer (the classifier kept)."""
+    from edgemap.compress.prune_choice import steps_of, taylor_batch
+
+    def prune(importance: str, schedule: str, between=None) -> nn.Module:  # noqa: ANN001
+        cfg = PruneChannels(ratio=ratio, round_to=round_to, importance=importance, iterative_steps=steps_of(schedule),
+                            finetune_epochs=0)
+        return prune_model(model, cfg, shape, taylor_batch(importance, train, norm), between_steps=between)
+
+    return prune
+
+
 @pass_function(PruneChannels)
 def prune_checkpoint(cfg: PruneChannels, source: str | Path, out: str | Path, ctx: PassContext) -> CompressionReport:
     """Prune a checkpoint, fine-tune it (on a step/minute budget, or by epochs; optionally distilling from the

@@ -57,18 +57,6 @@ PruneFn = Callable[[str, str, Optional[Callable[[nn.Module, int], None]]], nn.Mo
 an iterative schedule (fine-tuning)."""
 
 
-def ratio_pruner(model: nn.Module, ratio: float, round_to: int | None, shape: tuple[int, ...], train: ImageSet | None,
-                 norm) -> PruneFn:  # noqa: ANN001 - Normalization or PreprocessSpec
-    """A PruneFn removing `ratio` of the channels of every conv/linear layer (the classifier's outputs kept)."""
-    from edgemap.compress.prune import PruneChannels, prune_model
-
-    def prune(importance: str, schedule: str, between=None) -> nn.Module:  # noqa: ANN001
-        cfg = PruneChannels(ratio=ratio, round_to=round_to, importance=importance, iterative_steps=steps_of(schedule))
-        return prune_model(model, cfg, shape, taylor_batch(importance, train, norm), between_steps=between)
-
-    return prune
-
-
 def steps_of(schedule: str) -> int:
     """Pruning steps of a schedule: 1 one-shot, ITERATIVE_STEPS iterative."""
     return 1 if schedule == "oneshot" else ITERATIVE_STEPS

@@ -93,7 +93,7 @@ def finetune_lr(model) -> float:  # noqa: ANN001 - nn.Module
 def prune_user_model_pass(cfg: PruneUserModel, source: str | Path, out: str | Path, ctx: PassContext) -> CompressionReport:
     """Prune, fine-tune (ctx.train_set, fed as ctx.norm says) and export; the report gives MACs and parameters."""
     from edgemap.compress.prune_budget import prune_on_budget
-    from edgemap.compress.prune_choice import ratio_pruner
+    from edgemap.compress.prune import ratio_pruner
     from edgemap.models.onnx_export import export_onnx
     from edgemap.models.stats import count_macs, count_parameters
     from edgemap.pipeline.convert_passes import torch_form

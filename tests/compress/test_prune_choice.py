@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from edgemap.compress.prune_budget import BudgetPlan
-from edgemap.compress.prune_choice import choose_pruning, fixed_choice, ratio_pruner
+from edgemap.compress.prune import ratio_pruner
+from edgemap.compress.prune_choice import choose_pruning, fixed_choice
 from edgemap.data.dataset import ImageSet
 from edgemap.data.transforms import Normalization
 from edgemap.errors import EdgemapError
