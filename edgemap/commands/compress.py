@@ -7,12 +7,28 @@ from typing import Optional
 
 import typer
 
+from edgemap.commands.compress_data import checkpoint_context, make_context, onnx_context
 from edgemap.commands.options import CLASSES_OPTION, LABELS_OPTION, MODEL_HELP, WEIGHTS_OPTION
+from edgemap.data.classes import class_names_option
 
-DATA_HELP = "CIFAR-10 location for fine-tuning / calibration (default $EDGEMAP_CIFAR10; calibration falls back to the shipped sample)"
-MIRROR_HELP = ("distil from the teacher's logits averaged over each image and its left-right mirror (a better teacher "
-               "for one more forward pass; only where a mirrored image keeps its label)")
+DATA_HELP = ("training data for fine-tuning / calibration: CIFAR-10 location, .npz or image folder (default "
+             "$EDGEMAP_CIFAR10; calibration falls back to the shipped sample)")
 EVAL_HELP = "accuracy data: CIFAR-10 location, .npz or image folder (default: $EDGEMAP_CIFAR10 test, else the shipped sample)"
+PRECISION_HELP = ("training precision: fp32, or bf16 (CPU autocast; faster only where the CPU runs bf16 fast: "
+                  "benchmarks/train_precision.py measures it)")
+
+# options several `compress` commands take, declared once
+DATA_OPTION = typer.Option(None, help=DATA_HELP)
+EVAL_DATA_OPTION = typer.Option(None, help=EVAL_HELP)
+LIMIT_OPTION = typer.Option(0, help="use the first N training images only (0: all)")
+LATENCY_RUNS_OPTION = typer.Option(200, help="timed batch-1 runs per model (0: skip latency)")
+RUN_DIR_OPTION = typer.Option(None, help="resumable training state")
+REPORT_OPTION = typer.Option(None, help="write the report as JSON here")
+PRECISION_OPTION = typer.Option("fp32", help=PRECISION_HELP)
+MIXUP_OPTION = typer.Option(0.0, help="mixup Beta parameter (0: off); a teacher labels the blended images too")
+TEACHER_MIRROR_OPTION = typer.Option(False, help="distil from the teacher's logits averaged over each image and its "
+                                     "left-right mirror (a better teacher for one more forward pass; only where a "
+                                     "mirrored image keeps its label)")
 
 
 def register(app: typer.Typer) -> None:
@@ -27,10 +43,6 @@ def register(app: typer.Typer) -> None:
     _add_recipe(group)
     _add_passes(group)
 
-PRECISION_HELP = ("training precision: fp32, or bf16 (CPU autocast; faster only where the CPU runs bf16 fast: "
-                  "benchmarks/train_precision.py measures it)")
-MIXUP_HELP = "mixup Beta parameter (0: off); a teacher labels the blended images too"
-
 
 def _add_prune(group: typer.Typer) -> None:
     """Add `compress prune`."""
@@ -41,7 +53,8 @@ def _add_prune(group: typer.Typer) -> None:
         out: Path = typer.Option(..., help="pruned checkpoint to write"),
         ratio: Optional[float] = typer.Option(None, help="fraction of channels removed, in (0, 1) (default 0.5)"),
         target_macs: Optional[int] = typer.Option(None, help="instead of --ratio: prune until at most this many MACs"),
-        importance: str = typer.Option("l2", help="l1, l2 or taylor"),
+        importance: str = typer.Option("auto", help="auto (on the budget: L2 or Taylor, one-shot or in 3 steps, chosen "
+                                                    "on a short probe by held-out accuracy; else l2), l1, l2 or taylor"),
         global_pruning: bool = typer.Option(False, "--global", help="one ratio over the whole net instead of per layer"),
         steps: int = typer.Option(1, help="iterative pruning steps"),
         step_epochs: int = typer.Option(0, help="with --steps: fine-tuning epochs after each step but the last"),
@@ -50,29 +63,45 @@ def _add_prune(group: typer.Typer) -> None:
         layer_ratio: list[str] = typer.Option([], "--layer-ratio", help="MODULE=RATIO: this layer's own ratio (repeatable)"),
         round_to: Optional[int] = typer.Option(None, help="keep channel counts multiples of this (INT8 kernels run "
                                                          "odd widths slowly)"),
-        finetune_epochs: int = typer.Option(0, help="fine-tuning epochs after pruning"),
-        lr: float = typer.Option(0.05, help="fine-tuning peak learning rate"),
-        weight_decay: float = typer.Option(5e-4, help="fine-tuning weight decay"),
+        finetune_steps: Optional[int] = typer.Option(300, help="fine-tuning budget in optimizer steps (with distillation "
+                                                               "as given; stops early within --max-drop)"),
+        finetune_minutes: Optional[float] = typer.Option(None, help="fine-tuning budget in minutes (with or instead of steps)"),
+        max_drop: Optional[float] = typer.Option(None, help="stop fine-tuning once within this many points of the "
+                                                            "unpruned model on held-out training images"),
+        optimizer: str = typer.Option("auto", help="budget fine-tuning: auto (AdamW without BatchNorm, SGD with), adamw, sgd"),
+        probe_steps: Optional[int] = typer.Option(None, help="steps per candidate of the --importance auto probe "
+                                                             "(default: a tenth of --finetune-steps, 3 to 30)"),
+        finetune_epochs: Optional[int] = typer.Option(None, help="fine-tune by epochs instead of the budget (the fixed "
+                                                                 "way; 0: no fine-tuning)"),
+        lr: Optional[float] = typer.Option(None, help="fine-tuning peak learning rate (default: a range test on the "
+                                                      "budget, 0.05 by epochs)"),
+        weight_decay: float = typer.Option(5e-4, help="fine-tuning weight decay (by epochs)"),
         norm_bias_decay: bool = typer.Option(True, help="also weight-decay BatchNorm parameters and biases "
                                              "(--no-norm-bias-decay exempts them)"),
         distill: bool = typer.Option(False, help="fine-tune with the unpruned model as teacher"),
         temperature: Optional[float] = typer.Option(None, help="with --distill: softmax temperature (default 4; a teacher "
                                                                "trained with label smoothing says more at 1-2)"),
         alpha: Optional[float] = typer.Option(None, help="with --distill: weight of the distillation term (default 0.5)"),
-        teacher_mirror: bool = typer.Option(False, help=MIRROR_HELP),
+        teacher_mirror: bool = TEACHER_MIRROR_OPTION,
         jpeg_augment: Optional[float] = typer.Option(None, help="share of fine-tuning images given a JPEG round trip "
                                                                "(default: what the checkpoint was trained with)"),
-        precision: str = typer.Option("fp32", help=PRECISION_HELP),
-        mixup: float = typer.Option(0.0, help=MIXUP_HELP),
-        data: Optional[Path] = typer.Option(None, help=DATA_HELP),
-        eval_data: Optional[Path] = typer.Option(None, help=EVAL_HELP),
-        limit: int = typer.Option(0, help="use the first N training images only (0: all)"),
-        latency_runs: int = typer.Option(200, help="timed batch-1 runs per model (0: skip latency)"),
-        run_dir: Optional[Path] = typer.Option(None, help="resumable fine-tuning state"),
-        report: Optional[Path] = typer.Option(None, help="write the report as JSON here"),
+        precision: str = PRECISION_OPTION,
+        mixup: float = MIXUP_OPTION,
+        data: Optional[Path] = DATA_OPTION,
+        eval_data: Optional[Path] = EVAL_DATA_OPTION,
+        limit: int = LIMIT_OPTION,
+        latency_runs: int = LATENCY_RUNS_OPTION,
+        run_dir: Optional[Path] = RUN_DIR_OPTION,
+        report: Optional[Path] = REPORT_OPTION,
+        classes: Optional[str] = CLASSES_OPTION,
+        labels: Optional[Path] = LABELS_OPTION,
     ) -> None:
-        """Structured channel pruning (channels physically removed), optional fine-tuning / distillation."""
+        """Structured channel pruning (channels physically removed), then fine-tuning on a step/minute budget (or by
+        epochs), optionally distilling from the unpruned model."""
+        import os
+
         from edgemap.compress.prune import PruneChannels, parse_layer_ratios, prune_checkpoint
+        from edgemap.data.cifar10 import ENV_VAR
         from edgemap.errors import EdgemapError
 
         if not distill and (temperature is not None or alpha is not None):
@@ -84,9 +113,14 @@ def _add_prune(group: typer.Typer) -> None:
                             keep_layers=tuple(keep), layer_ratios=parse_layer_ratios(layer_ratio),
                             round_to=round_to, finetune_epochs=finetune_epochs, finetune_lr=lr, distill=distill,
                             teacher_mirror=teacher_mirror, jpeg_augment=jpeg_augment, precision=precision, mixup=mixup,
-                            **kd)
-        needs_data = finetune_epochs > 0 or step_epochs > 0 or importance == "taylor"
-        ctx = make_context(data, eval_data, limit, latency_runs, run_dir, needs_data)
+                            finetune_steps=finetune_steps, finetune_minutes=finetune_minutes, max_drop=max_drop,
+                            optimizer=optimizer, probe_steps=probe_steps, **kd)
+        needs_data = finetune_epochs is None or finetune_epochs > 0 or step_epochs > 0 or importance == "taylor"
+        if needs_data and data is None and not os.environ.get(ENV_VAR):
+            raise EdgemapError(f"fine-tuning after pruning needs training data: give --data or set ${ENV_VAR} "
+                               "(--finetune-epochs 0 prunes without fine-tuning)")
+        ctx = checkpoint_context(checkpoint, data, eval_data, limit, latency_runs, run_dir, needs_data,
+                                 class_names_option(classes, labels))
         show(prune_checkpoint(cfg, checkpoint, out, ctx), report, checkpoint)
 
 
@@ -100,17 +134,20 @@ def _add_sparsify(group: typer.Typer) -> None:
         sparsity: float = typer.Option(0.5, help="fraction of weights zeroed, in (0, 1)"),
         scope: str = typer.Option("global", help="global or layer"),
         finetune_epochs: int = typer.Option(0),
-        data: Optional[Path] = typer.Option(None, help=DATA_HELP),
-        eval_data: Optional[Path] = typer.Option(None, help=EVAL_HELP),
-        limit: int = typer.Option(0, help="use the first N training images only (0: all)"),
-        latency_runs: int = typer.Option(200, help="timed batch-1 runs per model (0: skip latency)"),
-        report: Optional[Path] = typer.Option(None, help="write the report as JSON here"),
+        data: Optional[Path] = DATA_OPTION,
+        eval_data: Optional[Path] = EVAL_DATA_OPTION,
+        limit: int = LIMIT_OPTION,
+        latency_runs: int = LATENCY_RUNS_OPTION,
+        report: Optional[Path] = REPORT_OPTION,
+        classes: Optional[str] = CLASSES_OPTION,
+        labels: Optional[Path] = LABELS_OPTION,
     ) -> None:
         """Unstructured magnitude pruning; smaller file, no speedup on dense kernels (the report says so)."""
         from edgemap.compress.sparse import PruneMagnitude, prune_magnitude_checkpoint
 
         cfg = PruneMagnitude(sparsity=sparsity, scope=scope, finetune_epochs=finetune_epochs)
-        ctx = make_context(data, eval_data, limit, latency_runs, None, finetune_epochs > 0)
+        ctx = checkpoint_context(checkpoint, data, eval_data, limit, latency_runs, None, finetune_epochs > 0,
+                                 class_names_option(classes, labels))
         show(prune_magnitude_checkpoint(cfg, checkpoint, out, ctx), report, checkpoint)
 
 
@@ -130,12 +167,12 @@ def _add_quantize(group: typer.Typer) -> None:
         max_accuracy_drop: Optional[float] = typer.Option(None, help="static: keep sensitive layers in float until the top-1 drop (points) is met"),
         exclude: list[str] = typer.Option([], help="static: node names kept in float"),
         float_first_last: bool = typer.Option(False, help="static: keep the first and last quantizable layers in float"),
-        data: Optional[Path] = typer.Option(None, help=DATA_HELP + "; with --preprocess also an image folder or .npz"),
-        eval_data: Optional[Path] = typer.Option(None, help=EVAL_HELP),
+        data: Optional[Path] = DATA_OPTION,
+        eval_data: Optional[Path] = EVAL_DATA_OPTION,
         preprocess: Optional[str] = typer.Option(None, help="how --data / --eval-data images become the model's inputs "
                                                             "(string or YAML), for a model that is not fed like CIFAR-10"),
-        latency_runs: int = typer.Option(200, help="timed batch-1 runs per model (0: skip latency)"),
-        report: Optional[Path] = typer.Option(None, help="write the report as JSON here"),
+        latency_runs: int = LATENCY_RUNS_OPTION,
+        report: Optional[Path] = REPORT_OPTION,
         classes: Optional[str] = CLASSES_OPTION,
         labels: Optional[Path] = LABELS_OPTION,
     ) -> None:
@@ -150,8 +187,6 @@ def _add_quantize(group: typer.Typer) -> None:
         tmp = tempfile.TemporaryDirectory(prefix="edgemap-quantize-")
         given = model  # the run's parent: the file the user named, not the temporary export
         model = onnx_of(model, weights, tmp.name)  # a checkpoint, .pt2 or entry point is exported (parity-gated) first
-        from edgemap.data.classes import class_names_option
-
         ctx = onnx_context(model, data, eval_data, preprocess, latency_runs, class_names_option(classes, labels))
         if mode == "static":
             cfg = q.QuantizeStatic(calibration=calibration, samples=samples, per_channel=per_channel,
@@ -174,17 +209,19 @@ def _add_qat(group: typer.Typer) -> None:
         checkpoint: Path = typer.Argument(..., help="checkpoint (.safetensors)"),
         out: Path = typer.Option(..., help="INT8 QDQ .onnx to write"),
         epochs: int = typer.Option(2), lr: float = typer.Option(0.01), samples: int = typer.Option(256),
-        data: Optional[Path] = typer.Option(None, help=DATA_HELP),
-        eval_data: Optional[Path] = typer.Option(None, help=EVAL_HELP),
-        limit: int = typer.Option(0, help="use the first N training images only (0: all)"),
-        latency_runs: int = typer.Option(200, help="timed batch-1 runs per model (0: skip latency)"),
-        run_dir: Optional[Path] = typer.Option(None, help="resumable training state"),
-        report: Optional[Path] = typer.Option(None, help="write the report as JSON here"),
+        data: Optional[Path] = DATA_OPTION,
+        eval_data: Optional[Path] = EVAL_DATA_OPTION,
+        limit: int = LIMIT_OPTION,
+        latency_runs: int = LATENCY_RUNS_OPTION,
+        run_dir: Optional[Path] = RUN_DIR_OPTION,
+        report: Optional[Path] = REPORT_OPTION,
+        classes: Optional[str] = CLASSES_OPTION,
+        labels: Optional[Path] = LABELS_OPTION,
     ) -> None:
         """Quantization-aware training, exported to an INT8 QDQ ONNX model; compared with static PTQ."""
         from edgemap.compress.qat import Qat, qat_checkpoint
 
-        ctx = make_context(data, eval_data, limit, latency_runs, run_dir, True)
+        ctx = checkpoint_context(checkpoint, data, eval_data, limit, latency_runs, run_dir, True, class_names_option(classes, labels))
         show(qat_checkpoint(Qat(epochs=epochs, lr=lr, samples=samples), checkpoint, out, ctx), report, checkpoint)
 
 
@@ -198,25 +235,27 @@ def _add_distill(group: typer.Typer) -> None:
         student: str = typer.Option("writeup_cnn", help="zoo name (fresh) or a .safetensors checkpoint (e.g. pruned)"),
         epochs: int = typer.Option(5), lr: float = typer.Option(0.05),
         temperature: float = typer.Option(4.0), alpha: float = typer.Option(0.9),
-        teacher_mirror: bool = typer.Option(False, help=MIRROR_HELP),
+        teacher_mirror: bool = TEACHER_MIRROR_OPTION,
         baseline: bool = typer.Option(True, help="also train the student without distillation, same budget"),
         jpeg_augment: Optional[float] = typer.Option(None, help="share of training images given a JPEG round trip "
                                                                "(default: what the teacher was trained with)"),
-        precision: str = typer.Option("fp32", help=PRECISION_HELP),
-        mixup: float = typer.Option(0.0, help=MIXUP_HELP),
-        data: Optional[Path] = typer.Option(None, help=DATA_HELP),
-        eval_data: Optional[Path] = typer.Option(None, help=EVAL_HELP),
-        limit: int = typer.Option(0, help="use the first N training images only (0: all)"),
-        latency_runs: int = typer.Option(200, help="timed batch-1 runs per model (0: skip latency)"),
-        run_dir: Optional[Path] = typer.Option(None, help="resumable training state"),
-        report: Optional[Path] = typer.Option(None, help="write the report as JSON here"),
+        precision: str = PRECISION_OPTION,
+        mixup: float = MIXUP_OPTION,
+        data: Optional[Path] = DATA_OPTION,
+        eval_data: Optional[Path] = EVAL_DATA_OPTION,
+        limit: int = LIMIT_OPTION,
+        latency_runs: int = LATENCY_RUNS_OPTION,
+        run_dir: Optional[Path] = RUN_DIR_OPTION,
+        report: Optional[Path] = REPORT_OPTION,
+        classes: Optional[str] = CLASSES_OPTION,
+        labels: Optional[Path] = LABELS_OPTION,
     ) -> None:
         """Knowledge distillation (Hinton loss) into a student, with the no-distillation baseline."""
         from edgemap.compress.distill import Distill, distill_checkpoint
 
         cfg = Distill(student=student, epochs=epochs, lr=lr, temperature=temperature, alpha=alpha, compare_baseline=baseline,
                       teacher_mirror=teacher_mirror, jpeg_augment=jpeg_augment, precision=precision, mixup=mixup)
-        ctx = make_context(data, eval_data, limit, latency_runs, run_dir, True)
+        ctx = checkpoint_context(teacher, data, eval_data, limit, latency_runs, run_dir, True, class_names_option(classes, labels))
         show(distill_checkpoint(cfg, teacher, out, ctx), report, teacher)
 
 
@@ -227,10 +266,10 @@ def _add_recipe(group: typer.Typer) -> None:
     def recipe_cmd(
         recipe: Path = typer.Argument(..., help="recipe YAML/JSON: model + passes"),
         out_dir: Path = typer.Option(..., help="folder for every pass's output and report.json"),
-        data: Optional[Path] = typer.Option(None, help=DATA_HELP),
-        eval_data: Optional[Path] = typer.Option(None, help=EVAL_HELP),
-        limit: int = typer.Option(0, help="use the first N training images only (0: all)"),
-        latency_runs: int = typer.Option(200, help="timed batch-1 runs per model (0: skip latency)"),
+        data: Optional[Path] = DATA_OPTION,
+        eval_data: Optional[Path] = EVAL_DATA_OPTION,
+        limit: int = LIMIT_OPTION,
+        latency_runs: int = LATENCY_RUNS_OPTION,
     ) -> None:
         """Run a recipe's passes in order (validated before anything runs)."""
         from edgemap.pipeline.recipe import build, load_recipe, plan
@@ -259,75 +298,6 @@ def _add_passes(group: typer.Typer) -> None:
             needs = f"needs {' + '.join(s.needs)} data" if s.needs else ""
             typer.echo(f"{name:<18} {'|'.join(s.consumes):>30} -> {s.produces:<10} {needs}"
                        f"{'' if s.deterministic else ' (not deterministic)'}")
-
-
-def onnx_context(model: Path, data: Path | None, eval_data: Path | None, preprocess: str | None,
-                 latency_runs: int, class_names: tuple[str, ...] | None = None):  # noqa: ANN201 - PassContext
-    """The context of a pass on an .onnx file: its own input shape; with --preprocess, the user's data fed that way;
-    the data relabelled to the model's class order (--classes/--labels, else the file's metadata) when it is known.
-
-    Without --preprocess, images are fed as to the shipped CIFAR-10 models, which only fits a 3x32x32 input."""
-    from edgemap.data.classes import onnx_class_names
-
-    ctx = _onnx_context(model, data, eval_data, preprocess, latency_runs)
-    names = class_names or onnx_class_names(model)
-    return relabelled(ctx, names) if names else ctx
-
-
-def relabelled(ctx, names: tuple[str, ...]):  # noqa: ANN001, ANN201 - PassContext
-    """The context with its training and evaluation data relabelled to `names` (the model's order) by class name."""
-    import dataclasses
-
-    from edgemap.data.classes import align_to_model
-
-    def align(d):  # noqa: ANN001, ANN202
-        return None if d is None else align_to_model(d, names)
-
-    return dataclasses.replace(ctx, train_set=align(ctx.train_set), eval_set=align(ctx.eval_set))
-
-
-def _onnx_context(model: Path, data: Path | None, eval_data: Path | None, preprocess: str | None,
-                  latency_runs: int):  # noqa: ANN201 - PassContext
-    import dataclasses
-
-    from edgemap.commands.evaluate import load_user_data
-    from edgemap.compress.calibration import model_input_shape
-    from edgemap.compress.context import PassContext
-    from edgemap.data.preprocess import parse_preprocess
-    from edgemap.errors import EdgemapError
-    from edgemap.runtime.formats import check_onnx_file
-
-    check_onnx_file(model)
-    shape = tuple(model_input_shape(model)[1][1:])
-    if preprocess is None:
-        if shape != (3, 32, 32):
-            raise EdgemapError(f"{model.name} takes {'x'.join(str(d) for d in shape)} inputs: give --preprocess with "
-                               "--data / --eval-data (your images, fed as the model expects)")
-        return dataclasses.replace(make_context(data, eval_data, 0, latency_runs, None, False), input_shape=shape)
-    spec = parse_preprocess(preprocess)
-    if data is None and eval_data is None:
-        raise EdgemapError("--preprocess says how --data / --eval-data images become inputs; give at least one of them")
-    return PassContext(train_set=load_user_data(data, "train", spec) if data else None,
-                       eval_set=load_user_data(eval_data, "test", spec) if eval_data else None,
-                       latency_runs=latency_runs, progress=True, norm=spec, input_shape=shape)
-
-
-def make_context(data: Path | None, eval_data: Path | None, limit: int, latency_runs: int, run_dir: Path | None,
-                 needs_train: bool):  # noqa: ANN201 - PassContext
-    """Load the training set (when needed or available) and the evaluation set into a PassContext."""
-    import os
-
-    from edgemap.compress.context import PassContext
-    from edgemap.data.cifar10 import ENV_VAR, load_cifar10
-    from edgemap.data.resolve import load_eval_data
-
-    train = None
-    if needs_train or data is not None or os.environ.get(ENV_VAR):
-        train = load_cifar10("train", data)
-        if limit:
-            train = train.subset(slice(0, limit))
-    return PassContext(train_set=train, eval_set=load_eval_data(eval_data), run_dir=run_dir, latency_runs=latency_runs,
-                       progress=True)
 
 
 def show(report, json_path: Path | None, source: Path | str | None = None,  # noqa: ANN001 - CompressionReport

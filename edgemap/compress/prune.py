@@ -28,7 +28,8 @@ from edgemap.models.checkpoint import (CheckpointInfo, conv_widths, layer_shapes
 from edgemap.models.stats import count_macs, count_parameters
 from edgemap.train.loop import PRECISIONS
 
-IMPORTANCES = ("l1", "l2", "taylor")
+IMPORTANCES = ("auto", "l1", "l2", "taylor")  # auto: chosen on a probe when fine-tuning on a budget, else l2
+FINETUNE_LR = 0.05  # fixed-epoch fine-tuning's peak learning rate
 _TARGET_STEPS = 40  # resolution of the ratio search when a MAC target is given
 _MAX_RATIO = 0.95  # never remove a whole layer
 INT8_ALIGN = 8  # channel multiple ONNX Runtime's INT8 conv kernels run fastest (benchmarks/results/prune_widths.md)
@@ -46,7 +47,11 @@ class PruneChannels:
     carry all of the input image); the classifier's outputs are always kept.
     iterative_steps: reach the ratio in this many steps (scores recomputed between steps),
     with step_finetune_epochs of fine-tuning after each step but the last.
-    finetune_epochs: fine-tuning after pruning; distill: use the unpruned model as teacher (Hinton loss with
+    finetune_epochs None (the default): fine-tune on a budget of finetune_steps and/or finetune_minutes
+    (edgemap.compress.prune_budget: AdamW without BatchNorm, SGD with it; finetune_lr None: a range test; stop once
+    within max_drop points of the unpruned model on held-out training images); importance "auto" and one step are
+    then chosen for the model on a probe of probe_steps per candidate (L2/Taylor, one-shot/iterative).
+    finetune_epochs N: the fixed way, N epochs (0: no fine-tuning); distill: use the unpruned model as teacher (Hinton loss with
     temperature and alpha); teacher_mirror: that teacher's logits averaged over each image and its mirror;
     jpeg_augment: share of fine-tuning images swapped for a JPEG round trip (robustness to compressed inputs);
     None: the share the checkpoint was trained with (its sidecar), so fine-tuning keeps what training taught.
@@ -58,15 +63,20 @@ class PruneChannels:
 
     ratio: float | None = 0.5
     target_macs: int | None = None
-    importance: str = "l2"
+    importance: str = "auto"
     global_pruning: bool = False
     layer_ratios: dict = field(default_factory=dict)
     keep_layers: tuple[str, ...] = ()
     iterative_steps: int = 1
     step_finetune_epochs: int = 0
     round_to: int | None = None
-    finetune_epochs: int = 0
-    finetune_lr: float = 0.05
+    finetune_epochs: int | None = None  # None: fine-tune on the budget below; 0: no fine-tuning; N: N epochs
+    finetune_steps: int | None = 300
+    finetune_minutes: float | None = None
+    optimizer: str = "auto"
+    max_drop: float | None = None
+    probe_steps: int | None = None
+    finetune_lr: float | None = None  # None: a range test on the budget, 0.05 by epochs
     batch_size: int = 256
     distill: bool = False
     temperature: float = 4.0
@@ -98,7 +108,7 @@ class PruneChannels:
             raise EdgemapError(f"prune_channels: target_macs must be positive, got {self.target_macs}")
         if self.importance not in IMPORTANCES:
             raise EdgemapError(f"prune_channels: importance must be one of {', '.join(IMPORTANCES)}, got {self.importance!r}")
-        if self.iterative_steps < 1 or self.finetune_epochs < 0 or self.step_finetune_epochs < 0:
+        if self.iterative_steps < 1 or (self.finetune_epochs or 0) < 0 or self.step_finetune_epochs < 0:
             raise EdgemapError("prune_channels: iterative_steps must be >= 1 and epochs >= 0")
         if self.round_to is not None and self.round_to < 1:
             raise EdgemapError("prune_channels: round_to must be >= 1")
@@ -108,6 +118,43 @@ class PruneChannels:
             raise EdgemapError("prune_channels: alpha must lie in [0, 1] and temperature be positive")
         if self.teacher_mirror and not self.distill:
             raise EdgemapError("prune_channels: teacher_mirror averages the distillation teacher; it needs distill")
+        if self.finetune_epochs is None:
+            self._check_budget()
+
+
+    def _check_budget(self) -> None:
+        from edgemap.compress.prune_budget import check_plan
+
+        try:
+            self.budget()  # validates steps, minutes, optimizer, lr
+        except EdgemapError as exc:
+            raise EdgemapError(f"prune_channels: {exc}") from None
+        check_plan("prune_channels", self.importance, "oneshot", self.probe_steps)
+        fixed = [n for n, bad in (("step_finetune_epochs", self.step_finetune_epochs), ("mixup", self.mixup),
+                                  ("precision bf16", self.precision != "fp32"), ("jpeg_augment", self.jpeg_augment))
+                 if bad]
+        if fixed:
+            raise EdgemapError(f"prune_channels: {', '.join(fixed)} belong to fine-tuning by epochs; give finetune_epochs "
+                               "with them (the default fine-tunes on a step/minute budget)")
+        if self.max_drop is not None and self.max_drop < 0:
+            raise EdgemapError(f"prune_channels: max_drop must be >= 0, got {self.max_drop}")
+
+    def budget(self):  # noqa: ANN201 - FinetuneBudget
+        """The fine-tuning budget (finetune_epochs None)."""
+        from edgemap.train.budget import FinetuneBudget
+
+        return FinetuneBudget(max_steps=self.finetune_steps, max_minutes=self.finetune_minutes, optimizer=self.optimizer,
+                              lr=self.finetune_lr, max_drop=self.max_drop, seed=self.seed, temperature=self.temperature,
+                              distill_alpha=self.alpha)
+
+    def plan(self):  # noqa: ANN201 - BudgetPlan
+        """What prune_on_budget needs: 'auto' importance probes the schedule too unless iterative_steps > 1 or a MAC
+        target is given."""
+        from edgemap.compress.prune_budget import BudgetPlan
+
+        fixed = self.iterative_steps > 1 or self.target_macs is not None or self.importance != "auto"
+        schedule = ("oneshot" if self.iterative_steps == 1 else "iterative") if fixed else "auto"
+        return BudgetPlan(self.budget(), self.importance, schedule, self.probe_steps, self.seed)
 
 
 def parse_layer_ratios(items: list[str]) -> dict[str, float]:
@@ -136,7 +183,7 @@ def _importance(name: str):  # noqa: ANN202 - a torch_pruning Importance
     import torch_pruning as tp
 
     if name == "taylor":
-        return tp.importance.GroupTaylorImportance()
+        return tp.importance.GroupTaylorImportance()  # "auto" outside a budget probe: l2
     return tp.importance.GroupMagnitudeImportance(p=1 if name == "l1" else 2)
 
 
@@ -234,45 +281,95 @@ def _num_outputs(model: nn.Module, example: torch.Tensor) -> int:
     return int(out.shape[-1])
 
 
+def ratio_pruner(model: nn.Module, ratio: float, round_to: int | None, shape: tuple[int, ...], train: ImageSet | None,
+                 norm):  # noqa: ANN001, ANN201 - Normalization or PreprocessSpec -> prune_choice.PruneFn
+    """A PruneFn (prune_choice) removing `ratio` of the channels of every conv/linear layer (the classifier kept)."""
+    from edgemap.compress.prune_choice import steps_of, taylor_batch
+
+    def prune(importance: str, schedule: str, between=None) -> nn.Module:  # noqa: ANN001
+        cfg = PruneChannels(ratio=ratio, round_to=round_to, importance=importance, iterative_steps=steps_of(schedule),
+                            finetune_epochs=0)
+        return prune_model(model, cfg, shape, taylor_batch(importance, train, norm), between_steps=between)
+
+    return prune
+
+
 @pass_function(PruneChannels)
 def prune_checkpoint(cfg: PruneChannels, source: str | Path, out: str | Path, ctx: PassContext) -> CompressionReport:
-    """Prune a checkpoint, fine-tune it (optionally distilling from the unpruned model), save it with its
-    new layer widths, and report parameters, MACs, file size, accuracy and measured batch-1 latency."""
+    """Prune a checkpoint, fine-tune it (on a step/minute budget, or by epochs; optionally distilling from the
+    unpruned model), save it with its new layer widths, and report parameters, MACs, file size, accuracy and
+    measured batch-1 latency."""
     model, info = load_checkpoint(source)
     report = CompressionReport("prune_channels", config_to_dict(cfg))
+    on_budget = cfg.finetune_epochs is None
     with timed(report):
-        if ctx.train_set is None and (cfg.importance == "taylor" or cfg.finetune_epochs or cfg.step_finetune_epochs):
-            raise EdgemapError("prune_channels: fine-tuning and taylor importance need training data")
-        batch = _first_batch(ctx.train_set, info, cfg.batch_size) if ctx.train_set is not None else None
+        if ctx.train_set is None and (on_budget or cfg.importance == "taylor" or cfg.finetune_epochs
+                                      or cfg.step_finetune_epochs):
+            raise EdgemapError("prune_channels: fine-tuning and taylor importance need training data (finetune_epochs 0 "
+                               "prunes without fine-tuning)")
         teacher = distillation_teacher(copy.deepcopy(model), cfg.teacher_mirror) if cfg.distill else None
-        if teacher is not None and cfg.finetune_epochs + cfg.step_finetune_epochs > 0:
+        if teacher is not None and (on_budget or cfg.finetune_epochs + cfg.step_finetune_epochs > 0):
             record_soft_targets(report, teacher, ctx.train_set, info.normalization, cfg.temperature)
             if cfg.teacher_mirror:
                 report.extra["teacher_accuracy"] = torch_accuracy(teacher, ctx.eval_set, info.normalization)
-
-        def tune(m: nn.Module, epochs: int, tag: str) -> list[dict]:
-            return finetune(m, ctx.train_set, epochs, cfg.finetune_lr, info.normalization, cfg.batch_size,  # type: ignore[arg-type]
-                            teacher, cfg.temperature, cfg.alpha, ctx.sub_run_dir(f"prune_{tag}"), seed=cfg.seed,
-                            progress=ctx.progress,
-                            jpeg_augment=trained_jpeg_share(info) if cfg.jpeg_augment is None else cfg.jpeg_augment,
-                            weight_decay=cfg.weight_decay, precision=cfg.precision, mixup=cfg.mixup,
-                            norm_bias_decay=cfg.norm_bias_decay)
-
-        pruned = prune_model(model, cfg, info.input_shape, batch,
-                             between_steps=lambda m, s: tune(m, cfg.step_finetune_epochs, f"step{s}"))
+        before_acc = torch_accuracy(model, ctx.eval_set, info.normalization)
+        if on_budget:
+            pruned, history, pruned_acc = _prune_on_budget(cfg, model, info, ctx, teacher, report)
+        else:
+            pruned, history, pruned_acc = _prune_by_epochs(cfg, model, info, ctx, teacher)
         if note := alignment_note(conv_widths(model), conv_widths(pruned)):
             report.notes.append(note)
-        before_acc = torch_accuracy(model, ctx.eval_set, info.normalization)
-        pruned_acc = torch_accuracy(pruned, ctx.eval_set, info.normalization)
-        history = tune(pruned, cfg.finetune_epochs, "final")
         report.accuracy = {"before": before_acc, "after": torch_accuracy(pruned, ctx.eval_set, info.normalization),
-                           "pruned_before_finetune": pruned_acc}
+                           **({} if pruned_acc is None else {"pruned_before_finetune": pruned_acc})}
         _save_pruned(pruned, info, out, report, history)
     _fill_sizes(report, model, pruned, info.input_shape, source, out)
     if ctx.latency_runs:
         lat = torch_latency({"before": model, "after": pruned}, info.input_shape, ctx.latency_runs)
         report.latency = {**latency_pair(lat["before"], lat["after"]), "runtime": "torch eager, batch 1"}
     return report
+
+
+def _prune_by_epochs(cfg: PruneChannels, model: nn.Module, info: CheckpointInfo, ctx: PassContext,
+                     teacher: nn.Module | None) -> tuple[nn.Module, list[dict], dict | None]:
+    """The fixed way: prune (fine-tuning step_finetune_epochs between steps), then finetune_epochs epochs.
+    Returns (pruned model, history, accuracy before fine-tuning)."""
+    batch = _first_batch(ctx.train_set, info, cfg.batch_size) if ctx.train_set is not None else None
+
+    def tune(m: nn.Module, epochs: int, tag: str) -> list[dict]:
+        return finetune(m, ctx.train_set, epochs, cfg.finetune_lr or FINETUNE_LR, info.normalization,  # type: ignore[arg-type]
+                        cfg.batch_size, teacher, cfg.temperature, cfg.alpha, ctx.sub_run_dir(f"prune_{tag}"),
+                        seed=cfg.seed, progress=ctx.progress,
+                        jpeg_augment=trained_jpeg_share(info) if cfg.jpeg_augment is None else cfg.jpeg_augment,
+                        weight_decay=cfg.weight_decay, precision=cfg.precision, mixup=cfg.mixup,
+                        norm_bias_decay=cfg.norm_bias_decay)
+
+    pruned = prune_model(model, cfg, info.input_shape, batch,
+                         between_steps=lambda m, s: tune(m, cfg.step_finetune_epochs, f"step{s}"))
+    pruned_acc = torch_accuracy(pruned, ctx.eval_set, info.normalization)
+    return pruned, tune(pruned, cfg.finetune_epochs or 0, "final"), pruned_acc
+
+
+def _prune_on_budget(cfg: PruneChannels, model: nn.Module, info: CheckpointInfo, ctx: PassContext,
+                     teacher: nn.Module | None, report: CompressionReport) -> tuple[nn.Module, list[dict], None]:
+    """Prune and fine-tune on the step/minute budget (edgemap.compress.prune_budget); report.extra['finetune']
+    says how much of it was used, what criterion and schedule were kept and why, and whether the ratio was given up."""
+    from edgemap.compress.prune_budget import prune_on_budget
+    from edgemap.compress.prune_choice import ITERATIVE_STEPS, taylor_batch
+
+    def prune(importance: str, schedule: str, between=None) -> nn.Module:  # noqa: ANN001 - callable
+        steps = 1 if schedule == "oneshot" else max(cfg.iterative_steps, ITERATIVE_STEPS if cfg.iterative_steps == 1 else 1)
+        c = dataclasses.replace(cfg, importance=importance, iterative_steps=steps)
+        return prune_model(model, c, info.input_shape, taylor_batch(importance, ctx.train_set, info.normalization), between)
+
+    pruned, result = prune_on_budget(prune, model, ctx.train_set, info.normalization, teacher, cfg.plan())  # type: ignore[arg-type]
+    report.extra["finetune"] = result
+    report.notes.append(f"fine-tuning used {result['budget_used']} ({result['optimizer']}, lr {result['lr']:.2g}); "
+                        f"pruning: {result['pruning']['reason']}"
+                        + (f"; given up: {result['given_up']}" if result.get("given_up") else ""))
+    if trained_jpeg_share(info) > 0:
+        report.notes.append("fine-tuning on a budget does not apply the JPEG augmentation the checkpoint was trained "
+                            "with; finetune_epochs (the fixed way) does")
+    return pruned, result["history"], None
 
 
 def _first_batch(data: ImageSet, info: CheckpointInfo, n: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -6,6 +6,9 @@ model (AdamW without BatchNorm, SGD with it), the learning rate comes from a sho
 once the student is within `max_drop` points of the unpruned model on images held out of the training data. The
 report's extra["finetune"] says how much of the budget was used and why it stopped, or why the ratio was given up.
 `finetune_epochs` (a recipe written before the budget) keeps the former fixed-epoch fine-tuning.
+The pruning criterion (L2 or Taylor) and schedule (one-shot or iterative) are chosen for the model on a short probe
+(edgemap.compress.prune_choice) unless given; the probe's steps count against the budget, and the report's
+extra["finetune"]["pruning"] says which was kept and why.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgemap.compress.context import PassContext
+from edgemap.compress.prune_budget import BudgetPlan, check_plan, given_up, hold_out  # noqa: F401 - hold_out, given_up: API
 from edgemap.compress.report import CompressionReport, file_size, timed
 from edgemap.core import passes
 from edgemap.errors import EdgemapError
@@ -21,7 +25,6 @@ from edgemap.errors import EdgemapError
 FINETUNE_LR = 0.05  # fixed-epoch fine-tuning learning rate of a pruned model with BatchNorm
 FINETUNE_LR_NO_BN = 0.01  # without BatchNorm (folded by ONNX exporters) 0.05 diverges: loss 477 in 7 steps on ByomNet
 FINETUNE_STEPS = 300  # default step budget: 6,000 images x 6 epochs is only 140 steps at batch 256 (issue 22)
-HELD_OUT = 500  # training images held out to decide early stopping (at most a fifth of the training set)
 
 
 @passes.register_pass("prune_user_model", consumes=("onnx", "pt2", "entry_point"), produces="onnx", needs=("train",),
@@ -32,7 +35,10 @@ class PruneUserModel:
     outputs kept), fine-tune with distillation from the unpruned model within `finetune_steps` steps and/or
     `finetune_minutes` (optimizer "auto": AdamW without BatchNorm, SGD with it; lr None: a range test), stopping once
     within `max_drop` points of the unpruned model on held-out training images; export FP32 ONNX at the model's batch.
-    finetune_epochs (not None): the fixed-epoch fine-tuning instead (lr None: 0.05 with BatchNorm, 0.01 without)."""
+    finetune_epochs (not None): the fixed-epoch fine-tuning instead (lr None: 0.05 with BatchNorm, 0.01 without).
+    importance ('auto', 'l1', 'l2', 'taylor') and schedule ('auto', 'oneshot', 'iterative'): 'auto' is chosen on a probe
+    of `probe_steps` fine-tuning steps per candidate (None: a tenth of the step budget, 3 to 30), by held-out accuracy
+    (budget fine-tuning only; by epochs, 'auto' is L2 one-shot)."""
 
     ratio: float = 0.5
     round_to: int | None = 8
@@ -46,8 +52,12 @@ class PruneUserModel:
     precision: str = "fp32"
     seed: int = 0
     opset: int = 18
+    importance: str = "auto"
+    schedule: str = "auto"
+    probe_steps: int | None = None  # None: a tenth of finetune_steps (3..30; 30 on a minutes-only budget)
 
     def __post_init__(self) -> None:
+        check_plan("prune_user_model", self.importance, self.schedule, self.probe_steps)
         if not 0 < self.ratio < 1:
             raise EdgemapError(f"prune_user_model: ratio must lie in (0, 1), got {self.ratio}")
         if (self.finetune_epochs is not None and self.finetune_epochs < 0) or (self.round_to is not None and self.round_to < 1):
@@ -58,6 +68,10 @@ class PruneUserModel:
                 raise EdgemapError("prune_user_model: bf16 fine-tuning runs by epochs; give finetune_epochs with it")
         if self.max_drop is not None and self.max_drop < 0:
             raise EdgemapError(f"prune_user_model: max_drop must be >= 0, got {self.max_drop}")
+
+    def plan(self) -> BudgetPlan:
+        """How the pass prunes and fine-tunes on its budget."""
+        return BudgetPlan(self.budget(), self.importance, self.schedule, self.probe_steps, self.seed)
 
     def budget(self, lr: float | None = None):  # noqa: ANN201 - FinetuneBudget
         """The fine-tuning budget this config describes."""
@@ -78,7 +92,8 @@ def finetune_lr(model) -> float:  # noqa: ANN001 - nn.Module
 @passes.pass_function(PruneUserModel)
 def prune_user_model_pass(cfg: PruneUserModel, source: str | Path, out: str | Path, ctx: PassContext) -> CompressionReport:
     """Prune, fine-tune (ctx.train_set, fed as ctx.norm says) and export; the report gives MACs and parameters."""
-    from edgemap.compress.prune import PruneChannels, prune_model
+    from edgemap.compress.prune_budget import prune_on_budget
+    from edgemap.compress.prune import ratio_pruner
     from edgemap.models.onnx_export import export_onnx
     from edgemap.models.stats import count_macs, count_parameters
     from edgemap.pipeline.convert_passes import torch_form
@@ -89,11 +104,13 @@ def prune_user_model_pass(cfg: PruneUserModel, source: str | Path, out: str | Pa
     shape = tuple(ctx.source.input_shape)
     report = CompressionReport("prune_user_model", passes.config_to_dict(cfg), output=str(out))
     with timed(report):
-        pruned = prune_model(original, PruneChannels(ratio=cfg.ratio, round_to=cfg.round_to), shape)
         teacher = original.eval() if cfg.distill else None
+        prune = ratio_pruner(original, cfg.ratio, cfg.round_to, shape, ctx.train_set, ctx.norm)
         if cfg.finetune_epochs is None:
-            report.extra["finetune"] = finetune_on_budget(cfg, pruned, original, teacher, ctx)
-        else:
+            pruned, report.extra["finetune"] = prune_on_budget(prune, original, ctx.train_set, ctx.norm, teacher, cfg.plan())
+        else:  # the fixed way: no probe ('auto': L2, one-shot)
+            importance = "l2" if cfg.importance == "auto" else cfg.importance
+            pruned = prune(importance, "oneshot" if cfg.schedule == "auto" else cfg.schedule, None)
             report.extra["finetune_history"] = _finetune_epochs(cfg, pruned, teacher, ctx)
         export_onnx(pruned.eval(), out, shape, cfg.opset, dynamic_batch=fixed is None, batch=fixed)
     report.params = (count_parameters(original), count_parameters(pruned))
@@ -107,47 +124,3 @@ def _finetune_epochs(cfg: PruneUserModel, pruned, teacher, ctx: PassContext) -> 
 
     return finetune(pruned, ctx.train_set, cfg.finetune_epochs, cfg.lr or finetune_lr(pruned), ctx.norm, teacher=teacher,
                     run_dir=ctx.sub_run_dir("prune_user"), seed=cfg.seed, progress=ctx.progress, precision=cfg.precision)
-
-
-def finetune_on_budget(cfg: PruneUserModel, pruned, original, teacher, ctx: PassContext) -> dict:  # noqa: ANN001
-    """Fine-tune `pruned` within the config's budget; early stopping is judged on training images held out of the
-    fine-tuning, against the unpruned model's accuracy on them. Returns FinetuneResult.to_dict() plus 'given_up'
-    (why the ratio could not be brought within max_drop, or None) and 'target' (the unpruned model's accuracy)."""
-    import dataclasses
-
-    from edgemap.train.budget import finetune
-    from edgemap.train.evaluate import evaluate
-
-    train, val = hold_out(ctx.train_set, cfg.seed)
-    target = evaluate(original, val, ctx.norm).top1 if val is not None else None
-    budget = cfg.budget() if val is not None else dataclasses.replace(cfg.budget(), max_drop=None)
-    result = finetune(pruned, train, ctx.norm, budget, val_set=val, target=target, teacher=teacher).to_dict()
-    result["target"] = None if target is None else round(target, 2)
-    result["held_out"] = 0 if val is None else len(val)
-    result["given_up"] = given_up(result, cfg.max_drop)
-    return result
-
-
-def hold_out(train_set, seed: int):  # noqa: ANN001, ANN201 - ImageSet -> (ImageSet, ImageSet | None)
-    """A seeded share of the training images (HELD_OUT, at most a fifth) kept out of fine-tuning to judge it;
-    fewer than 50 images: none (no early stopping)."""
-    import numpy as np
-
-    n = min(HELD_OUT, len(train_set) // 5)
-    if n < 10:
-        return train_set, None
-    held = np.zeros(len(train_set), dtype=bool)
-    held[np.random.default_rng(seed).choice(len(train_set), n, replace=False)] = True
-    return train_set.subset(~held), train_set.subset(held)
-
-
-def given_up(result: dict, max_drop: float | None) -> str | None:
-    """Why the ratio ends outside the bound ('best 81.2 % at step 250, 3.1 points below ...'), or None."""
-    if max_drop is None or result.get("target") is None or result["best_accuracy"] is None:
-        return None
-    gap = result["target"] - result["best_accuracy"]
-    if gap <= max_drop:
-        return None
-    return (f"{result['stopped']}: best {result['best_accuracy']:.1f} % at step {result['best_step']} on "
-            f"{result['held_out']} held-out images, {gap:.1f} points below the unpruned model's {result['target']:.1f} % "
-            f"(fine-tuning bound {max_drop:g})")

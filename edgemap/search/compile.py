@@ -17,7 +17,6 @@ from edgemap.errors import EdgemapError
 from edgemap.runtime.registry import CAPABILITIES
 from edgemap.search.candidate import Candidate
 
-CHECKPOINT_FINETUNE_EPOCHS = 2  # prune_channels (edgemap checkpoints, BatchNorm nets) still fine-tunes by epochs
 ROUND_TO = 8  # pruned widths stay multiples of 8: ORT's INT8 kernels ran widths 9/19/38/76 x1.7 slower than 8/16/32/72
               # (benchmarks/results/prune_widths.md), slower than the unpruned model
 
@@ -66,14 +65,12 @@ def compile_passes(c: Candidate, s: BuildSettings) -> list[dict]:
 
 
 def _prune_step(ratio: float, s: BuildSettings) -> dict:
-    """prune_channels (a checkpoint: fixed epochs) or prune_user_model (the fine-tuning budget, unless epochs given)."""
+    """prune_channels (a checkpoint) or prune_user_model: the fine-tuning budget, unless epochs are given."""
     common = {"ratio": ratio, "round_to": s.round_to, "precision": s.finetune_precision, "seed": s.seed}
-    if s.source_format == "checkpoint":
-        epochs = CHECKPOINT_FINETUNE_EPOCHS if s.finetune_epochs is None else s.finetune_epochs
-        return {"type": "prune_channels", **common, "finetune_epochs": epochs, "distill": epochs > 0}
+    kind = "prune_channels" if s.source_format == "checkpoint" else "prune_user_model"
     if s.finetune_epochs is not None:
-        return {"type": "prune_user_model", **common, "finetune_epochs": s.finetune_epochs, "distill": s.finetune_epochs > 0}
-    return {"type": "prune_user_model", **common, "finetune_steps": s.finetune_steps, "finetune_minutes": s.finetune_minutes,
+        return {"type": kind, **common, "finetune_epochs": s.finetune_epochs, "distill": s.finetune_epochs > 0}
+    return {"type": kind, **common, "finetune_steps": s.finetune_steps, "finetune_minutes": s.finetune_minutes,
             "max_drop": s.finetune_max_drop, "distill": True}
 
 

@@ -37,8 +37,8 @@ class MapOptions:
     preprocess: str | None = None  # the shared --preprocess option
     class_names: tuple[str, ...] | None = None  # --classes/--labels: the model's output order (data relabelled by name)
     prune_ratios: tuple[float, ...] = _opt((0.0,), "comma-separated channel-pruning ratios to try, e.g. 0,0.25,0.5")
-    finetune_epochs: int | None = _opt(None, "fixed fine-tuning epochs instead of the budget (edgemap checkpoints: 2 by "
-                                             "default)")
+    finetune_epochs: int | None = _opt(None, "fixed fine-tuning epochs instead of the step/minute budget "
+                                             "(0: prune without fine-tuning)")
     finetune_steps: int | None = _opt(300, "fine-tuning budget after pruning, in optimizer steps (stops early once "
                                            "within half the accuracy bound)")
     finetune_minutes: float | None = _opt(None, "fine-tuning budget in minutes per ratio (with --finetune-steps: "

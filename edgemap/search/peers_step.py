@@ -20,18 +20,18 @@ def build_map_peers(job, calib_samples: int, out_dir: Path) -> tuple[dict[str, t
     from edgemap.search.evaluate import eval_arrays
 
     calib = _calibration(job, calib_samples)
-    x, y, _ = eval_arrays(job.ctx["eval_npz"])
+    x, y, _ = eval_arrays(job.ctx.eval_npz)
     rows, info = {}, []
     for name in BUILDERS:
         try:
-            peer = build_peers(job.ctx["fp32_onnx"], calib, Path(out_dir) / "peers", (name,))[name]
+            peer = build_peers(job.ctx.fp32_onnx, calib, Path(out_dir) / "peers", (name,))[name]
             acc = accuracy_of(peer.path, peer.backend, x, y)
         except EdgemapError as exc:
             info.append({"name": name, "error": str(exc)})
             continue
         size = peer.path.stat().st_size + (peer.path.with_suffix(".bin").stat().st_size if peer.path.suffix == ".xml" else 0)
         info.append({**peer.to_dict(), "accuracy": round(acc, 2),
-                     "accuracy_drop": round(job.ctx["baseline_accuracy"] - acc, 2), "size_bytes": size})
+                     "accuracy_drop": round(job.ctx.baseline_accuracy - acc, 2), "size_bytes": size})
         rows[f"peer:{name}"] = (peer.backend, str(peer.path))
     return rows, info
 
@@ -41,7 +41,7 @@ def _calibration(job, n: int):  # noqa: ANN001, ANN202 - Job -> float32 array
     from edgemap.data.compat import sample
     from edgemap.pipeline.context import data_section, load_data
 
-    data = load_data(*data_section(job.ctx["recipe"]))
+    data = load_data(*data_section(job.ctx.recipe))
     return job.preprocess.apply(sample(data.calib_set, n).images).astype("float32")
 
 

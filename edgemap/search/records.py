@@ -98,13 +98,6 @@ class SearchContext:
     fp32_onnx: str | None = None  # the unmodified model as FP32 ONNX (baseline, comparison row)
     finetune: dict = field(default_factory=dict)  # pruning ratio -> how its fine-tuning went
 
-    def __getitem__(self, name: str) -> Any:
-        """Read a field by its plain-form key (job.ctx["fp32_onnx"]): search/robust.py and search/peers_step.py
-        still read the context so; a name that is no field is a KeyError, as with the dict this replaced."""
-        if name not in {f.name for f in dataclasses.fields(self)}:
-            raise KeyError(name)
-        return getattr(self, name)
-
     def to_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)} | {"settings": dataclasses.asdict(self.settings)}
 

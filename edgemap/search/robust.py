@@ -9,7 +9,8 @@ then the smaller, is chosen. A comparison says "faster" or "slower" only when th
 
 from __future__ import annotations
 
-from edgemap.runtime.isolated import IsolatedResult, Timing, compare, time_isolated
+from edgemap.errors import EdgemapError
+from edgemap.runtime.isolated import IsolatedResult, Timing, compare, same_ranking, time_in_bursts, time_isolated
 from edgemap.search.candidate import Candidate
 
 FINALISTS = 4  # the fastest feasible model files timed again
@@ -34,7 +35,7 @@ def timing_rows(job, feasible: list[dict], trials: list[dict], max_drop: float |
 
     for m in _fastest_files(feasible, FINALISTS):
         add(f"finalist:{m['key']}", _file_key(m), m["candidate"]["backend"], m["model_path"])
-    add("onnxruntime_fp32", "onnxruntime_fp32", "onnxruntime", job.ctx["fp32_onnx"])
+    add("onnxruntime_fp32", "onnxruntime_fp32", "onnxruntime", job.ctx.fp32_onnx)
     plain = [m for m in trials if m.get("error") is None and m["candidate"]["prune_ratio"] == 0
              and m["candidate"]["precision"] == "int8" and m["accuracy_drop"] <= (1e9 if max_drop is None else max_drop)]
     for m in _fastest_files(plain, PLAIN_INT8):
@@ -81,6 +82,42 @@ def choose_finalist(result: IsolatedResult, roles: dict[str, str], feasible: lis
     own = by_name[ranking[0]]
     exact = [m for m in own if m["candidate"]["threads"] == best.threads]
     return (exact or sorted(own, key=lambda m: m["latency_ms"]))[0], ranking
+
+
+def burst_check(result: IsolatedResult, rows: dict[str, tuple[str, str]], ranking: list[str]) -> dict | None:
+    """The finalists timed again all in this process, in alternating bursts, at the lowest thread count timed; whether
+    that ranks them as the isolated timing at the same thread count does (no pair strictly ordered the other way).
+    The choice stays with the isolated timing (the way a model runs when deployed); a disagreement is reported."""
+    if len(ranking) < 2:
+        return None
+    threads = min(t.threads for t in result.timings)
+    iso = IsolatedResult(tuple(t for t in result.timings if t.name in ranking and t.threads == threads),
+                         result.rounds, result.runs, result.evidence)
+    try:
+        bursts = time_in_bursts({n: rows[n][1] for n in ranking}, threads, result.rounds, TIMING_RUNS,
+                                backends={n: rows[n][0] for n in ranking})
+    except EdgemapError as exc:
+        return {"threads": threads, "error": str(exc)}
+    return {"threads": threads, "same_ranking": same_ranking(iso, bursts), "isolated_order": _by_median(iso, ranking),
+            "burst_order": _by_median(bursts, ranking), "burst_ms": {n: bursts.best(n).to_dict() for n in ranking}}
+
+
+def _by_median(result: IsolatedResult, names: list[str]) -> list[str]:
+    return sorted(names, key=lambda n: result.best(n).median_ms)
+
+
+def burst_line(check: dict | None) -> str | None:
+    """A line when in-process bursts rank the finalists otherwise than the isolated timing (or could not run)."""
+    if not check:
+        return None
+    if "error" in check:
+        return f"in-process burst check of the finalists not run: {check['error']}"
+    if check["same_ranking"]:
+        return None
+    burst = " < ".join(f"{n} {check['burst_ms'][n]['median_ms']:.4f}" for n in check["burst_order"])
+    return (f"in-process bursts ({check['threads']} thread(s), all finalists in one process) rank the finalists "
+            f"differently: {burst} ms, against "
+            f"{' < '.join(check['isolated_order'])} timed alone; the choice follows the isolated timing (as deployed)")
 
 
 def timing_of(result: IsolatedResult, name: str, threads: int | None = None) -> Timing:
@@ -155,6 +192,8 @@ def summary_lines(summary: dict) -> list[str]:
     if len(finals) > 1:
         lines.append("finalists (median, range; overlapping ranges are ties, broken by accuracy then size): " + ", ".join(
             f"{n} {v['median_ms']:.4f} ({v['spread_ms'][0]:.4f}-{v['spread_ms'][1]:.4f})" for n, v in finals.items()))
+    if line := burst_line(timing.get("bursts")):
+        lines.append(line)
     for role, label in REFERENCES:
         if role in cmp:
             name = f"{label} ({cmp[role]['key']})" if role == "best_plain_int8" else label

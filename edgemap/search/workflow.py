@@ -169,11 +169,8 @@ def build_settings(opts: MapOptions, source_format: str):  # noqa: ANN201 - Buil
 
 
 def _budget_text(s) -> str:  # noqa: ANN001 - BuildSettings
-    from edgemap.search.compile import CHECKPOINT_FINETUNE_EPOCHS
-
-    if s.source_format == "checkpoint" or s.finetune_epochs is not None:
-        epochs = CHECKPOINT_FINETUNE_EPOCHS if s.finetune_epochs is None else s.finetune_epochs
-        return f"{epochs} epochs ({s.finetune_precision})"
+    if s.finetune_epochs is not None:
+        return f"{s.finetune_epochs} epochs ({s.finetune_precision})"
     limits = [f"{s.finetune_steps} steps" if s.finetune_steps else "", f"{s.finetune_minutes:g} min" if s.finetune_minutes else ""]
     stop = f", stopping within {s.finetune_max_drop:g} points of the unpruned model" if s.finetune_max_drop is not None else ""
     return f"on a budget of {' / '.join(x for x in limits if x)}{stop}"
@@ -196,10 +193,13 @@ def _prune_first(ctx: SearchContext, ratios: list[float], console: Console) -> d
         info = report.extra.get("finetune")
         if info is not None:
             out[f"{r:g}"] = {k: info.get(k) for k in ("budget_used", "stopped", "steps", "seconds", "optimizer", "lr",
-                                                      "best_accuracy", "best_step", "target", "held_out", "given_up")}
+                                                      "best_accuracy", "best_step", "target", "held_out", "given_up",
+                                                      "pruning", "probe_steps")}
             verdict = f"[yellow]given up[/]: {info['given_up']}" if info.get("given_up") else "kept"
             console.print(f"  ratio {r:g}: fine-tuning used {info['budget_used']} ({info['optimizer']}, lr {info['lr']:.2g}); "
                           + verdict)
+            if info.get("pruning"):  # the criterion and schedule, and why (compress/prune_choice.py)
+                console.print(f"    pruning: {info['pruning']['reason']}")
     return out
 
 
@@ -241,10 +241,12 @@ def _can_prune(src: ModelSource, data, torch_error: str | None) -> tuple[bool, s
 
 # Bump when the way candidates are built changes (quantizer settings, fine-tuning rule): the artifacts folder
 # and the study name derive from the fingerprint, so older trials are not reused.
-BUILD_VERSION = "5"  # 2: INT8 keeps first/last layers in float; user-model fine-tuning lr by BatchNorm presence
+BUILD_VERSION = "6"  # 2: INT8 keeps first/last layers in float; user-model fine-tuning lr by BatchNorm presence
 # 3: pruned widths rounded to multiples of 8; fine-tuning keeps the checkpoint's JPEG augmentation
 # 4: every candidate is its recipe, built by the recipe runner (parity gates on calibration images)
 # 5: user models fine-tune on a step/minute budget with early stopping; the data carries the model's class order
+# 6: pruned models' criterion (L2/Taylor) and schedule (one-shot/iterative) are chosen on a probe; checkpoints
+#    fine-tune on the step/minute budget too (w22)
 
 
 def _fingerprint(opts: MapOptions, src: ModelSource) -> str:
@@ -259,8 +261,8 @@ def _fingerprint(opts: MapOptions, src: ModelSource) -> str:
                          opts.finetune_epochs]).encode())
     h.update(json.dumps(data_digests({"data": {"eval": opts.eval_data and str(opts.eval_data),
                                                "train": opts.train_data and str(opts.train_data)}})).encode())
-    if opts.finetune_epochs is None and not src.is_checkpoint and any(r > 0 for r in opts.prune_ratios):
-        # the budget and its stopping bound shape a user model's pruned variants
+    if opts.finetune_epochs is None and any(r > 0 for r in opts.prune_ratios):
+        # the budget and its stopping bound shape the pruned variants
         h.update(json.dumps([opts.finetune_steps, opts.finetune_minutes, opts.constraints.max_accuracy_drop]).encode())
     if opts.finetune_precision != "fp32":  # only then, so fp32 searches keep their cached trials
         h.update(opts.finetune_precision.encode())
@@ -356,6 +358,7 @@ def measure(opts: MapOptions, job: Job, summary: SearchSummary,
         finalists = {n: {**result.best(n).to_dict(), "rank": i + 1} for i, n in enumerate(ranking)}
     timing = {"method": result.evidence.get("method"), "rounds": result.rounds, "runs": result.runs,
               "threads": sorted(set(opts.threads)), "cpu": robust.cpu_line(result.evidence),
-              "evidence": result.evidence, "timings": [t.to_dict() for t in result.timings]}
+              "evidence": result.evidence, "timings": [t.to_dict() for t in result.timings],
+              "bursts": robust.burst_check(result, rows, ranking) if rechoose else None}
     return replace(summary, chosen=chosen, finalists=finalists,
                    comparison=robust.comparison(result, rows, roles, chosen.to_dict()), timing=timing)

@@ -48,6 +48,7 @@ class FinetuneBudget:
     warmup: float = 0.05  # share of the step budget spent rising to the rate
     eval_every: int = 50
     max_drop: float | None = None  # stop once accuracy >= target - max_drop
+    min_steps: int = 0  # no stopping within the bound before this step (a probe's winner still fine-tunes a while)
     distill_alpha: float = 0.5  # weight of the distillation term when a teacher is given
     temperature: float = 4.0
     label_smoothing: float = 0.0
@@ -61,8 +62,10 @@ class FinetuneBudget:
             raise EdgemapError("fine-tuning budget: max_steps must be >= 1 and max_minutes > 0")
         if self.optimizer not in OPTIMIZERS:
             raise EdgemapError(f"fine-tuning optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
-        if self.batch_size < 1 or self.eval_every < 1 or not 0 <= self.warmup < 1 or not 0 <= self.distill_alpha <= 1:
-            raise EdgemapError("fine-tuning budget: batch_size, eval_every >= 1; warmup in [0, 1); distill_alpha in [0, 1]")
+        if self.batch_size < 1 or self.eval_every < 1 or self.min_steps < 0 or not 0 <= self.warmup < 1 \
+                or not 0 <= self.distill_alpha <= 1:
+            raise EdgemapError("fine-tuning budget: batch_size, eval_every >= 1; min_steps >= 0; warmup in [0, 1); "
+                               "distill_alpha in [0, 1]")
         if self.lr is not None and self.lr <= 0:
             raise EdgemapError(f"fine-tuning lr must be > 0, got {self.lr}")
 
@@ -254,7 +257,7 @@ class _Run:
         if self.best_acc is None or acc > self.best_acc:
             self.best_acc, self.best_step = acc, step
             self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-        if self.budget.max_drop is not None and acc >= self.target - self.budget.max_drop:
+        if self.budget.max_drop is not None and step >= self.budget.min_steps and acc >= self.target - self.budget.max_drop:
             return f"within {self.budget.max_drop:g} points of {self.target:.2f} % at step {step}"
         return None
 

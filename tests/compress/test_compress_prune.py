@@ -88,10 +88,10 @@ def test_the_report_says_when_pruned_widths_lose_their_multiple_of_8(ctx, tmp_pa
     torch.manual_seed(0)
     ckpt = save_checkpoint(zoo.build("resnet9s"), CheckpointInfo("resnet9s"), tmp_path / "r9.safetensors")
     ctx.latency_runs = 0
-    odd = prune_checkpoint(PruneChannels(ratio=0.4), ckpt, tmp_path / "odd.safetensors", ctx)
+    odd = prune_checkpoint(PruneChannels(ratio=0.4, finetune_epochs=0), ckpt, tmp_path / "odd.safetensors", ctx)
     assert conv_widths(load_checkpoint(tmp_path / "odd.safetensors")[0])[:2] == [9, 19]
     assert [n for n in odd.notes if "not multiples of 8" in n and "round_to=8" in n and ", 19," in n]
-    for cfg in (PruneChannels(ratio=0.5), PruneChannels(ratio=0.4, round_to=8)):  # 8/16/32/64 and 8/16/32/72
+    for cfg in (PruneChannels(ratio=0.5, finetune_epochs=0), PruneChannels(ratio=0.4, round_to=8, finetune_epochs=0)):  # 8/16/32/64 and 8/16/32/72
         assert not [n for n in prune_checkpoint(cfg, ckpt, tmp_path / "even.safetensors", ctx).notes if "multiples" in n]
     assert alignment_note([3, 6], [2, 5]) is None  # the original was not aligned either: nothing lost
 
@@ -99,7 +99,7 @@ def test_the_report_says_when_pruned_widths_lose_their_multiple_of_8(ctx, tmp_pa
 def test_failed_prune_leaves_no_file(tiny_ckpt: Path, ctx, tmp_path: Path) -> None:  # noqa: ANN001
     out = tmp_path / "pruned.safetensors"
     with pytest.raises(EdgemapError, match="cannot reach"):
-        prune_checkpoint(PruneChannels(ratio=None, target_macs=10), tiny_ckpt, out, ctx)
+        prune_checkpoint(PruneChannels(ratio=None, target_macs=10, finetune_epochs=0), tiny_ckpt, out, ctx)
     assert not out.exists() and not out.with_suffix(".json").exists()
 
 
@@ -173,7 +173,9 @@ def test_layer_ratios_are_read_from_the_command_line_form() -> None:
             parse_layer_ratios([bad])
 
 
-@pytest.mark.parametrize("bad", [{"jpeg_augment": 1.5}, {"weight_decay": -1.0}, {"precision": "fp16"}, {"mixup": -1.0}])
+@pytest.mark.parametrize("bad", [{"jpeg_augment": 1.5}, {"weight_decay": -1.0}, {"precision": "fp16"}, {"mixup": -1.0},
+                                 {"mixup": 0.2}, {"finetune_steps": 0}, {"optimizer": "adam"}, {"importance": "l3"},
+                                 {"max_drop": -1.0}, {"probe_steps": 2}, {"precision": "bf16"}])
 def test_bad_fine_tuning_settings_are_refused(bad: dict) -> None:
     with pytest.raises(EdgemapError, match="prune_channels"):
         PruneChannels(ratio=0.5, **bad)
@@ -198,3 +200,24 @@ def test_prune_with_a_mirror_averaged_teacher_reports_that_teacher(tiny_ckpt: Pa
     assert any("mirror-averaged teacher" in line for line in report.lines())
     with pytest.raises(EdgemapError, match="needs distill"):
         PruneChannels(ratio=0.5, teacher_mirror=True)
+
+
+def test_checkpoints_fine_tune_on_a_step_budget_by_default_with_the_criterion_chosen(tiny_ckpt: Path, ctx,  # noqa: ANN001
+                                                                                     tmp_path: Path) -> None:
+    ctx.latency_runs = 0
+    cfg = PruneChannels(ratio=0.5, finetune_steps=12, distill=True, max_drop=100.0)
+    report = prune_checkpoint(cfg, tiny_ckpt, tmp_path / "a.safetensors", ctx)
+    info = report.extra["finetune"]
+    assert info["steps"] == 12 and info["probe_steps"] == 9 and info["budget_used"].startswith("12 of 12 steps (100 %)")
+    assert info["optimizer"] == "sgd" and info["held_out"] == 51  # BatchNorm: SGD
+    assert info["stopped"].startswith("within 100 points") and info["stopped"].endswith("at step 3")  # not before
+    assert " kept: " in info["pruning"]["reason"] and len(info["pruning"]["scores"]) == 3
+    assert [n for n in report.notes if n.startswith("fine-tuning used 12 of 12 steps") and " kept: " in n]
+    assert report.macs[1] < report.macs[0] and "pruned_before_finetune" not in report.accuracy
+    assert load_checkpoint(tmp_path / "a.safetensors")[1].training["finetune_history"] == info["history"]
+    early = prune_checkpoint(PruneChannels(ratio=0.5, finetune_steps=12, max_drop=100.0, importance="l2"), tiny_ckpt,
+                             tmp_path / "b.safetensors", ctx).extra["finetune"]
+    assert early["steps"] == 0 and early["stopped"].startswith("within 100 points") and early["given_up"] is None
+    assert early["pruning"]["reason"] == "l2 one-shot: as given"
+    fixed = prune_checkpoint(PruneChannels(ratio=0.5, finetune_epochs=0), tiny_ckpt, tmp_path / "c.safetensors", ctx)
+    assert "finetune" not in fixed.extra and "pruned_before_finetune" in fixed.accuracy
