@@ -3,6 +3,10 @@
 A plain ASGI middleware (not Starlette's BaseHTTPMiddleware, which costs a task per request): it counts
 every answer by path and status, times it, and refuses requests without the token with 401 before any
 route runs. The metrics live in a registry of their own per app, so that several apps (tests) never clash.
+With several worker processes ($PROMETHEUS_MULTIPROC_DIR set by edgemap.deploy.workers before they start),
+prometheus-client keeps every worker's values in files there and /metrics sums them: counters and
+histograms over all workers, the in-flight and queue gauges summed over live workers, the model load time
+per worker (a `pid` label).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from edgemap.errors import EdgemapError
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/health"})  # probes work without the token
 TOKEN_ENV = "EDGEMAP_SERVE_TOKEN"
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 
 
@@ -27,6 +32,7 @@ class ServerMetrics:
     def __init__(self, max_batch: int) -> None:
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+        self.multiprocess = bool(os.environ.get(MULTIPROC_ENV))
         self.registry = r = CollectorRegistry()
         self.requests = Counter("edgemap_requests", "HTTP requests answered, by route and status code",
                                 ["path", "code"], registry=r)
@@ -38,10 +44,11 @@ class ServerMetrics:
         self.inference = Histogram("edgemap_inference_seconds", "Time of one batch on the runtime",
                                    buckets=LATENCY_BUCKETS, registry=r)
         self.in_flight = Gauge("edgemap_requests_in_flight", "Admitted requests inside the server (the queue)",
-                               registry=r)
-        self.queued_images = Gauge("edgemap_queued_images", "Images waiting for the inference thread", registry=r)
+                               registry=r, multiprocess_mode="livesum")
+        self.queued_images = Gauge("edgemap_queued_images", "Images waiting for the inference thread", registry=r,
+                                   multiprocess_mode="livesum")
         self.model_load = Gauge("edgemap_model_load_seconds", "Time to verify, load and self-test the bundle",
-                                registry=r)
+                                registry=r, multiprocess_mode="liveall")
         self.images = Counter("edgemap_images_classified", "Images classified", registry=r)
         self.reloads = Counter("edgemap_reloads", "Bundle reloads (SIGHUP), by result", ["result"], registry=r)
 
@@ -53,9 +60,15 @@ class ServerMetrics:
 
     def render(self) -> tuple[bytes, str]:
         """The Prometheus text exposition and its content type."""
-        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        if not self.multiprocess:
+            return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        merged = CollectorRegistry()
+        MultiProcessCollector(merged)  # every worker's values, from the files in $PROMETHEUS_MULTIPROC_DIR
+        return generate_latest(merged), CONTENT_TYPE_LATEST
 
 
 def read_token(token_file: str | Path | None) -> str | None:
@@ -78,8 +91,9 @@ class Gate:
     """ASGI middleware: bearer token (constant-time compare), load shedding, then count and time the answer."""
 
     def __init__(self, app, metrics: ServerMetrics, token: str | None, known_paths: frozenset[str],  # noqa: ANN001
-                 shed: Callable[[str], bool] | None = None) -> None:
+                 shed: Callable[[str], bool] | None = None, open_paths: frozenset[str] = frozenset()) -> None:
         self.app = app
+        self._open = OPEN_PATHS | open_paths
         self.metrics = metrics
         self._token = token.encode() if token else None
         self._known = known_paths
@@ -98,7 +112,7 @@ class Gate:
             await send(message)
 
         try:
-            if self._token is not None and scope["path"] not in OPEN_PATHS and not self._authorized(scope):
+            if self._token is not None and scope["path"] not in self._open and not self._authorized(scope):
                 self.metrics.rejected.labels("unauthorized").inc()
                 await _send_json(send_counted, 401, {"detail": "missing or wrong bearer token"},
                                  [(b"www-authenticate", b'Bearer realm="edgemap"')])
