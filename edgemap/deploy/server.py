@@ -31,10 +31,10 @@ import numpy as np
 
 from edgemap.deploy.batcher import BatchConfig, MicroBatcher
 from edgemap.deploy.edge import EdgeModel
-from edgemap.deploy.http_gate import ServerMetrics
+from edgemap.deploy.http_gate import ServerMetrics, request_id
 from edgemap.deploy.payload import (Limits, RequestRejected, decode_all, header_pixels, images_from_json,
                                     multipart_files, quiet_untrusted_input_logs)
-from edgemap.deploy.service import Service, guard, new_app, request_id
+from edgemap.deploy.service import Service, guard, new_app
 from edgemap.deploy.serving import Listen, check_implementations, run_service, uvicorn_choice
 from edgemap.errors import EdgemapError
 
@@ -118,7 +118,8 @@ def create_app(bundle: "str | Path", config: ServeConfig = ServeConfig(), on_res
 
     _add_model_routes(app, handler, service)
     guard(app, service, config.token,
-          shed=lambda path: path in PREDICT_PATHS and batcher.admitted >= config.batching.max_queue)
+          shed=lambda path: path in PREDICT_PATHS and batcher.admitted >= config.batching.max_queue,
+          on_refused=lambda path, *refusal: handler.refused(path, *refusal) if path in PREDICT_PATHS else None)
     return app
 
 
@@ -199,12 +200,12 @@ class _PredictHandler:
     async def handle(self, request):  # noqa: ANN001, ANN201 - fastapi Request -> dict | Response
         self.requests += 1
         loaded = self.loaded  # the model this request is prepared for and answered by, even across a reload
+        t0 = time.perf_counter()
         ticket = self.batcher.admit()
         if ticket is None:
-            return self._reject(503, "overloaded", f"server busy ({self.config.batching.max_queue} requests in "
-                                "flight); retry shortly", {"Retry-After": "1"})
+            return self._reject(request, loaded, t0, 503, "overloaded", f"server busy ({self.config.batching.max_queue}"
+                                " requests in flight); retry shortly", {"Retry-After": "1"})
         stage = "reading the body"
-        t0 = time.perf_counter()
         try:
             async with asyncio.timeout(self.config.request_timeout_s):
                 body = await _read_body(request, self.config.limits.max_body_bytes)
@@ -212,11 +213,11 @@ class _PredictHandler:
                 x, images, hashes = await self._inputs(body, request.headers, loaded)
                 out = await self.batcher.submit(x, ticket, loaded.run)
         except RequestRejected as exc:
-            return self._reject(exc.status, exc.reason, str(exc))
+            return self._reject(request, loaded, t0, exc.status, exc.reason, str(exc))
         except TimeoutError:
             code = 408 if stage == "reading the body" else 503
-            return self._reject(code, "timeout", f"request timed out after {self.config.request_timeout_s:g} s "
-                                f"{stage}", {"Retry-After": "1"} if code == 503 else None)
+            return self._reject(request, loaded, t0, code, "timeout", f"request timed out after "
+                                f"{self.config.request_timeout_s:g} s {stage}", {"Retry-After": "1"} if code == 503 else None)
         finally:
             self.batcher.release(ticket)
         preds = [p.to_dict() for p in loaded.model.predictions(out, self.config.top_k)]
@@ -225,6 +226,18 @@ class _PredictHandler:
         if self.on_result is not None:
             self._report(loaded, rid, preds, latency_ms, images, hashes)
         return {"predictions": preds, "latency_ms": latency_ms, "request_id": rid}
+
+    def refused(self, path: str, status: int, reason: str, rid: str, latency_ms: float, detail: str = "",
+                loaded: "Optional[_Loaded]" = None) -> None:
+        """Hand one refused prediction request to the result hook (a row of the store's request_errors; no image)."""
+        if self.on_result is None:
+            return
+        try:
+            self.on_result({"source": "serve", "bundle": (loaded or self.loaded).path, "status": status,
+                            "reason": reason, "request_id": rid, "path": path, "detail": detail,
+                            "latency_ms": latency_ms})
+        except Exception as exc:  # noqa: BLE001 - as in _report
+            self._hook_warning(exc)
 
     def _report(self, loaded: _Loaded, rid: str, preds: list[dict], latency_ms: float, images: list,
                 hashes: list) -> None:
@@ -236,17 +249,24 @@ class _PredictHandler:
                                 "bundle": loaded.path, "request_id": rid, "input": f"{rid}#{i}" if many else rid,
                                 "input_sha256": sha, "image": image})
             except Exception as exc:  # noqa: BLE001 - bookkeeping must not turn an answer into a 500
-                if not self.hook_failed:
-                    self.hook_failed = True
-                    print(f"edgemap serve: warning: result hook failed ({exc!r}); answers are unaffected",
-                          file=sys.stderr, flush=True)
+                self._hook_warning(exc)
 
-    def _reject(self, status: int, reason: str, detail: str, headers: Optional[dict] = None):  # noqa: ANN202
+    def _hook_warning(self, exc: Exception) -> None:
+        if not self.hook_failed:  # said once
+            self.hook_failed = True
+            print(f"edgemap serve: warning: result hook failed ({exc!r}); answers are unaffected",
+                  file=sys.stderr, flush=True)
+
+    def _reject(self, request, loaded: _Loaded, t0: float, status: int, reason: str, detail: str,  # noqa: ANN001
+                headers: Optional[dict] = None):  # noqa: ANN202 - JSONResponse
+        """The error answer (with its request id), counted, and recorded when a result hook is set."""
         from fastapi.responses import JSONResponse
 
         self.errors += 1
         self.metrics.rejected.labels(reason).inc()
-        return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+        rid = request_id(request.headers)
+        self.refused(request.url.path, status, reason, rid, round((time.perf_counter() - t0) * 1000, 3), detail, loaded)
+        return JSONResponse({"detail": detail}, status_code=status, headers={**(headers or {}), "X-Request-ID": rid})
 
     async def _inputs(self, body: bytes, headers, loaded: _Loaded) -> tuple:  # noqa: ANN001 - starlette Headers
         """(model inputs, decoded images, sha256 of each input or Nones): hashed here, off the loop when large."""

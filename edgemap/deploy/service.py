@@ -5,31 +5,21 @@
     GET /metrics   Prometheus text format (edgemap.deploy.http_gate.ServerMetrics; summed over workers)
     GET /docs      Swagger UI served from local files (edgemap.deploy.docs), /openapi.json
 
-plus the Gate middleware (bearer token, load shedding, requests counted by path and code) and request ids.
+plus the Gate middleware (bearer token, load shedding, requests counted by path and code) and request ids
+(edgemap.deploy.http_gate.request_id).
 """
 
 # no `from __future__ import annotations`: FastAPI must see the real types of the routes' local imports
 
 import asyncio
-import re
 import time
-import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from edgemap.deploy.http_gate import Gate, ServerMetrics
 
-REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # a client's X-Request-ID is kept when it looks like an id
 GAUGE_REFRESH_S = 0.5  # with several workers, each refreshes its gauges this often (a scrape reaches only one)
-
-
-def request_id(headers, generate: bool = True) -> Optional[str]:  # noqa: ANN001 - starlette Headers or a dict
-    """The client's X-Request-ID when it looks like an id, else a new one (or None with generate=False)."""
-    rid = headers.get("x-request-id", "")
-    if REQUEST_ID.fullmatch(rid):
-        return rid
-    return uuid.uuid4().hex if generate else None
 
 
 @dataclass
@@ -100,9 +90,12 @@ def _add_probe_routes(app, service: Service) -> None:  # noqa: ANN001 - fastapi.
         return Response(body, media_type=content_type)
 
 
-def guard(app, service: Service, token: Optional[str], shed: Optional[Callable[[str], bool]] = None) -> None:  # noqa: ANN001
-    """Put the Gate (token, shedding, counting) in front of every route the app has now."""
+def guard(app, service: Service, token: Optional[str], shed: Optional[Callable[[str], bool]] = None,  # noqa: ANN001
+          on_refused: Optional[Callable] = None) -> None:
+    """Put the Gate (token, shedding, counting) in front of every route the app has now; `on_refused(path,
+    status, reason, request id, ms)` hears of each request it refuses."""
     from edgemap.deploy.docs import ASSET_PATHS
 
     known = frozenset(getattr(r, "path", "") for r in app.routes)
-    app.add_middleware(Gate, metrics=service.metrics, token=token, known_paths=known, shed=shed, open_paths=ASSET_PATHS)
+    app.add_middleware(Gate, metrics=service.metrics, token=token, known_paths=known, shed=shed, open_paths=ASSET_PATHS,
+                       on_refused=on_refused)

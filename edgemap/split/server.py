@@ -175,7 +175,7 @@ async def _infer(server: TailServer, request, config: TailConfig, metrics):  # n
     from fastapi.responses import JSONResponse
     from starlette.concurrency import run_in_threadpool
 
-    from edgemap.deploy.service import request_id
+    from edgemap.deploy.http_gate import request_id
 
     server.stats["requests"] += 1
     rid = request_id(request.headers, generate=False)
