@@ -138,7 +138,7 @@ def run_service(build: AppBuilder, listen: Listen, name: str, banner: str, token
         if listen.workers > 1:
             from edgemap.deploy.workers import supervise
 
-            supervise(build, listen, sock, name, banner)
+            supervise(build, run_one, listen, sock, name, banner)
             return
         app, close = build()
         print(f"{name}: {banner}", file=sys.stderr, flush=True)

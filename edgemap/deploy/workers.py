@@ -26,21 +26,24 @@ import sys
 import tempfile
 import time
 from multiprocessing.connection import wait
-from typing import Optional
+from typing import Callable, Optional
 
 from edgemap.deploy.http_gate import MULTIPROC_ENV
-from edgemap.deploy.serving import AppBuilder, Listen
 from edgemap.errors import EdgemapError
+
+# the types of edgemap.deploy.serving, which calls this module (named here, not imported: no import cycle)
+AppBuilder = Callable[[], tuple]  # () -> (ASGI app, close)
+Listen = "edgemap.deploy.serving.Listen"
+RunOne = Callable  # edgemap.deploy.serving.run_one(app, listen, sock, name)
 
 START_TIMEOUT_S = 300  # verifying, loading and self-testing a large bundle on a slow device
 MAX_RESTARTS, RESTART_WINDOW_S = 5, 60.0
 POLL_S = 0.2
 
 
-def _worker(build: AppBuilder, listen: Listen, sock, name: str, index: int, report) -> None:  # noqa: ANN001
+def _worker(build: AppBuilder, run_one: RunOne, listen: Listen, sock, name: str, index: int,  # noqa: ANN001
+            report) -> None:  # noqa: ANN001 - multiprocessing Connection
     """A worker process: build the app, say so, serve until SIGTERM."""
-    from edgemap.deploy.serving import run_one
-
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the app's loop takes SIGHUP over: never die of an early one
     try:
         app, close = build()
@@ -58,8 +61,8 @@ def _worker(build: AppBuilder, listen: Listen, sock, name: str, index: int, repo
 class Supervisor:
     """Starts, watches, signals and stops the worker processes."""
 
-    def __init__(self, build: AppBuilder, listen: Listen, sock, name: str) -> None:  # noqa: ANN001
-        self.build, self.listen, self.sock, self.name = build, listen, sock, name
+    def __init__(self, build: AppBuilder, run_one: RunOne, listen: Listen, sock, name: str) -> None:  # noqa: ANN001
+        self.build, self.run_one, self.listen, self.sock, self.name = build, run_one, listen, sock, name
         self.context = multiprocessing.get_context("spawn")
         self.procs: list[Optional[multiprocessing.Process]] = [None] * listen.workers
         self.restarts: list[float] = []
@@ -68,7 +71,7 @@ class Supervisor:
     def start(self, index: int) -> tuple:
         receive, send = self.context.Pipe(duplex=False)
         proc = self.context.Process(target=_worker, name=f"edgemap-serve-worker-{index}",
-                                    args=(self.build, self.listen, self.sock, self.name, index, send))
+                                    args=(self.build, self.run_one, self.listen, self.sock, self.name, index, send))
         proc.start()
         send.close()
         self.procs[index] = proc
@@ -131,12 +134,13 @@ class Supervisor:
                     proc.join(5)
 
 
-def supervise(build: AppBuilder, listen: Listen, sock, name: str, banner: str) -> None:  # noqa: ANN001
-    """Run `listen.workers` worker processes on `sock` until SIGTERM/SIGINT; see the module docstring."""
+def supervise(build: AppBuilder, run_one: RunOne, listen: Listen, sock, name: str, banner: str) -> None:  # noqa: ANN001
+    """Run `listen.workers` worker processes on `sock` until SIGTERM/SIGINT, each serving with
+    `run_one(app, listen, sock, name)`; see the module docstring."""
     metrics_dir = tempfile.mkdtemp(prefix="edgemap-serve-metrics-")
     previous_env = os.environ.get(MULTIPROC_ENV)
     os.environ[MULTIPROC_ENV] = metrics_dir  # inherited by the workers, read when they import prometheus_client
-    sup = Supervisor(build, listen, sock, name)
+    sup = Supervisor(build, run_one, listen, sock, name)
 
     def on_stop(sig: int, _frame) -> None:  # noqa: ANN001
         sup.stop_signal = sig

@@ -116,6 +116,25 @@ def create_app(server: TailServer, config: TailConfig = TailConfig()):  # noqa: 
                       gauges=lambda: metrics.in_flight.set(busy["in_flight"]))
     app = new_app(service, "edgemap split server", server.whole.manifest.get("edgemap_version", "?"))
 
+    _add_link_routes(app, server)
+
+    @app.post("/infer")
+    async def infer(request: Request) -> Response:
+        """The tail (or the whole model) on one activation or image; answer: float32 logits, X-Server-Ms."""
+        busy["in_flight"] += 1
+        try:
+            return await _infer(server, request, config, metrics)
+        finally:
+            busy["in_flight"] -= 1
+
+    guard(app, service, config.token, shed=lambda path: path == "/infer" and busy["in_flight"] >= config.max_queue)
+    return app
+
+
+def _add_link_routes(app, server: TailServer) -> None:  # noqa: ANN001 - fastapi.FastAPI
+    """/health, /info, /ping and /probe: what the edge reads before and between its requests."""
+    from fastapi import Request, Response
+
     @app.get("/health", include_in_schema=False)
     def health() -> dict:
         return {"status": "ok", "selftest": server.whole.selftest, **server.stats}
@@ -137,18 +156,6 @@ def create_app(server: TailServer, config: TailConfig = TailConfig()):  # noqa: 
         if isinstance(body, Response):
             return body
         return Response(b"", media_type="application/octet-stream", headers={"X-Bytes": str(len(body))})
-
-    @app.post("/infer")
-    async def infer(request: Request) -> Response:
-        """The tail (or the whole model) on one activation or image; answer: float32 logits, X-Server-Ms."""
-        busy["in_flight"] += 1
-        try:
-            return await _infer(server, request, config, metrics)
-        finally:
-            busy["in_flight"] -= 1
-
-    guard(app, service, config.token, shed=lambda path: path == "/infer" and busy["in_flight"] >= config.max_queue)
-    return app
 
 
 async def _read_limited(request):  # noqa: ANN001, ANN202 - starlette Request -> bytes | Response
