@@ -151,17 +151,20 @@ def run_service(build: AppBuilder, listen: Listen, name: str, banner: str, token
 
 
 def run_one(app, listen: Listen, sock: socket.socket, name: str) -> None:  # noqa: ANN001 - ASGI app
-    """uvicorn in this process on `sock`; SIGTERM is a clean stop (uvicorn re-raises the signal it caught)."""
+    """uvicorn in this process on `sock`. SIGTERM and SIGINT (Ctrl-C) are clean stops: uvicorn finishes the
+    requests in flight, then re-raises the signal it caught, which the handlers here turn into a return."""
     import uvicorn
 
     server = uvicorn.Server(listen.uvicorn_config(app))
-    terminated = []
-    previous = signal.signal(signal.SIGTERM, lambda sig, frame: terminated.append(sig))
+    stopped_by: list[int] = []
+    previous = {sig: signal.signal(sig, lambda s, frame: stopped_by.append(s)) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         server.run(sockets=[sock])
     finally:
-        signal.signal(signal.SIGTERM, previous)
-    if terminated:
-        print(f"{name}: SIGTERM: stopped after finishing in-flight requests", file=sys.stderr, flush=True)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if stopped_by:
+        print(f"{name}: {signal.Signals(stopped_by[0]).name}: stopped after finishing in-flight requests",
+              file=sys.stderr, flush=True)
     elif not server.started:
         raise EdgemapError(f"server on {listen.host}:{listen.port} did not start (see the message above)")
