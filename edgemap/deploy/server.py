@@ -7,13 +7,16 @@
     GET  /healthz      the process is up (always open, even with a token)
     GET  /readyz       the model is loaded and the server is not shutting down (open)
     GET  /metrics      Prometheus text format
-    GET  /docs         OpenAPI documentation
+    GET  /docs         OpenAPI documentation (Swagger UI from local files: works offline)
     Old paths kept as aliases: POST /predict (one image -> the prediction's fields at the top level),
     GET /info (= /v1/model), GET /health.
 
 Requests are admitted up to a bound (else 503 + Retry-After), read within a body limit, decoded and
 preprocessed on worker threads with the pixel count checked before decoding, then micro-batched onto
-one inference thread (edgemap.deploy.batcher): the event loop never runs a model or a decoder.
+one inference thread (edgemap.deploy.batcher): the event loop never runs a model or a decoder. A refused
+request (4xx/5xx) is answered with its X-Request-ID and handed to the result hook (a row in the store).
+The probes, metrics, docs and the Gate come from edgemap.deploy.service (shared with `edgemap split serve`);
+running it (TLS, --workers, signals) from edgemap.deploy.serving.
 """
 
 # no `from __future__ import annotations`: FastAPI must see the real Request type of the local import
