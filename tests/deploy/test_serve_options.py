@@ -2,6 +2,7 @@
 
 import datetime
 import json
+import os
 import signal
 import ssl
 import subprocess
@@ -85,9 +86,10 @@ def test_tls_files_are_checked_with_one_line_errors(tmp_path):
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "not a usable PEM certificate" in r.stderr
 
 
-def _start(args: list, port: int) -> subprocess.Popen:
+def _start(args: list, port: int, store=None) -> subprocess.Popen:  # noqa: ANN001
+    env = {**os.environ, "EDGEMAP_STORE": str(store) if store else "off"}
     return subprocess.Popen([sys.executable, EDGE_CLI, "serve", *args, "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
 def _wait(client: httpx.Client, url: str, proc: subprocess.Popen) -> None:
@@ -131,10 +133,14 @@ def test_https_with_a_self_signed_certificate_the_client_trusts(bundle, encode, 
     assert f"https://127.0.0.1:{port}" in err and "torch never imported" in out
 
 
-def test_workers_share_one_port_metrics_reload_and_graceful_stop(bundle, encode, classes):
+def test_workers_share_one_port_metrics_reload_records_and_stop_gracefully(bundle, encode, classes, tmp_path):
+    from edgemap.results import open_store
+    from edgemap.results.predictions import bundle_sha256
+    from edgemap.results.queries import predictions, request_errors
+
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    proc = _start([str(bundle), "--workers", "2", "--no-record"], port)
+    proc = _start([str(bundle), "--workers", "2"], port, store=tmp_path / "store.db")
     try:
         with httpx.Client(timeout=10) as client:
             _wait(client, url, proc)
@@ -160,6 +166,8 @@ def test_workers_share_one_port_metrics_reload_and_graceful_stop(bundle, encode,
     assert proc.returncode == 0, err
     assert "2 workers stopped after finishing in-flight requests" in err and err.count("reloaded") == 2
     assert "torch never imported" in out
+    store = open_store(tmp_path / "store.db", read_only=True)  # one writer per worker, one store
+    assert len(predictions(store, bundle_sha256(bundle))) == 6 and len(request_errors(store, bundle_sha256(bundle))) == 1
 
 
 def test_workers_refuse_a_bundle_that_does_not_load_in_one_line(tmp_path):
