@@ -161,7 +161,8 @@ def _add_serve(group: typer.Typer) -> None:
         timeout: float = typer.Option(10.0, help="per-request timeout (s)"),
         max_queue: int = typer.Option(64, help="most requests inside the server (per worker); more get 503"),
         token_file: Optional[Path] = typer.Option(None, help="require 'Authorization: Bearer <token>' with the token "
-                                                  "in this file (or $EDGEMAP_SERVE_TOKEN); /healthz, /readyz open"),
+                                                  "in this file (/healthz, /readyz open; `split infer` sends no token "
+                                                  "yet: for other clients)"),
         tls_cert: Optional[Path] = typer.Option(None, help="serve HTTPS with this PEM certificate (with --tls-key)"),
         tls_key: Optional[Path] = typer.Option(None, help="the certificate's private key (PEM, unencrypted)"),
         workers: int = typer.Option(1, help="server processes on the one port, each with its own sessions"),
@@ -171,7 +172,8 @@ def _add_serve(group: typer.Typer) -> None:
         from edgemap.deploy.serving import Listen
         from edgemap.split.server import TailConfig, serve
 
-        config = TailConfig(threads, read_token(token_file), timeout, max_queue)
+        # only from --token-file: $EDGEMAP_SERVE_TOKEN (set for `edgemap serve`) must not lock out `split infer`
+        config = TailConfig(threads, read_token(token_file) if token_file else None, timeout, max_queue)
         if shape_mbps is None:
             serve(bundle, config=config, listen=Listen(host, port, tls_cert=tls_cert, tls_key=tls_key, workers=workers))
             return
