@@ -241,7 +241,7 @@ def test_tail_server_has_the_main_servers_probes_metrics_token_and_request_ids(s
         assert http.get("/docs/assets/swagger-ui.css").status_code == 200
 
 
-def test_split_serve_over_tls_times_out_a_stalled_body_and_stops_on_sigterm(split_export, tmp_path, helpers):
+def test_split_serve_over_tls_with_a_token_times_out_a_stalled_body_and_stops_on_sigterm(split_export, tmp_path, helpers):
     import signal
     import ssl
 
@@ -250,10 +250,12 @@ def test_split_serve_over_tls_times_out_a_stalled_body_and_stops_on_sigterm(spli
     from tests.deploy.test_serve_options import self_signed
 
     cert, key = self_signed(tmp_path)
+    (tmp_path / "token").write_text("split-cli-token-0123456789\n")
     port = helpers.free_port()
     proc = subprocess.Popen([sys.executable, "-m", "edgemap.cli", "split", "serve", str(split_export["server"]),
                              "--port", str(port), "--threads", "1", "--timeout", "1", "--tls-cert", str(cert),
-                             "--tls-key", str(key)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "--tls-key", str(key), "--token-file", str(tmp_path / "token")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     context = ssl.create_default_context(cafile=str(cert))
     body, headers = _infer_request(split_export)
     try:
@@ -266,6 +268,8 @@ def test_split_serve_over_tls_times_out_a_stalled_body_and_stops_on_sigterm(spli
                         break
                 except httpx.TransportError:
                     time.sleep(0.2)
+            assert http.post(f"https://127.0.0.1:{port}/infer", content=body, headers=headers).status_code == 401
+            headers["Authorization"] = "Bearer split-cli-token-0123456789"
             assert http.post(f"https://127.0.0.1:{port}/infer", content=body, headers=headers).status_code == 200
         with context.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname="127.0.0.1") as s:
             head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
