@@ -86,7 +86,7 @@ def main() -> None:
              f"`PYTHONPATH=$PWD .venv/bin/python benchmarks/serve_refused_cost.py --calls {args.calls} --rounds "
              f"{args.rounds}`", "",
              f"{ev['cpu']} ({', '.join(ev['cpu_flags'])}), {ev['logical_cpus']} logical CPUs, Python "
-             f"{ev['versions'].get('python')}; load average {load_before} before, {ev.get('load_average')} after "
+             f"{ev.get('python')}; load average {load_before} before, {ev.get('load_average')} after "
              "(shared machine: noisy); the store's writer thread runs meanwhile.", "",
              "| per call (request id + dict + recorder) | p50 µs | mean µs | p99 µs |", "|---|---|---|---|"]
     lines += [f"| {kind} (median [min, max] over {args.rounds} rounds of {args.calls:,}) | "
