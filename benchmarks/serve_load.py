@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -142,22 +143,24 @@ class Server:
         import psutil
 
         self.ps = psutil.Process(self.proc.pid)
-        deadline = time.time() + 60
-        while time.time() < deadline:
+        deadline = time.time() + 120
+        while time.time() < deadline:  # /readyz: the port is bound before the model (or the workers) are loaded
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=2) as r:
+                    if r.status == 200:
+                        break
             except OSError:
                 time.sleep(0.2)
-        raise RuntimeError("server did not start")
+        else:
+            raise RuntimeError("server did not start")
+        self.procs = [self.ps, *self.ps.children(recursive=True)]  # with --workers N: the supervisor and its workers
 
     def cpu_s(self) -> float:
-        """CPU seconds the server process has used (all its threads)."""
-        t = self.ps.cpu_times()
-        return t.user + t.system
+        """CPU seconds the server's processes have used (all their threads; every worker)."""
+        return sum(t.user + t.system for t in (p.cpu_times() for p in self.procs))
 
     def rss_mb(self) -> float:
-        return self.ps.memory_info().rss / 2**20
+        return sum(p.memory_info().rss for p in self.procs) / 2**20
 
     def stop(self) -> int:
         self.proc.send_signal(signal.SIGTERM)

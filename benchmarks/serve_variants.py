@@ -7,7 +7,8 @@ load average before each round (the machine is shared: six jobs on 2 cores).
 
     PYTHONPATH=$PWD .venv/bin/python benchmarks/serve_variants.py     # ~4 min with the defaults
     SERVE_VARIANTS="h11:asyncio,httptools:uvloop,httptools:uvloop:0,httptools:uvloop:2:2" SERVE_ROUNDS=2 ...
-    (variant = HTTP:LOOP[:MAX_WAIT_MS[:PROCESSES]]; the variant names in the results are these, completed)
+    SERVE_VARIANTS="httptools:asyncio:2:1:1,httptools:asyncio:2:1:2" ...    # `edgemap serve --workers 1` vs 2
+    (variant = HTTP:LOOP[:MAX_WAIT_MS[:PROCESSES[:WORKERS]]]; the variant names in the results are these, completed)
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 import serve_load as sl  # noqa: E402 - the phases, client and server harness of the single-variant benchmark
 
-# HTTP:LOOP[:MAX_WAIT_MS[:PROCESSES]]: PROCESSES > 1 starts that many servers and spreads the connections over
-# them (what `--workers N` would do with one batcher each), to see what several processes would give
-VARIANTS = [(v.split(":") + ["2", "1"][len(v.split(":")) - 2:])[:4]
+# HTTP:LOOP[:MAX_WAIT_MS[:PROCESSES[:WORKERS]]]: PROCESSES > 1 starts that many servers and spreads the connections
+# over them (the client-side stand-in for --workers that run b measured); WORKERS > 1 is `edgemap serve --workers N`
+VARIANTS = [(v.split(":") + ["2", "1", "1"][len(v.split(":")) - 2:])[:5]
             for v in os.environ.get("SERVE_VARIANTS", "h11:asyncio,httptools:uvloop").split(",")]
 ROUNDS = int(os.environ.get("SERVE_ROUNDS", "2"))
 DURATION_S = float(os.environ.get("SERVE_LOAD_SECONDS", "10"))
@@ -64,9 +65,10 @@ class Servers:
 
 
 def one_variant(bundle: Path, image: np.ndarray, payload: bytes, http: str, loop: str, wait_ms: str = "2",
-                procs: str = "1") -> dict:
+                procs: str = "1", workers: str = "1") -> dict:
     """The four phases for one variant: the figures the issue asks for."""
-    impl = ("--http", http, "--loop", loop)
+    # the same admission bound in all: --max-queue is per worker
+    impl = ("--http", http, "--loop", loop, "--workers", workers, "--max-queue", str(sl.MAX_QUEUE // int(workers)))
     batching = ("--max-batch", str(sl.MAX_BATCH), "--max-wait-ms", wait_ms, *impl)
     server = Servers(int(procs), bundle, *batching)
     cpu0 = server.cpu_s()

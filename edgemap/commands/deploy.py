@@ -131,28 +131,6 @@ def _infer_watch(bundle: Path, folder: Path, out: Optional[Path], fmt: Optional[
     print(f"edgemap infer: stopped{'' if n is None else f' after {n} images'}; results in {out}", file=sys.stderr)
 
 
-def _serve(bundle: Path, host: str, port: int, threads: int, top_k: int, max_body_mb: float, max_pixels: int,
-           max_images: int, max_batch: int, max_wait_ms: float, max_queue: int, timeout: float,
-           token_file: Optional[Path], public_key: Optional[Path], recorder, http: str = "auto",  # noqa: ANN001
-           loop: str = "auto") -> None:
-    from edgemap.deploy.batcher import BatchConfig
-    from edgemap.deploy.http_gate import read_token
-    from edgemap.deploy.payload import Limits
-    from edgemap.deploy.server import ServeConfig, serve
-
-    config = ServeConfig(threads=threads, top_k=top_k, request_timeout_s=timeout, token=read_token(token_file),
-                         public_key=public_key, http=http, loop=loop,
-                         limits=Limits(int(max_body_mb * (1 << 20)), max_pixels, max_images),
-                         batching=BatchConfig(max_batch, max_wait_ms, max_queue))
-    try:
-        if recorder is not None:
-            recorder.start(bundle)  # a reload switches to the new bundle's sha256 on its first answer
-        serve(bundle, host, port, config, on_result=recorder)
-    finally:  # after a graceful shutdown (SIGTERM, Ctrl-C) too: buffered rows are written
-        if recorder is not None:
-            recorder.close()
-
-
 def infer_cmd(bundle: Path, images: List[Path] = typer.Argument(..., help="image files (PNG/JPEG/BMP), or one "
                                                                   "folder with --watch"),
               top_k: int = typer.Option(3), threads: int = typer.Option(0),
@@ -179,6 +157,9 @@ def infer_cmd(bundle: Path, images: List[Path] = typer.Argument(..., help="image
         _infer_files(bundle, images, top_k, threads, json_out, public_key, recorder)
 
 
+TLS_HELP = "serve HTTPS with this PEM certificate (with --tls-key; a self-signed one works for a private network)"
+
+
 def serve_cmd(bundle: Path, host: str = typer.Option("127.0.0.1", help="0.0.0.0 to serve other machines"),
               port: int = typer.Option(8000), threads: int = typer.Option(0, help="runtime threads (0: default)"),
               top_k: int = typer.Option(3),
@@ -187,7 +168,8 @@ def serve_cmd(bundle: Path, host: str = typer.Option("127.0.0.1", help="0.0.0.0 
               max_images: int = typer.Option(64, help="most images in one request"),
               max_batch: int = typer.Option(32, help="most images per inference batch (1: batching off)"),
               max_wait_ms: float = typer.Option(2.0, help="longest wait for a fuller batch while requests arrive"),
-              max_queue: int = typer.Option(128, help="most requests inside the server; more get 503 + Retry-After"),
+              max_queue: int = typer.Option(128, help="most requests inside the server (per worker); more get 503 "
+                                            "+ Retry-After"),
               timeout: float = typer.Option(10.0, help="per-request timeout (s)"),
               token_file: Optional[Path] = typer.Option(None, help="require 'Authorization: Bearer <token>' with the "
                                                         "token in this file (or set $EDGEMAP_SERVE_TOKEN)"),
@@ -195,14 +177,24 @@ def serve_cmd(bundle: Path, host: str = typer.Option("127.0.0.1", help="0.0.0.0 
               record: bool = typer.Option(True, "--record/--no-record", help=RECORD_HELP),
               retention: int = typer.Option(100_000, help=RETENTION_HELP),
               http: str = typer.Option("auto", help="HTTP parser: auto (httptools if installed), h11, httptools"),
-              loop: str = typer.Option("auto", help="event loop: auto (= asyncio), asyncio, uvloop")) -> None:
-    """Serve a bundle over HTTP: POST /v1/predict, GET /v1/model, /healthz, /readyz, /metrics, /docs."""
-    from edgemap.deploy.recording import open_recorder
+              loop: str = typer.Option("auto", help="event loop: auto (= asyncio), asyncio, uvloop"),
+              tls_cert: Optional[Path] = typer.Option(None, help=TLS_HELP),
+              tls_key: Optional[Path] = typer.Option(None, help="the certificate's private key (PEM, unencrypted)"),
+              workers: int = typer.Option(1, help="server processes on the one port, each with its own model and "
+                                          "batcher (/metrics sums them; SIGHUP reloads each)")) -> None:
+    """Serve a bundle over HTTP(S): POST /v1/predict, GET /v1/model, /healthz, /readyz, /metrics, /docs."""
+    from edgemap.deploy.batcher import BatchConfig
+    from edgemap.deploy.http_gate import read_token
+    from edgemap.deploy.payload import Limits
+    from edgemap.deploy.server import Recording, ServeConfig, serve
+    from edgemap.deploy.serving import Listen
 
-    # block_when_behind=False: with the store locked for long, rows are dropped (and counted), never written on the loop
-    _serve(bundle, host, port, threads, top_k, max_body_mb, max_pixels, max_images, max_batch, max_wait_ms,
-           max_queue, timeout, token_file, public_key, open_recorder(record, bundle, retention, block_when_behind=False),
-           http, loop)
+    config = ServeConfig(threads=threads, top_k=top_k, request_timeout_s=timeout, token=read_token(token_file),
+                         public_key=public_key, http=http, loop=loop,
+                         limits=Limits(int(max_body_mb * (1 << 20)), max_pixels, max_images),
+                         batching=BatchConfig(max_batch, max_wait_ms, max_queue))
+    listen = Listen(host, port, http, loop, tls_cert, tls_key, workers)
+    serve(bundle, config=config, recording=Recording(record, retention), listen=listen)
 
 
 def deploy_cmd(bundle: Optional[Path] = typer.Argument(None, help="bundle to install"),

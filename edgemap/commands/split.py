@@ -158,12 +158,24 @@ def _add_serve(group: typer.Typer) -> None:
         threads: int = typer.Option(0, help="ONNX Runtime threads (0: default)"),
         shape_mbps: Optional[float] = typer.Option(None, help="listen behind an emulated link of this bandwidth (testing)"),
         shape_rtt_ms: float = typer.Option(0.0, help="round-trip time of the emulated link (with --shape-mbps)"),
+        timeout: float = typer.Option(10.0, help="per-request timeout (s)"),
+        max_queue: int = typer.Option(64, help="most requests inside the server (per worker); more get 503"),
+        token_file: Optional[Path] = typer.Option(None, help="require 'Authorization: Bearer <token>' with the token "
+                                                  "in this file (/healthz, /readyz open; `split infer` sends no token "
+                                                  "yet: for other clients)"),
+        tls_cert: Optional[Path] = typer.Option(None, help="serve HTTPS with this PEM certificate (with --tls-key)"),
+        tls_key: Optional[Path] = typer.Option(None, help="the certificate's private key (PEM, unencrypted)"),
+        workers: int = typer.Option(1, help="server processes on the one port, each with its own sessions"),
     ) -> None:
-        """Run the tails (and the whole model for sent images) behind HTTP."""
-        from edgemap.split.server import serve
+        """Run the tails (and the whole model for sent images) behind HTTP(S), with /healthz, /readyz, /metrics."""
+        from edgemap.deploy.http_gate import read_token
+        from edgemap.deploy.serving import Listen
+        from edgemap.split.server import TailConfig, serve
 
+        # only from --token-file: $EDGEMAP_SERVE_TOKEN (set for `edgemap serve`) must not lock out `split infer`
+        config = TailConfig(threads, read_token(token_file) if token_file else None, timeout, max_queue)
         if shape_mbps is None:
-            serve(bundle, host, port, threads)
+            serve(bundle, config=config, listen=Listen(host, port, tls_cert=tls_cert, tls_key=tls_key, workers=workers))
             return
         import socket
 
@@ -172,9 +184,10 @@ def _add_serve(group: typer.Typer) -> None:
         with socket.socket() as s:  # a free port for the server itself; the link takes the public one
             s.bind((host, 0))
             inner = s.getsockname()[1]
+        listen = Listen(host, inner, tls_cert=tls_cert, tls_key=tls_key, workers=workers)
         with ShapedLink(host, inner, shape_mbps, shape_rtt_ms, listen_host=host, listen_port=port):
             print(f"emulated link on port {port}: {shape_mbps:g} Mbps, RTT {shape_rtt_ms:g} ms", flush=True)
-            serve(bundle, host, inner, threads)
+            serve(bundle, config=config, listen=listen)
 
 
 def _add_infer(group: typer.Typer) -> None:

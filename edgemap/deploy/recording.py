@@ -9,6 +9,9 @@ The result hooks of `watch_folder` and the server call a PredictionRecorder once
     latency_ms     measured time of this prediction (a request's time for every image of it)
     image          the decoded uint8 image (a thumbnail is kept only for low-confidence predictions)
 
+A refused request (the server's 4xx/5xx answers) is a dict with `status` instead of labels: bundle, status,
+reason, request_id, path, detail, latency_ms; it becomes a row of the store's request_errors table.
+
 Rows go to edgemap.results.predictions.PredictionLog (batched writes by a background thread, WAL, retention),
 one log per bundle. Recording never fails a prediction: a store that cannot be opened or written is one
 warning line on stderr, then recording stops. Torch-free.
@@ -32,7 +35,7 @@ class PredictionRecorder:
         `block_when_behind=False` for a server: rows are dropped rather than written on the event loop."""
         self.deployment, self.store, self.retention = deployment, store, retention
         self.block_when_behind = block_when_behind
-        self.recorded = self.dropped = 0
+        self.recorded = self.refused = self.dropped = 0
         self.disabled = False
         self._logs: dict[Path, object] = {}  # bundle folder -> PredictionLog, oldest first
         self._closing: list[threading.Thread] = []
@@ -47,12 +50,16 @@ class PredictionRecorder:
             self._give_up(exc)
 
     def __call__(self, result: dict) -> None:
-        """The hook: record one prediction (error records, without labels, are skipped)."""
-        if self.disabled or "labels" not in result:
+        """The hook: record one prediction, or one refused request (other records, e.g. the watcher's unreadable
+        files, are skipped)."""
+        if self.disabled or ("labels" not in result and "status" not in result):
             return
         try:
             log = self._log_for(Path(result["bundle"]))
-            if log is not None:
+            if log is not None and "status" in result:
+                log.add_error(result["status"], result["reason"], result.get("request_id"), result.get("path"),
+                              result.get("detail"), result.get("latency_ms"))
+            elif log is not None:
                 log.add(result["labels"], result["indices"], result["probabilities"], source=result.get("input"),
                         input_bytes=result.get("input_bytes"), latency_ms=result.get("latency_ms"),
                         image=result.get("image"), input_sha256=result.get("input_sha256"))
@@ -89,6 +96,7 @@ class PredictionRecorder:
         except Exception as exc:  # noqa: BLE001 - the store failed on the last write: say so once
             self._give_up(exc)
         self.recorded += log.added
+        self.refused += log.errors_added
         self.dropped += log.dropped
 
     def _give_up(self, exc: Exception) -> None:
@@ -104,13 +112,15 @@ class PredictionRecorder:
             self._close_one(log)
         for t in self._closing:
             t.join(timeout=35)
-        if self.recorded or self.dropped:
+        if self.recorded or self.refused or self.dropped:
             from edgemap.results.store import default_store_path
 
             shas = ", ".join(s[:12] for s in self._shas)
             lost = f"; {self.dropped} dropped (the store stayed locked)" if self.dropped else ""
-            print(f"edgemap: recorded {self.recorded} predictions of bundle {shas} in {default_store_path(self.store)}"
-                  f"{lost} (`edgemap report --deployment {self._shas[-1][:12]}`)", file=sys.stderr, flush=True)
+            refused = f" and {self.refused} refused requests" if self.refused else ""
+            print(f"edgemap: recorded {self.recorded} predictions{refused} of bundle {shas} in "
+                  f"{default_store_path(self.store)}{lost} (`edgemap report --deployment {self._shas[-1][:12]}`)",
+                  file=sys.stderr, flush=True)
 
     def __enter__(self) -> "PredictionRecorder":
         return self

@@ -7,26 +7,26 @@
     GET  /healthz      the process is up (always open, even with a token)
     GET  /readyz       the model is loaded and the server is not shutting down (open)
     GET  /metrics      Prometheus text format
-    GET  /docs         OpenAPI documentation
+    GET  /docs         OpenAPI documentation (Swagger UI from local files: works offline)
     Old paths kept as aliases: POST /predict (one image -> the prediction's fields at the top level),
     GET /info (= /v1/model), GET /health.
 
 Requests are admitted up to a bound (else 503 + Retry-After), read within a body limit, decoded and
 preprocessed on worker threads with the pixel count checked before decoding, then micro-batched onto
-one inference thread (edgemap.deploy.batcher): the event loop never runs a model or a decoder.
+one inference thread (edgemap.deploy.batcher): the event loop never runs a model or a decoder. A refused
+request (4xx/5xx) is answered with its X-Request-ID and handed to the result hook (a row in the store).
+The probes, metrics, docs and the Gate come from edgemap.deploy.service (shared with `edgemap split serve`);
+running it (TLS, --workers, signals) from edgemap.deploy.serving.
 """
 
 # no `from __future__ import annotations`: FastAPI must see the real Request type of the local import
 
 import asyncio
 import hashlib
-import importlib.util
-import re
 import sys
 import time
-import uuid
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -34,21 +34,19 @@ import numpy as np
 
 from edgemap.deploy.batcher import BatchConfig, MicroBatcher
 from edgemap.deploy.edge import EdgeModel
-from edgemap.deploy.http_gate import Gate, ServerMetrics
+from edgemap.deploy.http_gate import ServerMetrics, request_id
 from edgemap.deploy.payload import (Limits, RequestRejected, decode_all, header_pixels, images_from_json,
                                     multipart_files, quiet_untrusted_input_logs)
+from edgemap.deploy.service import Service, guard, new_app
+from edgemap.deploy.serving import Listen, check_implementations, run_service, uvicorn_choice
 from edgemap.errors import EdgemapError
 
 INLINE_BODY_BYTES = 64 << 10  # bodies up to this size, holding at most INLINE_PIXELS pixels in all, are decoded
 INLINE_PIXELS = 128 * 128  # on the event loop (well under a millisecond); larger ones on a worker thread
 PREDICT_PATHS = frozenset({"/v1/predict", "/predict"})
-# uvicorn's HTTP parser and event loop: "auto" takes the C parser (httptools) where installed, and asyncio's loop
-HTTP_IMPLEMENTATIONS = {"auto": None, "h11": "h11", "httptools": "httptools"}
-LOOP_IMPLEMENTATIONS = {"auto": None, "asyncio": "asyncio", "uvloop": "uvloop"}
 # called once per prediction, on the event loop, after the answer is computed: it must not block (a results store
 # plugs in here: edgemap.deploy.recording.PredictionRecorder only appends to a buffer); keys in that module's docstring
 ResultHook = Callable[[dict], None]
-REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # a client's X-Request-ID is kept when it looks like an id
 _PREDICT_BODY = {"required": True, "content": {
     "image/png": {"schema": {"type": "string", "format": "binary"}},
     "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
@@ -60,7 +58,7 @@ _PREDICT_BODY = {"required": True, "content": {
 
 @dataclass(frozen=True)
 class ServeConfig:
-    """Everything `edgemap serve` can tune."""
+    """Everything `edgemap serve` can tune about the app (how it listens: edgemap.deploy.serving.Listen)."""
 
     threads: int = 0
     top_k: int = 3
@@ -75,24 +73,16 @@ class ServeConfig:
     def __post_init__(self) -> None:
         if self.top_k < 1 or self.request_timeout_s <= 0:
             raise EdgemapError(f"top_k must be >= 1 and request_timeout_s > 0, got {self.top_k}, {self.request_timeout_s}")
-        for what, value, known in (("http", self.http, HTTP_IMPLEMENTATIONS), ("loop", self.loop, LOOP_IMPLEMENTATIONS)):
-            if value not in known:
-                raise EdgemapError(f"--{what} must be one of {', '.join(known)}, got {value!r}")
-            module = known[value]
-            if module is not None and module not in ("h11", "asyncio") and importlib.util.find_spec(module) is None:
-                raise EdgemapError(f"--{what} {value}: the package {module!r} is not installed (pip install {module})")
+        check_implementations(self.http, self.loop)
 
     def uvicorn_choice(self) -> tuple[str, str]:
-        """(http, loop) as uvicorn names them: auto = httptools when installed (else h11) on asyncio's loop.
-        Not uvloop by default, unlike uvicorn: with httptools on uvloop, 503s under 4x overload took 1.0-1.5 s at
-        p99 instead of 0.2-0.3 s (benchmarks/results/serve_attempts.md)."""
-        http = self.http if self.http != "auto" else ("httptools" if importlib.util.find_spec("httptools") else "h11")
-        return http, "asyncio" if self.loop == "auto" else self.loop
+        """(http, loop) as uvicorn names them (edgemap.deploy.serving.uvicorn_choice)."""
+        return uvicorn_choice(self.http, self.loop)
 
 
 def create_app(bundle: "str | Path", config: ServeConfig = ServeConfig(), on_result: Optional[ResultHook] = None):  # noqa: ANN201
     """A FastAPI app serving one verified bundle (verified, loaded and self-tested here, before serving)."""
-    from fastapi import FastAPI, Request
+    from fastapi import Request
     from fastapi.responses import Response
 
     quiet_untrusted_input_logs()
@@ -100,18 +90,19 @@ def create_app(bundle: "str | Path", config: ServeConfig = ServeConfig(), on_res
     loaded = _Loaded.load(bundle, config, metrics)
     batcher = MicroBatcher(loaded.run, config.batching, metrics.on_batch)
     handler = _PredictHandler(loaded, batcher, metrics, config, on_result)
-    state = {"ready": True, "started": time.time()}
 
-    @asynccontextmanager
-    async def lifespan(_app):  # noqa: ANN001, ANN202
-        _on_sighup(lambda: handler.reload(bundle))
-        yield
-        state["ready"] = False  # uvicorn has stopped accepting and waited for open requests
+    async def stop() -> None:
         await batcher.drain()
         handler.loaded.model.close()
 
-    app = FastAPI(title="edgemap edge server", version=loaded.model.manifest.get("edgemap_version", "?"),
-                  lifespan=lifespan)
+    def gauges() -> None:
+        metrics.in_flight.set(batcher.admitted)
+        metrics.queued_images.set(batcher.queued_images)
+
+    service = Service(metrics, ready_info=lambda: {"in_flight": batcher.admitted,
+                                                   "max_queue": config.batching.max_queue},
+                      gauges=gauges, on_start=[lambda: _on_sighup(lambda: handler.reload(bundle))], on_stop=[stop])
+    app = new_app(service, "edgemap edge server", loaded.model.manifest.get("edgemap_version", "?"))
 
     @app.post("/v1/predict", openapi_extra={"requestBody": _PREDICT_BODY})
     async def predict(request: Request):  # noqa: ANN202
@@ -128,17 +119,15 @@ def create_app(bundle: "str | Path", config: ServeConfig = ServeConfig(), on_res
         return _answer({**result["predictions"][0], "latency_ms": result["latency_ms"],
                         "request_id": result["request_id"]} if one else result, result)
 
-    _add_status_routes(app, batcher, metrics, handler, state, config)
-    known = frozenset(getattr(r, "path", "") for r in app.routes)
-    app.add_middleware(Gate, metrics=metrics, token=config.token, known_paths=known,
-                       shed=lambda path: path in PREDICT_PATHS and batcher.admitted >= config.batching.max_queue)
+    _add_model_routes(app, handler, service)
+    guard(app, service, config.token,
+          shed=lambda path: path in PREDICT_PATHS and batcher.admitted >= config.batching.max_queue,
+          on_refused=lambda path, *refusal: handler.refused(path, *refusal) if path in PREDICT_PATHS else None)
     return app
 
 
-def _add_status_routes(app, batcher: MicroBatcher, metrics: ServerMetrics, handler: "_PredictHandler",  # noqa: ANN001
-                       state: dict, config: ServeConfig) -> None:
-    """GET /v1/model, /healthz, /readyz, /metrics (+ the old /info and /health)."""
-    from fastapi.responses import JSONResponse, Response
+def _add_model_routes(app, handler: "_PredictHandler", service: Service) -> None:  # noqa: ANN001
+    """GET /v1/model (+ the old /info and /health)."""
 
     @app.get("/v1/model")
     @app.get("/info", include_in_schema=False)
@@ -148,30 +137,11 @@ def _add_status_routes(app, batcher: MicroBatcher, metrics: ServerMetrics, handl
         return {**model.manifest, "selftest": model.selftest, "loaded_from": str(handler.loaded.path),
                 "loaded_at": handler.loaded.at}
 
-    @app.get("/healthz")
-    def healthz() -> dict:
-        """The process is up."""
-        return {"status": "ok", "uptime_s": round(time.time() - state["started"], 1)}
-
     @app.get("/health", include_in_schema=False)
     def health() -> dict:
-        return {"status": "ok", "selftest": handler.loaded.model.selftest, "uptime_s": round(time.time() - state["started"], 1),
-                "requests": handler.requests, "errors": handler.errors}
-
-    @app.get("/readyz")
-    def readyz():  # noqa: ANN202
-        """Ready to take predictions: the model is loaded and the server is not shutting down."""
-        if not state["ready"]:
-            return JSONResponse({"status": "shutting down"}, status_code=503)
-        return {"status": "ready", "in_flight": batcher.admitted, "max_queue": config.batching.max_queue}
-
-    @app.get("/metrics")
-    def prometheus_metrics() -> Response:
-        """Prometheus text format: requests by route and code, latency, batch sizes, queue, model load time."""
-        metrics.in_flight.set(batcher.admitted)
-        metrics.queued_images.set(batcher.queued_images)
-        body, content_type = metrics.render()
-        return Response(body, media_type=content_type)
+        return {"status": "ok", "selftest": handler.loaded.model.selftest,
+                "uptime_s": round(time.time() - service.started, 1), "requests": handler.requests,
+                "errors": handler.errors}
 
 
 @dataclass(frozen=True)
@@ -233,12 +203,12 @@ class _PredictHandler:
     async def handle(self, request):  # noqa: ANN001, ANN201 - fastapi Request -> dict | Response
         self.requests += 1
         loaded = self.loaded  # the model this request is prepared for and answered by, even across a reload
+        t0 = time.perf_counter()
         ticket = self.batcher.admit()
         if ticket is None:
-            return self._reject(503, "overloaded", f"server busy ({self.config.batching.max_queue} requests in "
-                                "flight); retry shortly", {"Retry-After": "1"})
+            return self._reject(request, loaded, t0, 503, "overloaded", f"server busy ({self.config.batching.max_queue}"
+                                " requests in flight); retry shortly", {"Retry-After": "1"})
         stage = "reading the body"
-        t0 = time.perf_counter()
         try:
             async with asyncio.timeout(self.config.request_timeout_s):
                 body = await _read_body(request, self.config.limits.max_body_bytes)
@@ -246,20 +216,31 @@ class _PredictHandler:
                 x, images, hashes = await self._inputs(body, request.headers, loaded)
                 out = await self.batcher.submit(x, ticket, loaded.run)
         except RequestRejected as exc:
-            return self._reject(exc.status, exc.reason, str(exc))
+            return self._reject(request, loaded, t0, exc.status, exc.reason, str(exc))
         except TimeoutError:
             code = 408 if stage == "reading the body" else 503
-            return self._reject(code, "timeout", f"request timed out after {self.config.request_timeout_s:g} s "
-                                f"{stage}", {"Retry-After": "1"} if code == 503 else None)
+            return self._reject(request, loaded, t0, code, "timeout", f"request timed out after "
+                                f"{self.config.request_timeout_s:g} s {stage}", {"Retry-After": "1"} if code == 503 else None)
         finally:
             self.batcher.release(ticket)
         preds = [p.to_dict() for p in loaded.model.predictions(out, self.config.top_k)]
         latency_ms = round((time.perf_counter() - t0) * 1000, 3)
-        rid = request.headers.get("x-request-id", "")
-        rid = rid if REQUEST_ID.fullmatch(rid) else uuid.uuid4().hex
+        rid = request_id(request.headers)
         if self.on_result is not None:
             self._report(loaded, rid, preds, latency_ms, images, hashes)
         return {"predictions": preds, "latency_ms": latency_ms, "request_id": rid}
+
+    def refused(self, path: str, status: int, reason: str, rid: str, latency_ms: float, detail: str = "",
+                loaded: "Optional[_Loaded]" = None) -> None:
+        """Hand one refused prediction request to the result hook (a row of the store's request_errors; no image)."""
+        if self.on_result is None:
+            return
+        try:
+            self.on_result({"source": "serve", "bundle": (loaded or self.loaded).path, "status": status,
+                            "reason": reason, "request_id": rid, "path": path, "detail": detail,
+                            "latency_ms": latency_ms})
+        except Exception as exc:  # noqa: BLE001 - as in _report
+            self._hook_warning(exc)
 
     def _report(self, loaded: _Loaded, rid: str, preds: list[dict], latency_ms: float, images: list,
                 hashes: list) -> None:
@@ -271,17 +252,24 @@ class _PredictHandler:
                                 "bundle": loaded.path, "request_id": rid, "input": f"{rid}#{i}" if many else rid,
                                 "input_sha256": sha, "image": image})
             except Exception as exc:  # noqa: BLE001 - bookkeeping must not turn an answer into a 500
-                if not self.hook_failed:
-                    self.hook_failed = True
-                    print(f"edgemap serve: warning: result hook failed ({exc!r}); answers are unaffected",
-                          file=sys.stderr, flush=True)
+                self._hook_warning(exc)
 
-    def _reject(self, status: int, reason: str, detail: str, headers: Optional[dict] = None):  # noqa: ANN202
+    def _hook_warning(self, exc: Exception) -> None:
+        if not self.hook_failed:  # said once
+            self.hook_failed = True
+            print(f"edgemap serve: warning: result hook failed ({exc!r}); answers are unaffected",
+                  file=sys.stderr, flush=True)
+
+    def _reject(self, request, loaded: _Loaded, t0: float, status: int, reason: str, detail: str,  # noqa: ANN001
+                headers: Optional[dict] = None):  # noqa: ANN202 - JSONResponse
+        """The error answer (with its request id), counted, and recorded when a result hook is set."""
         from fastapi.responses import JSONResponse
 
         self.errors += 1
         self.metrics.rejected.labels(reason).inc()
-        return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+        rid = request_id(request.headers)
+        self.refused(request.url.path, status, reason, rid, round((time.perf_counter() - t0) * 1000, 3), detail, loaded)
+        return JSONResponse({"detail": detail}, status_code=status, headers={**(headers or {}), "X-Request-ID": rid})
 
     async def _inputs(self, body: bytes, headers, loaded: _Loaded) -> tuple:  # noqa: ANN001 - starlette Headers
         """(model inputs, decoded images, sha256 of each input or Nones): hashed here, off the loop when large."""
@@ -346,46 +334,44 @@ def _answer(content: dict, result: dict):  # noqa: ANN202 - JSONResponse
     return JSONResponse(content, headers={"X-Request-ID": result["request_id"]})
 
 
-def serve(bundle: "str | Path", host: str = "127.0.0.1", port: int = 8000, config: ServeConfig = ServeConfig(),
-          on_result: Optional[ResultHook] = None, graceful_timeout_s: int = 30) -> None:
-    """Run the server until SIGINT/SIGTERM; on SIGTERM stop accepting, finish in-flight requests, return."""
-    import signal
+@dataclass(frozen=True)
+class Recording:
+    """Whether and how `edgemap serve` records predictions in the results store (one writer per worker)."""
 
-    import uvicorn
+    enabled: bool = True
+    retention: int = 100_000
 
-    _check_port_free(host, port)
-    app = create_app(bundle, config, on_result)
-    http, loop = config.uvicorn_choice()
-    server = uvicorn.Server(uvicorn.Config(
-        app, host=host, port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=graceful_timeout_s,
-        http=http, loop=loop,
-        limit_concurrency=2 * config.batching.max_queue + 32))  # beyond this, uvicorn itself answers 503
-    if host not in ("127.0.0.1", "localhost", "::1") and config.token is None:
-        print(f"edgemap serve: warning: listening on {host} without a token (--token-file or $EDGEMAP_SERVE_TOKEN)",
-              file=sys.stderr)
-    print(f"edgemap serve: {bundle} on http://{host}:{port} (POST /v1/predict, GET /docs, /metrics; {http}, {loop})",
-          file=sys.stderr,
-          flush=True)
-    terminated = []
-    # uvicorn re-raises the signal it caught once it has shut down; this handler turns SIGTERM into a clean exit
-    previous = signal.signal(signal.SIGTERM, lambda sig, frame: terminated.append(sig))
+    def __post_init__(self) -> None:
+        if self.retention < 1:
+            raise EdgemapError(f"--retention must be >= 1 prediction, got {self.retention}")
+
+
+def build_app(bundle: "str | Path", config: ServeConfig, recording: Optional[Recording] = None) -> tuple:
+    """(app, close): the app with its own results-store recorder; run once per worker process."""
+    from edgemap.deploy.recording import open_recorder
+
+    # block_when_behind=False: with the store locked for long, rows are dropped (and counted), never written on the loop
+    recorder = (open_recorder(recording.enabled, bundle, recording.retention, block_when_behind=False)
+                if recording is not None else None)
     try:
-        server.run()
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    if terminated:
-        print("edgemap serve: SIGTERM: stopped after finishing in-flight requests", file=sys.stderr)
-    elif not server.started:
-        raise EdgemapError(f"server on {host}:{port} did not start (see the message above)")
+        if recorder is not None:
+            recorder.start(bundle)  # a reload switches to the new bundle's sha256 on its first answer
+        app = create_app(bundle, config, on_result=recorder)
+    except BaseException:
+        if recorder is not None:
+            recorder.close()
+        raise
+    return app, (recorder.close if recorder is not None else lambda: None)
 
 
-def _check_port_free(host: str, port: int) -> None:
-    import socket
-
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError as exc:
-            raise EdgemapError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+def serve(bundle: "str | Path", host: str = "127.0.0.1", port: int = 8000, config: ServeConfig = ServeConfig(),
+          recording: Optional[Recording] = None, listen: Optional[Listen] = None) -> None:
+    """Run the server until SIGINT/SIGTERM; on SIGTERM stop accepting, finish in-flight requests, return.
+    `listen` (TLS, workers, ...) overrides host, port and config's http/loop."""
+    listen = listen or Listen(host, port, config.http, config.loop)
+    # beyond this, uvicorn itself answers 503 (per worker)
+    listen = Listen(**{**vars(listen), "limit_concurrency": 2 * config.batching.max_queue + 32})
+    http, loop = uvicorn_choice(listen.http, listen.loop)
+    workers = f", {listen.workers} workers" if listen.workers > 1 else ""
+    banner = f"{bundle} on {listen.url()} (POST /v1/predict, GET /docs, /metrics; {http}, {loop}{workers})"
+    run_service(partial(build_app, bundle, config, recording), listen, "edgemap serve", banner, config.token)

@@ -51,6 +51,22 @@ def deployment_sections(rows: list[dict], least_confident: int = 12) -> list[dic
                   ", ".join(f"{lb} {p:.2f}" for lb, p in r["topk"]), r["latency_ms"]] for r in doubtful])])]
 
 
+def refused_section(errors: list[dict], predictions: list[dict], latest: int = 10) -> dict:
+    """The refused requests of a deployment (the server's 4xx/5xx answers): counts by status and reason, and the
+    error rate over all requests (a request of several images is one request: its rows share the request id)."""
+    answered = len({(r["source"] or "").split("#")[0] for r in predictions})
+    total = answered + len(errors)
+    by_kind = Counter((e["status"], e["reason"]) for e in errors)
+    notes = [f"{len(errors):,} refused requests from {errors[0]['time']} to {errors[-1]['time']}; "
+             f"{answered:,} answered with predictions: error rate {len(errors) / total:.1%} of {total:,} requests."]
+    return section("Deployment: refused requests", notes=notes, tables=[
+        table("by status and reason", ["status", "reason", "requests", "share of all requests %"],
+              [[status, reason, n, n / total * 100] for (status, reason), n in by_kind.most_common()]),
+        table(f"the latest {min(latest, len(errors))}", ["time", "request id", "path", "status", "reason", "detail"],
+              [[e["time"], e["request_id"] or "-", e["path"] or "-", e["status"], e["reason"], e["detail"] or ""]
+               for e in errors[-latest:][::-1]])])
+
+
 def _thumbnail(row: dict) -> str | None:
     """The stored thumbnail, else a thumbnail of the input file if it is still readable."""
     if row.get("thumbnail"):

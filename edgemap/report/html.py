@@ -8,7 +8,7 @@ from pathlib import Path
 from edgemap.core.atomic import write_text
 from edgemap.errors import EdgemapError
 from edgemap.report import sections as S
-from edgemap.report.deployment import deployment_sections
+from edgemap.report.deployment import deployment_sections, refused_section
 from edgemap.report.template import TEMPLATE
 from edgemap.results import queries
 from edgemap.results.store import Store
@@ -68,10 +68,12 @@ def build_report(store: Store, refs: list[str], deployment: str | None = None) -
     check_same_model(runs)
     body = run_sections(runs)
     if deployment:
-        rows = queries.predictions(store, _bundle_ref(deployment))
-        if not rows:
+        ref = _bundle_ref(deployment)
+        rows, errors = queries.predictions(store, ref), queries.request_errors(store, ref)
+        if not rows and not errors:
             raise EdgemapError(f"no predictions recorded for bundle {deployment!r} in {store.path}")
-        body += deployment_sections(rows)
+        body += deployment_sections(rows) if rows else []
+        body += [refused_section(errors, rows)] if errors else []
     if runs:
         body.append(S.evidence_section(runs))
     model = next((r.get("label") or Path(r["model"]).name for r in runs if r.get("model")), None)

@@ -1,5 +1,8 @@
 """A deployment's prediction history: thread-safe, batched writes into the results store.
 
+Refused requests (a server's 4xx/5xx answers: status, reason, request id; no image) go to the same log with
+`add_error` and are written in the same transactions into the store's request_errors table.
+
 `edgemap infer` and `edgemap serve` call `log.add(...)` per prediction; rows are buffered and written
 in one transaction by a daemon thread when `batch_size` rows are waiting or every `flush_interval_s`
 seconds, and on close: the predicting thread never waits for the disk unless the writer falls 16 batches
@@ -38,6 +41,19 @@ class PredictionRow:
     topk: list
     latency_ms: float | None
     image: object  # a copy of the input image when a thumbnail is wanted; encoded to PNG by the writer, not the caller
+
+
+@dataclass(frozen=True)
+class RequestErrorRow:
+    """One refused request as stored (a 4xx/5xx answer of the server: no image, no prediction)."""
+
+    time: str
+    request_id: str | None
+    path: str | None
+    status: int
+    reason: str
+    detail: str | None
+    latency_ms: float | None
 
 
 def iso_ms(when: float | None = None) -> str:
@@ -87,8 +103,9 @@ class PredictionLog:
         # False (a server's event loop): when the writer falls 16 batches behind (a store locked by another
         # writer), new rows are dropped and counted rather than written by the caller, which would stall requests
         self.block_when_behind = block_when_behind
-        self.added = self.dropped = 0
+        self.added = self.dropped = self.errors_added = 0
         self._rows: list[PredictionRow] = []
+        self._errors: list[RequestErrorRow] = []
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()  # one flush at a time keeps the retention trim simple
         self._closed = threading.Event()
@@ -114,51 +131,75 @@ class PredictionLog:
                             str(top_labels[0]), int(top_indices[0]), confidence,
                             [[str(lb), round(float(p), 6)] for lb, p in zip(top_labels, probabilities)], latency_ms,
                             _copy(image) if image is not None and confidence < self.thumbnail_below else None)
+        self._enqueue(self._rows, row, "added")
+
+    def add_error(self, status: int, reason: str, request_id: str | None = None, path: str | None = None,
+                  detail: str | None = None, latency_ms: float | None = None) -> None:
+        """Record one refused request (status, reason, request id: no image); buffered like predictions, and
+        dropped (counted) rather than written by the caller when the writer is behind and block_when_behind=False."""
+        row = RequestErrorRow(iso_ms(), request_id, path, int(status), str(reason), detail and str(detail)[:300],
+                              latency_ms)
+        self._enqueue(self._errors, row, "errors_added")
+
+    def _enqueue(self, buffer: list, row: object, counter: str) -> bool:
+        """Buffer one row for the writer (and count it in `counter`); False when it was dropped (the writer is
+        behind and the caller may not wait)."""
         with self._lock:
             if self._closed.is_set():
                 raise RuntimeError("PredictionLog is closed")
-            if not self.block_when_behind and self._flusher is not None and len(self._rows) >= 16 * self.batch_size:
+            if not self.block_when_behind and self._flusher is not None and len(buffer) >= 16 * self.batch_size:
                 self.dropped += 1
-                return
-            self._rows.append(row)
-            self.added += 1
-            pending = len(self._rows)
+                return False
+            buffer.append(row)
+            setattr(self, counter, getattr(self, counter) + 1)
+            pending = len(buffer)
         if pending >= self.batch_size:
             if self._flusher is None or (self.block_when_behind and pending >= 16 * self.batch_size):  # it fell behind
                 self.flush()
             else:
                 self._full.set()  # the caller (a request) does not wait for the disk
+        return True
 
     def flush(self) -> int:
         """Write the buffered rows in one transaction and trim to the retention limit; returns rows written."""
         with self._write_lock:
             with self._lock:
                 rows, self._rows = self._rows, []
-            if not rows:
+                errors, self._errors = self._errors, []
+            if not rows and not errors:
                 return 0
             with self.store.connect() as conn:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
-                    conn.executemany(
-                        "INSERT INTO predictions (time, bundle_sha256, deployment, source, input_sha256, top1, top1_index, "
-                        "confidence, topk, latency_ms, thumbnail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [(r.time, self.bundle_sha256, self.deployment, r.source, r.input_sha256, r.top1, r.top1_index,
-                          r.confidence, json.dumps(r.topk), r.latency_ms, thumbnail_png(r.image) if r.image is not None
-                          else None) for r in rows])
-                    self._since_trim += len(rows)
-                    if self._since_trim >= self._trim_every:
-                        conn.execute(
-                            "DELETE FROM predictions WHERE bundle_sha256 = ? AND id <= (SELECT id FROM predictions "
-                            "WHERE bundle_sha256 = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
-                            (self.bundle_sha256, self.bundle_sha256, self.retention))
-                        self._since_trim = 0
+                    self._insert(conn, rows, errors)
                     conn.execute("COMMIT")
                 except BaseException:
                     conn.execute("ROLLBACK")
                     with self._lock:  # keep them for the next try rather than losing them
                         self._rows[:0] = rows
+                        self._errors[:0] = errors
                     raise
-            return len(rows)
+            return len(rows) + len(errors)
+
+    def _insert(self, conn, rows: list[PredictionRow], errors: list[RequestErrorRow]) -> None:  # noqa: ANN001
+        conn.executemany(
+            "INSERT INTO predictions (time, bundle_sha256, deployment, source, input_sha256, top1, top1_index, "
+            "confidence, topk, latency_ms, thumbnail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(r.time, self.bundle_sha256, self.deployment, r.source, r.input_sha256, r.top1, r.top1_index,
+              r.confidence, json.dumps(r.topk), r.latency_ms, thumbnail_png(r.image) if r.image is not None
+              else None) for r in rows])
+        conn.executemany(
+            "INSERT INTO request_errors (time, bundle_sha256, deployment, request_id, path, status, reason, detail, "
+            "latency_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(e.time, self.bundle_sha256, self.deployment, e.request_id, e.path, e.status, e.reason, e.detail,
+              e.latency_ms) for e in errors])
+        self._since_trim += len(rows) + len(errors)
+        if self._since_trim >= self._trim_every:  # each table keeps its newest `retention` rows of this bundle
+            for table in ("predictions", "request_errors"):
+                conn.execute(f"DELETE FROM {table} WHERE bundle_sha256 = ? AND id <= (SELECT id FROM {table} "
+                             "WHERE bundle_sha256 = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                             (self.bundle_sha256, self.bundle_sha256, self.retention))
+            self._since_trim = 0
 
     def _flush_periodically(self, interval: float) -> None:
         while not self._closed.is_set():

@@ -132,6 +132,13 @@ def predictions(store: Store, bundle_sha256: str | None = None, since: str | Non
     return rows
 
 
+def request_errors(store: Store, bundle_sha256: str) -> list[dict]:
+    """A deployment's refused requests (status, reason, request id, ...), oldest first (sha256 may be a prefix)."""
+    with store.connect() as conn:
+        return [dict(r) for r in conn.execute(
+            "SELECT * FROM request_errors WHERE bundle_sha256 LIKE ? ORDER BY id", (bundle_sha256 + "%",))]
+
+
 def latest_benchmarks(store: Store, prefix: str) -> dict[str, dict]:
     """{label: payload} of the newest 'benchmark' run per label starting with `prefix` (a re-measured file is a new
     run; its newest measurement is the one a table shows)."""

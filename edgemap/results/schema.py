@@ -33,9 +33,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE runs ADD COLUMN group_id TEXT",
         "CREATE INDEX runs_by_group ON runs (group_id)",
     ),
+    (  # 3: a deployment's refused requests (4xx/5xx answers of `edgemap serve`): no image, no prediction
+        """CREATE TABLE request_errors (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, bundle_sha256 TEXT NOT NULL,
+            deployment TEXT NOT NULL DEFAULT '', request_id TEXT, path TEXT, status INTEGER NOT NULL,
+            reason TEXT NOT NULL, detail TEXT, latency_ms REAL)""",
+        "CREATE INDEX request_errors_by_bundle ON request_errors (bundle_sha256, id)",
+    ),
 )
 LATEST = len(MIGRATIONS)
-TABLES = {"edgemap_meta", "runs", "metrics", "predictions"}
+TABLES = {"edgemap_meta", "runs", "metrics", "predictions", "request_errors"}
 
 
 def version(conn: sqlite3.Connection) -> int:

@@ -17,11 +17,13 @@ class NoTorch:
             raise ModuleNotFoundError("No module named 'torch' (blocked)")
 
 
-sys.meta_path.insert(0, NoTorch())
-sys.argv = ["edgemap"] + sys.argv[1:]
-from edgemap.cli import main  # noqa: E402
+sys.meta_path.insert(0, NoTorch())  # also in `serve --workers` processes, which import this script as __mp_main__
 
-try:
-    main()
-finally:
-    print("torch imported" if "torch" in sys.modules else "torch never imported", flush=True)
+if __name__ == "__main__":
+    sys.argv = ["edgemap"] + sys.argv[1:]
+    from edgemap.cli import main
+
+    try:
+        main()
+    finally:
+        print("torch imported" if "torch" in sys.modules else "torch never imported", flush=True)

@@ -49,6 +49,8 @@ def test_fresh_edge_venv_without_torch_runs_infer_and_serve(bundle, tmp_path, en
                             stderr=subprocess.PIPE, text=True, env=env)
     try:
         answer = _post_when_ready(port, (tmp_path / "x.png").read_bytes(), proc)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/docs/assets/swagger-ui-bundle.js", timeout=10) as js:
+            assert js.status == 200 and len(js.read()) > 100_000  # /docs works offline: Swagger UI is installed
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0, proc.stderr.read()
     finally:

@@ -131,6 +131,37 @@ def test_serve_records_each_prediction_by_request_id_and_the_deployment_report_r
     assert rows[0]["thumbnail"] is not None  # the tiny model is unsure of everything: thumbnails kept
     title, html = build_report(open_store(store, read_only=True), [], str(bundle))
     assert "4 predictions" in html and html.count("data:image/png;base64") >= 4 and "cam-7:frame.0042" in html
+    assert "1 refused requests" in html and "error rate 25.0% of 4 requests" in html
+
+
+def test_refused_requests_are_recorded_without_images_and_reported_as_an_error_rate(bundle, encode, tmp_path):
+    from edgemap.deploy.payload import Limits
+    from edgemap.deploy.server import ServeConfig
+    from edgemap.report.html import build_report
+    from edgemap.results.queries import request_errors
+
+    token = "record-token-0123456789"
+    store = tmp_path / "store.db"
+    recorder = PredictionRecorder(str(bundle), store=str(store), block_when_behind=False)
+    recorder.start(bundle)
+    auth = {"Authorization": f"Bearer {token}"}
+    config = ServeConfig(token=token, limits=Limits(max_body_bytes=4096))
+    with TestClient(create_app(bundle, config, on_result=recorder)) as c:
+        ok = c.post("/v1/predict", content=encode(IMAGES[0]), headers=auth)
+        refused = [c.post("/v1/predict", content=encode(IMAGES[0]), headers={"x-request-id": "no-token"}),
+                   c.post("/v1/predict", content=b"x" * 5000, headers={**auth, "x-request-id": "too-big"}),
+                   c.post("/predict", json={"pixels": "nope"}, headers=auth)]
+        assert c.get("/metrics").status_code == 401  # not a prediction request: counted, not recorded
+    recorder.close()
+    assert ok.status_code == 200 and [r.status_code for r in refused] == [401, 413, 400]
+    rows = request_errors(open_store(store, read_only=True), bundle_sha256(bundle))
+    assert [(e["status"], e["reason"], e["path"]) for e in rows] == [
+        (401, "unauthorized", "/v1/predict"), (413, "body_too_large", "/v1/predict"), (400, "bad_json", "/predict")]
+    assert [e["request_id"] for e in rows] == [r.headers["x-request-id"] for r in refused]
+    assert rows[0]["request_id"] == "no-token" and rows[1]["request_id"] == "too-big" and len(rows[2]["request_id"]) == 32
+    assert "image" not in rows[0] and all(e["latency_ms"] >= 0 and e["time"] for e in rows)
+    html = build_report(open_store(store, read_only=True), [], str(bundle))[1]
+    assert "3 refused requests" in html and "error rate 75.0% of 4 requests" in html and "body_too_large" in html
 
 
 def test_a_failing_hook_or_store_never_fails_an_answer(bundle, encode, tmp_path, capfd):

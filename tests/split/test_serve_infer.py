@@ -207,3 +207,84 @@ def test_planner_framing_bytes_match_the_wire(split_export, tail_app, helpers):
             up, down = link.bytes["up"] - up0 - r.bytes_up, link.bytes["down"] - down0 - r.bytes_down
             client.close()
     assert abs(up - REQUEST_HEADER_BYTES) <= 40 and abs(down - RESPONSE_HEADER_BYTES) <= 40, (up, down)
+
+
+def _infer_request(split_export) -> tuple[bytes, dict]:
+    body = np.zeros(4 * 8 * 8, np.float32).tobytes()
+    return body, {"X-Model-Sha256": split_export["src"].sha256, "X-Split-Point": "c1", "X-Encoding": "fp32",
+                  "X-Shape": "1,4,8,8"}
+
+
+def test_tail_server_has_the_main_servers_probes_metrics_token_and_request_ids(split_export):
+    from fastapi.testclient import TestClient
+
+    from edgemap.split.server import TailConfig, TailServer, create_app
+
+    token = "split-token-0123456789"
+    app = create_app(TailServer(split_export["server"], threads=1), TailConfig(token=token))
+    body, headers = _infer_request(split_export)
+    auth = {"Authorization": f"Bearer {token}"}
+    with TestClient(app) as http:
+        assert http.get("/healthz").status_code == 200 and http.get("/readyz").json()["status"] == "ready"
+        assert http.post("/infer", content=body, headers=headers).status_code == 401
+        assert http.get("/info").status_code == 401 and http.get("/metrics").status_code == 401
+        r = http.post("/infer", content=body, headers={**headers, **auth, "X-Request-ID": "edge-42"})
+        assert r.status_code == 200 and r.headers["x-request-id"] == "edge-42" and len(r.content) == 3 * 4
+        r = http.post("/infer", content=body, headers={**headers, **auth})
+        assert "x-request-id" not in r.headers  # not added unasked: the planner counts the framing bytes
+        assert http.post("/infer", content=body[:-4], headers={**headers, **auth}).status_code == 400
+        text = http.get("/metrics", headers=auth).text
+        assert 'edgemap_requests_total{code="200",path="/infer"} 2.0' in text
+        assert 'edgemap_requests_total{code="401",path="/infer"} 1.0' in text
+        assert 'edgemap_rejected_requests_total{reason="bad_body"} 1.0' in text
+        assert "edgemap_inference_seconds_count 2.0" in text and "edgemap_model_load_seconds" in text
+        assert http.get("/docs/assets/swagger-ui.css").status_code == 200
+
+
+def test_split_serve_over_tls_with_a_token_times_out_a_stalled_body_and_stops_on_sigterm(split_export, tmp_path, helpers):
+    import signal
+    import ssl
+
+    import httpx
+
+    from tests.deploy.test_serve_options import self_signed
+
+    cert, key = self_signed(tmp_path)
+    (tmp_path / "token").write_text("split-cli-token-0123456789\n")
+    port = helpers.free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "edgemap.cli", "split", "serve", str(split_export["server"]),
+                             "--port", str(port), "--threads", "1", "--timeout", "1", "--tls-cert", str(cert),
+                             "--tls-key", str(key), "--token-file", str(tmp_path / "token")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    context = ssl.create_default_context(cafile=str(cert))
+    body, headers = _infer_request(split_export)
+    try:
+        with httpx.Client(verify=context, timeout=10) as http:
+            deadline = time.time() + 60
+            while True:
+                assert proc.poll() is None and time.time() < deadline, proc.communicate()[1]
+                try:
+                    if http.get(f"https://127.0.0.1:{port}/readyz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.2)
+            assert http.post(f"https://127.0.0.1:{port}/infer", content=body, headers=headers).status_code == 401
+            headers["Authorization"] = "Bearer split-cli-token-0123456789"
+            assert http.post(f"https://127.0.0.1:{port}/infer", content=body, headers=headers).status_code == 200
+        with context.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname="127.0.0.1") as s:
+            head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+            s.sendall(f"POST /infer HTTP/1.1\r\nHost: t\r\nContent-Length: {len(body)}\r\n{head}\r\n".encode() + body[:10])
+            s.settimeout(10)
+            t0 = time.monotonic()
+            answer = s.recv(4096)  # the rest of the body never comes
+            while not answer.endswith(b"}"):
+                answer += s.recv(4096)
+            assert answer.startswith(b"HTTP/1.1 408") and b"reading the body" in answer, answer
+            assert 0.8 < time.monotonic() - t0 < 5
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert f"on https://127.0.0.1:{port}" in err and "SIGTERM: stopped" in err
