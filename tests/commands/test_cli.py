@@ -22,6 +22,9 @@ def test_models_lists_the_zoo_with_params_and_macs():
     (["eval", "--data", "/nonexistent/cifar"], "/nonexistent/cifar: data not found"),
     (["eval", "/nonexistent/model.safetensors"], "model.safetensors: checkpoint not found"),
     (["train", "--model", "nosuchnet"], "unknown model 'nosuchnet'"),
+    (["issues"], "No such command 'issues'"),  # usage errors from typer's own click: one line too, not a traceback
+    (["map", "--bogus"], "No such option: --bogus"),
+    (["eval", "--limit", "abc"], "Invalid value for '--limit'"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, message):
     r = edgemap(*args)
