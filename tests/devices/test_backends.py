@@ -142,3 +142,27 @@ def test_cli_estimates_and_measures_in_openvino(user_dir, models):
                 env={"EDGEMAP_DEVICES": str(user_dir), "COLUMNS": "250"})
     assert r.returncode == 0, r.stderr
     assert "openvino whole-call line" in r.stdout and "measured latency (openvino, here)" in r.stdout
+
+
+def _record(slow_2t: float) -> dict:
+    """A calibration record of 40 one-kernel graphs (time linear in MACs, half at 2 threads), fp32: as the campaign
+    stores it; each 2-thread call `slow_2t` times its kernels' share (a busy second core)."""
+    from edgemap.devices.kernels.features import FEATURES
+
+    kernels, calls = [], []
+    for cfg in range(40):
+        macs = 1000.0 * (cfg + 1) * (1 + cfg % 3)
+        for t in (1, 2):
+            s = (1e-6 + 1e-9 * macs) / t
+            f = [macs if n == "macs" else float(t) if n == "threads" else 1.0 for n in FEATURES]
+            kernels.append(["Conv:dense:kxk", "fp32", t, s, f, cfg])
+            calls.append({"threads": t, "prec": "fp32", "n": 1, "sum_s": s, "call_s": (5e-6 + s) * (slow_2t if t == 2 else 1.0),
+                          "cfg": cfg})
+    return {"kernels": kernels, "calls": calls, "features": list(FEATURES)}
+
+
+def test_thread_ratio_error_is_held_out_and_sees_a_thread_count_the_kernels_do_not_explain():
+    from edgemap.devices.kernels.uncertainty import thread_ratio_error
+
+    assert thread_ratio_error(_record(1.0))["fp32"] < 0.02
+    assert thread_ratio_error(_record(1.3))["fp32"] > 0.02
