@@ -117,3 +117,37 @@ def thread_bias(rows: list[dict]) -> dict:
                   "ratio_2t_1t_predicted": round(float(np.median(rp)), 3),
                   "share_2t_faster_measured": round(float(np.mean(rm < 1)), 2), "share_2t_faster_predicted": round(float(np.mean(rp < 1)), 2)}
     return out
+
+
+def main() -> None:
+    """Re-score the choices of a stored estimator_kernels result with the tie rule (no new measurement):
+    writes results/estimator_choice_<stem>.md."""
+    import argparse
+    import json
+    from pathlib import Path
+
+    from edgemap.core.atomic import write_text
+
+    ap = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
+    ap.add_argument("result", help="a benchmarks/results/estimator_kernels*.json with per-pass times (passes_s)")
+    args = ap.parse_args()
+    from edgemap.devices.kernels.device import records_path
+    from edgemap.devices.kernels.store import load_predictor
+    from edgemap.devices.kernels.uncertainty import thread_ratio_error
+
+    margins = thread_ratio_error(load_predictor(records_path("host"))[1])
+    data = json.loads(Path(args.result).read_text())
+    rows = [r for r in data["rows"] if r["family"] != "zoo"]
+    choices = choice_rows(rows, margins)
+    out = Path(__file__).resolve().parent / "results" / f"estimator_choice_{Path(args.result).stem}.md"
+    lines = [f"# Choices of `{Path(args.result).name}` re-scored with the tie rule", "",
+             f"`.venv/bin/python benchmarks/estimator_choice.py {args.result}` - no new measurement: the stored rows of "
+             f"`{data['command']}` (load before {data['evidence_before'].get('load_average')}, after "
+             f"{data['evidence_after'].get('load_average')}); margins from the shipped calibration records: "
+             + ", ".join(f"{p} {100 * v:.1f} %" for p, v in margins.items())]
+    write_text(out, "\n".join(lines + choice_markdown(choices, choice_summary(choices))) + "\n")
+    print(out.read_text())
+
+
+if __name__ == "__main__":
+    main()
