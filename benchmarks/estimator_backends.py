@@ -5,7 +5,7 @@ The predictor is the one `edgemap estimate --backend B` uses: fitted on the reco
 `edgemap devices calibrate-backend B` wrote beside the host profile (sampled one-to-four-node graphs).
 Validation models: `--per-family` networks from each of the 10 families of estimator_families.py, FP32
 and static QDQ INT8 as ONNX, made into what the runtime runs exactly as the calibration made its graphs
-(backend_campaign.runtime_file: OpenVINO reads the ONNX files; LiteRT gets litert-torch .tflite files,
+(edgemap/commands/backend_files.py: OpenVINO reads the ONNX files; LiteRT gets litert-torch .tflite files,
 INT8 by ai-edge-quantizer). Converted files are cached in --work (conversion is slow and not timed), so
 a re-run only measures. Each file is timed through edgemap's session for the backend, all models
 interleaved in bursts, in two passes (A and B: their difference is the run-to-run noise), 1 and 2 threads.
@@ -30,7 +30,8 @@ BURST = 10
 
 def build(backend: str, per_family: int, work: Path) -> dict[tuple[str, str], tuple[Path, Path]]:
     """(network, precision) -> (ONNX file the estimate reads, file the runtime runs); cached in `work`."""
-    from edgemap.devices.kernels.backend_campaign import onnx_pair, runtime_file
+    from edgemap.commands.backend_files import runtime_file
+    from edgemap.devices.kernels.backend_campaign import onnx_pair
     from estimator_families import generate
 
     work.mkdir(parents=True, exist_ok=True)

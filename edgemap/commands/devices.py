@@ -137,6 +137,7 @@ def calibrate(out: Optional[Path], kernels: bool = True, budget: float = 480.0) 
 
 def calibrate_backend_cmd(backend: str, profile: Optional[Path], graphs: int, budget: float, extend: bool = False) -> Path:
     """Write NAME.backends.json.gz beside the host profile (the one `estimate --device host` resolves by default)."""
+    from edgemap.commands.backend_files import campaign_functions
     from edgemap.devices.calibrate import calibrate_backend
     from edgemap.devices.kernels.backends import BACKENDS
     from edgemap.devices.kernels.device import records_path
@@ -150,7 +151,7 @@ def calibrate_backend_cmd(backend: str, profile: Optional[Path], graphs: int, bu
             raise EdgemapError("no host kernel records found: run edgemap devices calibrate-host first")
         profile = found.with_name("host.yaml")
     typer.echo(f"measuring up to {graphs} sampled graphs in {backend} (at most {budget:g} s) ...")
-    path = calibrate_backend(profile, backend, graphs, budget, log=typer.echo, extend=extend)
+    path = calibrate_backend(profile, backend, campaign_functions(backend), graphs, budget, log=typer.echo, extend=extend)
     typer.echo(f"wrote {path}")
     return path
 

@@ -162,12 +162,13 @@ def calibrate_kernels(profile_path: str | Path, budget_s: float = 480.0, threads
     return write_record(kernels_path(profile_path), rec["isa"], rec)
 
 
-def calibrate_backend(profile_path: str | Path, backend: str, graphs: int = 120, budget_s: float = 900.0,
+def calibrate_backend(profile_path: str | Path, backend: str, functions: tuple, graphs: int = 120, budget_s: float = 900.0,
                       threads: tuple[int, ...] = (1, 2), log=print, extend: bool = False) -> Path:  # noqa: ANN001 - print-like
     """Measure `graphs` sampled graphs in `backend` (openvino or litert) here and store the record beside the
     profile (NAME.backends.json.gz), under this CPU's instruction-set tag; needs this CPU's ONNX Runtime kernel
-    records (the features are ONNX Runtime's kernels and their predicted times). With `extend`, the new graphs
-    (none a duplicate) are added to the stored record of the same backend, instruction set and thread counts."""
+    records (the features are ONNX Runtime's kernels and their predicted times). `functions` is (prepare, timer)
+    (edgemap.commands.backend_files.campaign_functions). With `extend`, the new graphs (none a duplicate) are
+    added to the stored record of the same backend, instruction set and thread counts."""
     from datetime import datetime, timezone
 
     import onnxruntime as ort
@@ -194,8 +195,8 @@ def calibrate_backend(profile_path: str | Path, backend: str, graphs: int = 120,
         raise EdgemapError(f"the stored {backend} record was measured at {old['threads']} threads, not {list(threads)}: "
                            "calibrate it afresh (without --extend)")
     known = old["configs"] if old else []
-    rec = run_backend_campaign(backend, graphs, loaded[0], threads=threads, budget_s=budget_s, log=log, known=known,
-                               seed=len(known))
+    rec = run_backend_campaign(backend, graphs, loaded[0], *functions, threads=threads, budget_s=budget_s, log=log,
+                               known=known, seed=len(known))
     if old:
         rec |= {"configs": known + rec["configs"], "graphs": old["graphs"] + rec["graphs"], "refused": old["refused"] + rec["refused"],
                 "elapsed_s": round(old["elapsed_s"] + rec["elapsed_s"], 1), "earlier_runs": old.get("earlier_runs", []) + [

@@ -90,13 +90,15 @@ def test_record_store_keeps_other_backends_and_refuses_a_foreign_file(tmp_path):
 @pytest.fixture(scope="module")
 def user_dir(tmp_path_factory):
     """A user's profile directory: the shipped host profile and kernel records, and OpenVINO measured here
-    on 8 sampled graphs (FP32 and INT8, 1 thread: the suite's time) by calibrate-backend's own function."""
+    on 8 sampled graphs (FP32 and INT8, 1 thread: the suite's time) by calibrate-backend's own functions."""
+    from edgemap.commands.backend_files import campaign_functions
     from edgemap.devices.calibrate import calibrate_backend
 
     d = tmp_path_factory.mktemp("devices")
     for name in ("host.yaml", "host.kernels.json.gz"):
         shutil.copy(os.path.join(SHIPPED, name), d / name)
-    path = calibrate_backend(d / "host.yaml", "openvino", graphs=8, threads=(1,), log=lambda s: None)
+    path = calibrate_backend(d / "host.yaml", "openvino", campaign_functions("openvino"), graphs=8, threads=(1,),
+                             log=lambda s: None)
     assert path == d / "host.backends.json.gz"
     rec = read_backend_records(path)
     (tag, by_backend), = rec.items()
