@@ -168,3 +168,21 @@ def test_thread_ratio_error_is_held_out_and_sees_a_thread_count_the_kernels_do_n
 
     assert thread_ratio_error(_record(1.0))["fp32"] < 0.02
     assert thread_ratio_error(_record(1.3))["fp32"] > 0.02
+
+
+def test_litert_files_are_converted_as_edgemap_converts_and_timed_in_its_session(tmp_path):
+    """One sampled block made into the .tflite files LiteRT runs (FP32, then INT8 from the same FP32 conversion)."""
+    from edgemap.commands.backend_files import runtime_file, time_session
+    from edgemap.devices.kernels import sampler
+    from edgemap.devices.kernels.backend_campaign import onnx_pair
+
+    cfg = {"kind": "conv", "hw": 8, "cin": 8, "cout": 8, "k": 3, "stride": 1, "groups": "dw", "act": "relu6", "bn": False,
+           "res": True, "pool": "none"}
+    pair = onnx_pair(sampler.build(cfg), tmp_path, "g0")
+    fp32 = runtime_file("litert", pair, "fp32", tmp_path)
+    int8 = runtime_file("litert", pair, "int8", tmp_path)
+    assert fp32.suffix == int8.suffix == ".tflite" and fp32 != int8 and int8.stat().st_size > 0
+    for f in (fp32, int8):
+        assert 0 < time_session("litert", f, 1, runs=5, warmup=1) < 0.05
+    with pytest.raises(EdgemapError, match="unknown backend"):
+        runtime_file("tvm", pair, "fp32", tmp_path)
