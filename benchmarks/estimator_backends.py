@@ -149,7 +149,7 @@ def run(backend: str, default_work: str) -> None:
     path = records_path("host")
     ort_loaded = load_predictor(path) if path else None
     tag = backend_isa_tag(backend)
-    b_loaded = load_backend_predictor(backends_path(path), backend, tag) if path else None
+    b_loaded = load_backend_predictor(backends_path(path.with_name("host.yaml")), backend, tag) if path else None
     if ort_loaded is None or b_loaded is None:
         sys.exit(f"no {backend} (or ONNX Runtime kernel) records for this CPU: run edgemap devices calibrate-backend {backend}")
     (ort_pred, _), (bpred, brec) = ort_loaded, b_loaded
