@@ -186,3 +186,16 @@ def test_litert_files_are_converted_as_edgemap_converts_and_timed_in_its_session
         assert 0 < time_session("litert", f, 1, runs=5, warmup=1) < 0.05
     with pytest.raises(EdgemapError, match="unknown backend"):
         runtime_file("tvm", pair, "fp32", tmp_path)
+
+
+def test_openvino_capped_by_onednn_is_filed_under_the_capped_instruction_set(monkeypatch):
+    from edgemap.devices.kernels.backends import backend_isa_tag
+    from edgemap.devices.kernels.store import isa_tag
+
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "avx2")
+    assert backend_isa_tag("openvino") == "avx2" and backend_isa_tag("litert") == isa_tag()
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "SSE41")
+    with pytest.raises(EdgemapError, match="SSE41"):
+        backend_isa_tag("openvino")
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+    assert backend_isa_tag("openvino") == isa_tag()
