@@ -1,8 +1,9 @@
 """Whole-call latency predictors for OpenVINO and LiteRT on this host's CPU (batch 1, FP32 and INT8).
 
 Neither runtime gives per-kernel times this code can use as ONNX Runtime's profiler does (LiteRT's
-Python interpreter has no op profiler; OpenVINO's PERF_COUNT reports the last request only, see
-benchmarks/estimator_openvino.py), so the model is a line over the graph's work per kernel class:
+Python interpreter has no op profiler; OpenVINO's PERF_COUNT, get_profiling_info(), reports the last
+request only, and its layer times summed to 0.6-2.4x the call in a probe of single runs here, so no
+kernel-level fit was built on it), so the model is a line over the graph's work per kernel class:
 
     call = c0 + sum over classes k (a_k * kernels_k + b_k * MACs_k + c_k * bytes_k + d_k * ORT_k)
 
