@@ -13,6 +13,12 @@ spread of its pass times, (max - min) / mean. A choice by the estimate "lies wit
 when its measured latency exceeds the measured best by no more than the larger of the two
 candidates' spreads. The measured choice itself is not stable across passes either: how often
 pass A's choice equals pass B's is the ceiling any estimator can reach on the strict count.
+
+Tie rule (second attempt at the 1-vs-2-thread misses): a candidate whose predicted latency is within the
+predictor's own uncertainty of the best predicted one is tied with it, and ties go, as in the search, to
+the higher accuracy, then to fewer threads (same file, a core left free). The uncertainty is the kernel
+predictor's held-out error on the 2-thread / 1-thread call ratio of the calibration graphs
+(edgemap/devices/kernels/uncertainty.py): it comes from the calibration records, not from these networks.
 """
 
 from __future__ import annotations
@@ -25,6 +31,14 @@ def search_choice(cands: list[dict], key: str) -> dict:
     return min(cands, key=lambda m: (m[key], -m["accuracy"]))
 
 
+def tie_choice(cands: list[dict], margins: dict[str, float]) -> dict:
+    """The search's rule on predictions, with candidates within `margins` (per precision) of the best predicted one
+    counted as tied: ties to the higher accuracy, then fewer threads, then the lower prediction."""
+    best = min(cands, key=lambda m: m["predicted_s"])
+    tied = [c for c in cands if c["predicted_s"] <= best["predicted_s"] * (1 + max(margins[c["precision"]], margins[best["precision"]]))]
+    return min(tied, key=lambda m: (-m["accuracy"], m["threads"], m["predicted_s"]))
+
+
 def spread(r: dict) -> float:
     """(max - min) / mean of a candidate's pass times."""
     p = r["passes_s"]
@@ -35,9 +49,9 @@ def _label(r: dict) -> str:
     return f"{r['precision']}/{r['threads']}t"
 
 
-def choice_rows(rows: list[dict]) -> list[dict]:
-    """For one network per family (names ending in _0) and each scenario: the choice by estimate,
-    by measurement, by each pass alone, the measured gap and whether it lies within the noise."""
+def choice_rows(rows: list[dict], margins: dict[str, float] | None = None) -> list[dict]:
+    """For one network per family (names ending in _0) and each scenario: the choice by estimate (and by the tie
+    rule, with `margins`), by measurement, by each pass alone, the measured gap and whether it lies within the noise."""
     out = []
     for name in sorted({r["model"] for r in rows if r["model"].endswith("_0")}):
         for scen, precs in SCENARIOS.items():
@@ -47,7 +61,10 @@ def choice_rows(rows: list[dict]) -> list[dict]:
             gap = est["measured_s"] / meas["measured_s"] - 1
             noise = max(spread(est), spread(meas))
             a, b = search_choice(cands, "pass_a"), search_choice(cands, "pass_b")
-            out.append({"model": name, "scenario": scen, "by_estimate": _label(est), "by_measurement": _label(meas),
+            tie = tie_choice(cands, margins) if margins else est
+            tie_gap = tie["measured_s"] / meas["measured_s"] - 1
+            out.append({"by_tie_rule": _label(tie), "same_tie": tie is meas,
+                        "within_noise_tie": tie_gap <= max(spread(tie), spread(meas)),"model": name, "scenario": scen, "by_estimate": _label(est), "by_measurement": _label(meas),
                         "same": est is meas, "measured_gap_pct": round(100 * gap, 1), "noise_pct": round(100 * noise, 1),
                         "within_noise": gap <= noise, "pass_a": _label(a), "pass_b": _label(b), "passes_agree": a is b,
                         "predicted_gap_pct": round(100 * (meas["predicted_s"] / est["predicted_s"] - 1), 1)})
@@ -60,7 +77,8 @@ def choice_summary(choices: list[dict]) -> dict:
     for scen in SCENARIOS:
         c = [x for x in choices if x["scenario"] == scen]
         out[scen] = {"n": len(c), "same": sum(x["same"] for x in c), "same_or_within_noise": sum(x["same"] or x["within_noise"] for x in c),
-                     "passes_agree": sum(x["passes_agree"] for x in c)}
+                     "passes_agree": sum(x["passes_agree"] for x in c), "same_tie": sum(x.get("same_tie", False) for x in c),
+                     "same_or_within_noise_tie": sum(x.get("same_tie", False) or x.get("within_noise_tie", False) for x in c)}
     return out
 
 
@@ -68,13 +86,15 @@ def choice_markdown(choices: list[dict], summary: dict) -> list[str]:
     """The choice tables as Markdown lines."""
     lines = ["", "Choice by the search's rule (feasible, lowest latency, ties to accuracy) with estimated vs measured latencies "
              "(noise: the larger (max - min) / mean of the two candidates' pass times):", "",
-             "| scenario | same | same or within noise | pass A's choice = pass B's (ceiling) |", "|---|---|---|---|"]
-    lines += [f"| {s} | {v['same']} of {v['n']} | {v['same_or_within_noise']} of {v['n']} | {v['passes_agree']} of {v['n']} |"
-              for s, v in summary.items()]
-    lines += ["", "| model | scenario | by estimate | by measurement | measured gap | noise | within noise | predicted gap | pass A / pass B |",
-              "|---|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {c['model']} | {c['scenario']} | {c['by_estimate']} | {c['by_measurement']} | {c['measured_gap_pct']} % | "
-              f"{c['noise_pct']} % | {c['within_noise']} | {c['predicted_gap_pct']} % | {c['pass_a']} / {c['pass_b']} |" for c in choices]
+             "| scenario | same | same or within noise | tie rule: same | tie rule: same or within noise | pass A's choice = pass B's (ceiling) |",
+             "|---|---|---|---|---|---|"]
+    lines += [f"| {s} | {v['same']} of {v['n']} | {v['same_or_within_noise']} of {v['n']} | {v.get('same_tie', '-')} of {v['n']} | "
+              f"{v.get('same_or_within_noise_tie', '-')} of {v['n']} | {v['passes_agree']} of {v['n']} |" for s, v in summary.items()]
+    lines += ["", "| model | scenario | by estimate | by tie rule | by measurement | measured gap | noise | within noise | predicted gap | pass A / pass B |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {c['model']} | {c['scenario']} | {c['by_estimate']} | {c.get('by_tie_rule', '-')} | {c['by_measurement']} | "
+              f"{c['measured_gap_pct']} % | {c['noise_pct']} % | {c['within_noise']} | {c['predicted_gap_pct']} % | {c['pass_a']} / {c['pass_b']} |"
+              for c in choices]
     return lines
 
 
@@ -97,3 +117,37 @@ def thread_bias(rows: list[dict]) -> dict:
                   "ratio_2t_1t_predicted": round(float(np.median(rp)), 3),
                   "share_2t_faster_measured": round(float(np.mean(rm < 1)), 2), "share_2t_faster_predicted": round(float(np.mean(rp < 1)), 2)}
     return out
+
+
+def main() -> None:
+    """Re-score the choices of a stored estimator_kernels result with the tie rule (no new measurement):
+    writes results/estimator_choice_<stem>.md."""
+    import argparse
+    import json
+    from pathlib import Path
+
+    from edgemap.core.atomic import write_text
+
+    ap = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
+    ap.add_argument("result", help="a benchmarks/results/estimator_kernels*.json with per-pass times (passes_s)")
+    args = ap.parse_args()
+    from edgemap.devices.kernels.device import records_path
+    from edgemap.devices.kernels.store import load_predictor
+    from edgemap.devices.kernels.uncertainty import thread_ratio_error
+
+    margins = thread_ratio_error(load_predictor(records_path("host"))[1])
+    data = json.loads(Path(args.result).read_text())
+    rows = [r for r in data["rows"] if r["family"] != "zoo"]
+    choices = choice_rows(rows, margins)
+    out = Path(__file__).resolve().parent / "results" / f"estimator_choice_{Path(args.result).stem}.md"
+    lines = [f"# Choices of `{Path(args.result).name}` re-scored with the tie rule", "",
+             f"`.venv/bin/python benchmarks/estimator_choice.py {args.result}` - no new measurement: the stored rows of "
+             f"`{data['command']}` (load before {data['evidence_before'].get('load_average')}, after "
+             f"{data['evidence_after'].get('load_average')}); margins from the shipped calibration records: "
+             + ", ".join(f"{p} {100 * v:.1f} %" for p, v in margins.items())]
+    write_text(out, "\n".join(lines + choice_markdown(choices, choice_summary(choices))) + "\n")
+    print(out.read_text())
+
+
+if __name__ == "__main__":
+    main()

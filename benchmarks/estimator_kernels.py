@@ -140,6 +140,10 @@ def main() -> None:
     if loaded is None:
         sys.exit(f"no kernel records for this CPU ({isa_tag()}): run edgemap devices calibrate-host first")
     pred, rec = loaded
+    from edgemap.devices.kernels.uncertainty import thread_ratio_error
+
+    margins = thread_ratio_error(rec)  # from the calibration records only: the tie rule's margin per precision
+    print(f"tie-rule margins (held-out 2t/1t ratio error on the calibration graphs): {margins}", flush=True)
     before = machine_evidence()
     t0 = time.time()
     with tempfile.TemporaryDirectory() as tmp:
@@ -157,14 +161,15 @@ def main() -> None:
                              "median_s": float(np.mean([m[k]["median"] for m in passes])),
                              "pass_a_s": passes[0][k]["quiet"], "pass_b_s": passes[1][k]["quiet"],
                              "passes_s": [m[k]["quiet"] for m in passes], "warnings": p[k]["warnings"]})
-    result = summarise(rows, rec, before, machine_evidence(), time.time() - t0, args)
+    result = summarise(rows, rec, before, machine_evidence(), time.time() - t0, args, margins)
     stem = "estimator_kernels" + (f"_{args.tag}" if args.tag else "")
     write_result_json(RESULTS / f"{stem}.json", result)
     write_text(RESULTS / f"{stem}.md", markdown(result))
     print(markdown(result))
 
 
-def summarise(rows: list[dict], rec: dict, before: dict, after: dict, elapsed: float, args) -> dict:  # noqa: ANN001
+def summarise(rows: list[dict], rec: dict, before: dict, after: dict, elapsed: float, args,  # noqa: ANN001
+              margins: dict[str, float] | None = None) -> dict:
     """Errors by precision (kernel-level vs measured quiet time, vs median, and the roofline's), noise, choices."""
     zoo = [r for r in rows if r["family"] == "zoo"]
     rows = [r for r in rows if r["family"] != "zoo"]
@@ -181,12 +186,12 @@ def summarise(rows: list[dict], rec: dict, before: dict, after: dict, elapsed: f
                     "by_threads": {t: errors([r for r in sel if r["threads"] == t], "predicted_s", "measured_s") for t in THREADS}}
     fams = sorted({r["family"] for r in rows})
     by_family = {f: errors([r for r in rows if r["family"] == f], "predicted_s", "measured_s") for f in fams}
-    choices = choice_rows(rows)
+    choices = choice_rows(rows, margins)
     return {"command": f"nice -n 5 .venv/bin/python benchmarks/estimator_kernels.py --per-family {args.per_family} --runs {args.runs}"
                        f" --passes {args.passes}"
                        + (" --zoo" if args.zoo else "") + (f" --tag {args.tag}" if args.tag else ""),
             "models": len({r['model'] for r in rows}), "families": fams, "table": table, "by_family": by_family,
-            "choices": choices, "choice_summary": choice_summary(choices), "thread_bias": thread_bias(rows), "elapsed_s": round(elapsed, 1),
+            "choices": choices, "choice_summary": choice_summary(choices), "tie_margins": margins, "thread_bias": thread_bias(rows), "elapsed_s": round(elapsed, 1),
             "calibration": {k: rec[k] for k in ("isa", "date", "elapsed_s", "budget_s", "how")} | {
                 "configurations": len(rec["configs"]), "kernel_samples": len(rec["kernels"]), "cpu": rec["evidence"].get("cpu"),
                 "load_average": rec["evidence"].get("load_average")},
@@ -218,6 +223,10 @@ def markdown(r: dict) -> str:
     lines += ["", "| family | n | median abs err | within 10 % | Spearman |", "|---|---|---|---|---|"]
     lines += [f"| {f} | {e['n']} | {e['median_abs_err_pct']} % | {e['within_10pct']} % | {e['spearman']} |" for f, e in r["by_family"].items()]
     lines += choice_markdown(r["choices"], r["choice_summary"])
+    if r.get("tie_margins"):
+        lines += ["", "Tie-rule margins (the kernel predictor's held-out median error on the 2-thread / 1-thread call ratio of "
+                  "the calibration graphs, edgemap/devices/kernels/uncertainty.py): "
+                  + ", ".join(f"{p} {100 * v:.1f} %" for p, v in r["tie_margins"].items())]
     lines += ["", "Per thread count (signed median error; 2-thread / 1-thread time, median over networks):", "",
               "| precision | signed err 1t | signed err 2t | 2t/1t measured | 2t/1t predicted | 2t faster: measured | predicted |",
               "|---|---|---|---|---|---|---|"]

@@ -92,6 +92,21 @@ def _kernel_rows(table, name: str) -> None:  # noqa: ANN001 - rich Table
         table.add_row(f"kernel records ({tag})", f"{len(rec['kernels'])} kernels from {len(rec['configs'])} sampled graphs",
                       "measured", f"{rec['evidence'].get('cpu')}, onnxruntime {rec['evidence'].get('versions', {}).get('onnxruntime')}, "
                                   f"{rec['date']}, {rec['elapsed_s']} s, {rec['how']} ({path.name})")
+    _backend_rows(table, name)
+
+
+def _backend_rows(table, name: str) -> None:  # noqa: ANN001 - rich Table
+    """One row per (instruction set, backend) with whole-call records (what `estimate --backend` uses)."""
+    from edgemap.devices.catalogue import search_dirs
+    from edgemap.devices.kernels.backends import SUFFIX, read_backend_records
+
+    path = next((d / f"{name}{SUFFIX}" for d in search_dirs() if (d / f"{name}{SUFFIX}").is_file()), None)
+    for tag, by_backend in (read_backend_records(path) if path else {}).items():
+        for backend, rec in by_backend.items():
+            v = rec["evidence"].get("versions", {})
+            table.add_row(f"{backend} records ({tag})", f"{len(rec['configs'])} sampled graphs", "measured",
+                          f"{rec['evidence'].get('cpu')}, {backend} {v.get('ai-edge-litert' if backend == 'litert' else backend)}, "
+                          f"{rec['date']}, {rec['elapsed_s']} s, {rec['how']} ({path.name})")
 
 
 def calibrate(out: Optional[Path], kernels: bool = True, budget: float = 480.0) -> Path:
@@ -120,6 +135,27 @@ def calibrate(out: Optional[Path], kernels: bool = True, budget: float = 480.0) 
     return path
 
 
+def calibrate_backend_cmd(backend: str, profile: Optional[Path], graphs: int, budget: float, extend: bool = False) -> Path:
+    """Write NAME.backends.json.gz beside the host profile (the one `estimate --device host` resolves by default)."""
+    from edgemap.commands.backend_files import campaign_functions
+    from edgemap.devices.calibrate import calibrate_backend
+    from edgemap.devices.kernels.backends import BACKENDS
+    from edgemap.devices.kernels.device import records_path
+    from edgemap.errors import EdgemapError
+
+    if backend not in BACKENDS:
+        raise EdgemapError(f"unknown backend {backend!r} to calibrate; choose from {', '.join(BACKENDS)}")
+    if profile is None:
+        found = records_path("host")
+        if found is None:
+            raise EdgemapError("no host kernel records found: run edgemap devices calibrate-host first")
+        profile = found.with_name("host.yaml")
+    typer.echo(f"measuring up to {graphs} sampled graphs in {backend} (at most {budget:g} s) ...")
+    path = calibrate_backend(profile, backend, campaign_functions(backend), graphs, budget, log=typer.echo, extend=extend)
+    typer.echo(f"wrote {path}")
+    return path
+
+
 def register(app: typer.Typer) -> None:
     """Add the `devices` command group to the CLI."""
     devices = typer.Typer(help="Device profiles: list, show, measure this host.", invoke_without_command=True)
@@ -143,5 +179,16 @@ def register(app: typer.Typer) -> None:
                    budget: float = typer.Option(480.0, help="seconds for the kernel sampling (adaptive rounds included)")) -> None:
         """Measure peak throughput, memory bandwidth and (by default) sampled kernels here; write the host profile."""
         calibrate(out, kernels, budget)
+
+    @devices.command("calibrate-backend")
+    def _calibrate_backend(backend: str = typer.Argument(..., help="openvino or litert"),
+                           profile: Optional[Path] = typer.Option(None, help="host profile whose kernel records to use and "
+                                                                               "beside which to write (default: the host's)"),
+                           graphs: int = typer.Option(120, help="sampled graphs to measure (each FP32 and INT8, 1 and 2 threads)"),
+                           budget: float = typer.Option(900.0, help="stop sampling after this many seconds"),
+                           extend: bool = typer.Option(False, "--extend", help="add the new graphs to the stored record "
+                                                                               "instead of replacing it")) -> None:
+        """Measure sampled graphs in OpenVINO or LiteRT here: the records behind `estimate --backend`."""
+        calibrate_backend_cmd(backend, profile, graphs, budget, extend)
 
     app.add_typer(devices, name="devices")

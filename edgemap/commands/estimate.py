@@ -11,14 +11,17 @@ import typer
 from edgemap.commands.options import DEVICE_OPTION, MODEL_HELP, WEIGHTS_OPTION
 
 
-def measured_latency(model: Path, threads: int, runs: int = 100) -> dict:
-    """Median and spread of ONNX Runtime latency at batch 1 on this host."""
+def measured_latency(model: Path, threads: int, backend: str = "onnxruntime", runs: int = 100) -> dict:
+    """Median and spread of ONNX Runtime's (or OpenVINO's) latency at batch 1 on this host."""
     import numpy as np
 
     from edgemap.runtime.latency import measure_interleaved
     from edgemap.runtime.onnxruntime_backend import OrtSession
+    from edgemap.runtime.registry import load_session
 
-    with OrtSession(model, threads=threads, providers=["CPUExecutionProvider"]) as sess:
+    opened = OrtSession(model, threads=threads, providers=["CPUExecutionProvider"]) if backend == "onnxruntime" \
+        else load_session(backend, model, threads)
+    with opened as sess:
         spec = sess.inputs()[0]
         shape = tuple(1 if d is None else d for d in spec.shape)
         x = np.random.default_rng(0).standard_normal(shape).astype(spec.dtype)
@@ -120,7 +123,10 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
         layers: bool = typer.Option(False, "--layers", help="also show the per-kernel (else per-layer) breakdown; "
                                                             "with --measure, measured beside predicted per kernel"),
-        measure: bool = typer.Option(False, "--measure", help="also measure ONNX Runtime latency here (host profile only)"),
+        measure: bool = typer.Option(False, "--measure", help="also measure the latency here (host profile only; "
+                                                               "ONNX Runtime, or OpenVINO with --backend openvino)"),
+        backend: str = typer.Option("onnxruntime", help="runtime to estimate the latency for: onnxruntime, openvino "
+                                                        "or litert (the last two once calibrated: edgemap devices calibrate-backend)"),
     ) -> None:
         """Estimate latency, peak RAM, flash and energy of an ONNX model on a device, and whether it fits."""
         from edgemap.devices.catalogue import resolve
@@ -135,13 +141,16 @@ def register(app: typer.Typer) -> None:
         tmp = tempfile.TemporaryDirectory(prefix="edgemap-estimate-")
         given = model  # what the run is about: the file the user named, not the temporary export
         model = onnx_of(model, weights, tmp.name)  # a checkpoint, .pt2 or entry point is exported first
-        est = estimate(model, prof, precision=precision, unit=unit, threads=threads, batch=batch)
+        est = estimate(model, prof, precision=precision, unit=unit, threads=threads, batch=batch, backend=backend)
         measured = None
         if measure:
             if prof.name != "host":
                 raise EdgemapError("--measure runs the model here, so it needs --device host")
-            measured = measured_latency(model, est.threads)
-            if layers and est.kernels:
+            if backend == "litert":
+                raise EdgemapError("--measure runs the ONNX model here, and LiteRT runs .tflite files: convert it first "
+                                   "(edgemap convert --to litert) and time that (edgemap bench)")
+            measured = measured_latency(model, est.threads, backend)
+            if layers and est.kernels and backend == "onnxruntime":  # the rows are ONNX Runtime's kernels
                 measure_kernels(model, est.kernels, est.threads)
         _record(est, given if Path(given).exists() else model, measured)
         if as_json:
@@ -152,5 +161,5 @@ def register(app: typer.Typer) -> None:
             return
         print_estimate(est, layers)
         if measured:
-            typer.echo(f"measured latency (ONNX Runtime, here): median {measured['p50_ms']:.3f} ms, "
+            typer.echo(f"measured latency ({'ONNX Runtime' if backend == 'onnxruntime' else backend}, here): median {measured['p50_ms']:.3f} ms, "
                        f"p90 {measured['p90_ms']:.3f} ms over {measured['n']} runs")

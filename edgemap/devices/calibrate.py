@@ -160,3 +160,51 @@ def calibrate_kernels(profile_path: str | Path, budget_s: float = 480.0, threads
     rec |= {"isa": isa_tag(), "date": f"{datetime.now(timezone.utc):%Y-%m-%d}", "level": DEFAULT_LEVEL,
             "evidence": machine_evidence(), "how": "edgemap devices calibrate-host"}
     return write_record(kernels_path(profile_path), rec["isa"], rec)
+
+
+def calibrate_backend(profile_path: str | Path, backend: str, functions: tuple, graphs: int = 120, budget_s: float = 900.0,
+                      threads: tuple[int, ...] = (1, 2), log=print, extend: bool = False) -> Path:  # noqa: ANN001 - print-like
+    """Measure `graphs` sampled graphs in `backend` (openvino or litert) here and store the record beside the
+    profile (NAME.backends.json.gz), under this CPU's instruction-set tag; needs this CPU's ONNX Runtime kernel
+    records (the features are ONNX Runtime's kernels and their predicted times). `functions` is (prepare, timer)
+    (edgemap.commands.backend_files.campaign_functions). With `extend`, the new graphs (none a duplicate) are
+    added to the stored record of the same backend, instruction set and thread counts."""
+    from datetime import datetime, timezone
+
+    import onnxruntime as ort
+
+    from edgemap.core.evidence import machine_evidence
+    from edgemap.devices.kernels.backend_campaign import run_backend_campaign
+    from edgemap.devices.kernels.backends import (BACKENDS, MIN_GRAPHS, backend_isa_tag, backends_path, read_backend_records,
+                                                  write_backend_record)
+    from edgemap.devices.kernels.store import isa_tag, kernels_path, load_predictor
+
+    if backend not in BACKENDS:
+        raise EdgemapError(f"unknown backend {backend!r} to calibrate; choose from {', '.join(BACKENDS)}")
+    if graphs < MIN_GRAPHS:
+        raise EdgemapError(f"--graphs must be at least {MIN_GRAPHS}, got {graphs}")
+    loaded = load_predictor(kernels_path(profile_path))
+    if loaded is None:
+        raise EdgemapError(f"no ONNX Runtime kernel records for this CPU ({isa_tag()}) beside {profile_path}: "
+                           "run edgemap devices calibrate-host first")
+    ort.set_default_logger_severity(3)
+    before = machine_evidence()
+    tag = backend_isa_tag(backend)  # OpenVINO capped by ONEDNN_MAX_CPU_ISA runs (and is filed under) that ISA
+    old = read_backend_records(backends_path(profile_path)).get(tag, {}).get(backend) if extend else None
+    if old is not None and old["threads"] != list(threads):
+        raise EdgemapError(f"the stored {backend} record was measured at {old['threads']} threads, not {list(threads)}: "
+                           "calibrate it afresh (without --extend)")
+    known = old["configs"] if old else []
+    rec = run_backend_campaign(backend, graphs, loaded[0], *functions, threads=threads, budget_s=budget_s, log=log,
+                               known=known, seed=len(known))
+    if old:
+        rec |= {"configs": known + rec["configs"], "graphs": old["graphs"] + rec["graphs"], "refused": old["refused"] + rec["refused"],
+                "elapsed_s": round(old["elapsed_s"] + rec["elapsed_s"], 1), "earlier_runs": old.get("earlier_runs", []) + [
+                    {k: old.get(k) for k in ("date", "elapsed_s")} | {"load_average": old["evidence"].get("load_average")}]}
+    if len(rec["configs"]) < MIN_GRAPHS:
+        raise EdgemapError(f"only {len(rec['configs'])} sampled graphs could be measured in {backend} "
+                           f"({len(rec['refused'])} refused, first: {(rec['refused'] or [{'why': '-'}])[0]['why']})")
+    rec |= {"isa": tag, "cpu_isa": isa_tag(), "date": f"{datetime.now(timezone.utc):%Y-%m-%d}", "evidence_before": before,
+            "evidence": machine_evidence(), "how": f"edgemap devices calibrate-backend {backend}",
+            "ort_records": {k: loaded[1][k] for k in ("date", "elapsed_s")} | {"kernel_samples": len(loaded[1]["kernels"])}}
+    return write_backend_record(backends_path(profile_path), rec["isa"], rec)

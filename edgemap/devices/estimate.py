@@ -16,6 +16,7 @@ from edgemap.devices.profile import DeviceProfile
 from edgemap.errors import EdgemapError
 
 ELEM_BYTES = {"int8": 1, "fp16": 2, "fp32": 4}
+LATENCY_BACKENDS = ("onnxruntime", "openvino", "litert")  # runtimes whose CPU latency estimate() can predict
 # Used when neither the unit nor the host profile has a calibration: plain roofline, 20 us per layer.
 DEFAULT_PARAMS = roofline.Params(conv=0.5, depthwise=0.1, gemm=0.3, memory=1.0, per_layer_s=20e-6,
                                  per_thread_layer_s=0.0, parallel_efficiency=0.8)
@@ -66,6 +67,7 @@ class Estimate:
     notes: list[str] = field(default_factory=list)
     layers: list[LayerEstimate] = field(default_factory=list)
     kernels: list = field(default_factory=list)  # kernels.predict.KernelRow, when the latency is kernel-level
+    backend: str = "onnxruntime"  # the runtime the latency is for
 
     @property
     def fits(self) -> bool:
@@ -83,17 +85,18 @@ class Estimate:
 
 
 def estimate(onnx_path: str | Path, profile: DeviceProfile | str, precision: str | None = None, unit: str | None = None,
-             threads: int | None = None, batch: int = 1, kernel_level: bool = True) -> Estimate:
+             threads: int | None = None, batch: int = 1, kernel_level: bool = True, backend: str = "onnxruntime") -> Estimate:
     """Estimate an ONNX model on a device (a profile, or its name/path); `precision` (fp32/fp16/int8)
-    re-types the graph as if converted. See `estimate_cost` for when the latency is kernel-level."""
+    re-types the graph as if converted; `backend` is the runtime that will run it (onnxruntime, openvino,
+    litert). See `estimate_cost` for when the latency is kernel-level."""
     if not isinstance(profile, DeviceProfile):
         from edgemap.devices.catalogue import resolve
 
         profile = resolve(profile)
-    return estimate_cost(analyse(onnx_path, batch), profile, precision, unit, threads, kernel_level)
+    return estimate_cost(analyse(onnx_path, batch), profile, precision, unit, threads, kernel_level, backend)
 
 
-def _kernel_latency(est: Estimate, cost: GraphCost, profile: DeviceProfile, converted: bool) -> None:
+def _kernel_latency(est: Estimate, cost: GraphCost, profile: DeviceProfile, converted: bool, backend: str) -> None:
     """Replace the roofline latency (and the energy built on it) by the kernel-level one, when there is one."""
     import importlib.util
 
@@ -107,10 +110,12 @@ def _kernel_latency(est: Estimate, cost: GraphCost, profile: DeviceProfile, conv
         return
     from edgemap.devices.kernels.device import kernel_estimate
 
-    ke = kernel_estimate(Path(cost.path), profile, profile.unit(est.unit), est.threads)
+    ke = kernel_estimate(Path(cost.path), profile, profile.unit(est.unit), est.threads, backend)
     if ke is None:
         est.notes.append("latency from the per-layer roofline: no kernel records for this device or the host "
-                         "(edgemap devices calibrate-host)")
+                         "(edgemap devices calibrate-host)" if backend == "onnxruntime" else
+                         f"latency from the per-layer roofline: no {backend} records for this device or the host at this "
+                         f"precision (edgemap devices calibrate-backend {backend})")
         return
     power = est.energy_j.value / est.latency_s.value if est.latency_s.value else 0.0
     est.latency_s = Figure(ke.latency_s, "s", "estimated", ke.how)
@@ -120,13 +125,17 @@ def _kernel_latency(est: Estimate, cost: GraphCost, profile: DeviceProfile, conv
 
 
 def estimate_cost(cost: GraphCost, profile: DeviceProfile, precision: str | None = None, unit: str | None = None,
-                  threads: int | None = None, kernel_level: bool = True) -> Estimate:
+                  threads: int | None = None, kernel_level: bool = True, backend: str = "onnxruntime") -> Estimate:
     """Estimate from an already analysed graph (see `graph.analyse`).
 
     The latency is kernel-level (predicted on ONNX Runtime's optimised graph of the analysed file,
     see devices.kernels) when kernel records exist for the device or the host, the model is
     estimated as stored and at batch 1; otherwise it is the per-layer roofline, and a note says why.
+    For backend openvino or litert it is that runtime's whole-call predictor fed with those kernels
+    (kernels.backends), when it was calibrated (edgemap devices calibrate-backend).
     """
+    if backend not in LATENCY_BACKENDS:
+        raise EdgemapError(f"unknown backend {backend!r} to estimate for; choose from {', '.join(LATENCY_BACKENDS)}")
     converted = precision is not None and precision != cost.precision
     if precision is not None:
         cost = with_precision(cost, precision)
@@ -157,10 +166,10 @@ def estimate_cost(cost: GraphCost, profile: DeviceProfile, precision: str | None
         energy_j=Figure(power * latency, "J", "estimated", f"{power:.2f} W board power (profile) x estimated latency"),
         energy_ops_j=Figure(ops_j, "J", "estimated", f"{energy.HOROWITZ_SOURCE}: MACs + bytes from {where}"),
         layers=[LayerEstimate(l.name, l.op_type, l.kind, l.dtype, l.macs, l.bytes_moved, t, b) for l, t, b in timed],
-        notes=list(cost.warnings))
+        notes=list(cost.warnings), backend=backend)
     _check_fit(est, cost, profile, cu)
     if kernel_level:
-        _kernel_latency(est, cost, profile, converted)
+        _kernel_latency(est, cost, profile, converted, backend)
     return est
 
 

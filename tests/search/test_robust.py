@@ -22,7 +22,7 @@ FP = cand(0.0, "fp32", "none", 1, 90.0, 900, 1.0, "fp.onnx")
 
 
 def job():
-    return SimpleNamespace(ctx={"fp32_onnx": "fp.onnx"}, torch_model=False, model="m.onnx")
+    return SimpleNamespace(ctx=SimpleNamespace(fp32_onnx="fp.onnx"), torch_model=False, model="m.onnx")
 
 
 def result(times):

@@ -8,6 +8,11 @@
   per-core peak ratio (compute-bound) or the bandwidth ratio (memory-bound); labelled
   "scaled from the host".
 Non-CPU units (GPU, NPU, MCU) are left to the roofline: host CPU kernels say little about them.
+
+For backend openvino or litert the latency is that runtime's whole-call predictor (kernels.backends),
+fed with the ONNX Runtime kernels above: on a device with its own backend records (the host's), as
+measured there; on another CPU, the host's backend prediction times the ratio of the device's to the
+host's ONNX Runtime kernel-level latency (the runtime's own fusions on that CPU are not modelled).
 """
 
 from __future__ import annotations
@@ -52,10 +57,13 @@ def _own(name: str) -> tuple | None:
     return load_predictor(path, tag) if tag else None
 
 
-def kernel_estimate(model: str | Path, profile: DeviceProfile, unit: ComputeUnit, threads: int) -> KernelEstimate | None:
-    """Kernel-level latency of `model` on `unit` of `profile`, or None when there are no kernel records to use."""
+def kernel_estimate(model: str | Path, profile: DeviceProfile, unit: ComputeUnit, threads: int,
+                    backend: str = "onnxruntime") -> KernelEstimate | None:
+    """Kernel-level latency of `model` on `unit` of `profile` in `backend`, or None when there are no records to use."""
     if unit.type != "cpu":
         return None
+    if backend != "onnxruntime":
+        return _backend_estimate(model, profile, unit, threads, backend)
     own = _own(profile.name)
     if own is not None:
         pred, rec = own
@@ -117,3 +125,59 @@ def _scaled(model: str | Path, profile: DeviceProfile, unit: ComputeUnit, thread
            f"peak for compute-bound, bandwidth x{1 / bw:.2f} for memory-bound kernels; {PARALLEL:g} speed-up per extra core "
            f"assumed); {profile.name}'s own runtime may fuse differently; no measurement on {profile.name}")
     return KernelEstimate(max(total, 0.0), how, kl.rows, notes)
+
+
+def _backend_records(name: str, backend: str):  # noqa: ANN202 - (BackendPredictor, record) or None
+    """The backend predictor of device `name` (this CPU's ISA for the host), from NAME.backends.json.gz."""
+    from edgemap.devices.kernels.backends import SUFFIX as BSUFFIX, backend_isa_tag, load_backend_predictor, read_backend_records
+
+    path = _beside(name, BSUFFIX)
+    if path is None:
+        return None
+    tag = backend_isa_tag(backend) if name == HOST else next((t for t, r in read_backend_records(path).items() if backend in r), None)
+    return load_backend_predictor(path, backend, tag) if tag else None
+
+
+def _beside(name: str, suffix: str) -> Path | None:
+    """NAME+suffix in the profile directories ($EDGEMAP_DEVICES first, then the shipped ones)."""
+    from edgemap.devices.catalogue import search_dirs
+
+    return next((d / f"{name}{suffix}" for d in search_dirs() if (d / f"{name}{suffix}").is_file()), None)
+
+
+def _backend_estimate(model: str | Path, profile: DeviceProfile, unit: ComputeUnit, threads: int,
+                      backend: str) -> KernelEstimate | None:
+    """OpenVINO / LiteRT latency from the backend's whole-call predictor (see the module note)."""
+    from edgemap.devices.kernels.backends import graph_features, kernel_items
+
+    own_name = profile.name if _backend_records(profile.name, backend) else HOST
+    loaded, ort = _backend_records(own_name, backend), _own(own_name)
+    if loaded is None or ort is None:
+        return None
+    bpred, brec = loaded
+    kl = predict_model(model, ort[0], min(threads, max(ort[1]["threads"])))
+    precs = {r.precision for r in kl.rows}
+    prec = "int8" if "int8" in precs else "fp16" if "fp16" in precs else "fp32"  # fp16: never sampled, so no line
+    t = bpred.threads_for(prec, threads)
+    if t is None:
+        return None
+    if t != kl.threads:
+        kl = predict_model(model, ort[0], t)
+    latency = bpred.predict(graph_features(kernel_items(kl.rows)), prec, t)
+    notes = kl.warnings + ([f"{backend} measured up to {t} thread(s): predicted at {t}, not {threads}"] if t < threads else [])
+    how = (f"{backend} whole-call line over {len(kl.rows)} ONNX Runtime kernels, fitted on {bpred.counts[(prec, t)]} "
+           f"sampled graphs measured in {backend} on {brec['evidence'].get('cpu', own_name)} ({brec['isa']}, "
+           f"{backend} {brec['evidence'].get('versions', {}).get(_DIST.get(backend, backend), '?')}, {brec['date']})")
+    if own_name != profile.name:
+        dev = kernel_estimate(model, profile, unit, threads)
+        host = predict_model(model, ort[0], t).total_s
+        if dev is None or host <= 0:
+            return None
+        latency *= dev.latency_s / host
+        how = f"scaled from the host: {how}, times {profile.name}'s / the host's ONNX Runtime kernel-level latency " \
+              f"({dev.latency_s / host:.2f}); no measurement on {profile.name}"
+        notes += dev.notes
+    return KernelEstimate(latency, how, kl.rows, notes)
+
+
+_DIST = {"litert": "ai-edge-litert", "openvino": "openvino"}
