@@ -79,11 +79,12 @@ def estimation_onnx(ctx: SearchContext, built, c: Candidate) -> Path:  # noqa: A
 
 def device_estimate(ctx: SearchContext, c: Candidate, onnx_path: Path) -> dict:
     """Estimated latency, energy, RAM and flash on the target device, from the candidate's ONNX graph,
-    on the candidate's thread count (the estimator's default, all cores, would make every thread count look alike)."""
+    on the candidate's thread count (the estimator's default, all cores, would make every thread count look alike)
+    and for the candidate's runtime (OpenVINO and LiteRT have their own predictors where calibrated)."""
     from edgemap.devices.catalogue import resolve
     from edgemap.devices.estimate import estimate
 
-    return estimate(onnx_path, resolve(ctx.device), threads=c.threads).to_dict()
+    return estimate(onnx_path, resolve(ctx.device), threads=c.threads, backend=c.backend).to_dict()
 
 
 def evaluate_one(ctx: SearchContext, c: Candidate) -> TrialMetrics:
