@@ -109,7 +109,7 @@ def split_export(tmp_path_factory) -> dict:  # noqa: ANN001
     src = resolve_source(str(chain_model(root / "chain.onnx")), "unit,channels=gray", root / "work")
     images = tiny_images()
     cuts, parts = write_parts(src, root / "work")
-    prof = profile_split(src, images, "host", "host", root / "work", qualities=(50, 90), threads=1)
+    prof = profile_split(src, images, "host", "host", root / "work", qualities=(50, 90), threads=1, codec_samples=4)
     bundles = export_bundles(src, cuts, parts, images.images, prof, root / "bundles")
     return {"root": root, "src": src, "cuts": cuts, "profile": prof, "images": images, **bundles}
 
