@@ -4,12 +4,20 @@ loopback through an emulated link (edgemap.split.shaping) at bandwidths x RTTs.
     EDGEMAP_CIFAR10=/work/shared/data/cifar10 nice -n 5 .venv/bin/python benchmarks/split_bench.py
     # writes benchmarks/results/split_bench.{json,md}
 
-Per model and (bandwidth, RTT) case the planner predicts every option; the candidates (its best K, all on
-the device, the best all-on-server and the best split under the accuracy budget) are then each run for
-real REQUESTS times; the measured fastest is compared with the planner's choice, and every measured option's
+    # one model per run (each <= ~15 min), then one merged record:
+    flock /work/notes/s2/bench.lock nice -n 5 .venv/bin/python benchmarks/split_bench.py --models resnet9s --out split_bench_resnet9s
+    ... --models user / user99 / branch --out split_bench_<model>
+    .venv/bin/python benchmarks/split_bench_summary.py split_bench_resnet9s split_bench_user split_bench_user99 split_bench_branch
+
+Models: resnet9s (shipped, residual), user (a plain 96x96 CNN given as .onnx, split_user_model.py) under the
+top-1 budget, user99 (the same under >= 99 % agreement with the whole model), branch (Inception/DenseNet-style
+blocks that fork and concatenate, split_branch_model.py). Per model and (bandwidth, RTT) case the planner
+predicts every option, and every feasible option is run for real (race(): one screening request each, then
+the finalists 8 more); the measured fastest is compared with the planner's choice, and every measured option's
 predicted latency with its measurement (beside a FLOPs-proportional baseline). Activation bytes are the
-HTTP request bodies the client sent (and the link's byte counter, framing included). Then the adaptivity
-step: 100 -> 5 -> 100 Mbps during one run with --adaptive logic, no fallback (a failure would be counted).
+HTTP request bodies the client sent (and the link's byte counter, framing included). Then (resnet9s) the
+adaptivity step: 100 -> 5 -> 100 Mbps during one run with --adaptive logic, no fallback (a failure would be
+counted), once on a clean link and once with jitter and loss.
 
 The device is emulated: the head runs here at full speed, then the client waits (k - 1) x its profiled
 median, so the device is k times slower than this host (k set per model so the whole model takes
@@ -34,9 +42,12 @@ DEVICE_MS = 100.0       # emulated device: whole model this long (k = DEVICE_MS 
 ADAPT_DEVICE_MS = 10.0  # adaptivity run: a device for which 100 Mbps and 5 Mbps (RTT 5 ms) plan differently
 MAX_DROP = 0.5          # accuracy budget, top-1 points (INT8 activations and lossy inputs must fit it)
 MIN_AGREEMENT = 99.0    # second budget, user model: % of images answered as the whole model would (fidelity)
-TOP_K = 4               # planner's best K options measured per case (plus device, best server, best split)
-REQUESTS = 9            # timed requests per measured option (median, interleaved), after one warm-up each
+SCREEN = 1              # requests per option per case for every feasible option (interleaved)
+FINAL = 8               # more requests for each finalist (median of 1 + FINAL), interleaved
+FINAL_WITHIN = 1.25     # finalists: screened within this factor of the fastest screened (+ the planner's choice
+                        # and the fastest screened device / input / split option)
 ADAPT_PHASE = 15        # requests per bandwidth phase in the adaptivity run
+ADAPT_JITTER = (2.0, 0.01)  # second adaptivity run: +-2 ms per chunk each way, 1 % of chunks lost (resent after 200 ms)
 LIMIT = 1000            # evaluation images (the first 1,000 CIFAR-10 test images are the exact ones)
 THREADS = 1             # ONNX Runtime threads on both sides: 2 shared cores
 WORK = Path("runs/split_bench")
@@ -78,78 +89,128 @@ def start_server(bundle: Path, port: int) -> subprocess.Popen:
     raise SystemExit("server did not start")
 
 
+def _one(client, link, image, choice) -> dict | None:  # noqa: ANN001
+    """One timed request: its total and parts (ms), body and wire bytes; None when it failed."""
+    up0 = link.bytes["up"]
+    try:
+        r = client.run(image, choice)
+    except Exception:  # noqa: BLE001 - counted, not fatal: the benchmark reports failed requests
+        return None
+    return {"total": r.total_ms, "device": r.device_ms, "encode": r.encode_ms, "network": r.network_ms,
+            "server": r.server_ms, "body": r.bytes_up, "wire": link.bytes["up"] - up0}
+
+
+def summarize_runs(runs: list) -> dict:
+    """Median total ms, the timed totals, mean body and wire bytes, median parts, failed requests."""
+    ok = [r for r in runs if r is not None]
+    med = (lambda k: statistics.median(r[k] for r in ok)) if ok else (lambda k: None)
+    return {"median_ms": med("total"), "runs_ms": [round(r["total"], 3) for r in ok],
+            "body_bytes": statistics.mean(r["body"] for r in ok) if ok else None,
+            "wire_bytes_up": statistics.mean(r["wire"] for r in ok) if ok else None,
+            "parts_ms": {k: med(k) for k in ("device", "encode", "network", "server")}, "failures": len(runs) - len(ok)}
+
+
 def measure(client, link, image_iter, choices: list, n: int) -> list[dict]:  # noqa: ANN001
     """n timed requests of each option, interleaved round by round (machine drift spreads evenly), after one
-    warm-up each: median total ms, body bytes and wire bytes (framing included) per request."""
+    warm-up each."""
     for c in choices:
         client.run(next(image_iter), c)
-    totals = [[] for _ in choices]
-    bodies = [[] for _ in choices]
-    wire = [0 for _ in choices]
-    failures = [0 for _ in choices]
+    runs: list[list] = [[] for _ in choices]
     for _ in range(n):
         for j, c in enumerate(choices):
-            up0 = link.bytes["up"]
-            try:
-                r = client.run(next(image_iter), c)
-            except Exception:  # noqa: BLE001 - counted, not fatal: the benchmark reports failed requests
-                failures[j] += 1
-                continue
-            wire[j] += link.bytes["up"] - up0
-            totals[j].append(r.total_ms)
-            bodies[j].append(r.bytes_up)
-    return [{"median_ms": statistics.median(t) if t else None, "runs_ms": [round(v, 3) for v in t],
-             "body_bytes": statistics.mean(b) if b else None, "wire_bytes_up": w / max(len(t), 1), "failures": f}
-            for t, b, w, f in zip(totals, bodies, wire, failures)]
+            runs[j].append(_one(client, link, next(image_iter), c))
+    return [summarize_runs(r) for r in runs]
 
 
-def candidates(opts: list, best, k: int) -> list:  # noqa: ANN001 - planner Options
-    """The planner's best k feasible options, all on the device, the best all-on-server and the best split."""
-    feasible = sorted((o for o in opts if o.feasible), key=lambda o: o.latency_ms)
-    picks = feasible[:k] + [o for o in feasible if o.point == "device"][:1]
-    picks += [o for o in feasible if o.point == "input"][:1] + [o for o in feasible if o.point.startswith("c")][:1]
-    out, seen = [], set()
-    for o in [best] + picks:
-        if o.label not in seen:
-            seen.add(o.label)
-            out.append(o)
-    return out
+def race(client, link, image_iter, opts: list, best) -> dict:  # noqa: ANN001 - planner Options
+    """Every feasible option run for real: SCREEN request(s) each, interleaved; then the finalists - every option
+    screened within FINAL_WITHIN x the fastest screened, the planner's choice, and the fastest screened
+    all-on-device, all-on-server and split option - FINAL more requests each, interleaved. A request is never
+    faster than its link (RTT + bytes / bandwidth) and its emulated device pad, only slower (load adds), so an
+    option screened at > FINAL_WITHIN x the fastest is not the fastest; the finalists decide on 1 + FINAL requests."""
+    from edgemap.split.client import Choice
+
+    choices = {o.label: Choice(o.point, o.encoding, o.quality) for o in opts if o.feasible}
+    runs: dict[str, list] = {label: [] for label in choices}
+    for _ in range(SCREEN):
+        for label, c in choices.items():
+            runs[label].append(_one(client, link, next(image_iter), c))
+    screen = {k: min((r["total"] for r in v if r), default=float("inf")) for k, v in runs.items()}
+    final = {k for k, t in screen.items() if t <= FINAL_WITHIN * min(screen.values())} | {best.label}
+    for kind in ("device", "input", "c"):
+        of_kind = [k for k in screen if choices[k].point.startswith(kind)]
+        if of_kind:
+            final.add(min(of_kind, key=screen.get))
+    order = [k for k in choices if k in final]
+    for _ in range(FINAL):
+        for label in order:
+            runs[label].append(_one(client, link, next(image_iter), choices[label]))
+    return {k: {**summarize_runs(v), "finalist": k in final} for k, v in runs.items()}
+
+
+def warm_up(client, image_iter, opts: list) -> None:  # noqa: ANN001
+    """Every option once on the fast link (first JPEG/WebP encode loads the codec, a session's first runs are slow)."""
+    from edgemap.split.client import Choice
+
+    for o in opts:
+        client.run(next(image_iter), Choice(o.point, o.encoding, o.quality))
 
 
 def run_grid(name: str, prof: dict, bundles: dict, data, overhead_ms: float, k_slow: float, port: int,  # noqa: ANN001
              min_agreement: float | None = None) -> list[dict]:
-    """Every (bandwidth, RTT) case of one model: predicted options, measured candidates, choice vs fastest."""
+    """Every (bandwidth, RTT) case of one model: predicted options, every feasible option measured (race), choice
+    vs measured fastest (among the finalists)."""
     import itertools
 
-    from edgemap.split.client import Choice, SplitClient
+    from edgemap.split.client import SplitClient
     from edgemap.split.planner import Network, emulated_device, flops_baseline, plan
     from edgemap.split.shaping import ShapedLink
 
     dev_prof = emulated_device(prof, k_slow)
+    codec_ms = codec_times(dev_prof)
     images = itertools.cycle(list(data.images[:200]))
     rows = []
     with ShapedLink("127.0.0.1", port, 1000, 0) as link:
         client = SplitClient(bundles["edge"], f"http://127.0.0.1:{link.port}", timeout_s=30, threads=THREADS,
                              device_slowdown=k_slow)
+        warm_up(client, images, plan(dev_prof, Network(1000, 0, overhead_ms))[0])
         for rtt in RTTS:
             for bw in BANDWIDTHS:
                 link.set(bw, rtt)
                 net = Network(bw, rtt, overhead_ms)
                 opts, best = plan(dev_prof, net, "latency", MAX_DROP, min_agreement=min_agreement)
                 base = flops_baseline(dev_prof, net)
-                cands = candidates(opts, best, TOP_K)
-                results = measure(client, link, images, [Choice(o.point, o.encoding, o.quality) for o in cands], REQUESTS)
-                measured = {o.label: {"predicted_ms": o.latency_ms, "flops_baseline_ms": base[o.label],
-                                      "bytes_predicted": o.bytes_up, **m} for o, m in zip(cands, results)}
-                ok = {k: v for k, v in measured.items() if v["median_ms"] is not None}
-                fastest = min(ok, key=lambda k: ok[k]["median_ms"])
-                rows.append({"model": name, "bandwidth_mbps": bw, "rtt_ms": rtt, "choice": best.label, "fastest": fastest,
-                             "choice_ms": ok.get(best.label, {}).get("median_ms"), "fastest_ms": ok[fastest]["median_ms"],
-                             "measured": measured})
-                print(f"{name} {bw:>5g} Mbps {rtt:>4g} ms: plan {best.label:<16} measured fastest {fastest:<16} "
-                      f"{ok.get(best.label, {}).get('median_ms', float('nan')):.2f} vs {ok[fastest]['median_ms']:.2f} ms", flush=True)
+                by_label = {o.label: o for o in opts}
+                measured = {k: {"predicted_ms": by_label[k].latency_ms, "flops_baseline_ms": base[k],
+                                "predicted_parts_ms": {"device": by_label[k].device_ms, "encode": codec_ms[k][0],
+                                                       "decode": codec_ms[k][1], "network": by_label[k].network_ms,
+                                                       "server": by_label[k].server_ms},
+                                "bytes_predicted": by_label[k].bytes_up, **m}
+                            for k, m in race(client, link, images, opts, best).items()}
+                rows.append(case_row(name, bw, rtt, best.label, measured))
+                r = rows[-1]
+                print(f"{name} {bw:>5g} Mbps {rtt:>4g} ms: plan {best.label:<16} measured fastest {r['fastest']:<16} "
+                      f"{r['choice_ms'] or float('nan'):.2f} vs {r['fastest_ms']:.2f} ms ({len(measured)} options)", flush=True)
         client.close()
     return rows
+
+
+def codec_times(prof: dict) -> dict[str, tuple[float, float]]:
+    """Per option label: the profile's encode and decode ms (what the planner adds as codec time)."""
+    out = {"device": (0.0, 0.0)}
+    for row in prof["inputs"]:
+        out[f"input/{row['encoding']}" + (f"-q{row['quality']}" if row["quality"] else "")] = (row["encode_ms"], row["decode_ms"])
+    for cut in prof["cuts"]:
+        out.update({f"{cut['name']}/{e}": (v["encode_ms"], v["decode_ms"]) for e, v in cut["encodings"].items()})
+    return out
+
+
+def case_row(name: str, bw: float, rtt: float, choice: str, measured: dict) -> dict:
+    """One case's record: the measured fastest among the finalists (each timed 1 + FINAL times)."""
+    ok = {k: v for k, v in measured.items() if v["median_ms"] is not None and v["finalist"]}
+    fastest = min(ok, key=lambda k: ok[k]["median_ms"])
+    return {"model": name, "bandwidth_mbps": bw, "rtt_ms": rtt, "choice": choice, "fastest": fastest,
+            "choice_ms": ok.get(choice, {}).get("median_ms"), "fastest_ms": ok[fastest]["median_ms"], "measured": measured}
 
 
 CALIBRATION_LINK = (20.0, 5.0)  # Mbps, RTT ms: the fixed per-request cost is measured through a shaped link
@@ -185,8 +246,10 @@ def http_overhead(bundles: dict, prof: dict, image, port: int, n: int = 45) -> f
     return min(statistics.median(rest[i:i + k]) for i in range(0, 3 * k, k))
 
 
-def adaptivity(prof: dict, bundles: dict, data, overhead_ms: float, port: int) -> dict:  # noqa: ANN001
-    """One adaptive run across a 100 -> 5 -> 100 Mbps step at RTT 5 ms: choices, failures, requests to switch."""
+def adaptivity(prof: dict, bundles: dict, data, overhead_ms: float, port: int, jitter_ms: float = 0.0,  # noqa: ANN001
+               loss: float = 0.0) -> dict:
+    """One adaptive run across a 100 -> 5 -> 100 Mbps step at RTT 5 ms (with jitter and loss when given): choices,
+    failures, requests to switch."""
     from edgemap.split.adaptive import AdaptiveRunner
     from edgemap.split.client import SplitClient
     from edgemap.split.planner import Network, emulated_device, plan
@@ -196,7 +259,7 @@ def adaptivity(prof: dict, bundles: dict, data, overhead_ms: float, port: int) -
     dev_prof = emulated_device(prof, k)
     expected = {bw: plan(dev_prof, Network(bw, 5, overhead_ms), "latency", MAX_DROP)[1].label for bw in (100, 5)}
     log, failures = [], 0
-    with ShapedLink("127.0.0.1", port, 100, 5) as link:
+    with ShapedLink("127.0.0.1", port, 100, 5, jitter_ms=jitter_ms, loss=loss) as link:
         client = SplitClient(bundles["edge"], f"http://127.0.0.1:{link.port}", timeout_s=10, threads=THREADS,
                              device_slowdown=k)
         client.profile = dev_prof
@@ -213,6 +276,7 @@ def adaptivity(prof: dict, bundles: dict, data, overhead_ms: float, port: int) -
                 failures += 1
                 log.append({"i": i, "link_mbps": bw, "error": str(exc)})
         client.close()
+        lost = dict(link.lost)
 
     def settle(start: int, want: str) -> int | None:
         for j in range(start, start + ADAPT_PHASE):
@@ -220,7 +284,8 @@ def adaptivity(prof: dict, bundles: dict, data, overhead_ms: float, port: int) -
                 return j - start + 1
         return None
 
-    return {"device_ms": ADAPT_DEVICE_MS, "slowdown": k, "expected_choice": expected, "failures": failures,
+    return {"device_ms": ADAPT_DEVICE_MS, "slowdown": k, "jitter_ms": jitter_ms, "loss": loss, "lost_chunks": lost,
+            "expected_choice": expected, "failures": failures,
             "requests_to_switch": {"100->5": settle(ADAPT_PHASE, expected[5]), "5->100": settle(2 * ADAPT_PHASE, expected[100])},
             "log": log}
 
@@ -250,64 +315,34 @@ def wire_bytes(prof: dict, bundles: dict, data, port: int) -> list[dict]:  # noq
     return rows
 
 
-def _tie(r: dict) -> bool:
-    """The choice's measured median lies within the measured fastest's spread (at or below the upper quartile of
-    its timed requests): the two cannot be told apart on this machine with this many requests."""
-    runs = r["measured"][r["fastest"]]["runs_ms"]
-    return r["choice_ms"] is not None and len(runs) >= 4 and r["choice_ms"] <= statistics.quantiles(runs, n=4)[2]
+def model_data(name: str, cifar):  # noqa: ANN001, ANN201 - ImageSet -> (model, preprocess, ImageSet, min agreement)
+    """What a --models name stands for: the model (zoo name or .onnx), its --preprocess, its evaluation images, and
+    the agreement budget of its grid (None: the top-1 budget alone)."""
+    if name == "resnet9s":
+        return "resnet9s", None, cifar, None
+    if name in ("user", "user99"):
+        from split_user_model import eval_images, user_model
 
+        (model, pre), data = user_model(WORK), eval_images(cifar)
+        return model, pre, data, (MIN_AGREEMENT if name == "user99" else None)
+    if name == "branch":
+        from split_branch_model import branch_model
 
-def summarize(rows: list[dict]) -> dict:
-    """The claims of the issue over all cases of all models."""
-    n = len(rows)
-    same = sum(r["choice"] == r["fastest"] for r in rows)
-    within = [r for r in rows if r["choice_ms"] is not None and r["choice_ms"] <= 1.10 * r["fastest_ms"]]
-    worse_than_baselines = []
-    errs, base_errs = [], []
-    for r in rows:
-        m = r["measured"]
-        ends = [v["median_ms"] for k, v in m.items() if (k == "device" or k.startswith("input/")) and v["median_ms"]]
-        if r["choice_ms"] is not None and ends and r["choice_ms"] > 1.05 * min(ends):
-            worse_than_baselines.append(f"{r['model']} {r['bandwidth_mbps']} Mbps {r['rtt_ms']} ms")
-        for v in m.values():
-            if v["median_ms"]:
-                errs.append(abs(v["predicted_ms"] - v["median_ms"]) / v["median_ms"])
-                base_errs.append(abs(v["flops_baseline_ms"] - v["median_ms"]) / v["median_ms"])
-    ties = [r for r in rows if r["choice"] != r["fastest"] and _tie(r)]
-    return {"cases": n, "choice_is_measured_fastest": same / n, "choice_within_10pct": len(within) / n,
-            "choice_is_fastest_or_tie": (same + len(ties)) / n,
-            "ties": [f"{r['model']} {r['bandwidth_mbps']} Mbps {r['rtt_ms']} ms: {r['choice']} vs {r['fastest']}" for r in ties],
-            "cases_choice_slower_than_best_end_by_5pct": worse_than_baselines,
-            "measured_options": len(errs), "prediction_mean_abs_error": statistics.mean(errs),
-            "prediction_median_abs_error": statistics.median(errs),
-            "flops_baseline_mean_abs_error": statistics.mean(base_errs)}
-
-
-def split_vs_input(rows: list[dict]) -> list[dict]:
-    """Per case: the best measured split option vs the best measured all-on-server (input) option, same budget."""
-    out = []
-    for r in rows:
-        m = {k: v for k, v in r["measured"].items() if v["median_ms"]}
-        splits = {k: v["median_ms"] for k, v in m.items() if k.startswith("c")}
-        inputs = {k: v["median_ms"] for k, v in m.items() if k.startswith("input/")}
-        if splits and inputs:
-            s, i = min(splits, key=splits.get), min(inputs, key=inputs.get)
-            out.append({"model": r["model"], "bandwidth_mbps": r["bandwidth_mbps"], "rtt_ms": r["rtt_ms"], "split": s,
-                        "split_ms": splits[s], "input": i, "input_ms": inputs[i], "split_wins": splits[s] < inputs[i]})
-    return out
+        return (*branch_model(WORK), cifar, None)
+    raise SystemExit(f"unknown model {name!r}: resnet9s, user, user99, branch")
 
 
 def main() -> None:
     global BANDWIDTHS, RTTS  # noqa: PLW0603 - the grid is the settings block's, narrowed from the command line
     from compress_common import write_result_json  # the JSON is an export of the results store
     from split_bench_report import markdown
+    from split_bench_summary import complete
     from edgemap.core.atomic import write_text
     from edgemap.core.evidence import machine_evidence
     from edgemap.data.resolve import load_eval_data
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", default="resnet9s,user", help="resnet9s (shipped, residual) and/or user (plain CNN .onnx, "
-                                                                  "96x96 input, benchmarks/split_user_model.py)")
+    ap.add_argument("--models", default="resnet9s", help="comma-separated: resnet9s, user, user99, branch (see above)")
     ap.add_argument("--limit", type=int, default=LIMIT)
     ap.add_argument("--port", type=int, default=8731)
     ap.add_argument("--out", default="split_bench")
@@ -319,38 +354,34 @@ def main() -> None:
     RTTS = tuple(float(v) for v in args.rtts.split(","))
     cifar = load_eval_data(None).subset(slice(0, args.limit))
     rec = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "command": " ".join(["python"] + sys.argv),
-           "settings": {"bandwidths": BANDWIDTHS, "rtts": RTTS, "device_ms": DEVICE_MS, "max_drop": MAX_DROP, "top_k": TOP_K,
-                        "requests": REQUESTS, "threads": THREADS}, "data": cifar.source, "cases": [], "bytes": {}, "profiles": {}}
+           "settings": {"bandwidths": BANDWIDTHS, "rtts": RTTS, "device_ms": DEVICE_MS, "max_drop": MAX_DROP, "screen": SCREEN,
+                        "final": FINAL, "final_within": FINAL_WITHIN, "threads": THREADS},
+           "data": cifar.source, "cases": [], "bytes": {}, "profiles": {}, "overhead_ms": {}}
     for i, name in enumerate(args.models.split(",")):
-        if name == "resnet9s":
-            model, pre, data = "resnet9s", None, cifar
-        else:
-            from split_user_model import eval_images, user_model
-
-            (model, pre), data = user_model(WORK), eval_images(cifar)
+        model, pre, data, min_agreement = model_data(name, cifar)
         src, prof, bundles = prepare(model, pre, data, WORK)
+        label = name if min_agreement is None else f"{name} (agreement >= {min_agreement:g} %)"
         port = args.port + i
         server = start_server(bundles["server"], port)
         try:
-            rec.setdefault("overhead_ms", {})[name] = overhead = http_overhead(bundles, prof, data.images[0], port)
+            rec["overhead_ms"][label] = overhead = http_overhead(bundles, prof, data.images[0], port)
             k = DEVICE_MS / prof["whole"]["device"]["ms"]
-            rec["profiles"][name] = {"slowdown": k, "whole": prof["whole"], "inputs": prof["inputs"], "evidence": prof["evidence"]}
-            rec["bytes"][name] = wire_bytes(prof, bundles, data, port)
-            rec["cases"] += run_grid(name, prof, bundles, data, overhead, k, port)
-            if name == "user":  # lossy inputs fit the top-1 budget here; a fidelity budget leaves them out
-                rec["cases"] += run_grid(f"user, agreement >= {MIN_AGREEMENT:g} %", prof, bundles, data, overhead, k, port,
-                                         MIN_AGREEMENT)
+            rec["profiles"][label] = {"slowdown": k, "whole": prof["whole"], "inputs": prof["inputs"],
+                                      "cuts": len(prof["cuts"]), "evidence": prof["evidence"]}
+            if min_agreement is None:
+                rec["bytes"][name] = wire_bytes(prof, bundles, data, port)
+            rec["cases"] += run_grid(label, prof, bundles, data, overhead, k, port, min_agreement)
             if name == "resnet9s" and not args.no_adaptivity:
                 rec["adaptivity"] = adaptivity(prof, bundles, data, overhead, port)
+                rec["adaptivity_jitter"] = adaptivity(prof, bundles, data, overhead, port, *ADAPT_JITTER)
         finally:
             server.terminate()
             server.wait(timeout=30)
-    rec["summary"] = summarize(rec["cases"])
-    rec["split_vs_input"] = split_vs_input(rec["cases"])
     rec["evidence"] = machine_evidence(THREADS)
+    complete(rec)
     RESULTS.mkdir(parents=True, exist_ok=True)
     write_result_json(RESULTS / f"{args.out}.json", rec)
-    write_text(RESULTS / f"{args.out}.md", markdown(rec, THREADS, REQUESTS))
+    write_text(RESULTS / f"{args.out}.md", markdown(rec))
     print(json.dumps(rec["summary"], indent=1))
 
 

@@ -3,28 +3,47 @@
 from __future__ import annotations
 
 
-def markdown(rec: dict, threads: int, requests: int) -> str:
-    """The tables of split_bench's JSON, for people (threads, requests: the run's ORT threads per side and timed
-    requests per option)."""
-    s = rec["summary"]
-    lines = [f"# split_bench ({rec['date']})", "", f"`{rec['command']}`", "",
-             f"Evidence: {rec['evidence']['cpu']}, flags {rec['evidence']['cpu_flags']}, load average "
-             f"{rec['evidence'].get('load_average')} at the end (other helpers share the 2 cores: timings are noisy), "
-             f"ORT threads {threads} per side, {requests} timed requests per option (median). HTTP overhead measured "
-             f"{rec['overhead_ms']} ms. Device emulated as this host slowed down (see the script's docstring).", "",
-             "## Planner vs measured", "",
-             f"- cases: {s['cases']}; planner's choice is the measured fastest in {s['choice_is_measured_fastest']:.1%}, "
-             f"within 10 % of it in {s['choice_within_10pct']:.1%}; fastest or a tie (the choice's median within the "
-             f"fastest's upper quartile) in {s['choice_is_fastest_or_tie']:.1%}; ties: {s['ties'] or 'none'}",
+def _evidence(ev: dict) -> str:
+    return (f"{ev['cpu']}, flags {ev['cpu_flags']}, load average {ev.get('load_average')} at the end, "
+            f"ORT {ev.get('versions', {}).get('onnxruntime', '?')}")
+
+
+def markdown(rec: dict) -> str:
+    """The tables of split_bench's JSON (one run's or several merged by split_bench_summary), for people."""
+    s, st = rec["summary"], rec["settings"]
+    runs = rec.get("runs") or [{"command": rec["command"], "date": rec["date"], "evidence": rec["evidence"]}]
+    every = s["every_option_errors"]
+    lines = [f"# split_bench ({rec['date']})", "", f"`{rec['command']}`", "", "Runs (other helpers share the 2 cores: "
+             "timings are noisy):", ""] + [f"- `{r['command']}` ({r['date']}): {_evidence(r['evidence'])}" for r in runs] + [
+             "", f"ORT threads {st['threads']} per side. Every feasible option of every case run for real: {st['screen']} "
+             f"screening request(s) each, then the finalists (screened within {st['final_within']:g}x the fastest, the "
+             f"planner's choice, the fastest screened device / input / split option) {st['final']} more, median of all. "
+             f"HTTP overhead measured {rec['overhead_ms']} ms. Device emulated as this host slowed down (see the "
+             f"script's docstring).", "", "## Planner vs measured", "",
+             f"- cases: {s['cases']}; options run: {s['options_run']} ({s['requests']} timed requests); planner's choice is "
+             f"the measured fastest in {s['choice_is_measured_fastest']:.1%}, within 10 % of it in "
+             f"{s['choice_within_10pct']:.1%}; fastest or a tie (the choice's median within the fastest's upper quartile) "
+             f"in {s['choice_is_fastest_or_tie']:.1%}",
+             f"- ties: {s['ties'] or 'none'}", f"- misses (not a tie): {s['misses'] or 'none'}",
              f"- choice slower than the better of all-on-device / all-on-server by > 5 %: "
              f"{s['cases_choice_slower_than_best_end_by_5pct'] or 'never'}",
-             f"- predicted vs measured latency over {s['measured_options']} measured options: mean |error| "
+             f"- predicted vs measured latency over {s['measured_options']} finalists: mean |error| "
              f"{s['prediction_mean_abs_error']:.1%} (median {s['prediction_median_abs_error']:.1%}); FLOPs-proportional "
-             f"baseline {s['flops_baseline_mean_abs_error']:.1%}", "",
-             "| model | Mbps | RTT ms | plan | measured fastest | plan ms | fastest ms |", "|---|---|---|---|---|---|---|"]
+             f"baseline {s['flops_baseline_mean_abs_error']:.1%}; over all {every['options']} options run (most timed "
+             f"once): {every['mean_abs_error']:.1%} (median {every['median_abs_error']:.1%}), baseline "
+             f"{every['flops_baseline_mean_abs_error']:.1%}", "",
+             "| model | Mbps | RTT ms | plan | measured fastest | plan ms | fastest ms | options run |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in rec["cases"]:
-        lines.append(f"| {r['model']} | {r['bandwidth_mbps']} | {r['rtt_ms']} | {r['choice']} | {r['fastest']} | "
-                     f"{r['choice_ms'] or float('nan'):.2f} | {r['fastest_ms']:.2f} |")
+        lines.append(f"| {r['model']} | {r['bandwidth_mbps']:g} | {r['rtt_ms']:g} | {r['choice']} | {r['fastest']} | "
+                     f"{r['choice_ms'] or float('nan'):.2f} | {r['fastest_ms']:.2f} | {len(r['measured'])} |")
+    lines += ["", "## Where the time goes: measured - predicted ms per encoding (finalists, mean)", "",
+              "Parts: the client's encode (vs the profile's encode median), the server's time (decode + compute, vs "
+              "the profile's decode + tail median), the network (the rest, vs overhead + RTT + bytes / bandwidth).", "",
+              "| encoding | options | total | encode | server | network |", "|---|---|---|---|---|---|"]
+    for kind, v in rec.get("residual_ms", {}).items():
+        lines.append(f"| {kind} | {v['n']} | {v['total']:+.3f} | " + " | ".join(
+            "" if v[p] is None else f"{v[p]:+.3f}" for p in ("encode", "server", "network")) + " |")
     for name, rows in rec["bytes"].items():
         lines += ["", f"## Activations of {name}: bytes from the HTTP request bodies (and on the wire, framing included)", "",
                   "| point | op | FP32 B | INT8 B | FP32/INT8 | INT8+zstd B | FP32/(INT8+zstd) | wire up B (INT8) | INT8 top-1 drop pts "
@@ -39,14 +58,21 @@ def markdown(rec: dict, threads: int, requests: int) -> str:
     for r in rec["split_vs_input"]:
         lines.append(f"| {r['model']} | {r['bandwidth_mbps']} | {r['rtt_ms']} | {r['split']} | {r['split_ms']:.2f} | "
                      f"{r['input']} | {r['input_ms']:.2f} | {'yes' if r['split_wins'] else 'no'} |")
-    a = rec.get("adaptivity")
-    if a:
-        lines += ["", "## Adaptivity: 100 -> 5 -> 100 Mbps at RTT 5 ms", "",
-                  f"- expected choices {a['expected_choice']}; requests until the new choice held: {a['requests_to_switch']}; "
-                  f"failed requests: {a['failures']}", "", "| request | link Mbps | choice | ran | ms | estimated Mbps |",
-                  "|---|---|---|---|---|---|"]
-        for e in a["log"]:
-            est = (e.get("estimate") or {}).get("bandwidth_mbps")
-            lines.append(f"| {e['i']} | {e['link_mbps']} | {e.get('choice', e.get('error'))} | {e.get('ran', '')} | "
-                         f"{e.get('total_ms', float('nan'))} | {est if est is None else round(est, 1)} |")
+    for key in ("adaptivity", "adaptivity_jitter"):
+        if rec.get(key):
+            lines += _adaptivity(rec[key])
     return "\n".join(lines) + "\n"
+
+
+def _adaptivity(a: dict) -> list[str]:
+    link = (f", jitter +-{a['jitter_ms']:g} ms per chunk each way, {a['loss']:.0%} of chunks lost and resent after 200 ms "
+            f"(lost: {a['lost_chunks']})" if a.get("jitter_ms") or a.get("loss") else "")
+    lines = ["", f"## Adaptivity: 100 -> 5 -> 100 Mbps at RTT 5 ms{link}", "",
+             f"- expected choices {a['expected_choice']}; requests until the new choice held: {a['requests_to_switch']}; "
+             f"failed requests: {a['failures']}", "", "| request | link Mbps | choice | ran | ms | estimated Mbps |",
+             "|---|---|---|---|---|---|"]
+    for e in a["log"]:
+        est = (e.get("estimate") or {}).get("bandwidth_mbps")
+        lines.append(f"| {e['i']} | {e['link_mbps']} | {e.get('choice', e.get('error'))} | {e.get('ran', '')} | "
+                     f"{e.get('total_ms', float('nan'))} | {est if est is None else round(est, 1)} |")
+    return lines

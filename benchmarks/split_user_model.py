@@ -44,7 +44,7 @@ def upscale(images: np.ndarray) -> np.ndarray:
     return y.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
 
 
-def _normalise(images_u8):  # noqa: ANN001, ANN202 - uint8 tensor NHWC -> float NCHW
+def normalise(images_u8):  # noqa: ANN001, ANN201 - uint8 tensor NHWC -> float NCHW (PREPROCESS, in torch)
     import torch
 
     mean = torch.tensor([0.4914, 0.4822, 0.4465]).view(1, 3, 1, 1)
@@ -52,37 +52,38 @@ def _normalise(images_u8):  # noqa: ANN001, ANN202 - uint8 tensor NHWC -> float 
     return (images_u8.permute(0, 3, 1, 2).float() / 255 - mean) / std
 
 
-def train(out: Path) -> dict:
-    """Train on the CIFAR-10 training split (flip augmentation), export FP32 ONNX to `out`; returns a record."""
+def train(out: Path, model=None, transform=upscale, size: int = SIZE, epochs: int = EPOCHS) -> dict:  # noqa: ANN001
+    """Train `model` (default: build()) on the CIFAR-10 training split, images through `transform` (default: the
+    96x96 upscale), flip augmentation, Adam + one-cycle; export FP32 ONNX to `out`; returns a record."""
     import torch
 
     from edgemap.convert.onnx_export import export_onnx
     from edgemap.data.cifar10 import load_cifar10
 
     torch.manual_seed(SEED)
-    model = build()
+    model = model if model is not None else build()
     train_set = load_cifar10("train")
     opt = torch.optim.Adam(model.parameters(), lr=LR)
-    steps = EPOCHS * (len(train_set) // BATCH)
+    steps = epochs * (len(train_set) // BATCH)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, LR, total_steps=steps)
     rng = np.random.default_rng(SEED)
     t0 = time.time()
-    for _ in range(EPOCHS):
+    for _ in range(epochs):
         order = rng.permutation(len(train_set))
         for i in range(len(train_set) // BATCH):
             idx = order[i * BATCH:(i + 1) * BATCH]
-            imgs = upscale(train_set.images[idx])
+            imgs = transform(train_set.images[idx])
             flip = rng.random(len(idx)) < 0.5
             imgs[flip] = imgs[flip, :, ::-1]
-            x, y = _normalise(torch.from_numpy(imgs)), torch.from_numpy(train_set.labels[idx].astype(np.int64))
+            x, y = normalise(torch.from_numpy(imgs)), torch.from_numpy(train_set.labels[idx].astype(np.int64))
             loss = torch.nn.functional.cross_entropy(model(x), y)
             opt.zero_grad()
             loss.backward()
             opt.step()
             sched.step()
     out.parent.mkdir(parents=True, exist_ok=True)
-    export_onnx(model.eval(), out, (3, SIZE, SIZE))
-    return {"epochs": EPOCHS, "train_s": round(time.time() - t0, 1), "final_loss": float(loss)}
+    export_onnx(model.eval(), out, (3, size, size))
+    return {"epochs": epochs, "train_s": round(time.time() - t0, 1), "final_loss": float(loss)}
 
 
 def user_model(work: Path) -> tuple[str, str]:

@@ -1,19 +1,28 @@
 """An emulated network link on loopback: a TCP relay that paces every byte at a set bandwidth and delays it
-by half the round-trip time in each direction, like `tc netem rate R delay D`, in-process and without
-root. Each direction is one serial link shared by all connections (a token bucket with no burst): a
-chunk leaves when the previous ones have, plus its size / bandwidth, and arrives RTT/2 later. Bandwidth
-and RTT can change while it runs (the adaptivity benchmark steps them). Counts the bytes that cross,
-HTTP framing included. Standard library only.
+by half the round-trip time in each direction, like `tc netem rate R delay D [J] loss P`, in-process and
+without root (this host's kernel has no netem qdisc, even inside `unshare -rn`). Each direction is one
+serial link shared by all connections (a token bucket with no burst): a chunk leaves when the previous ones
+have, plus its size / bandwidth, and arrives RTT/2 later.
+
+Jitter: each chunk's one-way delay varies uniformly by +- jitter_ms (never below zero); chunks keep their
+order, as a TCP stream (and netem with a rate) does, so a late chunk holds back the ones behind it.
+Loss with retry: a chunk is lost with probability `loss` and, as TCP would, sent again after a
+retransmission timeout (`retransmit_ms`, Linux's minimum RTO of 200 ms by default) - its bytes cross the
+link twice and it arrives that much later. The relay carries a TCP stream, so loss is per chunk (<= CHUNK
+bytes, about 3 packets), not per packet. Bandwidth, RTT, jitter and loss can change while it runs (the
+adaptivity benchmark steps them). Counts the bytes that cross, HTTP framing included. Standard library only.
 """
 
 from __future__ import annotations
 
 import queue
+import random
 import socket
 import threading
 import time
 
 CHUNK = 4096  # bytes paced at a time: 33 us at 1 Gbps, 33 ms at 1 Mbps
+RETRANSMIT_MS = 200.0  # Linux's TCP_RTO_MIN: a lost segment of a short exchange is resent after at least this
 
 
 class _Pair:
@@ -38,12 +47,16 @@ class ShapedLink:
     """Listen on listen_host:listen_port (0: any free port) and relay to target_host:target_port through the link."""
 
     def __init__(self, target_host: str, target_port: int, bandwidth_mbps: float, rtt_ms: float,
-                 listen_host: str = "127.0.0.1", listen_port: int = 0) -> None:
+                 listen_host: str = "127.0.0.1", listen_port: int = 0, jitter_ms: float = 0.0, loss: float = 0.0,
+                 retransmit_ms: float = RETRANSMIT_MS, seed: int = 0) -> None:
         self.target = (target_host, target_port)
         self.lock = threading.Lock()
-        self.set(bandwidth_mbps, rtt_ms)
+        self.rng = random.Random(seed)
+        self.set(bandwidth_mbps, rtt_ms, jitter_ms, loss, retransmit_ms)
         self.free_at = {"up": 0.0, "down": 0.0}
+        self.last_arrival = {"up": 0.0, "down": 0.0}
         self.bytes = {"up": 0, "down": 0}
+        self.lost = {"up": 0, "down": 0}  # chunks lost and sent again
         self.sock = socket.create_server((listen_host, listen_port))
         self.sock.settimeout(0.2)
         self.port = self.sock.getsockname()[1]
@@ -55,12 +68,19 @@ class ShapedLink:
     def target_port(self) -> int:
         return self.target[1]
 
-    def set(self, bandwidth_mbps: float, rtt_ms: float) -> None:
-        """Change the link's bandwidth and round-trip time (applies to bytes read from now on)."""
-        if not bandwidth_mbps > 0 or rtt_ms < 0:
-            raise ValueError(f"bandwidth must be > 0 and RTT >= 0, got {bandwidth_mbps} Mbps, {rtt_ms} ms")
+    def set(self, bandwidth_mbps: float, rtt_ms: float, jitter_ms: float | None = None, loss: float | None = None,
+            retransmit_ms: float | None = None) -> None:
+        """Change the link (applies to bytes read from now on); jitter, loss and retransmit time stay as they were
+        unless given."""
+        jitter_ms = getattr(self, "jitter_ms", 0.0) if jitter_ms is None else jitter_ms
+        loss = getattr(self, "loss", 0.0) if loss is None else loss
+        retransmit_ms = getattr(self, "retransmit_ms", RETRANSMIT_MS) if retransmit_ms is None else retransmit_ms
+        if not bandwidth_mbps > 0 or rtt_ms < 0 or jitter_ms < 0 or not 0 <= loss < 1 or retransmit_ms < 0:
+            raise ValueError(f"need bandwidth > 0, RTT, jitter and retransmit time >= 0 and 0 <= loss < 1; got "
+                             f"{bandwidth_mbps} Mbps, {rtt_ms} ms, +-{jitter_ms} ms, loss {loss}, retransmit {retransmit_ms} ms")
         with self.lock:
             self.bandwidth_mbps, self.rtt_ms = float(bandwidth_mbps), float(rtt_ms)
+            self.jitter_ms, self.loss, self.retransmit_ms = float(jitter_ms), float(loss), float(retransmit_ms)
 
     def _accept(self) -> None:
         while not self.closed.is_set():
@@ -82,13 +102,25 @@ class ShapedLink:
                 threading.Thread(target=self._write, args=(dst, q, pair), daemon=True).start()
 
     def _schedule(self, n: int, direction: str) -> float:
-        """When a chunk of n bytes read now arrives at the other end."""
+        """When a chunk of n bytes read now arrives at the other end (in order after the chunks before it)."""
         with self.lock:
             now = time.monotonic()
-            done = max(now, self.free_at[direction]) + n * 8 / (self.bandwidth_mbps * 1e6)
-            self.free_at[direction] = done
+            send_s = n * 8 / (self.bandwidth_mbps * 1e6)
+            done = max(now, self.free_at[direction]) + send_s
             self.bytes[direction] += n
-            return done + self.rtt_ms / 2e3
+            delay = self.rtt_ms / 2e3
+            if self.jitter_ms:
+                delay = max(delay + self.rng.uniform(-self.jitter_ms, self.jitter_ms) / 1e3, 0.0)
+            self.free_at[direction] = done
+            if self.loss and self.rng.random() < self.loss:
+                # lost: resent after the timeout (its bytes use the link twice; the ones behind it wait, in order)
+                self.lost[direction] += 1
+                self.bytes[direction] += n
+                self.free_at[direction] = done + send_s
+                done += self.retransmit_ms / 1e3 + send_s
+            arrival = max(done + delay, self.last_arrival[direction])
+            self.last_arrival[direction] = arrival
+            return arrival
 
     def _read(self, src: socket.socket, q: queue.Queue, direction: str) -> None:
         try:

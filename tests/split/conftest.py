@@ -63,6 +63,26 @@ def residual_model(path: Path) -> Path:
     return _save(_head(nodes, "out", 4, inits, rng), inits, path, 3, 8, [len(CLASSES)])
 
 
+def _conv1(name: str, x: str, cin: int, cout: int, rng: np.random.Generator, inits: list) -> onnx.NodeProto:
+    inits += [_init(f"{name}.w", (cout, cin, 1, 1), rng), _init(f"{name}.b", (cout,), rng)]
+    return helper.make_node("Conv", [x, f"{name}.w", f"{name}.b"], [name])
+
+
+def inception_model(path: Path) -> Path:
+    """RGB 8x8, no residual Add: stem conv-relu; an Inception block (1x1 | 1x1-3x3 | maxpool-1x1, concatenated,
+    relu); a pooling; a DenseNet-style block (concat of its input and conv(input)); GAP, gemm."""
+    rng, inits = np.random.default_rng(4), []
+    nodes = [_conv("stem", "image", 3, 4, rng, inits), helper.make_node("Relu", ["stem"], ["s"]),
+             _conv1("i1", "s", 4, 2, rng, inits), _conv1("i2a", "s", 4, 2, rng, inits), _conv("i2b", "i2a", 2, 3, rng, inits),
+             helper.make_node("MaxPool", ["s"], ["i3p"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             _conv1("i3", "i3p", 4, 2, rng, inits),
+             helper.make_node("Concat", ["i1", "i2b", "i3"], ["cat"], axis=1), helper.make_node("Relu", ["cat"], ["inc"]),
+             helper.make_node("MaxPool", ["inc"], ["pool"], kernel_shape=[2, 2], strides=[2, 2]),
+             _conv("d1", "pool", 7, 3, rng, inits), helper.make_node("Relu", ["d1"], ["d1r"]),
+             helper.make_node("Concat", ["pool", "d1r"], ["dense"], axis=1)]
+    return _save(_head(nodes, "dense", 10, inits, rng), inits, path, 3, 8, [len(CLASSES)])
+
+
 def two_branch_model(path: Path) -> Path:
     """Two convolutions of the input added into the output: no tensor alone separates input from output."""
     rng, inits = np.random.default_rng(3), []
@@ -77,9 +97,10 @@ def tiny_images(n: int = 24, channels: int = 1, hw: int = 8, seed: int = 0) -> I
                     CLASSES, "tiny random images")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def split_export(tmp_path_factory) -> dict:  # noqa: ANN001
-    """The chain model profiled (host/host) and exported at every cut: paths, source, profile and images."""
+    """The chain model profiled (host/host) and exported at every cut: paths, source, profile and images (made
+    once per session: every split test module reads it, none changes it)."""
     from edgemap.split.bundle import export_bundles
     from edgemap.split.profile import profile_split, write_parts
     from edgemap.split.source import resolve_source
@@ -88,7 +109,7 @@ def split_export(tmp_path_factory) -> dict:  # noqa: ANN001
     src = resolve_source(str(chain_model(root / "chain.onnx")), "unit,channels=gray", root / "work")
     images = tiny_images()
     cuts, parts = write_parts(src, root / "work")
-    prof = profile_split(src, images, "host", "host", root / "work", qualities=(50, 90), threads=1)
+    prof = profile_split(src, images, "host", "host", root / "work", qualities=(50, 90), threads=1, codec_samples=4)
     bundles = export_bundles(src, cuts, parts, images.images, prof, root / "bundles")
     return {"root": root, "src": src, "cuts": cuts, "profile": prof, "images": images, **bundles}
 
@@ -123,5 +144,6 @@ def helpers():  # noqa: ANN201 - namespace
     """The builders above, for tests (conftest modules are not importable under --import-mode=importlib)."""
     import types
 
-    return types.SimpleNamespace(chain_model=chain_model, residual_model=residual_model, two_branch_model=two_branch_model,
+    return types.SimpleNamespace(chain_model=chain_model, residual_model=residual_model, inception_model=inception_model,
+                                 two_branch_model=two_branch_model,
                                  tiny_images=tiny_images, running=running, free_port=free_port, classes=CLASSES)

@@ -32,6 +32,21 @@ def test_residual_block_is_not_cut_inside(tmp_path, helpers):
     assert not {"b1", "b1r", "b2"} & set(tensors)  # the skip tensor `s` crosses too inside the block
 
 
+def test_branch_and_concat_blocks_are_cut_only_between_blocks(tmp_path, helpers):
+    model = load_onnx(helpers.inception_model(tmp_path / "i.onnx"))
+    cuts = find_cuts(model)
+    # inside the Inception block the stem output `s` feeds three branches; inside the dense block `pool` is
+    # concatenated with what is computed from it: neither block is cut inside
+    assert [c.tensor for c in cuts] == ["stem", "s", "cat", "inc", "pool", "dense", "gap", "flat"]
+    assert [c.producer_op for c in cuts][2] == "Concat"
+    x = np.random.default_rng(1).standard_normal((4, 3, 8, 8)).astype(np.float32)
+    whole = _run(model, {"image": x})
+    for cut in cuts:
+        head, tail = extract(model, cut)
+        assert [i.name for i in tail.graph.input] == [cut.tensor]
+        assert np.array_equal(_run(tail, {cut.tensor: _run(head, {"image": x})}), whole), cut
+
+
 def test_model_without_single_tensor_cut_is_refused(tmp_path, helpers):
     model = load_onnx(helpers.two_branch_model(tmp_path / "b.onnx"))
     assert find_cuts(model) == []

@@ -113,3 +113,15 @@ def test_codec_times_are_medians_that_a_load_burst_does_not_move(split_export):
     assert abs(t["encode_ms"] - 0.2) < 1e-9 and t["encode_ms_mean"] > 3.0 and abs(t["decode_ms"] - 0.1) < 1e-9
     for row in split_export["profile"]["inputs"] + [s for c in split_export["profile"]["cuts"] for s in c["encodings"].values()]:
         assert 0 <= row["encode_ms"] and 0 <= row["decode_ms"] and {"encode_ms_mean", "decode_ms_mean"} <= set(row)
+
+
+def test_codec_times_are_taken_after_an_idle_gap():
+    import time
+
+    from edgemap.split.profile import codec_times
+
+    calls = []
+    t0 = time.perf_counter()
+    t = codec_times(lambda i: calls.append(f"e{i}"), lambda i: calls.append(f"d{i}"), 3, gap_s=0.01)
+    assert calls == ["e0", "d0", "e1", "d1", "e2", "d2"]  # each call on its own, after a pause (as in a request)
+    assert time.perf_counter() - t0 >= 0.06 and 0 <= t["encode_ms"] < 5 and 0 <= t["decode_ms"] < 5
