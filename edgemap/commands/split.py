@@ -161,8 +161,8 @@ def _add_serve(group: typer.Typer) -> None:
         timeout: float = typer.Option(10.0, help="per-request timeout (s)"),
         max_queue: int = typer.Option(64, help="most requests inside the server (per worker); more get 503"),
         token_file: Optional[Path] = typer.Option(None, help="require 'Authorization: Bearer <token>' with the token "
-                                                  "in this file (/healthz, /readyz open; `split infer` sends no token "
-                                                  "yet: for other clients)"),
+                                                  "in this file (/healthz, /readyz open; `split infer --token-file` "
+                                                  "sends it)"),
         tls_cert: Optional[Path] = typer.Option(None, help="serve HTTPS with this PEM certificate (with --tls-key)"),
         tls_key: Optional[Path] = typer.Option(None, help="the certificate's private key (PEM, unencrypted)"),
         workers: int = typer.Option(1, help="server processes on the one port, each with its own sessions"),
@@ -207,8 +207,13 @@ def _add_infer(group: typer.Typer) -> None:
         timeout_s: float = typer.Option(5.0, help="deadline of every request"),
         threads: int = typer.Option(0, help="ONNX Runtime threads"),
         json_out: bool = typer.Option(False, "--json", help="print one JSON line per image"),
+        token_file: Optional[Path] = typer.Option(None, help="send 'Authorization: Bearer <token>' with the token in "
+                                                  "this file (a server started with --token-file)"),
+        ca_file: Optional[Path] = typer.Option(None, help="for an https:// server: trust this PEM certificate (e.g. "
+                                               "the server's self-signed --tls-cert); else the system's CAs"),
     ) -> None:
         """Run the head here, the tail on the server; print each image's top class and where it ran."""
+        from edgemap.deploy.http_gate import read_token
         from edgemap.split.adaptive import run_files
 
         if fallback not in ("none", "local"):
@@ -216,7 +221,8 @@ def _add_infer(group: typer.Typer) -> None:
 
             raise EdgemapError(f"--fallback {fallback!r}: choose none or local")
         run_files(bundle, images, server, option, bandwidth_mbps, rtt_ms, objective, max_accuracy_drop, adaptive,
-                  fallback == "local", timeout_s, threads, json_out, min_agreement)
+                  fallback == "local", timeout_s, threads, json_out, min_agreement,
+                  read_token(token_file) if token_file else None, ca_file)
 
 
 def register(app: typer.Typer) -> None:

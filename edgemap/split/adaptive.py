@@ -123,13 +123,14 @@ class AdaptiveRunner:
 
 def run_files(bundle: Path, images: list[Path], server: str | None, option: str, bandwidth_mbps: float, rtt_ms: float,
               objective: str, max_drop: float | None, adaptive: bool, fallback: bool, timeout_s: float, threads: int,
-              as_json: bool, min_agreement: float | None = None) -> list[Result]:
+              as_json: bool, min_agreement: float | None = None, token: str | None = None,
+              ca_file: Path | None = None) -> list[Result]:
     """`edgemap split infer`: classify image files, printing what ran where."""
     import json
 
     from edgemap.data.image_folder import read_image
 
-    client = SplitClient(bundle, server, timeout_s, fallback, threads)
+    client = SplitClient(bundle, server, timeout_s, fallback, threads, token=token, ca_file=ca_file)
     if client.server_problem and server:
         print(f"warning: {client.server_problem}; running on the device")
     runner = (AdaptiveRunner(client, Network(bandwidth_mbps, rtt_ms), objective, max_drop, min_agreement)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+import ssl
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,16 +65,30 @@ class Result:
     extra: dict = field(default_factory=dict)
 
 
+def _tls_context(ca_file: str | Path | None) -> ssl.SSLContext:
+    """Verify the server's certificate against `ca_file` (a self-signed server's own certificate), else the system's CAs."""
+    if ca_file is not None and not Path(ca_file).is_file():
+        raise EdgemapError(f"{ca_file}: CA certificate file not found")
+    try:
+        return ssl.create_default_context(cafile=str(ca_file) if ca_file is not None else None)
+    except (ssl.SSLError, ValueError) as exc:
+        raise EdgemapError(f"{ca_file}: not a PEM CA certificate ({exc.__class__.__name__})") from None
+
+
 class Remote:
     """A keep-alive HTTP connection to the split server with a deadline on every request."""
 
-    def __init__(self, url: str, timeout_s: float) -> None:
+    def __init__(self, url: str, timeout_s: float, token: str | None = None, ca_file: str | Path | None = None) -> None:
         u = urlparse(url if "://" in url else f"http://{url}")
-        if u.scheme != "http" or not u.hostname:
-            raise EdgemapError(f"--server {url!r}: give http://HOST:PORT")
+        if u.scheme not in ("http", "https") or not u.hostname:
+            raise EdgemapError(f"--server {url!r}: give http://HOST:PORT or https://HOST:PORT")
         if not timeout_s > 0:
             raise EdgemapError(f"timeout must be > 0 s, got {timeout_s}")
-        self.host, self.port, self.timeout_s = u.hostname, u.port or 80, timeout_s
+        if ca_file is not None and u.scheme != "https":
+            raise EdgemapError(f"a CA file is for an https:// server, not {url!r}")
+        self.tls = _tls_context(ca_file) if u.scheme == "https" else None
+        self.host, self.port, self.timeout_s = u.hostname, u.port or (443 if self.tls else 80), timeout_s
+        self.auth = {"Authorization": f"Bearer {token}"} if token else {}  # the server compares it in constant time
         self.conn: http.client.HTTPConnection | None = None
 
     def request(self, method: str, path: str, body: bytes = b"", headers: dict | None = None) -> tuple[int, dict, bytes]:
@@ -82,8 +97,9 @@ class Remote:
         for attempt in (0, 1):  # a kept-alive connection the server closed is retried once on a fresh one
             try:
                 if self.conn is None:
-                    self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout_s)
-                self.conn.request(method, path, body=body, headers=headers or {})
+                    self.conn = (http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout_s, context=self.tls)
+                                 if self.tls else http.client.HTTPConnection(self.host, self.port, timeout=self.timeout_s))
+                self.conn.request(method, path, body=body, headers={**self.auth, **(headers or {})})
                 self.conn.sock.settimeout(max(deadline - time.monotonic(), 0.001))
                 resp = self.conn.getresponse()
                 data = resp.read()
@@ -112,7 +128,8 @@ class SplitClient:
     """The edge bundle loaded and verified (whole model + heads), optionally connected to a server."""
 
     def __init__(self, bundle: str | Path, server: str | None = None, timeout_s: float = 5.0,
-                 fallback_local: bool = False, threads: int = 0, device_slowdown: float = 1.0) -> None:
+                 fallback_local: bool = False, threads: int = 0, device_slowdown: float = 1.0,
+                 token: str | None = None, ca_file: str | Path | None = None) -> None:
         from edgemap.deploy.edge import EdgeModel
         from edgemap.runtime.onnxruntime_backend import OrtSession
         from edgemap.split.bundle import read_split_manifest, selftest_parts
@@ -128,7 +145,7 @@ class SplitClient:
         self.profile = json.loads(prof.read_text()) if prof.is_file() else None
         self.fallback_local = fallback_local
         self.pad_ms = self._device_pads(device_slowdown)
-        self.remote = Remote(server, timeout_s) if server else None
+        self.remote = Remote(server, timeout_s, token, ca_file) if server else None
         self.server_problem = self._check_server() if self.remote else "no server given"
 
     def _check_server(self) -> str:
@@ -136,6 +153,8 @@ class SplitClient:
         try:
             status, _, body = self.remote.request("GET", "/info")
             info = json.loads(body) if status == 200 else None
+            if status == 401:
+                raise EdgemapError("the server wants a bearer token: give the one it serves with (--token-file)")
             if not isinstance(info, dict):
                 raise EdgemapError(f"server answered /info with status {status}, not a split server")
             if info.get("model_sha256") != self.split["model_sha256"]:

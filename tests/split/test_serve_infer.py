@@ -271,6 +271,19 @@ def test_split_serve_over_tls_with_a_token_times_out_a_stalled_body_and_stops_on
             assert http.post(f"https://127.0.0.1:{port}/infer", content=body, headers=headers).status_code == 401
             headers["Authorization"] = "Bearer split-cli-token-0123456789"
             assert http.post(f"https://127.0.0.1:{port}/infer", content=body, headers=headers).status_code == 200
+        url = f"https://127.0.0.1:{port}"  # edgemap's own edge client: TLS against the given certificate, the token
+        with pytest.raises(EdgemapError, match="wants a bearer token"):
+            SplitClient(split_export["edge"], url, timeout_s=10, ca_file=cert)
+        with pytest.raises(EdgemapError, match="unreachable.*SSLCertVerificationError"):
+            SplitClient(split_export["edge"], url, timeout_s=10, token="split-cli-token-0123456789")  # system CAs only
+        client = SplitClient(split_export["edge"], url, timeout_s=10, ca_file=cert, token="split-cli-token-0123456789")
+        try:
+            image = np.zeros((32, 32, 3), np.uint8)
+            for point in ("input", next(iter(client.heads))):
+                assert client.run(image, Choice(point, "raw" if point == "input" else "int8")).ran == (
+                    "server" if point == "input" else "split")
+        finally:
+            client.close()
         with context.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname="127.0.0.1") as s:
             head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
             s.sendall(f"POST /infer HTTP/1.1\r\nHost: t\r\nContent-Length: {len(body)}\r\n{head}\r\n".encode() + body[:10])
