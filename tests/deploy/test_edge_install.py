@@ -4,7 +4,6 @@
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from edgemap.data.sample import load_sample
+from tests.deploy.test_serve_process import stop_gracefully
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -51,8 +51,7 @@ def test_fresh_edge_venv_without_torch_runs_infer_and_serve(bundle, tmp_path, en
         answer = _post_when_ready(port, (tmp_path / "x.png").read_bytes(), proc)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/docs/assets/swagger-ui-bundle.js", timeout=10) as js:
             assert js.status == 200 and len(js.read()) > 100_000  # /docs works offline: Swagger UI is installed
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(30) == 0, proc.stderr.read()
+        stop_gracefully(proc)
     finally:
         if proc.poll() is None:
             proc.kill()

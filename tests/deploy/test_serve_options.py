@@ -18,7 +18,7 @@ from edgemap.deploy.server import ServeConfig, create_app
 from edgemap.deploy.serving import Listen
 from edgemap.errors import EdgemapError
 
-from tests.deploy.test_serve_process import EDGE_CLI, free_port
+from tests.deploy.test_serve_process import EDGE_CLI, free_port, stop_gracefully
 
 TOKEN = "docs-token-0123456789"
 
@@ -104,15 +104,6 @@ def _wait(client: httpx.Client, url: str, proc: subprocess.Popen) -> None:
     raise AssertionError("server did not become ready")
 
 
-def _stop(proc: subprocess.Popen) -> tuple:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        return proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-
-
 def test_https_with_a_self_signed_certificate_the_client_trusts(bundle, encode, classes, tmp_path):
     cert, key = self_signed(tmp_path)
     port = free_port()
@@ -127,9 +118,10 @@ def test_https_with_a_self_signed_certificate_the_client_trusts(bundle, encode, 
                 untrusting.get(f"https://127.0.0.1:{port}/healthz")
         with pytest.raises(httpx.TransportError):  # plain HTTP on the TLS port gets no answer
             httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).raise_for_status()
+        out, err = stop_gracefully(proc, timeout_s=60)
     finally:
-        out, err = _stop(proc)
-    assert proc.returncode == 0, err
+        if proc.poll() is None:
+            proc.kill()
     assert f"https://127.0.0.1:{port}" in err and "torch never imported" in out
 
 
@@ -161,9 +153,10 @@ def test_workers_share_one_port_metrics_reload_records_and_stop_gracefully(bundl
             assert 'edgemap_requests_total{code="200",path="/v1/predict"} 6.0' in text  # summed over workers
             assert 'edgemap_requests_total{code="400",path="/v1/predict"} 1.0' in text
             assert json.loads(client.get(f"{url}/readyz").text)["status"] == "ready"
+        out, err = stop_gracefully(proc, timeout_s=60)
     finally:
-        out, err = _stop(proc)
-    assert proc.returncode == 0, err
+        if proc.poll() is None:
+            proc.kill()
     assert "2 workers stopped after finishing in-flight requests" in err and err.count("reloaded") == 2
     assert "torch never imported" in out
     store = open_store(tmp_path / "store.db", read_only=True)  # one writer per worker, one store

@@ -21,6 +21,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def stop_gracefully(proc: subprocess.Popen, timeout_s: float = 30) -> tuple:
+    """SIGTERM a server, wait for it to exit and assert it exited 0; returns its (stdout, stderr), None where not piped."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        out, err = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        raise AssertionError(f"still running {timeout_s} s after SIGTERM: {err}") from None
+    assert proc.returncode == 0, err
+    return out, err
+
+
 def wait_ready(port: int, proc: subprocess.Popen, timeout_s: float = 60) -> None:
     deadline = time.time() + timeout_s
     while time.time() < deadline:
@@ -118,9 +132,8 @@ def test_sighup_reloads_a_new_deploy_and_keeps_serving_when_it_is_broken(bundle,
         req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/predict", data=encode(load_sample().images[1]))
         with urllib.request.urlopen(req, timeout=10) as r:
             assert r.status == 200
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(30) == 0
+        _, err = stop_gracefully(proc)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert "reload refused" in proc.stderr.read()
+    assert "reload refused" in err

@@ -2,7 +2,6 @@
 
 import csv
 import json
-import signal
 import subprocess
 import sys
 import threading
@@ -11,6 +10,7 @@ import time
 from edgemap.data.sample import load_sample
 from edgemap.deploy.edge import EdgeModel
 from edgemap.deploy.watch import ResultLog, watch_folder
+from tests.deploy.test_serve_process import stop_gracefully
 
 IMAGES = load_sample().images[:5]
 
@@ -54,8 +54,7 @@ def test_cli_watch_csv_resumes_without_duplicates(bundle, tmp_path, encode, clas
     deadline = time.time() + 30
     while time.time() < deadline and len(out.read_text().splitlines()) < 5:
         time.sleep(0.1)
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(20) == 0, proc.stderr.read()
+    stop_gracefully(proc, timeout_s=20)
     rows = list(csv.DictReader(out.open()))
     assert [r["file"] for r in rows] == ["0.png", "1.png", "2.png", "3.png"]
     assert all(r["top1"] in classes and float(r["probability"]) > 0 for r in rows)
