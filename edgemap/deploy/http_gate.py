@@ -80,13 +80,14 @@ def read_token(token_file: str | Path | None) -> str | None:
         path = Path(token_file)
         if not path.is_file():
             raise EdgemapError(f"{path}: token file not found")
-        token = path.read_text().strip()
+        token, source = path.read_text().strip(), str(path)
         if not token:
             raise EdgemapError(f"{path}: token file is empty")
     else:
-        token = os.environ.get(TOKEN_ENV, "").strip() or None
+        token, source = os.environ.get(TOKEN_ENV, "").strip() or None, f"${TOKEN_ENV}"
+    # The same rule on both ends (server and split client), so the message names where the token came from.
     if token is not None and (len(token) < 16 or not token.isascii() or any(c.isspace() for c in token)):
-        raise EdgemapError("serve token must be at least 16 printable ASCII characters without spaces")
+        raise EdgemapError(f"{source}: the token must be at least 16 printable ASCII characters without spaces")
     return token
 
 

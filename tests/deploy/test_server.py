@@ -169,8 +169,12 @@ def test_token_rules(tmp_path, monkeypatch):
     from edgemap.errors import EdgemapError
 
     (tmp_path / "t").write_text("short\n")
-    with pytest.raises(EdgemapError, match="at least 16"):
+    with pytest.raises(EdgemapError, match=r"/t: the token must be at least 16") as short:
         read_token(tmp_path / "t")
+    assert "serve" not in str(short.value)  # the split client reads tokens with it too
+    monkeypatch.setenv("EDGEMAP_SERVE_TOKEN", "has a space in it, and long")
+    with pytest.raises(EdgemapError, match=r"^\$EDGEMAP_SERVE_TOKEN: the token must"):
+        read_token(None)
     (tmp_path / "t").write_text(TOKEN + "\n")
     assert read_token(tmp_path / "t") == TOKEN
     monkeypatch.setenv("EDGEMAP_SERVE_TOKEN", TOKEN)
