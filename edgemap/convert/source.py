@@ -68,7 +68,8 @@ def open_source(spec: str | Path, weights: str | Path | None = None) -> Source:
         model, info = load_checkpoint(path)
         return Source(path.stem, tuple(info.input_shape), model=model, normalization=info.normalization)
     if path.suffix == ".onnx":
-        return Source(path.stem, _onnx_input_shape(path), onnx_path=path, user_model=True)
+        return Source(path.stem, _onnx_input_shape(path), onnx_path=path, fixed_batch=onnx_fixed_batch(path),
+                      user_model=True)
     from edgemap.models.sources import is_user_model, load_user_model
 
     if is_user_model(text):  # a .pt2 program or an entry point: its torch module
@@ -94,6 +95,16 @@ def _onnx_input_shape(path: Path) -> tuple[int, ...]:
     if any(not d.HasField("dim_value") for d in dims):
         raise EdgemapError(f"{path}: only the batch axis may be dynamic; input shape is {[d.dim_param or d.dim_value for d in dims]}")
     return tuple(int(d.dim_value) for d in dims)
+
+
+def onnx_fixed_batch(path: Path) -> int | None:
+    """The batch size an .onnx file's input fixes (exported without a dynamic batch axis), None when any is taken."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    inits = {i.name for i in graph.initializer}
+    dims = next(i for i in graph.input if i.name not in inits).type.tensor_type.shape.dim
+    return int(dims[0].dim_value) if dims and dims[0].HasField("dim_value") and dims[0].dim_value > 0 else None
 
 
 def with_inputs(src: Source, x: np.ndarray, labels: np.ndarray | None = None) -> Source:

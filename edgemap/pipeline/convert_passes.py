@@ -15,6 +15,7 @@ import numpy as np
 from edgemap.compress.context import PassContext
 from edgemap.compress.report import CompressionReport, file_size, timed
 from edgemap.core import passes
+from edgemap.convert.source import onnx_fixed_batch
 from edgemap.core.artifact import TORCH_FORMATS, Artifact
 from edgemap.errors import EdgemapError
 
@@ -39,15 +40,8 @@ def torch_form(a: Artifact):  # noqa: ANN201 - (nn.Module, normalization | None,
     if a.format == "onnx":
         from edgemap.models.onnx_to_torch import onnx_to_torch
 
-        return onnx_to_torch(a.path), None, _onnx_fixed_batch(Path(a.path))
+        return onnx_to_torch(a.path), None, onnx_fixed_batch(Path(a.path))
     raise EdgemapError(f"{a.path}: a {a.format} model has no torch form")
-
-
-def _onnx_fixed_batch(path: Path) -> int | None:
-    from edgemap.compress.calibration import model_input_shape
-
-    first = model_input_shape(path)[1][0]
-    return first if isinstance(first, int) and first > 0 else None
 
 
 def real_inputs(ctx: PassContext, n: int) -> tuple[np.ndarray, np.ndarray] | None:
@@ -67,7 +61,7 @@ def source_of(a: Artifact, ctx: PassContext, prefer_torch: bool):  # noqa: ANN20
 
     name = Path(a.path).stem if a.path else str(a.made_by.get("entry_point", "model")).rpartition(":")[2]
     if a.format == "onnx" and not prefer_torch:
-        src = Source(name, tuple(a.input_shape), onnx_path=Path(a.path), fixed_batch=_onnx_fixed_batch(Path(a.path)))
+        src = Source(name, tuple(a.input_shape), onnx_path=Path(a.path), fixed_batch=onnx_fixed_batch(Path(a.path)))
     else:
         module, norm, fixed = torch_form(a)
         src = Source(name, tuple(a.input_shape), model=module, fixed_batch=fixed,

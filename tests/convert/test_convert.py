@@ -264,3 +264,21 @@ def test_cli_convert_calibrates_on_a_user_image_folder(tmp_path: Path, monkeypat
         errors = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("edgemap:")]
         assert len(errors) == 1 and message in errors[0]
     assert not (tmp_path / "x.tflite").exists()
+
+
+def test_a_fixed_batch_onnx_model_converts_and_is_checked_image_by_image(tmp_path: Path) -> None:
+    """Users often export without a dynamic batch axis: the parity gate then runs both sides at batch 1
+    (it used to feed 100 images at once and fail on the model's own fixed batch)."""
+    import onnx
+
+    torch.manual_seed(0)
+    onnx_path = tmp_path / "b1.onnx"
+    torch.onnx.export(_FlattenHead().eval(), torch.zeros(1, 3, 16, 16), str(onnx_path), dynamo=False)
+    assert onnx.load(str(onnx_path)).graph.input[0].type.tensor_type.shape.dim[0].dim_value == 1
+    x = np.random.default_rng(3).uniform(0, 1, (24, 3, 16, 16)).astype(np.float32)
+    source = open_source(onnx_path)
+    assert source.fixed_batch == 1
+    for to, precision, name in (("openvino", "fp32", "f.xml"), ("openvino", "int8", "q.xml")):
+        res = convert(source, to, tmp_path / name, precision=precision, parity_n=24, calibration_n=24, inputs=x,
+                      labels=np.arange(24) % 5, tolerance=Tolerance(None, 1.0 if precision == "fp32" else 0.7))
+        assert res.parity.n == 24 and res.path.is_file()
