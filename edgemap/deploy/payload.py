@@ -4,7 +4,8 @@ Accepted bodies (POST /v1/predict):
   - raw image bytes (PNG, JPEG or BMP; any Content-Type but JSON and multipart);
   - multipart/form-data with one or more file parts, each one image file;
   - JSON: one H x W x C array of 0..255 integers, an array of such images, or {"pixels": image} /
-    {"images": [image, ...]}.
+    {"images": [image, ...]}; inside "pixels"/"images" a grayscale image may also be H x W (the bare-array
+    forms need C, since an H x W x C image and a list of H x W images cannot be told apart).
 The pixel count of an image file is read from its header before it is decoded, so a decompression bomb
 (a small file that decodes to gigabytes) is refused without being decoded. No torch here.
 """
@@ -97,7 +98,8 @@ def images_from_json(body: bytes, limits: Limits) -> list[np.ndarray]:
         doc = json.loads(body)
     except (ValueError, RecursionError) as exc:
         raise RequestRejected(400, "bad_json", f"body is not valid JSON ({exc.__class__.__name__})") from None
-    if isinstance(doc, dict):
+    named = isinstance(doc, dict)
+    if named:
         if "pixels" in doc:
             doc = [doc["pixels"]]
         elif "images" in doc and isinstance(doc["images"], list):
@@ -106,22 +108,25 @@ def images_from_json(body: bytes, limits: Limits) -> list[np.ndarray]:
             raise RequestRejected(400, "bad_json", 'JSON object must hold "pixels" (one image) or "images" (a list)')
     if not isinstance(doc, list) or not doc:
         raise RequestRejected(400, "bad_json", "JSON body must be an H x W x C array of 0..255 or a list of them")
-    # one image is a list of rows of pixels of channels; a list of images is one level deeper
-    one = isinstance(doc[0], list) and bool(doc[0]) and isinstance(doc[0][0], list) and bool(doc[0][0]) \
-        and not isinstance(doc[0][0][0], list)
+    # a bare image is a list of rows of pixels of channels; a list of images is one level deeper
+    one = not named and isinstance(doc[0], list) and bool(doc[0]) and isinstance(doc[0][0], list) \
+        and bool(doc[0][0]) and not isinstance(doc[0][0][0], list)
     images = [doc] if one else doc
     if len(images) > limits.max_images:
         raise RequestRejected(413, "too_many_images", f"{len(images)} images in one request; at most {limits.max_images}")
-    return [_pixels(im, limits.max_pixels) for im in images]
+    return [_pixels(im, limits.max_pixels, gray_2d=named) for im in images]
 
 
-def _pixels(value: object, max_pixels: int) -> np.ndarray:
+def _pixels(value: object, max_pixels: int, gray_2d: bool = False) -> np.ndarray:
     try:
         arr = np.asarray(value)
     except (ValueError, TypeError, OverflowError, RecursionError):
         raise RequestRejected(400, "bad_json", "pixels must be a rectangular H x W x C array of numbers") from None
+    if gray_2d and arr.ndim == 2:
+        arr = arr[:, :, None]
     if arr.ndim != 3 or arr.shape[2] not in (1, 3) or not np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_:
-        raise RequestRejected(400, "bad_json", f"pixels must be an H x W x C array of integers with C = 1 or 3, got "
+        shapes = "H x W (gray) or H x W x C" if gray_2d else "H x W x C"
+        raise RequestRejected(400, "bad_json", f"pixels must be an {shapes} array of integers with C = 1 or 3, got "
                               f"{arr.dtype} {arr.shape}")
     if arr.shape[0] * arr.shape[1] > max_pixels or arr.size == 0:
         raise RequestRejected(413 if arr.size else 400, "too_many_pixels" if arr.size else "bad_json",

@@ -52,6 +52,11 @@ def test_predict_accepts_raw_multipart_and_json(client, expected, encode):
     assert [p["top1"] for p in r.json()["predictions"]] == expected[3:4]
     r = client.post("/v1/predict", json={"images": IMAGES[4:6].tolist()})
     assert [p["top1"] for p in r.json()["predictions"]] == expected[4:6]
+    gray = IMAGES[5].mean(axis=2).astype(np.uint8)  # a grayscale image given as H x W, inside "pixels"/"images"
+    want = client.post("/v1/predict", json={"pixels": gray[:, :, None].tolist()}).json()["predictions"]
+    assert client.post("/v1/predict", json={"pixels": gray.tolist()}).json()["predictions"] == want
+    r = client.post("/v1/predict", json={"images": [gray.tolist(), IMAGES[4].tolist()]})
+    assert [p["top1"] for p in r.json()["predictions"]] == [want[0]["top1"], expected[4]]
 
 
 def test_other_image_modes_and_sizes_follow_the_bundle_preprocessing(client, bundle):
@@ -108,6 +113,7 @@ def test_body_limit_with_and_without_content_length(client):
     (b"{\"pixels\": [[1], [2, 3]]}", "application/json", 400, "pixels"),
     (b"[" * 50000, "application/json", 400, "JSON"),
     (b"{}", "application/json", 400, "pixels"),
+    (b"{\"pixels\": [1, 2, 3]}", "application/json", 400, "H x W (gray) or H x W x C"),
     (b"--x\r\n", "multipart/form-data; boundary=x", 400, "multipart"),
     (b"abc", "multipart/form-data", 400, "multipart"),
 ])
