@@ -8,7 +8,8 @@ from typing import Optional
 import typer
 
 from edgemap.commands.compress_data import checkpoint_context, make_context, onnx_context
-from edgemap.commands.options import CLASSES_OPTION, LABELS_OPTION, MODEL_HELP, WEIGHTS_OPTION
+from edgemap.commands.compress_user import is_checkpoint, prune_user, refuse_checkpoint_options
+from edgemap.commands.options import CLASSES_OPTION, LABELS_OPTION, MODEL_HELP, PREPROCESS_OPTION, WEIGHTS_OPTION
 from edgemap.data.classes import class_names_option
 
 DATA_HELP = ("training data for fine-tuning / calibration: CIFAR-10 location, .npz or image folder (default "
@@ -49,8 +50,11 @@ def _add_prune(group: typer.Typer) -> None:
 
     @group.command("prune")
     def prune_cmd(
-        checkpoint: Path = typer.Argument(..., help="checkpoint (.safetensors)"),
-        out: Path = typer.Option(..., help="pruned checkpoint to write"),
+        checkpoint: Path = typer.Argument(..., help="checkpoint (.safetensors), or a user's .onnx, .pt2 or entry point "
+                                                    "'pkg.module:build_fn' (with --weights; needs --preprocess)"),
+        out: Path = typer.Option(..., help="pruned checkpoint to write (.onnx for a user's model)"),
+        weights: Optional[Path] = WEIGHTS_OPTION,
+        preprocess: Optional[str] = PREPROCESS_OPTION,
         ratio: Optional[float] = typer.Option(None, help="fraction of channels removed, in (0, 1) (default 0.5)"),
         target_macs: Optional[int] = typer.Option(None, help="instead of --ratio: prune until at most this many MACs"),
         importance: str = typer.Option("auto", help="auto (on the budget: L2 or Taylor, one-shot or in 3 steps, chosen "
@@ -78,7 +82,8 @@ def _add_prune(group: typer.Typer) -> None:
         weight_decay: float = typer.Option(5e-4, help="fine-tuning weight decay (by epochs)"),
         norm_bias_decay: bool = typer.Option(True, help="also weight-decay BatchNorm parameters and biases "
                                              "(--no-norm-bias-decay exempts them)"),
-        distill: bool = typer.Option(False, help="fine-tune with the unpruned model as teacher"),
+        distill: Optional[bool] = typer.Option(None, "--distill/--no-distill", help="fine-tune with the unpruned model "
+                                               "as teacher (default: off for checkpoints, on for a user's model)"),
         temperature: Optional[float] = typer.Option(None, help="with --distill: softmax temperature (default 4; a teacher "
                                                                "trained with label smoothing says more at 1-2)"),
         alpha: Optional[float] = typer.Option(None, help="with --distill: weight of the distillation term (default 0.5)"),
@@ -104,6 +109,24 @@ def _add_prune(group: typer.Typer) -> None:
         from edgemap.data.cifar10 import ENV_VAR
         from edgemap.errors import EdgemapError
 
+        if not is_checkpoint(checkpoint):
+            refuse_checkpoint_options({"--target-macs": target_macs is not None, "--global": global_pruning,
+                                       "--steps": steps != 1, "--step-epochs": step_epochs != 0, "--keep": bool(keep),
+                                       "--layer-ratio": bool(layer_ratio), "--teacher-mirror": teacher_mirror,
+                                       "--jpeg-augment": jpeg_augment is not None, "--mixup": mixup != 0,
+                                       "--temperature/--alpha": temperature is not None or alpha is not None,
+                                       "--weight-decay": weight_decay != 5e-4, "--no-norm-bias-decay": not norm_bias_decay,
+                                       "--limit": limit != 0, "--run-dir": run_dir is not None})
+            settings = {"ratio": 0.5 if ratio is None else ratio, "round_to": 8 if round_to is None else round_to,
+                        "finetune_steps": finetune_steps, "finetune_minutes": finetune_minutes, "optimizer": optimizer,
+                        "max_drop": max_drop, "finetune_epochs": finetune_epochs, "distill": distill is not False,
+                        "lr": lr, "precision": precision, "importance": importance, "probe_steps": probe_steps}
+            show(prune_user(checkpoint, weights, out, settings, data, eval_data, preprocess, latency_runs,
+                            class_names_option(classes, labels)), report, checkpoint)
+            return
+        if weights is not None or preprocess is not None:
+            raise EdgemapError("--weights and --preprocess are for a user's model; a checkpoint carries its own")
+        distill = bool(distill)
         if not distill and (temperature is not None or alpha is not None):
             raise EdgemapError("--temperature and --alpha set the distillation loss: add --distill")
         kd = {k: v for k, v in (("temperature", temperature), ("alpha", alpha)) if v is not None}

@@ -29,10 +29,16 @@ def onnx_report(technique: str, cfg: Any, source: str | Path, out: str | Path, c
     report.output = str(out)
     report.file_bytes = (file_size(source), file_size(out))
     report.params = (onnx_parameters(source), onnx_parameters(out))
+    measure_onnx_pair(report, source, out, ctx)
+    return report
+
+
+def measure_onnx_pair(report: CompressionReport, source: str | Path, out: str | Path, ctx: PassContext) -> None:
+    """Fill the report's accuracy (on ctx.eval_set, fed as ctx.norm says) and ONNX Runtime batch-1 latency of
+    `source` before and `out` after."""
     if ctx.eval_set is not None:
         report.accuracy = {"before": onnx_accuracy(source, ctx.eval_set, ctx.norm),
                            "after": onnx_accuracy(out, ctx.eval_set, ctx.norm)}
     if ctx.latency_runs:
         lat = onnx_latency({"before": source, "after": out}, ctx.input_shape, ctx.latency_runs, threads=ctx.threads)
         report.latency = {**latency_pair(lat["before"], lat["after"]), "runtime": "onnxruntime CPU, batch 1"}
-    return report

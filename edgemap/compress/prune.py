@@ -353,7 +353,7 @@ def _prune_on_budget(cfg: PruneChannels, model: nn.Module, info: CheckpointInfo,
                      teacher: nn.Module | None, report: CompressionReport) -> tuple[nn.Module, list[dict], None]:
     """Prune and fine-tune on the step/minute budget (edgemap.compress.prune_budget); report.extra['finetune']
     says how much of it was used, what criterion and schedule were kept and why, and whether the ratio was given up."""
-    from edgemap.compress.prune_budget import prune_on_budget
+    from edgemap.compress.prune_budget import finetune_note, prune_on_budget
     from edgemap.compress.prune_choice import ITERATIVE_STEPS, taylor_batch
 
     def prune(importance: str, schedule: str, between=None) -> nn.Module:  # noqa: ANN001 - callable
@@ -363,9 +363,7 @@ def _prune_on_budget(cfg: PruneChannels, model: nn.Module, info: CheckpointInfo,
 
     pruned, result = prune_on_budget(prune, model, ctx.train_set, info.normalization, teacher, cfg.plan())  # type: ignore[arg-type]
     report.extra["finetune"] = result
-    report.notes.append(f"fine-tuning used {result['budget_used']} ({result['optimizer']}, lr {result['lr']:.2g}); "
-                        f"pruning: {result['pruning']['reason']}"
-                        + (f"; given up: {result['given_up']}" if result.get("given_up") else ""))
+    report.notes.append(finetune_note(result))
     if trained_jpeg_share(info) > 0:
         report.notes.append("fine-tuning on a budget does not apply the JPEG augmentation the checkpoint was trained "
                             "with; finetune_epochs (the fixed way) does")

@@ -126,6 +126,12 @@ def given_up(result: dict, max_drop: float | None) -> str | None:
             f"(fine-tuning bound {max_drop:g})")
 
 
+def finetune_note(result: dict) -> str:
+    """One report line from prune_on_budget's result: budget used, the criterion and schedule kept, given up or not."""
+    return (f"fine-tuning used {result['budget_used']} ({result['optimizer']}, lr {result['lr']:.2g}); "
+            f"pruning: {result['pruning']['reason']}" + (f"; given up: {result['given_up']}" if result.get("given_up") else ""))
+
+
 def check_plan(owner: str, importance: str, schedule: str, probe_steps: int | None) -> None:
     """One-line errors for a pass's criterion, schedule and probe size."""
     from edgemap.compress.prune_choice import check_choice

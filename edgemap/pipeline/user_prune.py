@@ -92,7 +92,7 @@ def finetune_lr(model) -> float:  # noqa: ANN001 - nn.Module
 @passes.pass_function(PruneUserModel)
 def prune_user_model_pass(cfg: PruneUserModel, source: str | Path, out: str | Path, ctx: PassContext) -> CompressionReport:
     """Prune, fine-tune (ctx.train_set, fed as ctx.norm says) and export; the report gives MACs and parameters."""
-    from edgemap.compress.prune_budget import prune_on_budget
+    from edgemap.compress.prune_budget import finetune_note, prune_on_budget
     from edgemap.compress.prune import ratio_pruner
     from edgemap.models.onnx_export import export_onnx
     from edgemap.models.stats import count_macs, count_parameters
@@ -108,6 +108,7 @@ def prune_user_model_pass(cfg: PruneUserModel, source: str | Path, out: str | Pa
         prune = ratio_pruner(original, cfg.ratio, cfg.round_to, shape, ctx.train_set, ctx.norm)
         if cfg.finetune_epochs is None:
             pruned, report.extra["finetune"] = prune_on_budget(prune, original, ctx.train_set, ctx.norm, teacher, cfg.plan())
+            report.notes.append(finetune_note(report.extra["finetune"]))
         else:  # the fixed way: no probe ('auto': L2, one-shot)
             importance = "l2" if cfg.importance == "auto" else cfg.importance
             pruned = prune(importance, "oneshot" if cfg.schedule == "auto" else cfg.schedule, None)
