@@ -43,6 +43,8 @@ def setup(argv: list[str]) -> list[str]:
     for key, value in ENV_QUIET.items():
         os.environ.setdefault(key, value)
     warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
+    # torch's own deprecation, raised inside torch when a torch.export program is copied
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning)
     logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
     logging.getLogger("absl").setLevel(logging.ERROR)
     if sys.stderr is sys.__stderr__:  # not when a test harness captures stderr in-process

@@ -89,6 +89,15 @@ def finetune_lr(model) -> float:  # noqa: ANN001 - nn.Module
     return FINETUNE_LR if has_batchnorm(model) else FINETUNE_LR_NO_BN
 
 
+def fixed_batch_blocker(fmt: str, fixed_batch: int | None) -> str | None:
+    """Why a model cannot be fine-tuned after pruning, or None: a torch.export program saved at one batch size
+    computes that batch only (its graph holds the size), so it cannot train on batches."""
+    if fmt == "pt2" and fixed_batch is not None:
+        return (f"the .pt2 program was exported at batch {fixed_batch} only; re-export it with a dynamic batch "
+                "(torch.export.export(..., dynamic_shapes=...)) to prune and fine-tune it")
+    return None
+
+
 @passes.pass_function(PruneUserModel)
 def prune_user_model_pass(cfg: PruneUserModel, source: str | Path, out: str | Path, ctx: PassContext) -> CompressionReport:
     """Prune, fine-tune (ctx.train_set, fed as ctx.norm says) and export; the report gives MACs and parameters."""
@@ -101,6 +110,9 @@ def prune_user_model_pass(cfg: PruneUserModel, source: str | Path, out: str | Pa
     if ctx.train_set is None and cfg.finetune_epochs != 0:
         raise EdgemapError("prune_user_model: fine-tuning needs training data")
     original, _, fixed = torch_form(ctx.source)
+    blocker = fixed_batch_blocker(ctx.source.format, fixed)
+    if blocker is not None and cfg.finetune_epochs != 0:
+        raise EdgemapError(f"prune_user_model: {blocker}")
     shape = tuple(ctx.source.input_shape)
     report = CompressionReport("prune_user_model", passes.config_to_dict(cfg), output=str(out))
     with timed(report):

@@ -236,6 +236,12 @@ def _can_prune(src: ModelSource, data, torch_error: str | None) -> tuple[bool, s
         return False, "the model takes NHWC input; pruning and fine-tuning handle NCHW models"
     if torch_error is not None:
         return False, f"the model has no torch form ({torch_error}); quantization and conversion still apply"
+    if src.user is not None:
+        from edgemap.pipeline.user_prune import fixed_batch_blocker
+
+        blocker = fixed_batch_blocker(src.user.info.format, src.user.info.fixed_batch)
+        if blocker is not None:
+            return False, blocker
     return True, ""
 
 

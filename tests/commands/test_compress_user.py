@@ -76,3 +76,16 @@ def test_prune_a_user_model_refuses_bad_input_in_one_line(user_model, tmp_path: 
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 2 and len(lines) == 1 and message in lines[0], r.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_pt2_saved_at_batch_1_is_refused_in_one_line_before_any_fine_tuning(user_model, tmp_path: Path) -> None:
+    onnx_path, folder = user_model
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 10 * 10, 3)).eval()
+    torch.export.save(torch.export.export(model, (torch.zeros(1, 1, 12, 12),)), tmp_path / "b1.pt2")
+    r = _edgemap("compress", "prune", str(tmp_path / "b1.pt2"), "--out", str(tmp_path / "p.onnx"), "--data", str(folder),
+                 "--preprocess", "unit,channels=gray", "--classes", CLASSES)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1, r.stderr
+    assert "exported at batch 1 only; re-export it with a dynamic batch" in lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b1.pt2"]
