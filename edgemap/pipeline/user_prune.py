@@ -107,7 +107,8 @@ def prune_user_model_pass(cfg: PruneUserModel, source: str | Path, out: str | Pa
         teacher = original.eval() if cfg.distill else None
         prune = ratio_pruner(original, cfg.ratio, cfg.round_to, shape, ctx.train_set, ctx.norm)
         if cfg.finetune_epochs is None:
-            pruned, report.extra["finetune"] = prune_on_budget(prune, original, ctx.train_set, ctx.norm, teacher, cfg.plan())
+            pruned, report.extra["finetune"] = prune_on_budget(prune, original, ctx.train_set, ctx.norm, teacher, cfg.plan(),
+                                                               val_set=ctx.val_set)
         else:  # the fixed way: no probe ('auto': L2, one-shot)
             importance = "l2" if cfg.importance == "auto" else cfg.importance
             pruned = prune(importance, "oneshot" if cfg.schedule == "auto" else cfg.schedule, None)
@@ -115,6 +116,8 @@ def prune_user_model_pass(cfg: PruneUserModel, source: str | Path, out: str | Pa
         export_onnx(pruned.eval(), out, shape, cfg.opset, dynamic_batch=fixed is None, batch=fixed)
     report.params = (count_parameters(original), count_parameters(pruned))
     report.macs = (count_macs(original, shape), count_macs(pruned, shape))
+    if "finetune" in report.extra:  # what pruning really removed, for the map's line per ratio
+        report.extra["finetune"]["macs"] = list(report.macs)
     report.file_bytes = (file_size(source), file_size(out))
     return report
 

@@ -180,6 +180,8 @@ def _prune_first(ctx: SearchContext, ratios: list[float], console: Console) -> d
     """Prune + fine-tune once per ratio before the trials (sequentially, with progress): trials then find the
     pruned model in the cache instead of two workers training the same one. Prints, per ratio, how much of the
     fine-tuning budget it used and why a ratio was given up; returns that per ratio."""
+    from edgemap.compress.prune_budget import decision_line
+    from edgemap.compress.prune_widths import macs_line
     from edgemap.pipeline.context import recipe_context
     from edgemap.pipeline.recipe import build
     from edgemap.search.compile import compile_passes
@@ -194,10 +196,13 @@ def _prune_first(ctx: SearchContext, ratios: list[float], console: Console) -> d
         if info is not None:
             out[f"{r:g}"] = {k: info.get(k) for k in ("budget_used", "stopped", "steps", "seconds", "optimizer", "lr",
                                                       "best_accuracy", "best_step", "target", "held_out", "given_up",
-                                                      "pruning", "probe_steps")}
+                                                      "pruning", "probe_steps", "judged_on", "decision", "macs")}
             verdict = f"[yellow]given up[/]: {info['given_up']}" if info.get("given_up") else "kept"
-            console.print(f"  ratio {r:g}: fine-tuning used {info['budget_used']} ({info['optimizer']}, lr {info['lr']:.2g}); "
-                          + verdict)
+            macs = f"{macs_line(*report.macs)}; " if report.macs and all(report.macs) else ""  # what pruning removed
+            console.print(f"  ratio {r:g}: {macs}fine-tuning used {info['budget_used']} ({info['optimizer']}, "
+                          f"lr {info['lr']:.2g}); " + verdict)
+            if line := decision_line(info):  # which images judged it, the paired drop and its uncertainty
+                console.print(f"    {line}")
             if info.get("pruning"):  # the criterion and schedule, and why (compress/prune_choice.py)
                 console.print(f"    pruning: {info['pruning']['reason']}")
     return out

@@ -109,3 +109,26 @@ def test_distillation_from_a_teacher_and_bad_budgets():
             FinetuneBudget(**kwargs)
     with pytest.raises(EdgemapError, match="needs a validation set"):
         finetune(bn_free(), data, norm, FinetuneBudget(max_drop=1.0))
+
+
+def test_a_paired_drop_within_noise_of_the_bound_does_not_stop_at_step_0():
+    from edgemap.train.evaluate import predict_logits
+
+    data, norm = colours(), Normalization()
+    student = bn_free()
+    pred = predict_logits(student, data, norm).argmax(1)
+    same = finetune(bn_free(), data, norm, FinetuneBudget(max_steps=10, max_drop=0.5, lr=1e-3), val_set=data,
+                    reference=pred)  # the teacher's own decisions: drop 0 +- 0, within at once
+    assert same.steps == 0 and "paired 0.00 ± 0.00" in same.stopped and same.decision["verdict"] == "within"
+    teacher = pred.copy()  # the teacher right on 6 images the student gets wrong, wrong on 5 it gets right
+    wrong, right = np.flatnonzero(pred != data.labels)[:6], np.flatnonzero(pred == data.labels)[:5]
+    teacher[wrong], teacher[right] = data.labels[wrong], (data.labels[right] + 1) % 4
+    noisy = finetune(bn_free(), data, norm, FinetuneBudget(max_steps=10, eval_every=5, max_drop=2.0, lr=1e-9,
+                                                           augment=False), val_set=data, reference=teacher)
+    # measured drop 1.56 points (within 2) but its paired SE is ~5: not stopped, and said so
+    assert noisy.steps == 10 and noisy.stopped == "step budget spent"
+    d = noisy.decision
+    assert d["drop"] == pytest.approx(100 / 64, abs=0.01) and d["se"] > 4 and d["verdict"] == "undecided"
+    assert [h["drop"] for h in noisy.history] == [pytest.approx(100 / 64, abs=0.01)] * 3
+    with pytest.raises(EdgemapError, match="reference predictions"):
+        finetune(bn_free(), data, norm, FinetuneBudget(max_steps=2), val_set=data, reference=pred[:3])
