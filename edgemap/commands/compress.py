@@ -67,7 +67,12 @@ def _add_prune(group: typer.Typer) -> None:
                                                                "as given; stops early within --max-drop)"),
         finetune_minutes: Optional[float] = typer.Option(None, help="fine-tuning budget in minutes (with or instead of steps)"),
         max_drop: Optional[float] = typer.Option(None, help="stop fine-tuning once within this many points of the "
-                                                            "unpruned model on held-out training images"),
+                                                            "unpruned model (a paired drop's 95 % upper bound) on "
+                                                            "--val-data, else on held-out training images"),
+        val_data: Optional[Path] = typer.Option(None, help="images the model was NOT trained on (.npz or image folder) "
+                                                           "that judge the fine-tuning (default: --held-out training "
+                                                           "images, which flatter a model trained on them)"),
+        held_out: int = typer.Option(2000, help="without --val-data: training images held out to judge the fine-tuning"),
         optimizer: str = typer.Option("auto", help="budget fine-tuning: auto (AdamW without BatchNorm, SGD with), adamw, sgd"),
         probe_steps: Optional[int] = typer.Option(None, help="steps per candidate of the --importance auto probe "
                                                              "(default: a tenth of --finetune-steps, 3 to 30)"),
@@ -106,6 +111,8 @@ def _add_prune(group: typer.Typer) -> None:
 
         if not distill and (temperature is not None or alpha is not None):
             raise EdgemapError("--temperature and --alpha set the distillation loss: add --distill")
+        if val_data is not None and finetune_epochs is not None:
+            raise EdgemapError("--val-data judges fine-tuning on the step/minute budget; --finetune-epochs does not use it")
         kd = {k: v for k, v in (("temperature", temperature), ("alpha", alpha)) if v is not None}
         cfg = PruneChannels(ratio=ratio if ratio is not None else (None if target_macs else 0.5), target_macs=target_macs,
                             importance=importance, global_pruning=global_pruning, iterative_steps=steps,
@@ -114,13 +121,13 @@ def _add_prune(group: typer.Typer) -> None:
                             round_to=round_to, finetune_epochs=finetune_epochs, finetune_lr=lr, distill=distill,
                             teacher_mirror=teacher_mirror, jpeg_augment=jpeg_augment, precision=precision, mixup=mixup,
                             finetune_steps=finetune_steps, finetune_minutes=finetune_minutes, max_drop=max_drop,
-                            optimizer=optimizer, probe_steps=probe_steps, **kd)
+                            optimizer=optimizer, probe_steps=probe_steps, held_out=held_out, **kd)
         needs_data = finetune_epochs is None or finetune_epochs > 0 or step_epochs > 0 or importance == "taylor"
         if needs_data and data is None and not os.environ.get(ENV_VAR):
             raise EdgemapError(f"fine-tuning after pruning needs training data: give --data or set ${ENV_VAR} "
                                "(--finetune-epochs 0 prunes without fine-tuning)")
         ctx = checkpoint_context(checkpoint, data, eval_data, limit, latency_runs, run_dir, needs_data,
-                                 class_names_option(classes, labels))
+                                 class_names_option(classes, labels), val_data)
         show(prune_checkpoint(cfg, checkpoint, out, ctx), report, checkpoint)
 
 

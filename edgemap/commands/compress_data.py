@@ -36,21 +36,26 @@ def make_context(data: Path | None, eval_data: Path | None, limit: int, latency_
 
 def checkpoint_context(checkpoint: Path, data: Path | None, eval_data: Path | None, limit: int, latency_runs: int,
                        run_dir: Path | None, needs_train: bool,
-                       class_names: tuple[str, ...] | None = None) -> PassContext:
-    """make_context for a pass on an edgemap checkpoint: both sets relabelled to the checkpoint's class order
-    (`class_names`, from --classes/--labels, else its record), and their images checked against its input size."""
+                       class_names: tuple[str, ...] | None = None, val_data: Path | None = None) -> PassContext:
+    """make_context for a pass on an edgemap checkpoint: every set relabelled to the checkpoint's class order
+    (`class_names`, from --classes/--labels, else its record), and their images checked against its input size.
+    `val_data` (--val-data): images the model was not trained on that judge pruning's fine-tuning."""
+    from edgemap.data.resolve import load_eval_data
+
     from edgemap.models.checkpoint import read_info
 
     if not Path(checkpoint).is_file():
         raise EdgemapError(f"{checkpoint}: checkpoint not found")
     info = read_info(checkpoint)
     ctx = make_context(data, eval_data, limit, latency_runs, run_dir, needs_train)
+    if val_data is not None:
+        ctx.val_set = load_eval_data(val_data, "val")
     names = class_names or tuple(info.class_names)
     if len(names) != info.num_classes:
         raise EdgemapError(f"{len(names)} class names given, but {checkpoint.name} predicts {info.num_classes} classes")
     ctx = relabelled(ctx, names, "--classes" if class_names else f"{checkpoint.name}'s record")
     want = (info.input_shape[1], info.input_shape[2], info.input_shape[0])
-    for d in (ctx.train_set, ctx.eval_set):
+    for d in (ctx.train_set, ctx.eval_set, ctx.val_set):
         if d is not None and tuple(d.images.shape[1:]) != want:
             raise EdgemapError(f"{d.source}: images are {'x'.join(map(str, d.images.shape[1:]))} (HxWxC), "
                                f"{checkpoint.name} takes {'x'.join(map(str, want))}")
@@ -58,13 +63,15 @@ def checkpoint_context(checkpoint: Path, data: Path | None, eval_data: Path | No
 
 
 def relabelled(ctx: PassContext, names: tuple[str, ...], origin: str = "the model") -> PassContext:
-    """The context with its training and evaluation data relabelled to `names` (the model's order) by class name."""
+    """The context with its training, evaluation and validation data relabelled to `names` (the model's order) by
+    class name."""
     from edgemap.data.classes import align_to_model
 
     def align(d):  # noqa: ANN001, ANN202 - ImageSet | None
         return None if d is None else align_to_model(d, names, origin)
 
-    return dataclasses.replace(ctx, train_set=align(ctx.train_set), eval_set=align(ctx.eval_set))
+    return dataclasses.replace(ctx, train_set=align(ctx.train_set), eval_set=align(ctx.eval_set),
+                               val_set=align(ctx.val_set))
 
 
 def onnx_context(model: Path, data: Path | None, eval_data: Path | None, preprocess: str | None,

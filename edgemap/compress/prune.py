@@ -19,6 +19,7 @@ from torch import nn
 from edgemap.compress.context import PassContext
 from edgemap.compress.finetune import distillation_teacher, finetune, record_soft_targets, trained_jpeg_share
 from edgemap.compress.measure import latency_pair, torch_accuracy, torch_latency
+from edgemap.compress.prune_budget import HELD_OUT
 from edgemap.compress.prune_widths import NARROW
 from edgemap.compress.report import CompressionReport, file_size, timed
 from edgemap.core.passes import config_to_dict, pass_function, register_pass
@@ -50,7 +51,8 @@ class PruneChannels:
     with step_finetune_epochs of fine-tuning after each step but the last.
     finetune_epochs None (the default): fine-tune on a budget of finetune_steps and/or finetune_minutes
     (edgemap.compress.prune_budget: AdamW without BatchNorm, SGD with it; finetune_lr None: a range test; stop once
-    within max_drop points of the unpruned model on held-out training images); importance "auto" and one step are
+    within max_drop points of the unpruned model - a paired drop's upper bound - on the context's validation images,
+    else on `held_out` training images held out); importance "auto" and one step are
     then chosen for the model on a probe of probe_steps per candidate (L2/Taylor, one-shot/iterative).
     finetune_epochs N: the fixed way, N epochs (0: no fine-tuning); distill: use the unpruned model as teacher (Hinton loss with
     temperature and alpha); teacher_mirror: that teacher's logits averaged over each image and its mirror;
@@ -77,6 +79,7 @@ class PruneChannels:
     optimizer: str = "auto"
     max_drop: float | None = None
     probe_steps: int | None = None
+    held_out: int = HELD_OUT  # training images held out to judge budget fine-tuning when ctx.val_set is None
     finetune_lr: float | None = None  # None: a range test on the budget, 0.05 by epochs
     batch_size: int = 256
     distill: bool = False
@@ -130,7 +133,7 @@ class PruneChannels:
             self.budget()  # validates steps, minutes, optimizer, lr
         except EdgemapError as exc:
             raise EdgemapError(f"prune_channels: {exc}") from None
-        check_plan("prune_channels", self.importance, "oneshot", self.probe_steps)
+        check_plan("prune_channels", self.importance, "oneshot", self.probe_steps, self.held_out)
         fixed = [n for n, bad in (("step_finetune_epochs", self.step_finetune_epochs), ("mixup", self.mixup),
                                   ("precision bf16", self.precision != "fp32"), ("jpeg_augment", self.jpeg_augment))
                  if bad]
@@ -155,7 +158,7 @@ class PruneChannels:
 
         fixed = self.iterative_steps > 1 or self.target_macs is not None or self.importance != "auto"
         schedule = ("oneshot" if self.iterative_steps == 1 else "iterative") if fixed else "auto"
-        return BudgetPlan(self.budget(), self.importance, schedule, self.probe_steps, self.seed)
+        return BudgetPlan(self.budget(), self.importance, schedule, self.probe_steps, self.seed, self.held_out)
 
 
 def parse_layer_ratios(items: list[str]) -> dict[str, float]:

@@ -44,6 +44,7 @@ class BudgetPlan:
     schedule: str = "auto"
     probe_steps: int | None = None  # None: a tenth of the step budget (3..30; 30 on a minutes-only budget)
     seed: int = 0
+    held_out: int = HELD_OUT  # training images held out to judge the fine-tuning when no validation images are given
 
     def probe_size(self) -> int:
         """Fine-tuning steps per candidate of the criterion/schedule probe."""
@@ -62,7 +63,7 @@ def prune_on_budget(prune: PruneFn, original: nn.Module, train_set: ImageSet, no
     they are), 'decision' (the paired drop and its verdict) and 'given_up' (why the ratio ends outside max_drop, or
     None)). `prune(importance, schedule, between)` returns a pruned copy of `original`; `val_set`: images the model
     was not trained on to judge with (else some training images are held out)."""
-    train, val, judged_on = judging_images(train_set, val_set, plan.seed)
+    train, val, judged_on = judging_images(train_set, val_set, plan.seed, plan.held_out)
     reference = predict_logits(original, val, norm).argmax(1) if val is not None else None
     target = 100 * float(np.mean(reference == val.labels)) if val is not None else None
     budget = plan.budget if val is not None else dataclasses.replace(plan.budget, max_drop=None)
@@ -113,7 +114,8 @@ def rest_of(budget: FinetuneBudget, steps: int, seconds: float, lr: float | None
         lr=budget.lr if budget.lr is not None else lr)
 
 
-def judging_images(train_set: ImageSet, val_set: ImageSet | None, seed: int) -> tuple[ImageSet, ImageSet | None, str]:
+def judging_images(train_set: ImageSet, val_set: ImageSet | None, seed: int,
+                   held_out: int = HELD_OUT) -> tuple[ImageSet, ImageSet | None, str]:
     """(fine-tuning images, judging images or None, what the judging images are): the user's validation images
     (at most MAX_VAL, a seeded sample) with all training images, else hold_out's share of the training images."""
     if val_set is not None:
@@ -121,17 +123,17 @@ def judging_images(train_set: ImageSet, val_set: ImageSet | None, seed: int) -> 
             pick = np.sort(np.random.default_rng(seed).choice(len(val_set), MAX_VAL, replace=False))
             val_set = val_set.subset(pick)
         return train_set, val_set, f"{len(val_set):,} validation images of {val_set.source} (given to judge the fine-tuning)"
-    train, val = hold_out(train_set, seed)
+    train, val = hold_out(train_set, seed, held_out)
     if val is None:
         return train, None, "none (too few training images to hold any out; no early stop)"
     return train, val, (f"{len(val):,} training images held out of fine-tuning (the model may have been trained on "
                         "them, which flatters it; give validation images it was not trained on to judge better)")
 
 
-def hold_out(train_set: ImageSet, seed: int) -> tuple[ImageSet, ImageSet | None]:
-    """A seeded share of the training images (HELD_OUT, at most a fifth) kept out of fine-tuning to judge it;
+def hold_out(train_set: ImageSet, seed: int, size: int = HELD_OUT) -> tuple[ImageSet, ImageSet | None]:
+    """A seeded share of the training images (`size`, at most a fifth) kept out of fine-tuning to judge it;
     fewer than 50 images: none (no early stopping)."""
-    n = min(HELD_OUT, len(train_set) // 5)
+    n = min(size, len(train_set) // 5)
     if n < 10:
         return train_set, None
     held = np.zeros(len(train_set), dtype=bool)
@@ -171,7 +173,7 @@ def decision_line(result: dict) -> str | None:
     return f"judged on {result.get('judged_on')}: at step {result['best_step']}, {decision['text']}{tail}"
 
 
-def check_plan(owner: str, importance: str, schedule: str, probe_steps: int | None) -> None:
+def check_plan(owner: str, importance: str, schedule: str, probe_steps: int | None, held_out: int = HELD_OUT) -> None:
     """One-line errors for a pass's criterion, schedule and probe size."""
     from edgemap.compress.prune_choice import check_choice
 
@@ -181,3 +183,5 @@ def check_plan(owner: str, importance: str, schedule: str, probe_steps: int | No
         raise EdgemapError(f"{owner}: {exc}") from None
     if probe_steps is not None and probe_steps < ITERATIVE_STEPS:
         raise EdgemapError(f"{owner}: probe_steps must be >= {ITERATIVE_STEPS}, got {probe_steps}")
+    if held_out < 0:
+        raise EdgemapError(f"{owner}: held_out must be >= 0 (0: no early stop without validation images), got {held_out}")

@@ -104,6 +104,8 @@ def _base_recipe(opts: MapOptions, src: ModelSource) -> dict:
 
     data = {"eval": str(opts.eval_data) if opts.eval_data else "shipped-sample",
             "train": str(opts.train_data) if opts.train_data else None}
+    if opts.val_data:  # images the model was not trained on that judge pruning's fine-tuning
+        data["val"] = str(opts.val_data)
     if src.class_names:
         data["classes"] = list(src.class_names)
     return {"schema": SCHEMA_VERSION, "model": src.ref, "data": data, "preprocess": src.spec.to_dict()}
@@ -246,12 +248,13 @@ def _can_prune(src: ModelSource, data, torch_error: str | None) -> tuple[bool, s
 
 # Bump when the way candidates are built changes (quantizer settings, fine-tuning rule): the artifacts folder
 # and the study name derive from the fingerprint, so older trials are not reused.
-BUILD_VERSION = "6"  # 2: INT8 keeps first/last layers in float; user-model fine-tuning lr by BatchNorm presence
+BUILD_VERSION = "7"  # 2: INT8 keeps first/last layers in float; user-model fine-tuning lr by BatchNorm presence
 # 3: pruned widths rounded to multiples of 8; fine-tuning keeps the checkpoint's JPEG augmentation
 # 4: every candidate is its recipe, built by the recipe runner (parity gates on calibration images)
 # 5: user models fine-tune on a step/minute budget with early stopping; the data carries the model's class order
 # 6: pruned models' criterion (L2/Taylor) and schedule (one-shot/iterative) are chosen on a probe; checkpoints
 #    fine-tune on the step/minute budget too (w22)
+# 7: fine-tuning judged by a paired drop on 2,000 held-out images (or --val-data); widths rounded to the nearest multiple
 
 
 def _fingerprint(opts: MapOptions, src: ModelSource) -> str:
@@ -265,7 +268,8 @@ def _fingerprint(opts: MapOptions, src: ModelSource) -> str:
     h.update(json.dumps([str(opts.eval_data), str(opts.train_data), opts.preprocess, opts.calib_samples, opts.seed,
                          opts.finetune_epochs]).encode())
     h.update(json.dumps(data_digests({"data": {"eval": opts.eval_data and str(opts.eval_data),
-                                               "train": opts.train_data and str(opts.train_data)}})).encode())
+                                               "train": opts.train_data and str(opts.train_data),
+                                               "val": opts.val_data and str(opts.val_data)}})).encode())
     if opts.finetune_epochs is None and any(r > 0 for r in opts.prune_ratios):
         # the budget and its stopping bound shape the pruned variants
         h.update(json.dumps([opts.finetune_steps, opts.finetune_minutes, opts.constraints.max_accuracy_drop]).encode())
