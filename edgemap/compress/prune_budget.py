@@ -125,7 +125,7 @@ def judging_images(train_set: ImageSet, val_set: ImageSet | None, seed: int,
         return train_set, val_set, f"{len(val_set):,} validation images of {val_set.source} (given to judge the fine-tuning)"
     train, val = hold_out(train_set, seed, held_out)
     if val is None:
-        return train, None, "none (too few training images to hold any out; no early stop)"
+        return train, None, "none (held_out 0, or too few training images to hold any out): no early stop"
     return train, val, (f"{len(val):,} training images held out of fine-tuning (the model may have been trained on "
                         "them, which flatters it; give validation images it was not trained on to judge better)")
 

@@ -28,9 +28,7 @@ def edgemap(*args: str) -> subprocess.CompletedProcess:
     (["prune", "{ckpt}", "--out", "{out}", "--temperature", "1"], "--temperature and --alpha set the distillation loss: add --distill"),
     (["prune", "{ckpt}", "--out", "{out}", "--distill", "--alpha", "1.5"], "alpha must lie in [0, 1]"),
     (["prune", "{ckpt}", "--out", "{out}", "--teacher-mirror"], "teacher_mirror averages the distillation teacher; it needs distill"),
-    (["prune", "{ckpt}", "--out", "{out}", "--val-data", "{out}.missing", "--data", "{out}.missing"], "data not found"),
     (["prune", "{ckpt}", "--out", "{out}", "--val-data", "{ckpt}", "--finetune-epochs", "1"], "--finetune-epochs does not use it"),
-    (["prune", "{ckpt}", "--out", "{out}", "--held-out", "-1"], "held_out must be >= 0"),
     (["sparsify", "{ckpt}", "--out", "{out}", "--sparsity", "1"], "sparsity must lie in (0, 1)"),
     (["quantize", "{ckpt}.pt2", "--out", "{out}"], "model file not found"),  # any source quantizes; a missing one says so
     (["quantize", "{onnx}", "--out", "{out}", "--mode", "int4"], "unknown quantization mode 'int4'"),

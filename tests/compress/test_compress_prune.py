@@ -179,7 +179,7 @@ def test_layer_ratios_are_read_from_the_command_line_form() -> None:
 
 @pytest.mark.parametrize("bad", [{"jpeg_augment": 1.5}, {"weight_decay": -1.0}, {"precision": "fp16"}, {"mixup": -1.0},
                                  {"mixup": 0.2}, {"finetune_steps": 0}, {"optimizer": "adam"}, {"importance": "l3"},
-                                 {"max_drop": -1.0}, {"probe_steps": 2}, {"precision": "bf16"}])
+                                 {"max_drop": -1.0}, {"probe_steps": 2}, {"precision": "bf16"}, {"held_out": -1}])
 def test_bad_fine_tuning_settings_are_refused(bad: dict) -> None:
     with pytest.raises(EdgemapError, match="prune_channels"):
         PruneChannels(ratio=0.5, **bad)
