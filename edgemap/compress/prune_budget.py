@@ -127,7 +127,7 @@ def judging_images(train_set: ImageSet, val_set: ImageSet | None, seed: int,
     if val is None:
         return train, None, "none (held_out 0, or too few training images to hold any out): no early stop"
     return train, val, (f"{len(val):,} training images held out of fine-tuning (the model may have been trained on "
-                        "them, which flatters it; give validation images it was not trained on to judge better)")
+                        "them, which flatters it: --val-data gives images it was not trained on)")
 
 
 def hold_out(train_set: ImageSet, seed: int, size: int = HELD_OUT) -> tuple[ImageSet, ImageSet | None]:
