@@ -147,12 +147,34 @@ def map_candidates(map_dir: Path | None, name: str) -> dict[str, tuple[Path, str
     best: dict[float, dict] = {}
     for t in summary["trials"]:
         c = t["candidate"]
-        if t.get("error") or c["precision"] != "int8" or t.get("model_path") == chosen.get("model_path"):
+        if (t.get("error") or c["precision"] != "int8" or t.get("model_path") == chosen.get("model_path")
+                or t["accuracy_drop"] > 1.0):  # outside the map's default accuracy bound
             continue
         if c["prune_ratio"] not in best or t["accuracy"] > best[c["prune_ratio"]]["accuracy"]:
             best[c["prune_ratio"]] = t
     for r, t in sorted(best.items()):
         out[f"map_p{r:g}_int8"] = (Path(t["model_path"]), t["candidate"]["backend"])
+    return out
+
+
+def map_pruned_fp32(map_dir: Path | None, name: str) -> dict[float, Path]:
+    """The map's pruned FP32 files at ratios where its search tried no INT8 (a 6-trial search may not have)."""
+    import json
+
+    if map_dir is None or not (map_dir / name / "results.json").is_file():
+        return {}
+    trials = [t for t in json.loads((map_dir / name / "results.json").read_text())["trials"] if not t.get("error")]
+    int8 = {t["candidate"]["prune_ratio"] for t in trials if t["candidate"]["precision"] == "int8"}
+    return {t["candidate"]["prune_ratio"]: Path(t["model_path"]) for t in trials
+            if t["candidate"]["prune_ratio"] > 0 and t["candidate"]["precision"] == "fp32"
+            and t["candidate"]["prune_ratio"] not in int8}
+
+
+def map_int8(fp32: Path, calib: np.ndarray, out: Path) -> Path:
+    """INT8 the way the map builds it (static, MinMax, first conv and classifier in float: search/compile.py)."""
+    from edgemap.compress.quantize import QuantizeStatic, quantize_static_onnx
+
+    quantize_static_onnx(fp32, out, calib, QuantizeStatic(samples=len(calib), float_first_last=True))
     return out
 
 
@@ -169,6 +191,9 @@ def run_model(name: str, out: Path, prune: tuple[float, ...], importance: str = 
     work.mkdir(parents=True, exist_ok=True)
     candidates = {"edgemap_int8": (edgemap_int8(setup["onnx"], calib, work / f"{name}.edgemap_int8.onnx"), "onnxruntime"),
                   **map_candidates(map_dir, name)}
+    for r, fp32 in map_pruned_fp32(map_dir, name).items():  # the map's pruned model, quantized as the map would
+        candidates[f"map_p{r:g}_int8_built_here"] = (map_int8(fp32, calib, work / f"{name}.map_p{r:g}.int8.onnx"),
+                                                     "onnxruntime")
     parity_x, notes = spec.apply(setup["val"].images[:500]), []
     sources = {"": setup["onnx"]}
     pruning = {}
