@@ -20,7 +20,7 @@ from edgemap.compress.context import PassContext
 from edgemap.compress.finetune import distillation_teacher, finetune, record_soft_targets, trained_jpeg_share
 from edgemap.compress.measure import latency_pair, torch_accuracy, torch_latency
 from edgemap.compress.prune_budget import HELD_OUT
-from edgemap.compress.prune_widths import NARROW
+from edgemap.compress.prune_widths import INT8_ALIGN, alignment_note  # noqa: F401 - INT8_ALIGN: API
 from edgemap.compress.report import CompressionReport, file_size, timed
 from edgemap.core.passes import config_to_dict, pass_function, register_pass
 from edgemap.data.dataset import ImageSet
@@ -34,7 +34,6 @@ IMPORTANCES = ("auto", "l1", "l2", "taylor")  # auto: chosen on a probe when fin
 FINETUNE_LR = 0.05  # fixed-epoch fine-tuning's peak learning rate
 _TARGET_STEPS = 40  # resolution of the ratio search when a MAC target is given
 _MAX_RATIO = 0.95  # never remove a whole layer
-INT8_ALIGN = 8  # channel multiple ONNX Runtime's INT8 conv kernels run fastest (benchmarks/results/prune_widths.md)
 
 
 @register_pass("prune_channels", consumes="checkpoint", produces="checkpoint", needs=("train",), deterministic=False)
@@ -270,18 +269,6 @@ def _prune_to_macs(model: nn.Module, cfg: PruneChannels, example: torch.Tensor, 
     if count_macs(model, shape) > cfg.target_macs:
         raise EdgemapError(f"prune_channels: cannot reach {cfg.target_macs:,} MACs; the smallest reached is "
                            f"{count_macs(model, shape):,}")
-
-
-def alignment_note(before: list[int], after: list[int], align: int = INT8_ALIGN) -> str | None:
-    """A report note when pruning left conv widths that are not multiples of `align` where the original's all were:
-    in ONNX Runtime INT8, widths 9/19/38/76 took 1.8x the time of 8/16/32/72, x1.4 per MAC (prune_widths.md)."""
-    odd = sorted({w for w in after if w % align})
-    if not odd or any(w % align for w in before):
-        return None
-    return (f"conv widths {', '.join(map(str, odd))} are not multiples of {align}; in ONNX Runtime INT8 such widths ran "
-            f"x1.4 slower per MAC than aligned ones (resnet9s: 9/19/38/76 took 1.8x the time of 8/16/32/72, "
-            f"benchmarks/results/prune_widths.md); round_to={align} keeps every width of {NARROW * align} or more a multiple "
-            f"(narrower layers are not rounded)")
 
 
 def _num_outputs(model: nn.Module, example: torch.Tensor) -> int:
