@@ -35,6 +35,7 @@ from edgemap.train.augment import random_crop_flip
 from edgemap.train.lr_range import lr_range_test
 
 OPTIMIZERS = ("auto", "adamw", "sgd")
+DEFAULT_LR = {"adamw": 1e-3, "sgd": 0.01}  # when the range test says nothing (its loss never fell)
 
 
 @dataclass(frozen=True)
@@ -188,7 +189,8 @@ def finetune(model: nn.Module, train_set: ImageSet, norm, budget: FinetuneBudget
     factory, loss_fn = make_optimizer(kind, budget.weight_decay), make_loss(budget, teacher)
     stream = batches(train_set, norm, budget)
     t0 = time.perf_counter()
-    range_test = None if budget.lr is not None else lr_range_test(model, factory, stream, loss_fn, budget.range_test_steps)
+    range_test = None if budget.lr is not None else lr_range_test(model, factory, stream, loss_fn, budget.range_test_steps,
+                                                                  fallback=DEFAULT_LR[kind])
     lr = budget.lr if range_test is None else range_test.suggested
     run = _Run(model, budget, val_set, norm, target, log or (lambda _s: None), t0, reference)
     stopped = run.evaluate(0)  # a student already within the bound needs no steps

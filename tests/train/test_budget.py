@@ -132,3 +132,22 @@ def test_a_paired_drop_within_noise_of_the_bound_does_not_stop_at_step_0():
     assert [h["drop"] for h in noisy.history] == [pytest.approx(100 / 64, abs=0.01)] * 3
     with pytest.raises(EdgemapError, match="reference predictions"):
         finetune(bn_free(), data, norm, FinetuneBudget(max_steps=2), val_set=data, reference=pred[:3])
+
+
+def test_a_range_test_whose_loss_never_falls_suggests_the_default_rate_and_says_so():
+    from edgemap.train.budget import DEFAULT_LR, batches, make_optimizer
+
+    model, data = bn_free(), colours()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    budget = FinetuneBudget(batch_size=8)
+    rising = iter(range(1000))
+
+    def loss(logits, _y, _x):  # a loss that only grows (as a freshly pruned model's may over a few noisy batches)
+        return logits.sum() * 0 + float(next(rising))
+
+    rt = lr_range_test(model, make_optimizer("adamw", None), batches(data, Normalization(), budget), loss, steps=12,
+                       fallback=DEFAULT_LR["adamw"])
+    assert rt.suggested == 1e-3 and "never fell below its first value" in rt.note and rt.to_dict()["note"] == rt.note
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    plain = lr_range_test(model, make_optimizer("adamw", None), batches(data, Normalization(), budget), loss, steps=12)
+    assert plain.note is None and plain.suggested > 1e-7  # no fallback: the minimum past the first rates, / 10
