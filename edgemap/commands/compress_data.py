@@ -41,7 +41,6 @@ def checkpoint_context(checkpoint: Path, data: Path | None, eval_data: Path | No
     (`class_names`, from --classes/--labels, else its record), and their images checked against its input size.
     `val_data` (--val-data): images the model was not trained on that judge pruning's fine-tuning."""
     from edgemap.data.resolve import load_eval_data
-
     from edgemap.models.checkpoint import read_info
 
     if not Path(checkpoint).is_file():
