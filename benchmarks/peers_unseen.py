@@ -10,6 +10,9 @@ and quantized the same way; and the peers (edgemap.peers: ORT static INT8 with O
 INT8 on ORT, NNCF INT8 on OpenVINO). All are scored on the whole CIFAR-10 test split (and its 1,000
 exact images) and timed by edgemap.runtime.isolated (one fresh process per model, thread count and
 round; 1 and 2 threads; median of ROUNDS round medians, range; best thread count per model).
+With --map-dir D (the --work folder of benchmarks/unseen_map.py): the map's own choice for each model
+(D/<model>/results.json "chosen") and, per pruning ratio, its most accurate INT8 candidate join the candidates,
+so the figure is the mapped model against the best peer. --prune '' then skips this script's own pruning.
 Needs out/unseen/ from benchmarks/unseen_make.py. Result: benchmarks/results/peers_unseen.{json,md}.
 """
 
@@ -129,7 +132,54 @@ def _first_batch(setup: dict):  # noqa: ANN202 - iterator of (x, y)
     yield (torch.from_numpy(setup["spec"].apply(setup["train"].images[idx])), torch.from_numpy(setup["train"].labels[idx]))
 
 
-def run_model(name: str, out: Path, prune: tuple[float, ...], importance: str = "l2", steps: int = FT_STEPS) -> dict:
+def map_candidates(map_dir: Path | None, name: str) -> dict[str, tuple[Path, str]]:
+    """The map's choice and, per pruning ratio, its most accurate INT8 trial (name -> (file, backend))."""
+    import json
+
+    if map_dir is None or not (map_dir / name / "results.json").is_file():
+        return {}
+    summary = json.loads((map_dir / name / "results.json").read_text())
+    chosen = summary.get("chosen") or {}
+    out = {}
+    if chosen.get("model_path"):
+        c = chosen["candidate"]
+        out[f"map_chosen_p{c['prune_ratio']:g}_{c['precision']}"] = (Path(chosen["model_path"]), c["backend"])
+    best: dict[float, dict] = {}
+    for t in summary["trials"]:
+        c = t["candidate"]
+        if (t.get("error") or c["precision"] != "int8" or t.get("model_path") == chosen.get("model_path")
+                or t["accuracy_drop"] > 1.0):  # outside the map's default accuracy bound
+            continue
+        if c["prune_ratio"] not in best or t["accuracy"] > best[c["prune_ratio"]]["accuracy"]:
+            best[c["prune_ratio"]] = t
+    for r, t in sorted(best.items()):
+        out[f"map_p{r:g}_int8"] = (Path(t["model_path"]), t["candidate"]["backend"])
+    return out
+
+
+def map_pruned_fp32(map_dir: Path | None, name: str) -> dict[float, Path]:
+    """The map's pruned FP32 files at ratios where its search tried no INT8 (a 6-trial search may not have)."""
+    import json
+
+    if map_dir is None or not (map_dir / name / "results.json").is_file():
+        return {}
+    trials = [t for t in json.loads((map_dir / name / "results.json").read_text())["trials"] if not t.get("error")]
+    int8 = {t["candidate"]["prune_ratio"] for t in trials if t["candidate"]["precision"] == "int8"}
+    return {t["candidate"]["prune_ratio"]: Path(t["model_path"]) for t in trials
+            if t["candidate"]["prune_ratio"] > 0 and t["candidate"]["precision"] == "fp32"
+            and t["candidate"]["prune_ratio"] not in int8}
+
+
+def map_int8(fp32: Path, calib: np.ndarray, out: Path) -> Path:
+    """INT8 the way the map builds it (static, MinMax, first conv and classifier in float: search/compile.py)."""
+    from edgemap.compress.quantize import QuantizeStatic, quantize_static_onnx
+
+    quantize_static_onnx(fp32, out, calib, QuantizeStatic(samples=len(calib), float_first_last=True))
+    return out
+
+
+def run_model(name: str, out: Path, prune: tuple[float, ...], importance: str = "l2", steps: int = FT_STEPS,
+              map_dir: Path | None = None) -> dict:
     """Everything for one model: candidates, peers, scoring, isolated timing, exact-1000 accuracy."""
     from edgemap.peers.compare import accuracy_of, compare_with_peers
 
@@ -139,7 +189,11 @@ def run_model(name: str, out: Path, prune: tuple[float, ...], importance: str = 
     calib = spec.apply(train.images[calib_idx])
     work = out / "peers" / name
     work.mkdir(parents=True, exist_ok=True)
-    candidates = {"edgemap_int8": (edgemap_int8(setup["onnx"], calib, work / f"{name}.edgemap_int8.onnx"), "onnxruntime")}
+    candidates = {"edgemap_int8": (edgemap_int8(setup["onnx"], calib, work / f"{name}.edgemap_int8.onnx"), "onnxruntime"),
+                  **map_candidates(map_dir, name)}
+    for r, fp32 in map_pruned_fp32(map_dir, name).items():  # the map's pruned model, quantized as the map would
+        candidates[f"map_p{r:g}_int8_built_here"] = (map_int8(fp32, calib, work / f"{name}.map_p{r:g}.int8.onnx"),
+                                                     "onnxruntime")
     parity_x, notes = spec.apply(setup["val"].images[:500]), []
     sources = {"": setup["onnx"]}
     pruning = {}
@@ -147,7 +201,7 @@ def run_model(name: str, out: Path, prune: tuple[float, ...], importance: str = 
         path, pruning[str(r)] = pruned_int8(setup, r, calib, work, name, importance, steps)
         candidates[f"edgemap_prune{int(r * 100)}_int8"] = (path, "onnxruntime")
         sources[f"_prune{int(r * 100)}"] = Path(pruning[str(r)]["fp32_pruned_onnx"])
-    for tag, fp32 in sources.items():
+    for tag, fp32 in sources.items() if map_dir is None else ():  # with the map's choices: those, not every backend
         for backend, fn, suffix in (("litert", edgemap_litert_int8, ".tflite"), ("openvino", edgemap_openvino_int8, ".xml")):
             try:
                 path = fn(fp32, calib, parity_x, work / f"{name}{tag}.{backend}_int8{suffix}")
@@ -200,6 +254,7 @@ def main() -> None:
     ap.add_argument("--importance", default="l2", help="pruning importance: l2, l1 or taylor")
     ap.add_argument("--ft-steps", type=int, default=FT_STEPS, help="fine-tuning budget in optimizer steps")
     ap.add_argument("--render-only", action="store_true", help="rewrite the .md from the stored .json (no measuring)")
+    ap.add_argument("--map-dir", type=Path, default=None, help="unseen_map.py's --work folder: add each map's choices")
     args = ap.parse_args()
     stem = ROOT / "benchmarks" / "results" / f"peers_unseen{args.tag}"
     if args.render_only:
@@ -209,10 +264,12 @@ def main() -> None:
         stem.with_suffix(".md").write_text(markdown(stored["reports"], stored["evidence"], stored["command"]))
         return
     prune = tuple(float(r) for r in args.prune.split(",") if r.strip())
-    reports = [run_model(name, args.out, prune, args.importance, args.ft_steps) for name in args.models.split(",")]
+    reports = [run_model(name, args.out, prune, args.importance, args.ft_steps, args.map_dir)
+               for name in args.models.split(",")]
     ev = machine_evidence()
     command = (f"nice -n 5 .venv/bin/python benchmarks/peers_unseen.py --models {args.models} --prune '{args.prune}' "
-               f"--importance {args.importance} --ft-steps {args.ft_steps}" + (f" --tag {args.tag}" if args.tag else ""))
+               f"--importance {args.importance} --ft-steps {args.ft_steps}" + (f" --tag {args.tag}" if args.tag else "")
+               + (f" --map-dir {args.map_dir}" if args.map_dir else ""))
     write_result_json(stem.with_suffix(".json"), {"command": command, "reports": reports, "evidence": ev})
     stem.with_suffix(".md").write_text(markdown(reports, ev, command))
     print(markdown(reports, ev, command))

@@ -11,7 +11,9 @@
 3. DwHsNet (depthwise + hardswish residual, BatchNorm) trained with edgemap's SGD loop on 10,000 CIFAR-10
    training images -> out/unseen/dwhsnet.onnx (+ .safetensors of the torch weights);
 4. accuracy of both ONNX files on all 10,000 test images and on the 1,000 exact ones, with evidence, in
-   benchmarks/results/unseen_make.json.
+   benchmarks/results/unseen_make.json;
+5. validation images neither model was trained on, for `map --val-data`: out/unseen/gray/val/<class>/*.png
+   (CIFAR-10 training images 6,000-7,999 in grayscale) and out/unseen/dw_val.npz (training images 40,000-41,999).
 Settings are short on purpose (the machine is shared by six sessions): these are stand-ins for a user's
 models, not well-trained ones.
 """
@@ -39,6 +41,8 @@ GRAY_ORDER_SEED = 22       # the model's class order: a seeded shuffle of the CI
 DW_TRAIN = 10000           # CIFAR-10 training images for DwHsNet
 DW_EPOCHS = 4
 DW_LR = 0.2                # one-cycle peak, SGD + Nesterov (edgemap's loop)
+GRAY_VAL = (6000, 8000)    # training images GrayNet never saw: its --val-data folder
+DW_VAL = (40000, 42000)    # training images DwHsNet never saw (it trained on the first DW_TRAIN): its --val-data .npz
 # -------------------------------------------------------------------------------------------------
 
 
@@ -68,6 +72,27 @@ def make_gray_folder(root: Path) -> dict:
             marker.write_text(f"{n}\n")
         counts[split] = sum(1 for _ in (root / split).glob("*/*.png"))
     return counts
+
+
+def make_val_sets(out: Path) -> dict:
+    """Validation images neither model was trained on (skipped when present): a grayscale folder and an .npz."""
+    from PIL import Image
+
+    from edgemap.data.dataset import CIFAR10_CLASSES
+
+    with np.load(CIFAR / "cifar10_train.npz") as z:
+        images, labels = z["images"], z["labels"]
+    marker = out / "gray" / "val" / ".complete"
+    if not marker.is_file():
+        for i in range(*GRAY_VAL):
+            d = out / "gray" / "val" / CIFAR10_CLASSES[int(labels[i])]
+            d.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(images[i]).convert("L").save(d / f"{i:05d}.png")
+        marker.write_text(f"{GRAY_VAL[1] - GRAY_VAL[0]}\n")
+    if not (out / "dw_val.npz").is_file():
+        lo, hi = DW_VAL
+        np.savez(out / "dw_val.npz", images=images[lo:hi], labels=labels[lo:hi])
+    return {"gray_val": list(GRAY_VAL), "dw_val": list(DW_VAL)}
 
 
 def train_graynet(folder: Path, threads: int) -> tuple[object, dict]:
@@ -159,6 +184,7 @@ def main() -> None:
     args = ap.parse_args()
     out = args.out
     counts = make_gray_folder(out / "gray")
+    counts["val_training_indices"] = make_val_sets(out)
     record_path = out / "training.json"
     record = json.loads(record_path.read_text()) if record_path.is_file() and not args.retrain else {}
     if "graynet" not in record:

@@ -71,7 +71,12 @@ def _add_prune(group: typer.Typer) -> None:
                                                                "as given; stops early within --max-drop)"),
         finetune_minutes: Optional[float] = typer.Option(None, help="fine-tuning budget in minutes (with or instead of steps)"),
         max_drop: Optional[float] = typer.Option(None, help="stop fine-tuning once within this many points of the "
-                                                            "unpruned model on held-out training images"),
+                                                            "unpruned model (a paired drop's 95 % upper bound) on "
+                                                            "--val-data, else on held-out training images"),
+        val_data: Optional[Path] = typer.Option(None, help="images the model was NOT trained on (.npz or image folder) "
+                                                           "that judge the fine-tuning (default: --held-out training "
+                                                           "images, which flatter a model trained on them)"),
+        held_out: int = typer.Option(2000, help="without --val-data: training images held out to judge the fine-tuning"),
         optimizer: str = typer.Option("auto", help="budget fine-tuning: auto (AdamW without BatchNorm, SGD with), adamw, sgd"),
         probe_steps: Optional[int] = typer.Option(None, help="steps per candidate of the --importance auto probe "
                                                              "(default: a tenth of --finetune-steps, 3 to 30)"),
@@ -109,6 +114,8 @@ def _add_prune(group: typer.Typer) -> None:
         from edgemap.data.cifar10 import ENV_VAR
         from edgemap.errors import EdgemapError
 
+        if val_data is not None and finetune_epochs is not None:
+            raise EdgemapError("--val-data judges fine-tuning on the step/minute budget; --finetune-epochs does not use it")
         if not is_checkpoint(checkpoint):
             refuse_checkpoint_options({"--target-macs": target_macs is not None, "--global": global_pruning,
                                        "--steps": steps != 1, "--step-epochs": step_epochs != 0, "--keep": bool(keep),
@@ -120,9 +127,10 @@ def _add_prune(group: typer.Typer) -> None:
             settings = {"ratio": 0.5 if ratio is None else ratio, "round_to": 8 if round_to is None else round_to,
                         "finetune_steps": finetune_steps, "finetune_minutes": finetune_minutes, "optimizer": optimizer,
                         "max_drop": max_drop, "finetune_epochs": finetune_epochs, "distill": distill is not False,
-                        "lr": lr, "precision": precision, "importance": importance, "probe_steps": probe_steps}
+                        "lr": lr, "precision": precision, "importance": importance, "probe_steps": probe_steps,
+                        "held_out": held_out}
             show(prune_user(checkpoint, weights, out, settings, data, eval_data, preprocess, latency_runs,
-                            class_names_option(classes, labels)), report, checkpoint)
+                            class_names_option(classes, labels), val_data), report, checkpoint)
             return
         if weights is not None or preprocess is not None:
             raise EdgemapError("--weights and --preprocess are for a user's model; a checkpoint carries its own")
@@ -137,13 +145,13 @@ def _add_prune(group: typer.Typer) -> None:
                             round_to=round_to, finetune_epochs=finetune_epochs, finetune_lr=lr, distill=distill,
                             teacher_mirror=teacher_mirror, jpeg_augment=jpeg_augment, precision=precision, mixup=mixup,
                             finetune_steps=finetune_steps, finetune_minutes=finetune_minutes, max_drop=max_drop,
-                            optimizer=optimizer, probe_steps=probe_steps, **kd)
+                            optimizer=optimizer, probe_steps=probe_steps, held_out=held_out, **kd)
         needs_data = finetune_epochs is None or finetune_epochs > 0 or step_epochs > 0 or importance == "taylor"
         if needs_data and data is None and not os.environ.get(ENV_VAR):
             raise EdgemapError(f"fine-tuning after pruning needs training data: give --data or set ${ENV_VAR} "
                                "(--finetune-epochs 0 prunes without fine-tuning)")
         ctx = checkpoint_context(checkpoint, data, eval_data, limit, latency_runs, run_dir, needs_data,
-                                 class_names_option(classes, labels))
+                                 class_names_option(classes, labels), val_data)
         show(prune_checkpoint(cfg, checkpoint, out, ctx), report, checkpoint)
 
 

@@ -28,9 +28,10 @@ def refuse_checkpoint_options(given: dict[str, bool]) -> None:
 
 def prune_user(model: Path, weights: Path | None, out: Path, settings: dict, data: Path | None,
                eval_data: Path | None, preprocess: str | None, latency_runs: int,
-               class_names: tuple[str, ...] | None):  # noqa: ANN201 - CompressionReport
+               class_names: tuple[str, ...] | None, val_data: Path | None = None):  # noqa: ANN201 - CompressionReport
     """Prune a user's model with the prune_user_model pass (`settings`: its fields) into the ONNX file `out`, then
-    measure the original's and the pruned model's accuracy on --eval-data and their ONNX Runtime latency."""
+    measure the original's and the pruned model's accuracy on --eval-data and their ONNX Runtime latency.
+    `val_data` (--val-data): images the model was not trained on, which judge the fine-tuning's stop."""
     import dataclasses
 
     from edgemap.commands.compress_data import onnx_context
@@ -47,7 +48,7 @@ def prune_user(model: Path, weights: Path | None, out: Path, settings: dict, dat
                            "--finetune-epochs 0 prunes without fine-tuning)")
     with tempfile.TemporaryDirectory(prefix="edgemap-prune-") as work:
         original = onnx_of(model, weights, work)  # the reference for accuracy and latency: the model as ONNX
-        ctx = onnx_context(original, data, eval_data, preprocess, latency_runs, class_names)
+        ctx = onnx_context(original, data, eval_data, preprocess, latency_runs, class_names, val_data)
         ctx = dataclasses.replace(ctx, source=source_artifact(model_ref(model, weights, ctx.input_shape)))
         report = prune_user_model_pass(cfg, model if Path(model).is_file() else original, out, ctx)
         measure_onnx_pair(report, original, out, ctx)

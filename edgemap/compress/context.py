@@ -20,7 +20,8 @@ class PassContext:
     say how images feed an ONNX model (a checkpoint's sidecar says it for torch passes; a user model's
     PreprocessSpec serves too). calib_set: calibration images when they differ from train_set (a search without
     training data holds some evaluation images out); source: the Artifact a pass runs on (set by the recipe runner);
-    data_key: what identifies the data (part of the cache key of passes that need data).
+    data_key: what identifies the data (part of the cache key of passes that need data); val_set: images the
+    model was not trained on that judge pruning's fine-tuning (None: some training images are held out instead).
     """
 
     train_set: ImageSet | None = None
@@ -35,6 +36,7 @@ class PassContext:
     source: Any = None  # edgemap.core.artifact.Artifact
     data_key: str = ""
     parity_n: int = 256
+    val_set: ImageSet | None = None
 
     def calibration_images(self) -> ImageSet | None:
         """The images INT8 calibration draws from: calib_set, else train_set (None: the caller picks a default)."""

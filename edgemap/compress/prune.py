@@ -19,6 +19,8 @@ from torch import nn
 from edgemap.compress.context import PassContext
 from edgemap.compress.finetune import distillation_teacher, finetune, record_soft_targets, trained_jpeg_share
 from edgemap.compress.measure import latency_pair, torch_accuracy, torch_latency
+from edgemap.compress.prune_budget import HELD_OUT
+from edgemap.compress.prune_widths import INT8_ALIGN, alignment_note  # noqa: F401 - INT8_ALIGN: API
 from edgemap.compress.report import CompressionReport, file_size, timed
 from edgemap.core.passes import config_to_dict, pass_function, register_pass
 from edgemap.data.dataset import ImageSet
@@ -32,7 +34,6 @@ IMPORTANCES = ("auto", "l1", "l2", "taylor")  # auto: chosen on a probe when fin
 FINETUNE_LR = 0.05  # fixed-epoch fine-tuning's peak learning rate
 _TARGET_STEPS = 40  # resolution of the ratio search when a MAC target is given
 _MAX_RATIO = 0.95  # never remove a whole layer
-INT8_ALIGN = 8  # channel multiple ONNX Runtime's INT8 conv kernels run fastest (benchmarks/results/prune_widths.md)
 
 
 @register_pass("prune_channels", consumes="checkpoint", produces="checkpoint", needs=("train",), deterministic=False)
@@ -49,7 +50,8 @@ class PruneChannels:
     with step_finetune_epochs of fine-tuning after each step but the last.
     finetune_epochs None (the default): fine-tune on a budget of finetune_steps and/or finetune_minutes
     (edgemap.compress.prune_budget: AdamW without BatchNorm, SGD with it; finetune_lr None: a range test; stop once
-    within max_drop points of the unpruned model on held-out training images); importance "auto" and one step are
+    within max_drop points of the unpruned model - a paired drop's upper bound - on the context's validation images,
+    else on `held_out` training images held out); importance "auto" and one step are
     then chosen for the model on a probe of probe_steps per candidate (L2/Taylor, one-shot/iterative).
     finetune_epochs N: the fixed way, N epochs (0: no fine-tuning); distill: use the unpruned model as teacher (Hinton loss with
     temperature and alpha); teacher_mirror: that teacher's logits averaged over each image and its mirror;
@@ -76,6 +78,7 @@ class PruneChannels:
     optimizer: str = "auto"
     max_drop: float | None = None
     probe_steps: int | None = None
+    held_out: int = HELD_OUT  # training images held out to judge budget fine-tuning when ctx.val_set is None
     finetune_lr: float | None = None  # None: a range test on the budget, 0.05 by epochs
     batch_size: int = 256
     distill: bool = False
@@ -129,7 +132,7 @@ class PruneChannels:
             self.budget()  # validates steps, minutes, optimizer, lr
         except EdgemapError as exc:
             raise EdgemapError(f"prune_channels: {exc}") from None
-        check_plan("prune_channels", self.importance, "oneshot", self.probe_steps)
+        check_plan("prune_channels", self.importance, "oneshot", self.probe_steps, self.held_out)
         fixed = [n for n, bad in (("step_finetune_epochs", self.step_finetune_epochs), ("mixup", self.mixup),
                                   ("precision bf16", self.precision != "fp32"), ("jpeg_augment", self.jpeg_augment))
                  if bad]
@@ -154,7 +157,7 @@ class PruneChannels:
 
         fixed = self.iterative_steps > 1 or self.target_macs is not None or self.importance != "auto"
         schedule = ("oneshot" if self.iterative_steps == 1 else "iterative") if fixed else "auto"
-        return BudgetPlan(self.budget(), self.importance, schedule, self.probe_steps, self.seed)
+        return BudgetPlan(self.budget(), self.importance, schedule, self.probe_steps, self.seed, self.held_out)
 
 
 def parse_layer_ratios(items: list[str]) -> dict[str, float]:
@@ -187,8 +190,13 @@ def _importance(name: str):  # noqa: ANN202 - a torch_pruning Importance
     return tp.importance.GroupMagnitudeImportance(p=1 if name == "l1" else 2)
 
 
-def _pruner(model: nn.Module, example: torch.Tensor, cfg: PruneChannels, ratio: float, steps: int):  # noqa: ANN202
+def _pruner(model: nn.Module, example: torch.Tensor, cfg: PruneChannels, ratio: float, steps: int,  # noqa: ANN202
+            exact_widths: bool = False):
+    """Torch-Pruning's pruner. exact_widths (a ratio, not a MAC target, local pruning): each layer's kept width is the
+    nearest multiple of round_to (compress/prune_widths.py), not Torch-Pruning's rounding down."""
     import torch_pruning as tp
+
+    from edgemap.compress.prune_widths import layer_ratios
 
     modules = dict(model.named_modules())
     unknown = [n for n in [*cfg.layer_ratios, *cfg.keep_layers] if n not in modules]
@@ -196,13 +204,15 @@ def _pruner(model: nn.Module, example: torch.Tensor, cfg: PruneChannels, ratio: 
         layers = [n for n, m in modules.items() if isinstance(m, (nn.Conv2d, nn.Linear))]
         raise EdgemapError(f"prune_channels: no layer named {', '.join(unknown)} in this model; its conv/linear layers: "
                            f"{', '.join(layers[:12])}{', ...' if len(layers) > 12 else ''}")
+    ignored = output_layers(model) + [modules[n] for n in cfg.keep_layers]
+    given = {modules[n]: float(r) for n, r in cfg.layer_ratios.items()}
+    exact = exact_widths and cfg.round_to is not None and not cfg.global_pruning
+    ratios = layer_ratios(model, ratio, cfg.round_to, given, ignored) if exact else given
     try:
         return tp.pruner.BasePruner(
             model, example, importance=_importance(cfg.importance), global_pruning=cfg.global_pruning,
-            pruning_ratio=ratio, pruning_ratio_dict={modules[n]: float(r) for n, r in cfg.layer_ratios.items()} or None,
-            max_pruning_ratio=_MAX_RATIO, iterative_steps=steps,
-            ignored_layers=output_layers(model) + [modules[n] for n in cfg.keep_layers],
-            round_to=cfg.round_to)
+            pruning_ratio=ratio, pruning_ratio_dict=ratios or None, max_pruning_ratio=_MAX_RATIO, iterative_steps=steps,
+            ignored_layers=ignored, round_to=None if exact else cfg.round_to)
     except Exception as exc:  # tracing failures surface as many exception types
         raise EdgemapError(f"prune_channels: Torch-Pruning cannot trace this model ({type(exc).__name__}: "
                            f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''})") from None
@@ -230,7 +240,7 @@ def prune_model(model: nn.Module, cfg: PruneChannels, input_shape: tuple[int, ..
     if cfg.target_macs is not None:
         _prune_to_macs(model, cfg, example, batch)
     else:
-        pruner = _pruner(model, example, cfg, float(cfg.ratio), cfg.iterative_steps)
+        pruner = _pruner(model, example, cfg, float(cfg.ratio), cfg.iterative_steps, exact_widths=True)
         for step in range(cfg.iterative_steps):
             if cfg.importance == "taylor":
                 _taylor_grads(model, batch)
@@ -259,17 +269,6 @@ def _prune_to_macs(model: nn.Module, cfg: PruneChannels, example: torch.Tensor, 
     if count_macs(model, shape) > cfg.target_macs:
         raise EdgemapError(f"prune_channels: cannot reach {cfg.target_macs:,} MACs; the smallest reached is "
                            f"{count_macs(model, shape):,}")
-
-
-def alignment_note(before: list[int], after: list[int], align: int = INT8_ALIGN) -> str | None:
-    """A report note when pruning left conv widths that are not multiples of `align` where the original's all were:
-    in ONNX Runtime INT8, widths 9/19/38/76 took 1.8x the time of 8/16/32/72, x1.4 per MAC (prune_widths.md)."""
-    odd = sorted({w for w in after if w % align})
-    if not odd or any(w % align for w in before):
-        return None
-    return (f"conv widths {', '.join(map(str, odd))} are not multiples of {align}; in ONNX Runtime INT8 such widths ran "
-            f"x1.4 slower per MAC than aligned ones (resnet9s: 9/19/38/76 took 1.8x the time of 8/16/32/72, "
-            f"benchmarks/results/prune_widths.md); round_to={align} keeps every width a multiple")
 
 
 def _num_outputs(model: nn.Module, example: torch.Tensor) -> int:
@@ -353,7 +352,7 @@ def _prune_on_budget(cfg: PruneChannels, model: nn.Module, info: CheckpointInfo,
                      teacher: nn.Module | None, report: CompressionReport) -> tuple[nn.Module, list[dict], None]:
     """Prune and fine-tune on the step/minute budget (edgemap.compress.prune_budget); report.extra['finetune']
     says how much of it was used, what criterion and schedule were kept and why, and whether the ratio was given up."""
-    from edgemap.compress.prune_budget import finetune_note, prune_on_budget
+    from edgemap.compress.prune_budget import finetune_notes, prune_on_budget
     from edgemap.compress.prune_choice import ITERATIVE_STEPS, taylor_batch
 
     def prune(importance: str, schedule: str, between=None) -> nn.Module:  # noqa: ANN001 - callable
@@ -361,9 +360,10 @@ def _prune_on_budget(cfg: PruneChannels, model: nn.Module, info: CheckpointInfo,
         c = dataclasses.replace(cfg, importance=importance, iterative_steps=steps)
         return prune_model(model, c, info.input_shape, taylor_batch(importance, ctx.train_set, info.normalization), between)
 
-    pruned, result = prune_on_budget(prune, model, ctx.train_set, info.normalization, teacher, cfg.plan())  # type: ignore[arg-type]
+    pruned, result = prune_on_budget(prune, model, ctx.train_set, info.normalization, teacher, cfg.plan(),  # type: ignore[arg-type]
+                                     val_set=ctx.val_set)
     report.extra["finetune"] = result
-    report.notes.append(finetune_note(result))
+    report.notes.extend(finetune_notes(result))
     if trained_jpeg_share(info) > 0:
         report.notes.append("fine-tuning on a budget does not apply the JPEG augmentation the checkpoint was trained "
                             "with; finetune_epochs (the fixed way) does")
@@ -387,3 +387,5 @@ def _fill_sizes(report: CompressionReport, model: nn.Module, pruned: nn.Module, 
     report.params = (count_parameters(model), count_parameters(pruned))
     report.macs = (count_macs(model, shape), count_macs(pruned, shape))
     report.file_bytes = (file_size(source), file_size(out))
+    if "finetune" in report.extra:  # what pruning really removed, for the map's line per ratio
+        report.extra["finetune"]["macs"] = list(report.macs)

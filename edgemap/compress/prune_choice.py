@@ -93,7 +93,7 @@ def choose_pruning(prune: PruneFn, train: ImageSet, val: ImageSet, norm, budget:
     scores = {candidate_name(*k): round(v[0], 2) for k, v in probe.results.items()}
     others = ", ".join(f"{n} {s:.2f} %" for n, s in scores.items() if n != candidate_name(*key))
     reason = (f"{candidate_name(*key)} kept: {scores[candidate_name(*key)]:.2f} % on {len(val)} held-out images after "
-              f"{probe_steps} probe steps ({others})")
+              f"{probe_steps} probe steps ({others})" + (f"; learning rate: {probe.lr_note}" if probe.lr_note else ""))
     return probe.results[key][1], PruneChoice(key[0], key[1], scores, probe_steps, len(val), probe.lr, reason), probe.spent
 
 
@@ -104,7 +104,7 @@ class _Probe:
                  budget: FinetuneBudget, steps: int) -> None:
         self.prune, self.train, self.val, self.norm, self.teacher = prune, train, val, norm, teacher
         self.budget, self.steps = budget, steps
-        self.lr, self.spent = budget.lr, 0
+        self.lr, self.spent, self.lr_note = budget.lr, 0, None
         self.results: dict[tuple[str, str], tuple[float, nn.Module]] = {}
 
     def tune(self, m: nn.Module, steps: int) -> float | None:
@@ -112,6 +112,8 @@ class _Probe:
         budget = dataclasses.replace(self.budget, max_steps=steps, eval_every=steps, lr=self.lr)
         r = finetune(m, self.train, self.norm, budget, val_set=self.val, target=None, teacher=self.teacher)
         self.lr, self.spent = r.lr, self.spent + r.steps
+        if r.range_test and r.range_test.get("note"):  # the range test said nothing: a default rate
+            self.lr_note = r.range_test["note"]
         return r.best_accuracy
 
     def run(self, importance: str, schedule: str) -> None:

@@ -94,13 +94,42 @@ def _load_data(eval_ref: str | None, train_ref: str | None, classes: Classes, co
 def data_section(recipe: dict) -> tuple[str | None, str | None, Classes]:
     """(eval, train, classes) of the recipe's `data`: classes is the model's output order (None: the data's own)."""
     d = recipe.get("data") or {}
-    if not isinstance(d, dict) or set(d) - {"eval", "train", "classes"}:
-        raise EdgemapError(f"recipe: 'data' takes eval, train and classes, got {d!r}")
+    if not isinstance(d, dict) or set(d) - {"eval", "train", "classes", "val"}:
+        raise EdgemapError(f"recipe: 'data' takes eval, train, val and classes, got {d!r}")
     classes = d.get("classes")
     if classes is not None and (not isinstance(classes, list) or not all(isinstance(c, str) for c in classes)):
         raise EdgemapError(f"recipe: data.classes must be a list of class names, got {classes!r}")
     return ((str(d["eval"]) if d.get("eval") else None), (str(d["train"]) if d.get("train") else None),
             tuple(classes) if classes else None)
+
+
+def val_ref(recipe: dict) -> str | None:
+    """The recipe's data.val: images the model was not trained on that judge pruning's fine-tuning (None: not given)."""
+    val = (recipe.get("data") or {}).get("val")
+    return str(val) if val else None
+
+
+def load_val(ref: str | None, classes: Classes, like: ImageSet) -> ImageSet | None:
+    """The validation images (an .npz or image folder; root/val/<class>/ when present), in the model's class order,
+    refused in one line when their image size differs from the evaluation images `like`."""
+    if ref is None:
+        return None
+    from edgemap.pipeline.data_digest import data_digest
+
+    val = _load_val(ref, classes, data_digest(ref))
+    if val.images.shape[1:] != like.images.shape[1:]:
+        raise EdgemapError(f"{val.source}: validation images are {'x'.join(map(str, val.images.shape[1:]))} (HxWxC), "
+                           f"the evaluation images {'x'.join(map(str, like.images.shape[1:]))}")
+    return val
+
+
+@lru_cache(maxsize=2)
+def _load_val(ref: str, classes: Classes, contents: str) -> ImageSet:  # noqa: ARG001 - contents keys the cache
+    from edgemap.data.classes import align_to_model
+    from edgemap.data.resolve import load_eval_data
+
+    val = load_eval_data(ref, "val")
+    return align_to_model(val, classes) if classes else val
 
 
 def data_digests(recipe: dict) -> dict[str, str]:
@@ -110,14 +139,16 @@ def data_digests(recipe: dict) -> dict[str, str]:
 
     eval_ref, train_ref, _ = data_section(recipe)
     refs = [_norm(eval_ref) or str(SAMPLE_PATH)] + ([train_ref] if train_ref else [])
+    refs += [val] if (val := val_ref(recipe)) else []
     return {ref: data_digest(ref) for ref in refs}
 
 
 def data_key(recipe: dict) -> str:
     """What identifies the data passes read: the data section, what its files hold (so a data set changed at the same
     path is new data), the preprocessing and the hold-out rule."""
+    extra = [val_ref(recipe)] if val_ref(recipe) else []  # keys without validation images stay as they were
     text = json.dumps([data_section(recipe), data_digests(recipe), recipe.get("preprocess"), SAMPLE_CALIBRATION,
-                       HOLDOUT_SEED], sort_keys=True)
+                       HOLDOUT_SEED, *extra], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -134,7 +165,8 @@ def recipe_context(recipe: dict, progress: bool = False, parity_n: int = 256) ->
     data = load_data(*data_section(recipe))
     spec = preprocess_of(recipe)
     ctx = PassContext(train_set=data.train_set, calib_set=data.calib_set, eval_set=None, latency_runs=0,
-                      progress=progress, data_key=data_key(recipe), parity_n=parity_n)
+                      progress=progress, data_key=data_key(recipe), parity_n=parity_n,
+                      val_set=load_val(val_ref(recipe), data_section(recipe)[2], data.eval_set))
     if spec is not None and not _is_checkpoint(recipe):
         ctx.norm = spec
     return ctx, data

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgemap.compress.context import PassContext
-from edgemap.compress.prune_budget import BudgetPlan, check_plan, given_up, hold_out  # noqa: F401 - hold_out, given_up: API
+from edgemap.compress.prune_budget import HELD_OUT, BudgetPlan, check_plan, given_up, hold_out  # noqa: F401 - hold_out, given_up: API
 from edgemap.compress.report import CompressionReport, file_size, timed
 from edgemap.core import passes
 from edgemap.errors import EdgemapError
@@ -34,7 +34,8 @@ class PruneUserModel:
     """Remove `ratio` of the channels of every conv/linear layer (widths rounded to `round_to`; the classifier's
     outputs kept), fine-tune with distillation from the unpruned model within `finetune_steps` steps and/or
     `finetune_minutes` (optimizer "auto": AdamW without BatchNorm, SGD with it; lr None: a range test), stopping once
-    within `max_drop` points of the unpruned model on held-out training images; export FP32 ONNX at the model's batch.
+    within `max_drop` points of the unpruned model (a paired drop, its one-sided 95 % upper bound) on the context's
+    validation images, else on `held_out` training images held out; export FP32 ONNX at the model's batch.
     finetune_epochs (not None): the fixed-epoch fine-tuning instead (lr None: 0.05 with BatchNorm, 0.01 without).
     importance ('auto', 'l1', 'l2', 'taylor') and schedule ('auto', 'oneshot', 'iterative'): 'auto' is chosen on a probe
     of `probe_steps` fine-tuning steps per candidate (None: a tenth of the step budget, 3 to 30), by held-out accuracy
@@ -55,9 +56,10 @@ class PruneUserModel:
     importance: str = "auto"
     schedule: str = "auto"
     probe_steps: int | None = None  # None: a tenth of finetune_steps (3..30; 30 on a minutes-only budget)
+    held_out: int = HELD_OUT  # training images held out to judge the fine-tuning when ctx.val_set is None
 
     def __post_init__(self) -> None:
-        check_plan("prune_user_model", self.importance, self.schedule, self.probe_steps)
+        check_plan("prune_user_model", self.importance, self.schedule, self.probe_steps, self.held_out)
         if not 0 < self.ratio < 1:
             raise EdgemapError(f"prune_user_model: ratio must lie in (0, 1), got {self.ratio}")
         if (self.finetune_epochs is not None and self.finetune_epochs < 0) or (self.round_to is not None and self.round_to < 1):
@@ -71,7 +73,7 @@ class PruneUserModel:
 
     def plan(self) -> BudgetPlan:
         """How the pass prunes and fine-tunes on its budget."""
-        return BudgetPlan(self.budget(), self.importance, self.schedule, self.probe_steps, self.seed)
+        return BudgetPlan(self.budget(), self.importance, self.schedule, self.probe_steps, self.seed, self.held_out)
 
     def budget(self, lr: float | None = None):  # noqa: ANN201 - FinetuneBudget
         """The fine-tuning budget this config describes."""
@@ -101,7 +103,7 @@ def fixed_batch_blocker(fmt: str, fixed_batch: int | None) -> str | None:
 @passes.pass_function(PruneUserModel)
 def prune_user_model_pass(cfg: PruneUserModel, source: str | Path, out: str | Path, ctx: PassContext) -> CompressionReport:
     """Prune, fine-tune (ctx.train_set, fed as ctx.norm says) and export; the report gives MACs and parameters."""
-    from edgemap.compress.prune_budget import finetune_note, prune_on_budget
+    from edgemap.compress.prune_budget import finetune_notes, prune_on_budget
     from edgemap.compress.prune import ratio_pruner
     from edgemap.models.onnx_export import export_onnx
     from edgemap.models.stats import count_macs, count_parameters
@@ -119,8 +121,9 @@ def prune_user_model_pass(cfg: PruneUserModel, source: str | Path, out: str | Pa
         teacher = original.eval() if cfg.distill else None
         prune = ratio_pruner(original, cfg.ratio, cfg.round_to, shape, ctx.train_set, ctx.norm)
         if cfg.finetune_epochs is None:
-            pruned, report.extra["finetune"] = prune_on_budget(prune, original, ctx.train_set, ctx.norm, teacher, cfg.plan())
-            report.notes.append(finetune_note(report.extra["finetune"]))
+            pruned, report.extra["finetune"] = prune_on_budget(prune, original, ctx.train_set, ctx.norm, teacher, cfg.plan(),
+                                                               val_set=ctx.val_set)
+            report.notes.extend(finetune_notes(report.extra["finetune"]))
         else:  # the fixed way: no probe ('auto': L2, one-shot)
             importance = "l2" if cfg.importance == "auto" else cfg.importance
             pruned = prune(importance, "oneshot" if cfg.schedule == "auto" else cfg.schedule, None)
@@ -128,6 +131,8 @@ def prune_user_model_pass(cfg: PruneUserModel, source: str | Path, out: str | Pa
         export_onnx(pruned.eval(), out, shape, cfg.opset, dynamic_batch=fixed is None, batch=fixed)
     report.params = (count_parameters(original), count_parameters(pruned))
     report.macs = (count_macs(original, shape), count_macs(pruned, shape))
+    if "finetune" in report.extra:  # what pruning really removed, for the map's line per ratio
+        report.extra["finetune"]["macs"] = list(report.macs)
     report.file_bytes = (file_size(source), file_size(out))
     return report
 

@@ -34,6 +34,9 @@ class MapOptions:
     out_dir: Path = _opt(Path("out/map"), "output folder (study, artifacts, recipe, bundle, report)", cli="out")
     eval_data: Path | None = _opt(None, "evaluation data (default: the shipped 1,000-image sample)", cli="data")
     train_data: Path | None = _opt(None, "training data: enables pruning + fine-tuning, calibrates")
+    val_data: Path | None = _opt(None, "images the model was NOT trained on (.npz or image folder) that judge pruning's "
+                                       "fine-tuning: the probe, the early stop, the weights kept (default: 2,000 "
+                                       "training images held out, which flatter a model trained on them)")
     preprocess: str | None = None  # the shared --preprocess option
     class_names: tuple[str, ...] | None = None  # --classes/--labels: the model's output order (data relabelled by name)
     prune_ratios: tuple[float, ...] = _opt((0.0,), "comma-separated channel-pruning ratios to try, e.g. 0,0.25,0.5")

@@ -104,6 +104,8 @@ def _base_recipe(opts: MapOptions, src: ModelSource) -> dict:
 
     data = {"eval": str(opts.eval_data) if opts.eval_data else "shipped-sample",
             "train": str(opts.train_data) if opts.train_data else None}
+    if opts.val_data:  # images the model was not trained on that judge pruning's fine-tuning
+        data["val"] = str(opts.val_data)
     if src.class_names:
         data["classes"] = list(src.class_names)
     return {"schema": SCHEMA_VERSION, "model": src.ref, "data": data, "preprocess": src.spec.to_dict()}
@@ -180,6 +182,8 @@ def _prune_first(ctx: SearchContext, ratios: list[float], console: Console) -> d
     """Prune + fine-tune once per ratio before the trials (sequentially, with progress): trials then find the
     pruned model in the cache instead of two workers training the same one. Prints, per ratio, how much of the
     fine-tuning budget it used and why a ratio was given up; returns that per ratio."""
+    from edgemap.compress.prune_budget import decision_line
+    from edgemap.compress.prune_widths import macs_line
     from edgemap.pipeline.context import recipe_context
     from edgemap.pipeline.recipe import build
     from edgemap.search.compile import compile_passes
@@ -194,10 +198,13 @@ def _prune_first(ctx: SearchContext, ratios: list[float], console: Console) -> d
         if info is not None:
             out[f"{r:g}"] = {k: info.get(k) for k in ("budget_used", "stopped", "steps", "seconds", "optimizer", "lr",
                                                       "best_accuracy", "best_step", "target", "held_out", "given_up",
-                                                      "pruning", "probe_steps")}
+                                                      "pruning", "probe_steps", "judged_on", "decision", "macs")}
             verdict = f"[yellow]given up[/]: {info['given_up']}" if info.get("given_up") else "kept"
-            console.print(f"  ratio {r:g}: fine-tuning used {info['budget_used']} ({info['optimizer']}, lr {info['lr']:.2g}); "
-                          + verdict)
+            macs = f"{macs_line(*report.macs)}; " if report.macs and all(report.macs) else ""  # what pruning removed
+            console.print(f"  ratio {r:g}: {macs}fine-tuning used {info['budget_used']} ({info['optimizer']}, "
+                          f"lr {info['lr']:.2g}); " + verdict)
+            if line := decision_line(info):  # which images judged it, the paired drop and its uncertainty
+                console.print(f"    {line}")
             if info.get("pruning"):  # the criterion and schedule, and why (compress/prune_choice.py)
                 console.print(f"    pruning: {info['pruning']['reason']}")
     return out
@@ -247,12 +254,13 @@ def _can_prune(src: ModelSource, data, torch_error: str | None) -> tuple[bool, s
 
 # Bump when the way candidates are built changes (quantizer settings, fine-tuning rule): the artifacts folder
 # and the study name derive from the fingerprint, so older trials are not reused.
-BUILD_VERSION = "6"  # 2: INT8 keeps first/last layers in float; user-model fine-tuning lr by BatchNorm presence
+BUILD_VERSION = "7"  # 2: INT8 keeps first/last layers in float; user-model fine-tuning lr by BatchNorm presence
 # 3: pruned widths rounded to multiples of 8; fine-tuning keeps the checkpoint's JPEG augmentation
 # 4: every candidate is its recipe, built by the recipe runner (parity gates on calibration images)
 # 5: user models fine-tune on a step/minute budget with early stopping; the data carries the model's class order
 # 6: pruned models' criterion (L2/Taylor) and schedule (one-shot/iterative) are chosen on a probe; checkpoints
 #    fine-tune on the step/minute budget too (w22)
+# 7: fine-tuning judged by a paired drop on 2,000 held-out images (or --val-data); widths rounded to the nearest multiple
 
 
 def _fingerprint(opts: MapOptions, src: ModelSource) -> str:
@@ -266,7 +274,8 @@ def _fingerprint(opts: MapOptions, src: ModelSource) -> str:
     h.update(json.dumps([str(opts.eval_data), str(opts.train_data), opts.preprocess, opts.calib_samples, opts.seed,
                          opts.finetune_epochs]).encode())
     h.update(json.dumps(data_digests({"data": {"eval": opts.eval_data and str(opts.eval_data),
-                                               "train": opts.train_data and str(opts.train_data)}})).encode())
+                                               "train": opts.train_data and str(opts.train_data),
+                                               "val": opts.val_data and str(opts.val_data)}})).encode())
     if opts.finetune_epochs is None and any(r > 0 for r in opts.prune_ratios):
         # the budget and its stopping bound shape the pruned variants
         h.update(json.dumps([opts.finetune_steps, opts.finetune_minutes, opts.constraints.max_accuracy_drop]).encode())

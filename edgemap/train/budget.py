@@ -8,7 +8,10 @@ batch 256, too few to recover anything, while 50,000 images x 3 epochs is 14 min
   - the learning rate comes from a short range test on the first steps unless given; then warm-up
     and cosine decay over the step budget;
   - the student is evaluated every `eval_every` steps and training stops as soon as it is within
-    `max_drop` points of `target` (its teacher's accuracy); the best evaluated weights are kept;
+    `max_drop` points of `target` (its teacher's accuracy); the best evaluated weights are kept. Given the
+    teacher's predictions on the same held-out images (`reference`), the test is paired (edgemap.train.paired):
+    it stops only once the drop's one-sided 95 % upper bound is within `max_drop`, so a drop measured within
+    noise of the bound does not stop it at step 0;
   - with a teacher, the loss blends cross-entropy and distillation (KL at temperature T).
 `FinetuneResult` says how much of the budget was used and why it stopped, for the map's output.
 """
@@ -32,6 +35,7 @@ from edgemap.train.augment import random_crop_flip
 from edgemap.train.lr_range import lr_range_test
 
 OPTIMIZERS = ("auto", "adamw", "sgd")
+DEFAULT_LR = {"adamw": 1e-3, "sgd": 0.01}  # when the range test says nothing (its loss never fell)
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,7 @@ class FinetuneResult:
     budget: dict
     history: list[dict] = field(default_factory=list)
     range_test: dict | None = None
+    decision: dict | None = None  # paired comparison with the teacher at the best step, and its verdict
 
     def budget_used(self) -> str:
         """'120 of 300 steps (40 %), 0.8 of 5 min' — the line the map prints per candidate."""
@@ -166,11 +171,17 @@ def lr_at(step: int, total: int, peak: float, warmup: float) -> float:
 
 def finetune(model: nn.Module, train_set: ImageSet, norm, budget: FinetuneBudget,  # noqa: ANN001 - Normalization/spec
              val_set: ImageSet | None = None, target: float | None = None, teacher: nn.Module | None = None,
-             log: Callable[[str], None] | None = None) -> FinetuneResult:
+             log: Callable[[str], None] | None = None, reference: np.ndarray | None = None) -> FinetuneResult:
     """Fine-tune `model` in place within `budget`; it ends holding the best evaluated weights.
 
     `target` is the accuracy (percent on `val_set`) to come within `budget.max_drop` of, usually the teacher's.
+    `reference`: the teacher's predicted classes on `val_set`; the stop is then decided on the paired drop (and
+    `target` is the teacher's accuracy there).
     """
+    if reference is not None:
+        if val_set is None or len(reference) != len(val_set):
+            raise EdgemapError("fine-tuning: the reference predictions must be the teacher's on the validation set")
+        target = 100 * float(np.mean(reference == val_set.labels))
     if budget.max_drop is not None and (val_set is None or target is None):
         raise EdgemapError("fine-tuning: stopping within max_drop needs a validation set and a target accuracy")
     torch.manual_seed(budget.seed)
@@ -178,9 +189,10 @@ def finetune(model: nn.Module, train_set: ImageSet, norm, budget: FinetuneBudget
     factory, loss_fn = make_optimizer(kind, budget.weight_decay), make_loss(budget, teacher)
     stream = batches(train_set, norm, budget)
     t0 = time.perf_counter()
-    range_test = None if budget.lr is not None else lr_range_test(model, factory, stream, loss_fn, budget.range_test_steps)
+    range_test = None if budget.lr is not None else lr_range_test(model, factory, stream, loss_fn, budget.range_test_steps,
+                                                                  fallback=DEFAULT_LR[kind])
     lr = budget.lr if range_test is None else range_test.suggested
-    run = _Run(model, budget, val_set, norm, target, log or (lambda _s: None), t0)
+    run = _Run(model, budget, val_set, norm, target, log or (lambda _s: None), t0, reference)
     stopped = run.evaluate(0)  # a student already within the bound needs no steps
     opt = factory(list(model.parameters()), lr)
     step = 0
@@ -200,15 +212,16 @@ def finetune(model: nn.Module, train_set: ImageSet, norm, budget: FinetuneBudget
     run.restore_best()
     return FinetuneResult(step, round(time.perf_counter() - t0, 2), stopped, kind, lr, run.best_acc, run.best_step,
                           {"max_steps": budget.max_steps, "max_minutes": budget.max_minutes}, run.history,
-                          None if range_test is None else range_test.to_dict())
+                          None if range_test is None else range_test.to_dict(), run.decision())
 
 
 class _Run:
     """Book-keeping of one fine-tuning run: time, evaluations, the best weights, the reason to stop."""
 
     def __init__(self, model: nn.Module, budget: FinetuneBudget, val_set: ImageSet | None, norm,  # noqa: ANN001
-                 target: float | None, log: Callable[[str], None], t0: float) -> None:
+                 target: float | None, log: Callable[[str], None], t0: float, reference: np.ndarray | None = None) -> None:
         self.model, self.budget, self.val_set, self.norm, self.target, self.log = model, budget, val_set, norm, target, log
+        self.reference, self.best_paired = reference, None
         self.t0, self.deadline = t0, t0 + budget.max_minutes * 60 if budget.max_minutes else math.inf
         self.train_t0 = None
         self.history: list[dict] = []
@@ -247,19 +260,41 @@ class _Run:
         """Score the model on the validation set; the reason to stop when it is within the bound."""
         if self.val_set is None:
             return None
-        from edgemap.train.evaluate import evaluate
+        from edgemap.train.evaluate import predict_logits
+        from edgemap.train.paired import paired_drop
 
-        acc = evaluate(self.model, self.val_set, self.norm).top1
+        pred = predict_logits(self.model, self.val_set, self.norm).argmax(1)
+        acc = 100 * float(np.mean(pred == self.val_set.labels))
+        paired = None if self.reference is None else paired_drop(self.reference, pred, self.val_set.labels)
         loss = float(np.mean(self.losses[-self.budget.eval_every:])) if self.losses else None
         self.history.append({"step": step, "accuracy": round(acc, 3), "train_loss": None if loss is None else round(loss, 4),
-                             "seconds": round(time.perf_counter() - self.t0, 1)})
+                             "seconds": round(time.perf_counter() - self.t0, 1),
+                             **({} if paired is None else {"drop": round(paired.drop, 3), "drop_se": round(paired.se, 3),
+                                                           "agreement": round(paired.agreement, 2)})})
         self.log(f"step {step}: accuracy {acc:.2f} %" + (f" (target {self.target:.2f} %)" if self.target is not None else ""))
         if self.best_acc is None or acc > self.best_acc:
-            self.best_acc, self.best_step = acc, step
+            self.best_acc, self.best_step, self.best_paired = acc, step, paired
             self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-        if self.budget.max_drop is not None and step >= self.budget.min_steps and acc >= self.target - self.budget.max_drop:
+        if self.budget.max_drop is None or step < self.budget.min_steps:
+            return None
+        if paired is not None:
+            if paired.verdict(self.budget.max_drop) == "within":
+                return (f"within {self.budget.max_drop:g} points of the unpruned model at step {step} (paired "
+                        f"{paired.drop:.2f} ± {paired.se:.2f}, upper bound {paired.upper():.2f})")
+            return None
+        if acc >= self.target - self.budget.max_drop:
             return f"within {self.budget.max_drop:g} points of {self.target:.2f} % at step {step}"
         return None
+
+    def decision(self) -> dict | None:
+        """The paired comparison at the best step with its verdict against max_drop (None without a reference)."""
+        if self.best_paired is None:
+            return None
+        out = {**self.best_paired.to_dict(), "text": self.best_paired.text()}
+        if self.budget.max_drop is not None:
+            out.update(verdict=self.best_paired.verdict(self.budget.max_drop), max_drop=self.budget.max_drop,
+                       upper=round(self.best_paired.upper(), 3), lower=round(self.best_paired.lower(), 3))
+        return out
 
     def restore_best(self) -> None:
         if self.best_state is not None:

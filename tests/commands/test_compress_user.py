@@ -49,14 +49,16 @@ def test_prune_a_user_onnx_model_fine_tunes_on_the_budget_and_reports_before_aft
     out, report = tmp_path / "pruned.onnx", tmp_path / "r.json"
     r = _edgemap("compress", "prune", str(onnx_path), "--out", str(out), "--ratio", "0.5", "--data", str(folder),
                  "--eval-data", str(folder), "--preprocess", "unit,channels=gray", "--classes", CLASSES,
-                 "--finetune-steps", "6", "--probe-steps", "3", "--latency-runs", "3", "--report", str(report))
+                 "--finetune-steps", "6", "--probe-steps", "3", "--latency-runs", "3", "--report", str(report),
+                 "--val-data", str(folder))
     assert r.returncode == 0, r.stderr[-2000:]
     saved = json.loads(report.read_text())
     assert saved["technique"] == "prune_user_model" and saved["config"]["distill"] is True  # distils by default
     assert saved["macs"][1] < 0.6 * saved["macs"][0] and saved["params"][1] < saved["params"][0]
     assert saved["accuracy"]["before"]["n"] == saved["accuracy"]["after"]["n"] == 60
     assert saved["latency"]["after"]["p50_ms"] > 0 and saved["extra"]["finetune"]["budget_used"]
-    assert "fine-tuning used" in r.stdout and "top-1" in r.stdout
+    assert saved["extra"]["finetune"]["judged_on"].startswith("60 validation images")  # --val-data, in the model's order
+    assert "fine-tuning used" in r.stdout and "judged on 60 validation images" in r.stdout and "top-1" in r.stdout
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     assert session.run(None, {session.get_inputs()[0].name: np.zeros((2, 1, 12, 12), np.float32)})[0].shape == (2, 3)
 

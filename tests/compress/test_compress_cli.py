@@ -28,6 +28,7 @@ def edgemap(*args: str) -> subprocess.CompletedProcess:
     (["prune", "{ckpt}", "--out", "{out}", "--temperature", "1"], "--temperature and --alpha set the distillation loss: add --distill"),
     (["prune", "{ckpt}", "--out", "{out}", "--distill", "--alpha", "1.5"], "alpha must lie in [0, 1]"),
     (["prune", "{ckpt}", "--out", "{out}", "--teacher-mirror"], "teacher_mirror averages the distillation teacher; it needs distill"),
+    (["prune", "{ckpt}", "--out", "{out}", "--val-data", "{ckpt}", "--finetune-epochs", "1"], "--finetune-epochs does not use it"),
     (["sparsify", "{ckpt}", "--out", "{out}", "--sparsity", "1"], "sparsity must lie in (0, 1)"),
     (["quantize", "{ckpt}.pt2", "--out", "{out}"], "model file not found"),  # any source quantizes; a missing one says so
     (["quantize", "{onnx}", "--out", "{out}", "--mode", "int4"], "unknown quantization mode 'int4'"),
@@ -72,6 +73,18 @@ def test_prune_command_distils_at_the_temperature_given(tiny_ckpt: Path, tiny_np
     assert (saved["config"]["iterative_steps"], saved["config"]["step_finetune_epochs"]) == (2, 1)
     assert (saved["config"]["weight_decay"], saved["config"]["norm_bias_decay"]) == (1e-4, False)
     assert saved["extra"]["soft_targets"]["temperature"] == 2.0 and out.is_file()
+
+
+def test_prune_judges_its_fine_tuning_on_the_given_validation_images(tiny_ckpt: Path, tiny_npz: Path,  # noqa: ANN001
+                                                                     tmp_path: Path) -> None:
+    out, report = tmp_path / "pruned.safetensors", tmp_path / "report.json"
+    r = edgemap("compress", "prune", str(tiny_ckpt), "--out", str(out), "--data", str(tiny_npz), "--val-data",
+                str(tiny_npz), "--finetune-steps", "4", "--importance", "l2", "--max-drop", "0.5", "--round-to", "8",
+                "--latency-runs", "0", "--report", str(report))
+    assert r.returncode == 0, r.stderr
+    info = json.loads(report.read_text())["extra"]["finetune"]
+    assert info["judged_on"].startswith(f"{info['held_out']} validation images of ") and info["decision"]["verdict"]
+    assert "judged on " in r.stdout and "one-sided 95 %" in r.stdout
 
 
 def test_passes_lists_the_registry() -> None:

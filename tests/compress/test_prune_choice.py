@@ -69,3 +69,22 @@ def test_bad_names_and_probe_sizes_are_one_line_errors() -> None:
     assert PruneUserModel(ratio=0.25, finetune_steps=12).plan().probe_size() == 3
     assert PruneUserModel(ratio=0.25, finetune_steps=None, finetune_minutes=2).plan().probe_size() == 30
     assert BudgetPlan(FinetuneBudget(max_steps=100), probe_steps=7).probe_size() == 7
+
+
+def test_given_validation_images_judge_the_fine_tuning_and_every_training_image_tunes(split, sample) -> None:  # noqa: ANN001
+    from edgemap.compress.prune_budget import decision_line, given_up, prune_on_budget
+
+    (train, val), model, norm = split, plain_cnn(), Normalization()
+    prune = ratio_pruner(model, 0.5, None, (3, 32, 32), train, norm)
+    plan = BudgetPlan(FinetuneBudget(max_steps=8, batch_size=16, lr=3e-3, eval_every=4, max_drop=0.5), "l2", "oneshot")
+    _, result = prune_on_budget(prune, model, train, norm, model, plan, val_set=val)
+    assert result["held_out"] == 40 and result["judged_on"].startswith("40 validation images of ")
+    d = result["decision"]
+    assert d["n"] == 40 and d["teacher"] == pytest.approx(result["target"], abs=0.01) and d["verdict"] in (
+        "within", "outside", "undecided")
+    assert decision_line(result).startswith("judged on 40 validation images") and "one-sided 95 %" in decision_line(result)
+    _, own = prune_on_budget(prune, model, train, norm, model, plan)  # none given: training images held out
+    assert own["held_out"] == 38 and own["judged_on"].startswith("38 training images held out")
+    outside = {**result, "decision": {**d, "verdict": "outside", "lower": 2.0}}
+    assert given_up(outside, 0.5).endswith("lower bound 2.00 > the fine-tuning bound 0.5")
+    assert given_up({**result, "decision": {**d, "verdict": "undecided"}}, 0.5) is None  # within noise: not given up

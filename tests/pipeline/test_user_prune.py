@@ -20,10 +20,11 @@ def test_the_budget_is_the_default_and_bad_budgets_are_one_line_errors():
             PruneUserModel(ratio=0.25, **kw)
 
 
-def test_held_out_images_are_a_seeded_fifth_at_most_500_and_none_for_tiny_sets():
-    data = ImageSet(np.zeros((3000, 4, 4, 3), np.uint8), np.arange(3000) % 10, tuple("abcdefghij"), "x")
+def test_held_out_images_are_a_seeded_fifth_at_most_2000_and_none_for_tiny_sets():
+    data = ImageSet(np.zeros((12000, 4, 4, 3), np.uint8), np.arange(12000) % 10, tuple("abcdefghij"), "x")
     train, val = hold_out(data, 0)
-    assert len(val) == 500 and len(train) == 2500
+    assert len(val) == 2000 and len(train) == 10000
+    assert len(hold_out(data.subset(slice(0, 3000)), 0)[1]) == 600 and len(hold_out(data, 0, 500)[1]) == 500
     again = hold_out(data, 0)[1]
     assert np.array_equal(again.images, val.images) and np.array_equal(again.labels, val.labels)
     small = data.subset(slice(0, 100))

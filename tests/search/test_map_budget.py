@@ -29,19 +29,26 @@ def train_npz(tmp_path):
 def test_a_bn_free_user_model_fine_tunes_on_the_budget_and_the_map_says_how_much_it_used(train_npz, tmp_path, capsys):
     path, module = _plain(tmp_path)
     save_file(module.state_dict(), tmp_path / "plain.safetensors")
+    val = tmp_path / "val.npz"  # validation images judge the fine-tuning (--val-data)
+    with np.load(train_npz) as z:
+        np.savez(val, images=z["images"][::3], labels=z["labels"][::3])
     opts = MapOptions(model=f"{path}:build", weights=tmp_path / "plain.safetensors", preprocess="cifar10",
-                      train_data=train_npz, prune_ratios=(0.5,), finetune_steps=12, out_dir=tmp_path / "m", trials=1,
+                      train_data=train_npz, val_data=val, prune_ratios=(0.5,), finetune_steps=12, out_dir=tmp_path / "m",
+                      trials=1,
                       backends=("onnxruntime",), precisions=("fp32",), threads=(1,), latency_runs=5, calib_samples=64,
                       progress=False, constraints=Constraints(max_accuracy_drop=3.0), timing_rounds=1)
     summary = run_map(opts)
     info = summary.finetune["0.5"]
     assert re.fullmatch(r"\d+ of 12 steps \(\d+ %\), \d+\.\d min: .+", info["budget_used"])
-    assert info["optimizer"] == "adamw" and info["held_out"] == 60  # no BatchNorm: AdamW; a fifth of 300 held out
+    assert info["optimizer"] == "adamw" and info["held_out"] == 100  # no BatchNorm: AdamW; the 100 validation images
+    assert info["judged_on"].startswith("100 validation images of ") and info["decision"]["n"] == 100
     assert info["steps"] <= 12 and info["target"] is not None
     err = " ".join(capsys.readouterr().err.split())
     assert "fine-tuning on a budget of 12 steps, stopping within 1.5 points of the unpruned model" in err
-    assert "ratio 0.5: fine-tuning used" in err and ("given up" in err) == (info["given_up"] is not None)
+    assert re.search(r"ratio 0\.5: MACs [\d.]+ M -> [\d.]+ M \(-[\d.]+ %\); fine-tuning used", err)  # MACs removed
+    assert ("given up" in err) == (info["given_up"] is not None) and "judged on 100 validation images" in err
     recipe = yaml.safe_load(open(summary.recipe))
+    assert recipe["data"]["val"] == str(val)  # `edgemap run` replays with the same judging images
     prune = next((p for p in recipe["passes"] if p["type"] == "prune_user_model"), None)
     if prune is not None:  # the chosen mapping may be the unpruned one
         assert prune["finetune_steps"] == 12 and prune["max_drop"] == 1.5 and prune["finetune_epochs"] is None

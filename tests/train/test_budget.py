@@ -109,3 +109,45 @@ def test_distillation_from_a_teacher_and_bad_budgets():
             FinetuneBudget(**kwargs)
     with pytest.raises(EdgemapError, match="needs a validation set"):
         finetune(bn_free(), data, norm, FinetuneBudget(max_drop=1.0))
+
+
+def test_a_paired_drop_within_noise_of_the_bound_does_not_stop_at_step_0():
+    from edgemap.train.evaluate import predict_logits
+
+    data, norm = colours(), Normalization()
+    student = bn_free()
+    pred = predict_logits(student, data, norm).argmax(1)
+    same = finetune(bn_free(), data, norm, FinetuneBudget(max_steps=10, max_drop=0.5, lr=1e-3), val_set=data,
+                    reference=pred)  # the teacher's own decisions: drop 0 +- 0, within at once
+    assert same.steps == 0 and "paired 0.00 ± 0.00" in same.stopped and same.decision["verdict"] == "within"
+    teacher = pred.copy()  # the teacher right on 6 images the student gets wrong, wrong on 5 it gets right
+    wrong, right = np.flatnonzero(pred != data.labels)[:6], np.flatnonzero(pred == data.labels)[:5]
+    teacher[wrong], teacher[right] = data.labels[wrong], (data.labels[right] + 1) % 4
+    noisy = finetune(bn_free(), data, norm, FinetuneBudget(max_steps=10, eval_every=5, max_drop=2.0, lr=1e-9,
+                                                           augment=False), val_set=data, reference=teacher)
+    # measured drop 1.56 points (within 2) but its paired SE is ~5: not stopped, and said so
+    assert noisy.steps == 10 and noisy.stopped == "step budget spent"
+    d = noisy.decision
+    assert d["drop"] == pytest.approx(100 / 64, abs=0.01) and d["se"] > 4 and d["verdict"] == "undecided"
+    assert [h["drop"] for h in noisy.history] == [pytest.approx(100 / 64, abs=0.01)] * 3
+    with pytest.raises(EdgemapError, match="reference predictions"):
+        finetune(bn_free(), data, norm, FinetuneBudget(max_steps=2), val_set=data, reference=pred[:3])
+
+
+def test_a_range_test_whose_loss_never_falls_suggests_the_default_rate_and_says_so():
+    from edgemap.train.budget import DEFAULT_LR, batches, make_optimizer
+
+    model, data = bn_free(), colours()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    budget = FinetuneBudget(batch_size=8)
+    rising = iter(range(1000))
+
+    def loss(logits, _y, _x):  # a loss that only grows (as a freshly pruned model's may over a few noisy batches)
+        return logits.sum() * 0 + float(next(rising))
+
+    rt = lr_range_test(model, make_optimizer("adamw", None), batches(data, Normalization(), budget), loss, steps=12,
+                       fallback=DEFAULT_LR["adamw"])
+    assert rt.suggested == 1e-3 and "never fell below its first value" in rt.note and rt.to_dict()["note"] == rt.note
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    plain = lr_range_test(model, make_optimizer("adamw", None), batches(data, Normalization(), budget), loss, steps=12)
+    assert plain.note is None and plain.suggested > 1e-7  # no fallback: the minimum past the first rates, / 10
