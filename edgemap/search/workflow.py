@@ -141,7 +141,8 @@ def prepare(opts: MapOptions, console: Console) -> Job:
                         device_is_host=profile.name == "host", latency_runs=opts.latency_runs, progress=opts.progress)
     ratios = sorted({c.prune_ratio for c in space.grid() if c.prune_ratio > 0})
     if ratios:
-        console.print(f"pruning {src.path.name} at ratios {ratios}, fine-tuning {_budget_text(settings)}; pruned models are kept for later runs of this map")
+        console.print(f"pruning {src.path.name} at ratios {ratios}, fine-tuning {_budget_text(settings)}; "
+                      "pruned models are kept for later runs of this map")
         ctx = replace(ctx, finetune=_prune_first(ctx, ratios, console))
     fp32 = _build(ctx, Candidate(0.0, "fp32", "none", "onnxruntime", 1))
     ctx = replace(ctx, fp32_onnx=str(fp32.artifact.path), baseline_accuracy=_baseline(ctx, fp32.artifact.path))
