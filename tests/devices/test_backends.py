@@ -170,6 +170,30 @@ def test_thread_ratio_error_is_held_out_and_sees_a_thread_count_the_kernels_do_n
     assert thread_ratio_error(_record(1.3))["fp32"] > 0.02
 
 
+def test_backend_ratio_error_is_held_out_and_sees_an_unexplained_thread_ratio():
+    from edgemap.devices.kernels.uncertainty import backend_ratio_error
+
+    assert backend_ratio_error(_graphs(40))["fp32"] < 0.02  # 2 threads always 0.6x: the lines explain it
+    noisy = _graphs(40)
+    for i, g in enumerate(noisy):  # 2-thread calls 0-27 % slower, unrelated to size: no line over the kernels explains it
+        g["times"]["2"] *= 1 + 0.03 * ((7 * i) % 10)
+    assert backend_ratio_error(noisy)["fp32"] > 0.02
+    assert backend_ratio_error(_graphs(6)) == {}  # too few graphs in a fold to fit a line: no margin claimed
+
+
+def test_stored_tie_margins_are_read_without_refitting(tmp_path, monkeypatch):
+    """calibrate-host stores the held-out margins in the record; estimate_margins reads them (a refit takes tens of s)."""
+    from edgemap.devices.kernels.store import isa_tag, write_record
+    from edgemap.devices.kernels.uncertainty import estimate_margins
+
+    shutil.copy(os.path.join(SHIPPED, "host.yaml"), tmp_path / "host.yaml")
+    write_record(tmp_path / "host.kernels.json.gz", isa_tag(), _record(1.0) | {"tie_margins": {"fp32": 0.123}})
+    monkeypatch.setenv("EDGEMAP_DEVICES", str(tmp_path))
+    assert estimate_margins("host") == {"fp32": 0.123} == estimate_margins("rpi4")  # rpi4 is scaled from the host
+    write_record(tmp_path / "host.kernels.json.gz", isa_tag(), _record(1.0))  # older records: computed, held out
+    assert estimate_margins("host")["fp32"] < 0.02
+
+
 def test_litert_files_are_converted_as_edgemap_converts_and_timed_in_its_session(tmp_path):
     """One sampled block made into the .tflite files LiteRT runs (FP32, then INT8 from the same FP32 conversion)."""
     from edgemap.commands.backend_files import runtime_file, time_session
