@@ -82,6 +82,22 @@ def kernel_estimate(model: str | Path, profile: DeviceProfile, unit: ComputeUnit
     return _scaled(model, profile, unit, threads, *host)
 
 
+def missing_note(name: str) -> str | None:
+    """Why device `name` (or the host it is scaled from) has no kernel records to use, when its file holds records of
+    other instruction sets only: ONNX Runtime (MLAS) picks its INT8 and FP32 kernels by the CPU's instruction set and
+    offers no switch to run another's, so a CPU without the recorded one must be calibrated itself."""
+    path = records_path(name) or records_path(HOST)
+    if path is None:
+        return None
+    tags = sorted(read_records(path))
+    here = isa_tag()
+    if not tags or here in tags:
+        return None
+    return (f"{path.name} holds kernel records for {', '.join(tags)}; this CPU runs {here} kernels (ONNX Runtime picks "
+            f"them by instruction set, with no switch to run others): run edgemap devices calibrate-host on it, which files "
+            f"its records under {here}")
+
+
 def _cpu_note(rec: dict) -> list[str]:
     from edgemap.core.evidence import cpu_model
 
