@@ -13,6 +13,8 @@ Attempts (each a different idea; the shipped line first, which must reproduce th
 - ort_ratio: the 2-thread time is the 1-thread line times ONNX Runtime's predicted 2/1-thread ratio of the whole
   network (the sampled one-to-four-node graphs cannot show how a whole network parallelises).
 - dw_split+ort_ratio: both.
+- ort_scaled: no kernel classes at all, a line over ONNX Runtime's predicted whole time and the kernel count (fewer
+  coefficients to carry from one-to-four-node graphs to whole networks).
 
     .venv/bin/python benchmarks/estimator_backend_attempts.py openvino --result estimator_openvino_recal.json
     .venv/bin/python benchmarks/estimator_backend_attempts.py litert --result estimator_litert.json
@@ -56,10 +58,11 @@ def features(items: list, cls, no_ort_group: bool) -> dict[str, float]:  # noqa:
 class Line:
     """One attempt: a line per (precision, threads) fitted as kernels.backends.fit_line fits it."""
 
-    def __init__(self, graphs: list[dict], dw_split: bool = False, no_ort_group: tuple[str, ...] = ()) -> None:
+    def __init__(self, graphs: list[dict], dw_split: bool = False, no_ort_group: tuple[str, ...] = (),
+                 coarse: bool = False) -> None:
         from edgemap.devices.kernels.backends import MIN_GRAPHS, fit_line
 
-        self.cls, self.no_ort = classes(dw_split), no_ort_group
+        self.cls, self.no_ort = (lambda key, op: "all") if coarse else classes(dw_split), no_ort_group
         by: dict = {}
         for g in graphs:
             for t, s in g["times"].items():
@@ -112,7 +115,7 @@ def score(rows: list[dict], pred: dict) -> dict:
 def attempts(rows: list[dict], graphs: list[dict], items: dict) -> dict:
     """name -> {(network, prec, threads): predicted seconds} for every attempt."""
     lines = {"shipped": Line(graphs), "dw_split": Line(graphs, dw_split=True), "no_ort_group": Line(graphs, no_ort_group=("fp32", "int8")),
-             "no_ort_group_int8": Line(graphs, no_ort_group=("int8",))}
+             "no_ort_group_int8": Line(graphs, no_ort_group=("int8",)), "ort_scaled": Line(graphs, coarse=True)}
     out = {}
     for name, line in lines.items():
         out[name] = {(r["model"], r["precision"], r["threads"]): line.predict(items[(r["model"], r["precision"], r["threads"])][0],
