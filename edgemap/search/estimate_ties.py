@@ -66,7 +66,8 @@ def _record(chosen: TrialMetrics, lowest: TrialMetrics, group: list[TrialMetrics
         line = (f"chosen on the lowest estimate: {lowest.key}'s estimate is the per-layer roofline's, whose error is not "
                 "known here (no kernel records for its runtime on this unit), so no candidate counts as tied with it")
     elif len(group) == 1:
-        line = f"no other candidate's estimate is within the estimate's ±{100 * b:.1f} % of {lowest.key}'s: chosen on the estimate"
+        line = (f"no other candidate's estimate is within the estimate's ±{100 * b:.1f} % of {lowest.key}'s: "
+                "chosen on the estimate")
     else:
         why = ("the most accurate, then the smallest, then fewest threads" if chosen.key != lowest.key
                else "it is also the most accurate, smallest, fewest-thread one")

@@ -8,8 +8,8 @@ kernel-level fit was built on it), so the model is a line over the graph's work 
     call = c0 + sum over classes k (a_k * kernels_k + b_k * MACs_k + c_k * bytes_k + d_k * ORT_k)
 
 per (precision, threads), all coefficients >= 0 (INT8 lines without d_k of grouped/depthwise convs: IGNORED),
-fitted for the least absolute relative error on sampled one-to-four-node graphs (the kernel sampler's) measured in that runtime. The kernels and
-their sizes are ONNX Runtime's optimised graph of the ONNX model (what an estimate is given: the
+fitted for the least absolute relative error on sampled one-to-four-node graphs (the kernel sampler's) measured
+in that runtime. The kernels and their sizes are ONNX Runtime's optimised graph of the ONNX model (what an estimate is given: the
 search estimates a candidate from its ONNX form), and ORT_k is the ONNX Runtime kernel-level
 prediction of the class's kernels, which carries what a line in MACs cannot (depthwise and small-
 channel inefficiency). The records (per-graph features and measured times, not fitted numbers)
