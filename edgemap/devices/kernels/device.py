@@ -181,6 +181,7 @@ def _backend_estimate(model: str | Path, profile: DeviceProfile, unit: ComputeUn
         kl = predict_model(model, ort[0], t)
     latency = bpred.predict(graph_features(kernel_items(kl.rows)), prec, t)
     notes = kl.warnings + ([f"{backend} measured up to {t} thread(s): predicted at {t}, not {threads}"] if t < threads else [])
+    notes += _busy_record_note(brec, backend, t)
     how = (f"{backend} whole-call line over {len(kl.rows)} ONNX Runtime kernels, fitted on {bpred.counts[(prec, t)]} "
            f"sampled graphs measured in {backend} on {brec['evidence'].get('cpu', own_name)} ({brec['isa']}, "
            f"{backend} {brec['evidence'].get('versions', {}).get(_DIST.get(backend, backend), '?')}, {brec['date']})")
@@ -197,3 +198,16 @@ def _backend_estimate(model: str | Path, profile: DeviceProfile, unit: ComputeUn
 
 
 _DIST = {"litert": "ai-edge-litert", "openvino": "openvino"}
+
+
+def _busy_record_note(rec: dict, backend: str, threads: int) -> list[str]:
+    """A multi-thread line measured while the cores were oversubscribed (load average above twice the logical CPUs:
+    a thread often waits for its core) holds for busy cores: LiteRT's 2-thread calls of the same networks ran x1.5 faster in an idle session on the 2-core host here,
+    its 1-thread calls within 1 % (benchmarks/results/estimator_backend_attempts_estimator_litert_s3.md)."""
+    ev = rec.get("evidence", {})
+    load, cpus = (ev.get("load_average") or [0.0])[0], ev.get("logical_cpus") or 0
+    if threads < 2 or not cpus or load <= 2 * cpus:
+        return []
+    return [f"{backend}'s {threads}-thread line was measured at load {load:g} on {cpus} logical CPUs, with the cores "
+            f"busy: on idle cores multi-thread calls can be much faster (LiteRT here: x1.5); recalibrate on an idle "
+            f"machine (edgemap devices calibrate-backend {backend})"]
