@@ -13,6 +13,8 @@ Attempts (each a different idea; the shipped line first, which must reproduce th
 - ort_ratio: the 2-thread time is the 1-thread line times ONNX Runtime's predicted 2/1-thread ratio of the whole
   network (the sampled one-to-four-node graphs cannot show how a whole network parallelises).
 - dw_split+ort_ratio: both.
+- size_parallel: the 2-thread time is the 1-thread line times a parallel speed-up that grows with the graph's work,
+  log(t2 / t1) = a + b log(MACs), fitted on the record's sampled graphs (a per-graph-size parallel-efficiency term).
 - ort_scaled: no kernel classes at all, a line over ONNX Runtime's predicted whole time and the kernel count (fewer
   coefficients to carry from one-to-four-node graphs to whole networks).
 
@@ -112,6 +114,24 @@ def score(rows: list[dict], pred: dict) -> dict:
     return out
 
 
+def size_parallel(graphs: list[dict], items: dict, base: dict) -> dict:
+    """`base`'s 1-thread predictions, and its 1-thread prediction times exp(a + b log MACs) at 2 threads, a and b fitted
+    per precision on the sampled graphs' measured 2-thread / 1-thread ratios (least squares in log space)."""
+    coef = {}
+    for prec in ("fp32", "int8"):
+        g = [x for x in graphs if x["prec"] == prec and "1" in x["times"] and "2" in x["times"]]
+        macs = np.log([max(sum(k[2] for k in x["kernels"]["1"]), 1) for x in g])
+        coef[prec] = np.polyfit(macs, np.log([x["times"]["2"] / x["times"]["1"] for x in g]), 1)
+    out = {}
+    for k, v in base.items():
+        if k[2] == 1:
+            out[k] = v
+        else:
+            b, a = coef[k[1]]
+            out[k] = base[(k[0], k[1], 1)] * float(np.exp(a + b * np.log(max(sum(i[2] for i in items[k][0]), 1))))
+    return out
+
+
 def attempts(rows: list[dict], graphs: list[dict], items: dict) -> dict:
     """name -> {(network, prec, threads): predicted seconds} for every attempt."""
     lines = {"shipped": Line(graphs), "dw_split": Line(graphs, dw_split=True), "no_ort_group": Line(graphs, no_ort_group=("fp32", "int8")),
@@ -124,6 +144,7 @@ def attempts(rows: list[dict], graphs: list[dict], items: dict) -> dict:
 
     now = BackendPredictor("", graphs)
     out["edgemap now"] = {k: now.predict(graph_features(items[k][0]), k[1], k[2]) for k in out["shipped"]}
+    out["size_parallel"] = size_parallel(graphs, items, out["edgemap now"])
     for base in ("shipped", "dw_split"):
         tag = "ort_ratio" if base == "shipped" else "dw_split+ort_ratio"
         out[tag] = {k: v if k[2] == 1 else out[base][(k[0], k[1], 1)] * items[k][1] / items[(k[0], k[1], 1)][1]
@@ -160,11 +181,13 @@ def main() -> None:
     ap.add_argument("--result", required=True, help="a stored results/estimator_BACKEND*.json (its measured times)")
     ap.add_argument("--compare", help="another stored validation run of the same networks: how far its measured times are "
                     "from --result's (the runtime's between-session noise, which no predictor fitted once can beat)")
+    ap.add_argument("--records", help="a profile folder whose host.backends.json.gz to fit on (default: the shipped one)")
     ap.add_argument("--isa", default="avx512_vnni", help="which stored backend record to fit on (e.g. avx2: OpenVINO under ONEDNN_MAX_CPU_ISA=AVX2)")
     args = ap.parse_args()
     stored = json.loads((RESULTS / args.result).read_text())
     per_family = stored["models"] // stored["families"]
-    rec = read_backend_records(records_path("host").with_name("host.backends.json.gz"))[args.isa][args.backend]
+    bfile = Path(args.records) / "host.backends.json.gz" if args.records else records_path("host").with_name("host.backends.json.gz")
+    rec = read_backend_records(bfile)[args.isa][args.backend]
     items = network_items(per_family, load_predictor(records_path("host"))[0])  # ORT kernels as the estimate reads them here
     rows = [r for r in stored["rows"] if r["predicted_s"] is not None]
     preds = attempts(rows, rec["graphs"], items)
@@ -174,7 +197,7 @@ def main() -> None:
                                                        if r["precision"] == p and r["threads"] == t])), 1)
              for p in ("fp32", "int8") for t in (1, 2)}
     cmd = (f".venv/bin/python benchmarks/estimator_backend_attempts.py {args.backend} --result {args.result}"
-           + (f" --isa {args.isa}" if args.isa != "avx512_vnni" else ""))
+           + (f" --isa {args.isa}" if args.isa != "avx512_vnni" else "") + (f" --records {args.records}" if args.records else ""))
     lines = [f"# {args.backend} predictor attempts, scored on the measurements of `{args.result}`", "",
              f"`{cmd}` - no new timing: fitted on the stored {args.backend} record ({args.isa}, {len(rec['configs'])} sampled graphs, "
              f"{rec['date']}, calibration load {rec['evidence'].get('load_average')}); measured times from `{stored['command']}` "

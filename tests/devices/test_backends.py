@@ -119,6 +119,7 @@ def test_estimate_for_openvino_is_its_predictor_and_scales_to_another_cpu(user_d
     host = estimate(models["fp32"], "host", threads=1, backend="openvino")
     rpi = estimate(models["fp32"], "rpi4", threads=1, backend="openvino")
     assert rpi.latency_s.how.startswith("scaled from the host: openvino") and rpi.latency_s.value > host.latency_s.value
+    assert len(rpi.notes) == len(set(rpi.notes))  # the ORT kernels' warnings once, not again from the scaling
     monkeypatch.setattr("edgemap.devices.kernels.device.isa_tag", lambda: "neon")  # records of another ISA are not used
     other = estimate(models["fp32"], "host", backend="openvino")
     assert "roofline" in other.latency_s.how and any("calibrate-backend openvino" in n for n in other.notes)

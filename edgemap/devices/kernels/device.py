@@ -193,7 +193,7 @@ def _backend_estimate(model: str | Path, profile: DeviceProfile, unit: ComputeUn
         latency *= dev.latency_s / host
         how = f"scaled from the host: {how}, times {profile.name}'s / the host's ONNX Runtime kernel-level latency " \
               f"({dev.latency_s / host:.2f}); no measurement on {profile.name}"
-        notes += dev.notes
+        notes += [n for n in dev.notes if n not in notes]  # the same ONNX Runtime kernels: their warnings once
     return KernelEstimate(latency, how, kl.rows, notes)
 
 
