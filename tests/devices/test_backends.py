@@ -119,10 +119,25 @@ def test_estimate_for_openvino_is_its_predictor_and_scales_to_another_cpu(user_d
     host = estimate(models["fp32"], "host", threads=1, backend="openvino")
     rpi = estimate(models["fp32"], "rpi4", threads=1, backend="openvino")
     assert rpi.latency_s.how.startswith("scaled from the host: openvino") and rpi.latency_s.value > host.latency_s.value
-    assert len(rpi.notes) == len(set(rpi.notes))  # the ORT kernels' warnings once, not again from the scaling
     monkeypatch.setattr("edgemap.devices.kernels.device.isa_tag", lambda: "neon")  # records of another ISA are not used
     other = estimate(models["fp32"], "host", backend="openvino")
     assert "roofline" in other.latency_s.how and any("calibrate-backend openvino" in n for n in other.notes)
+
+
+def test_a_scaled_backend_estimate_lists_each_kernel_warning_once(user_dir, monkeypatch, tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    from edgemap.devices.estimate import estimate
+
+    monkeypatch.setenv("EDGEMAP_DEVICES", str(user_dir))
+    graph = helper.make_graph([helper.make_node("ReduceMean", ["x"], ["y"], axes=[2, 3], keepdims=0)], "mean",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])])
+    path = tmp_path / "mean.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    notes = estimate(path, "rpi4", threads=1, backend="openvino").notes
+    assert sum("never sampled" in n and "ReduceMean" in n for n in notes) == 1, notes
 
 
 def test_user_errors_are_one_line(user_dir, models, monkeypatch, tmp_path):
