@@ -1,5 +1,6 @@
-"""The search's choice when its latencies are estimates (a device that is not this host): estimates that lie within
-the predictor's own error of each other are ties, not a ranking.
+"""The search's choice when its objective is an estimate (latency on a device that is not this host; energy, which is
+board power times the estimated latency, on any): estimates that lie within the predictor's own error of each other
+are ties, not a ranking.
 
 The band of a candidate is the held-out 2-thread / 1-thread ratio error of the predictor its estimate came from
 (edgemap/devices/kernels/uncertainty.py: ONNX Runtime's kernel predictor, or OpenVINO's / LiteRT's whole-call line;
@@ -16,13 +17,18 @@ from typing import Sequence
 
 from edgemap.search.records import TrialMetrics
 
-RULE = "estimated latencies: ties within the estimate's held-out error go to accuracy, then size, then fewer threads"
+RULE = "estimates: ties within the latency estimate's held-out error go to accuracy, then size, then fewer threads"
 
 
 def on_estimates(trials: Sequence[TrialMetrics], key: str) -> bool:
-    """True when the objective is latency and the search's latencies are device estimates, not host measurements."""
-    return key == "latency_ms" and any(m.ok for m in trials) and all(
-        (m.latency_basis or "").startswith("estimated") for m in trials if m.ok)
+    """True when the objective is an estimate: latency on a device that is not this host, or energy (board power
+    times the estimated latency, on any device: its relative error is the latency estimate's)."""
+    ok = [m for m in trials if m.ok]
+    if not ok or key not in ("latency_ms", "energy_mj"):
+        return False
+    if key == "energy_mj":
+        return all("estimated latency" in str((m.estimate.get("energy_j") or {}).get("how", "")) for m in ok)
+    return all((m.latency_basis or "").startswith("estimated") for m in ok)
 
 
 def band_of(m: TrialMetrics, device: str) -> float | None:

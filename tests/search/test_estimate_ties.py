@@ -1,6 +1,7 @@
 """The search's choice on estimated latencies: ties within the predictor's own held-out error (search/estimate_ties.py)."""
 
 import io
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -64,10 +65,13 @@ def test_a_roofline_estimate_is_never_tied_and_the_choice_says_so():
     assert chosen is lowest and "roofline" in record["line"] and "error is not known" in record["line"]
 
 
-def test_measured_latencies_are_not_estimates():
+def test_measured_latencies_are_not_estimates_and_energy_always_is():
     measured = [trial("fp32", t, 1.0, 90.0, basis="measured on this host") for t in (1, 2)]
     assert not on_estimates(measured, "latency_ms")
     assert on_estimates([trial("fp32", 1, 1.0, 90.0)], "latency_ms") and not on_estimates([trial("fp32", 1, 1.0, 90.0)], "size_bytes")
+    power = {"energy_j": {"value": 1e-3, "how": "5.35 W board power (profile) x estimated latency"}}
+    on_host = [replace(m, estimate=m.estimate | power) for m in measured]  # energy on the host: power x the estimate
+    assert on_estimates(on_host, "energy_mj") and not on_estimates(measured, "energy_mj")
 
 
 def test_tied_is_symmetric_and_relative():
