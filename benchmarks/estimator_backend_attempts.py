@@ -181,6 +181,7 @@ def main() -> None:
     ap.add_argument("--result", required=True, help="a stored results/estimator_BACKEND*.json (its measured times)")
     ap.add_argument("--compare", help="another stored validation run of the same networks: how far its measured times are "
                     "from --result's (the runtime's between-session noise, which no predictor fitted once can beat)")
+    ap.add_argument("--tag", default="", help="suffix of the result files (e.g. after a recalibration)")
     ap.add_argument("--records", help="a profile folder whose host.backends.json.gz to fit on (default: the shipped one)")
     ap.add_argument("--isa", default="avx512_vnni", help="which stored backend record to fit on (e.g. avx2: OpenVINO under ONEDNN_MAX_CPU_ISA=AVX2)")
     args = ap.parse_args()
@@ -197,7 +198,7 @@ def main() -> None:
                                                        if r["precision"] == p and r["threads"] == t])), 1)
              for p in ("fp32", "int8") for t in (1, 2)}
     cmd = (f".venv/bin/python benchmarks/estimator_backend_attempts.py {args.backend} --result {args.result}"
-           + (f" --isa {args.isa}" if args.isa != "avx512_vnni" else "") + (f" --records {args.records}" if args.records else ""))
+           + (f" --isa {args.isa}" if args.isa != "avx512_vnni" else "") + (f" --records {args.records}" if args.records else "") + (f" --tag {args.tag}" if args.tag else ""))
     lines = [f"# {args.backend} predictor attempts, scored on the measurements of `{args.result}`", "",
              f"`{cmd}` - no new timing: fitted on the stored {args.backend} record ({args.isa}, {len(rec['configs'])} sampled graphs, "
              f"{rec['date']}, calibration load {rec['evidence'].get('load_average')}); measured times from `{stored['command']}` "
@@ -213,7 +214,7 @@ def main() -> None:
         lines += between_sessions(stored, json.loads((RESULTS / args.compare).read_text()), args.compare)
         cmd += f" --compare {args.compare}"
         lines[2] = lines[2].replace(f"`{cmd.split(' --compare')[0]}`", f"`{cmd}`", 1)
-    out = RESULTS / f"estimator_backend_attempts_{Path(args.result).stem}"
+    out = RESULTS / (f"estimator_backend_attempts_{Path(args.result).stem}" + (f"_{args.tag}" if args.tag else ""))
     write_text(out.with_suffix(".md"), "\n".join(lines) + "\n")
     write_text(out.with_suffix(".json"), json.dumps({"command": cmd, "table": table, "noise_pct": noise, "shipped_drift": drift,
                                                       "evidence": machine_evidence()}, indent=1))
