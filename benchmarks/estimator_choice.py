@@ -99,11 +99,11 @@ def _label(r: dict) -> str:
     return f"{r['precision']}/{r['threads']}t"
 
 
-def choice_rows(rows: list[dict], margins: dict[str, float] | None = None) -> list[dict]:
+def choice_rows(rows: list[dict], margins: dict[str, float] | None = None, every: bool = False) -> list[dict]:
     """For one network per family (names ending in _0) and each scenario: the choice by estimate (and by the tie
     rule, with `margins`), by measurement, by each pass alone, the measured gap and whether it lies within the noise."""
     out = []
-    for name in sorted({r["model"] for r in rows if r["model"].endswith("_0")}):
+    for name in sorted({r["model"] for r in rows if every or r["model"].endswith("_0")}):
         for scen, (precs, drop) in SCENARIOS.items():
             cands = [r | {"accuracy": -drop if r["precision"] == "int8" else 0.0, "pass_a": r["passes_s"][0], "pass_b": r["passes_s"][1]}
                      for r in rows if r["model"] == name and r["precision"] in precs]
@@ -193,18 +193,21 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
     ap.add_argument("result", help="a benchmarks/results/estimator_kernels*.json with per-pass times (passes_s)")
+    ap.add_argument("--every", action="store_true", help="every network of the run, not one per family")
     args = ap.parse_args()
     from edgemap.devices.kernels.device import records_path
     from edgemap.devices.kernels.store import load_predictor
     from edgemap.devices.kernels.uncertainty import thread_ratio_error
 
-    margins = thread_ratio_error(load_predictor(records_path("host"))[1])
+    rec = load_predictor(records_path("host"))[1]
+    margins = rec.get("tie_margins") or thread_ratio_error(rec)
     data = json.loads(Path(args.result).read_text())
     rows = [r for r in data["rows"] if r["family"] != "zoo"]
-    choices = choice_rows(rows, margins)
-    out = Path(__file__).resolve().parent / "results" / f"estimator_choice_{Path(args.result).stem}.md"
+    choices = choice_rows(rows, margins, args.every)
+    stem = f"estimator_choice_{Path(args.result).stem}" + ("_every" if args.every else "")
+    out = Path(__file__).resolve().parent / "results" / f"{stem}.md"
     lines = [f"# Choices of `{Path(args.result).name}` re-scored with the tie rule", "",
-             f"`.venv/bin/python benchmarks/estimator_choice.py {args.result}` - no new measurement: the stored rows of "
+             f"`.venv/bin/python benchmarks/estimator_choice.py {args.result}{' --every' if args.every else ''}` - no new measurement: the stored rows of "
              f"`{data['command']}` (load before {data['evidence_before'].get('load_average')}, after "
              f"{data['evidence_after'].get('load_average')}); margins from the shipped calibration records: "
              + ", ".join(f"{p} {100 * v:.1f} %" for p, v in margins.items())]
