@@ -4,7 +4,8 @@ Validation models: `--per-family` networks from each of the 10 families in estim
 (whole CNNs; the kernel sampler only ever built one-to-four-node blocks), each FP32 and static
 QDQ INT8, batch 1, ONNX Runtime CPU, 1 and 2 threads. Each is predicted from the host's kernel
 records (edgemap/devices/profiles/host.kernels.json.gz, written by `edgemap devices
-calibrate-host`) and measured here twice (passes A and B, all models interleaved in bursts):
+calibrate-host`) and measured here in passes (A, B, ...; all models interleaved in bursts, both thread counts in
+each pass, in alternating order):
 the A/B difference is the run-to-run noise reported beside the errors. The statistic measured
 and predicted is the mean of the 10th-50th percentile band of the call times (what the
 kernels were fitted to; the machine is shared, the upper half is the neighbours); errors
@@ -142,16 +143,20 @@ def main() -> None:
     pred, rec = loaded
     from edgemap.devices.kernels.uncertainty import thread_ratio_error
 
-    margins = thread_ratio_error(rec)  # from the calibration records only: the tie rule's margin per precision
+    margins = rec.get("tie_margins") or thread_ratio_error(rec)  # from the calibration records only: the tie rule's margin
     print(f"tie-rule margins (held-out 2t/1t ratio error on the calibration graphs): {margins}", flush=True)
     before = machine_evidence()
     t0 = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         paths = build(args.per_family, Path(tmp)) | (build_zoo(Path(tmp)) if args.zoo else {})
         rows = []
+        preds = {t: predict(paths, t, pred) for t in THREADS}
+        by_t: dict[int, list] = {t: [] for t in THREADS}
+        for i in range(max(2, args.passes)):  # both thread counts in each pass, alternating order: a 1-vs-2-thread
+            for t in (THREADS if i % 2 == 0 else THREADS[::-1]):  # choice compares times of the same minutes
+                by_t[t].append(measure(paths, t, args.runs))
         for t in THREADS:
-            p = predict(paths, t, pred)
-            passes = [measure(paths, t, args.runs) for _ in range(max(2, args.passes))]
+            p, passes = preds[t], by_t[t]
             for (name, prec), f in paths.items():
                 k = (name, prec)
                 family = "zoo" if name.startswith("zoo:") else name.rsplit("_", 1)[0]
@@ -160,7 +165,8 @@ def main() -> None:
                              "measured_s": float(np.mean([m[k]["quiet"] for m in passes])),
                              "median_s": float(np.mean([m[k]["median"] for m in passes])),
                              "pass_a_s": passes[0][k]["quiet"], "pass_b_s": passes[1][k]["quiet"],
-                             "passes_s": [m[k]["quiet"] for m in passes], "warnings": p[k]["warnings"]})
+                             "passes_s": [m[k]["quiet"] for m in passes], "warnings": p[k]["warnings"],
+                             "size_bytes": f.stat().st_size})
     result = summarise(rows, rec, before, machine_evidence(), time.time() - t0, args, margins)
     stem = "estimator_kernels" + (f"_{args.tag}" if args.tag else "")
     write_result_json(RESULTS / f"{stem}.json", result)

@@ -152,6 +152,7 @@ def calibrate_kernels(profile_path: str | Path, budget_s: float = 480.0, threads
     from edgemap.devices.kernels.campaign import run_campaign
     from edgemap.devices.kernels.ortgraph import DEFAULT_LEVEL
     from edgemap.devices.kernels.store import isa_tag, kernels_path, write_record
+    from edgemap.devices.kernels.uncertainty import thread_ratio_error
 
     if budget_s < 10:
         raise EdgemapError(f"the kernel sampling budget must be at least 10 s, got {budget_s:g}")
@@ -159,6 +160,7 @@ def calibrate_kernels(profile_path: str | Path, budget_s: float = 480.0, threads
     rec = run_campaign(budget_s, threads=threads, log=log)
     rec |= {"isa": isa_tag(), "date": f"{datetime.now(timezone.utc):%Y-%m-%d}", "level": DEFAULT_LEVEL,
             "evidence": machine_evidence(), "how": "edgemap devices calibrate-host"}
+    rec["tie_margins"] = thread_ratio_error(rec)  # the search's tie band (search/estimate_ties.py), held out
     return write_record(kernels_path(profile_path), rec["isa"], rec)
 
 
@@ -178,6 +180,7 @@ def calibrate_backend(profile_path: str | Path, backend: str, functions: tuple, 
     from edgemap.devices.kernels.backends import (BACKENDS, MIN_GRAPHS, backend_isa_tag, backends_path, read_backend_records,
                                                   write_backend_record)
     from edgemap.devices.kernels.store import isa_tag, kernels_path, load_predictor
+    from edgemap.devices.kernels.uncertainty import backend_ratio_error
 
     if backend not in BACKENDS:
         raise EdgemapError(f"unknown backend {backend!r} to calibrate; choose from {', '.join(BACKENDS)}")
@@ -207,4 +210,5 @@ def calibrate_backend(profile_path: str | Path, backend: str, functions: tuple, 
     rec |= {"isa": tag, "cpu_isa": isa_tag(), "date": f"{datetime.now(timezone.utc):%Y-%m-%d}", "evidence_before": before,
             "evidence": machine_evidence(), "how": f"edgemap devices calibrate-backend {backend}",
             "ort_records": {k: loaded[1][k] for k in ("date", "elapsed_s")} | {"kernel_samples": len(loaded[1]["kernels"])}}
+    rec["tie_margins"] = backend_ratio_error(rec["graphs"])  # the search's tie band for this runtime, held out
     return write_backend_record(backends_path(profile_path), rec["isa"], rec)

@@ -112,16 +112,26 @@ def _kernel_latency(est: Estimate, cost: GraphCost, profile: DeviceProfile, conv
 
     ke = kernel_estimate(Path(cost.path), profile, profile.unit(est.unit), est.threads, backend)
     if ke is None:
-        est.notes.append("latency from the per-layer roofline: no kernel records for this device or the host "
-                         "(edgemap devices calibrate-host)" if backend == "onnxruntime" else
-                         f"latency from the per-layer roofline: no {backend} records for this device or the host at this "
-                         f"precision (edgemap devices calibrate-backend {backend})")
+        est.notes.append("latency from the per-layer roofline: " + _no_kernel_reason(profile, est.unit, backend))
         return
     power = est.energy_j.value / est.latency_s.value if est.latency_s.value else 0.0
     est.latency_s = Figure(ke.latency_s, "s", "estimated", ke.how)
     est.energy_j = Figure(power * ke.latency_s, "J", "estimated", f"{power:.2f} W board power (profile) x estimated latency")
     est.kernels = ke.rows
     est.notes.extend(ke.notes)
+
+
+def _no_kernel_reason(profile: DeviceProfile, unit: str, backend: str) -> str:
+    """Why no kernel-level latency: records of another instruction set only, or none for this device or the host."""
+    from edgemap.devices.kernels.device import missing_note
+
+    why = missing_note(profile.name) if profile.unit(unit).type == "cpu" else None
+    if why:
+        return why + ("" if backend == "onnxruntime" else f", then edgemap devices calibrate-backend {backend}")
+    if backend == "onnxruntime":
+        return "no kernel records for this device or the host (edgemap devices calibrate-host)"
+    return (f"no {backend} records for this device or the host at this precision "
+            f"(edgemap devices calibrate-backend {backend})")
 
 
 def estimate_cost(cost: GraphCost, profile: DeviceProfile, precision: str | None = None, unit: str | None = None,

@@ -72,6 +72,8 @@ def write_report(opts: MapOptions, job, summary: SearchSummary) -> Path:  # noqa
                      f"{'yes' if not m.violations else '; '.join(m.violations)} |")
     if plot:
         lines += ["", f"![Pareto front]({plot.name})"]
+    if summary.choice.get("line"):
+        lines += ["", f"Choice: {summary.choice['line']}."]
     if summary.comparison:
         from edgemap.search.robust import summary_lines
 
@@ -129,6 +131,8 @@ def print_summary(summary: SearchSummary, console: Console) -> None:
     else:
         console.print(f"[bold green]chosen:[/] {c.key}  top-1 {c.accuracy:.2f}% (drop {c.accuracy_drop:.2f}), "
                       f"{key} {c.value(key):.4g} ({c.latency_basis if key == 'latency_ms' else 'estimated'})")
+        if summary.choice.get("line"):
+            console.print(f"  {summary.choice['line']}", highlight=False)
         from edgemap.search.robust import summary_lines
 
         for line in summary_lines(summary.to_dict()):

@@ -110,7 +110,7 @@ class SearchContext:
 
 
 # keys of results.json written only once their step has run (absent before, as they always were)
-_OPTIONAL = ("comparison", "timing", "peers", "bundle", "recipe", "wall_s", "report", "evidence", "class_names", "report_html")
+_OPTIONAL = ("choice", "comparison", "timing", "peers", "bundle", "recipe", "wall_s", "report", "evidence", "class_names", "report_html")
 
 
 @dataclass(frozen=True)
@@ -131,6 +131,7 @@ class SearchSummary:
     finalists: dict = field(default_factory=dict)  # file key -> its isolated timing and rank
     failed: dict = field(default_factory=dict)  # candidate key -> error
     finetune: dict = field(default_factory=dict)
+    choice: dict = field(default_factory=dict)  # how estimated latencies were tied (search/estimate_ties.py)
     comparison: dict = field(default_factory=dict)  # role -> timing row (edgemap.search.robust.comparison)
     timing: dict = field(default_factory=dict)  # how the comparison was timed, with its evidence
     peers: dict | None = None

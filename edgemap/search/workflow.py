@@ -334,21 +334,30 @@ def search(opts: MapOptions, job: Job, console: Console) -> dict[str, TrialMetri
 
 
 def choose(opts: MapOptions, job: Job, results: dict[str, TrialMetrics]) -> SearchSummary:
-    """Pareto front (accuracy, objective, size), the feasible best on the objective, or the nearest misses."""
+    """Pareto front (accuracy, objective, size), the feasible best on the objective, or the nearest misses. On
+    estimated latencies, estimates within the predictor's own error are ties (search/estimate_ties.py)."""
     from dataclasses import replace
+
+    from edgemap.search import estimate_ties
 
     key = OBJECTIVES[opts.objective]
     trials = tuple(replace(m, violations=opts.constraints.violations(m)) if m.ok else m for m in results.values())
     ok = [m for m in trials if m.ok]
+    estimated = estimate_ties.on_estimates(ok, key)
     front_idx = pareto_front([{"accuracy": m.accuracy, key: m.value(key), "size_bytes": m.size_bytes} for m in ok],
-                             {"accuracy": "max", key: "min", "size_bytes": "min"})
+                             {"accuracy": "max", key: "min", "size_bytes": "min"},
+                             {key: estimate_ties.bands(ok, opts.device)} if estimated else None)
     feasible = [m for m in ok if not m.violations]
-    chosen = min(feasible, key=lambda m: (m.value(key), -m.accuracy)) if feasible else None  # measure() may re-choose
+    chosen, choice = None, {}
+    if feasible and estimated:
+        chosen, choice = estimate_ties.choose_on_estimates(feasible, key, opts.device)
+    elif feasible:
+        chosen = min(feasible, key=lambda m: (m.value(key), -m.accuracy))  # measure() may re-choose
     nearest = sorted(ok, key=lambda m: (len(m.violations), m.accuracy_drop, m.value(key)))[:3] if not feasible else []
     return SearchSummary(objective=opts.objective, objective_key=key, device=opts.device,
                          baseline_accuracy=job.ctx.baseline_accuracy, data=job.data_note, constraints=opts.constraints,
                          trials=trials, front=tuple(ok[i].key for i in front_idx), chosen=chosen, nearest=tuple(nearest),
-                         failed={m.key: m.error for m in trials if not m.ok}, finetune=job.ctx.finetune)
+                         failed={m.key: m.error for m in trials if not m.ok}, finetune=job.ctx.finetune, choice=choice)
 
 
 def measure(opts: MapOptions, job: Job, summary: SearchSummary,

@@ -124,6 +124,22 @@ def test_estimate_for_openvino_is_its_predictor_and_scales_to_another_cpu(user_d
     assert "roofline" in other.latency_s.how and any("calibrate-backend openvino" in n for n in other.notes)
 
 
+def test_a_scaled_backend_estimate_lists_each_kernel_warning_once(user_dir, monkeypatch, tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    from edgemap.devices.estimate import estimate
+
+    monkeypatch.setenv("EDGEMAP_DEVICES", str(user_dir))
+    graph = helper.make_graph([helper.make_node("ReduceMean", ["x"], ["y"], axes=[2, 3], keepdims=0)], "mean",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])])
+    path = tmp_path / "mean.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    notes = estimate(path, "rpi4", threads=1, backend="openvino").notes
+    assert sum("never sampled" in n and "ReduceMean" in n for n in notes) == 1, notes
+
+
 def test_user_errors_are_one_line(user_dir, models, monkeypatch, tmp_path):
     from edgemap.cli import app
 
@@ -168,6 +184,50 @@ def test_thread_ratio_error_is_held_out_and_sees_a_thread_count_the_kernels_do_n
 
     assert thread_ratio_error(_record(1.0))["fp32"] < 0.02
     assert thread_ratio_error(_record(1.3))["fp32"] > 0.02
+
+
+def test_a_multi_thread_line_measured_on_busy_cores_says_so(models, tmp_path, monkeypatch):
+    """A LiteRT record measured at load 14 on 2 CPUs (as the one shipped before 2026-12-01 16:37 was): its 2-thread
+    estimate says the line holds for busy cores; its 1-thread one, and OpenVINO's (measured at load 2), say nothing."""
+    from edgemap.devices.estimate import estimate
+    from edgemap.devices.kernels.backends import read_backend_records, write_backend_record
+
+    for name in ("host.yaml", "host.kernels.json.gz"):
+        shutil.copy(os.path.join(SHIPPED, name), tmp_path / name)
+    for tag, by in read_backend_records(backends_path(os.path.join(SHIPPED, "host.yaml"))).items():
+        for rec in by.values():
+            if rec["backend"] == "litert":
+                rec["evidence"] |= {"load_average": [14.04, 13.32, 9.03], "logical_cpus": 2}
+            write_backend_record(tmp_path / "host.backends.json.gz", tag, rec)
+    monkeypatch.setenv("EDGEMAP_DEVICES", str(tmp_path))
+    busy = [n for n in estimate(models["fp32"], "host", threads=2, backend="litert").notes if "cores busy" in n]
+    assert len(busy) == 1 and "load 14.04 on 2 logical CPUs" in busy[0] and "calibrate-backend litert" in busy[0]
+    assert not any("cores busy" in n for n in estimate(models["fp32"], "host", threads=1, backend="litert").notes)
+    assert not any("cores busy" in n for n in estimate(models["fp32"], "host", threads=2, backend="openvino").notes)
+
+
+def test_backend_ratio_error_is_held_out_and_sees_an_unexplained_thread_ratio():
+    from edgemap.devices.kernels.uncertainty import backend_ratio_error
+
+    assert backend_ratio_error(_graphs(40))["fp32"] < 0.02  # 2 threads always 0.6x: the lines explain it
+    noisy = _graphs(40)
+    for i, g in enumerate(noisy):  # 2-thread calls 0-27 % slower, unrelated to size: no line over the kernels explains it
+        g["times"]["2"] *= 1 + 0.03 * ((7 * i) % 10)
+    assert backend_ratio_error(noisy)["fp32"] > 0.02
+    assert backend_ratio_error(_graphs(6)) == {}  # too few graphs in a fold to fit a line: no margin claimed
+
+
+def test_stored_tie_margins_are_read_without_refitting(tmp_path, monkeypatch):
+    """calibrate-host stores the held-out margins in the record; estimate_margins reads them (a refit takes tens of s)."""
+    from edgemap.devices.kernels.store import isa_tag, write_record
+    from edgemap.devices.kernels.uncertainty import estimate_margins
+
+    shutil.copy(os.path.join(SHIPPED, "host.yaml"), tmp_path / "host.yaml")
+    write_record(tmp_path / "host.kernels.json.gz", isa_tag(), _record(1.0) | {"tie_margins": {"fp32": 0.123}})
+    monkeypatch.setenv("EDGEMAP_DEVICES", str(tmp_path))
+    assert estimate_margins("host") == {"fp32": 0.123} == estimate_margins("rpi4")  # rpi4 is scaled from the host
+    write_record(tmp_path / "host.kernels.json.gz", isa_tag(), _record(1.0))  # older records: computed, held out
+    assert estimate_margins("host")["fp32"] < 0.02
 
 
 def test_litert_files_are_converted_as_edgemap_converts_and_timed_in_its_session(tmp_path):

@@ -82,6 +82,22 @@ def kernel_estimate(model: str | Path, profile: DeviceProfile, unit: ComputeUnit
     return _scaled(model, profile, unit, threads, *host)
 
 
+def missing_note(name: str) -> str | None:
+    """Why device `name` (or the host it is scaled from) has no kernel records to use, when its file holds records of
+    other instruction sets only: ONNX Runtime (MLAS) picks its INT8 and FP32 kernels by the CPU's instruction set and
+    offers no switch to run another's, so a CPU without the recorded one must be calibrated itself."""
+    path = records_path(name) or records_path(HOST)
+    if path is None:
+        return None
+    tags = sorted(read_records(path))
+    here = isa_tag()
+    if not tags or here in tags:
+        return None
+    return (f"{path.name} holds kernel records for {', '.join(tags)}; this CPU runs {here} kernels (ONNX Runtime picks "
+            f"them by instruction set, with no switch to run others): run edgemap devices calibrate-host on it, which files "
+            f"its records under {here}")
+
+
 def _cpu_note(rec: dict) -> list[str]:
     from edgemap.core.evidence import cpu_model
 
@@ -165,6 +181,7 @@ def _backend_estimate(model: str | Path, profile: DeviceProfile, unit: ComputeUn
         kl = predict_model(model, ort[0], t)
     latency = bpred.predict(graph_features(kernel_items(kl.rows)), prec, t)
     notes = kl.warnings + ([f"{backend} measured up to {t} thread(s): predicted at {t}, not {threads}"] if t < threads else [])
+    notes += _busy_record_note(brec, backend, t)
     how = (f"{backend} whole-call line over {len(kl.rows)} ONNX Runtime kernels, fitted on {bpred.counts[(prec, t)]} "
            f"sampled graphs measured in {backend} on {brec['evidence'].get('cpu', own_name)} ({brec['isa']}, "
            f"{backend} {brec['evidence'].get('versions', {}).get(_DIST.get(backend, backend), '?')}, {brec['date']})")
@@ -176,8 +193,21 @@ def _backend_estimate(model: str | Path, profile: DeviceProfile, unit: ComputeUn
         latency *= dev.latency_s / host
         how = f"scaled from the host: {how}, times {profile.name}'s / the host's ONNX Runtime kernel-level latency " \
               f"({dev.latency_s / host:.2f}); no measurement on {profile.name}"
-        notes += dev.notes
+        notes += [n for n in dev.notes if n not in notes]  # the same ONNX Runtime kernels: their warnings once
     return KernelEstimate(latency, how, kl.rows, notes)
 
 
 _DIST = {"litert": "ai-edge-litert", "openvino": "openvino"}
+
+
+def _busy_record_note(rec: dict, backend: str, threads: int) -> list[str]:
+    """A multi-thread line measured while the cores were oversubscribed (load average above twice the logical CPUs:
+    a thread often waits for its core) holds for busy cores: LiteRT's 2-thread calls of the same networks ran x1.5 faster in an idle session on the 2-core host here,
+    its 1-thread calls within 1 % (benchmarks/results/estimator_backend_attempts_estimator_litert_s3.md)."""
+    ev = rec.get("evidence", {})
+    load, cpus = (ev.get("load_average") or [0.0])[0], ev.get("logical_cpus") or 0
+    if threads < 2 or not cpus or load <= 2 * cpus:
+        return []
+    return [f"{backend}'s {threads}-thread line was measured at load {load:g} on {cpus} logical CPUs, with the cores "
+            f"busy: on idle cores multi-thread calls can be much faster (LiteRT here: x1.5); recalibrate on an idle "
+            f"machine (edgemap devices calibrate-backend {backend})"]
