@@ -143,7 +143,9 @@ def comparison(result: IsolatedResult, rows: dict, roles: dict[str, str], chosen
 
 def _row(t: Timing, row: tuple[str, str], chosen: Timing, label: str) -> dict:
     lo, hi = t.spread_ms
-    verdict = compare(chosen, t) if t is not chosen else "same"
+    # the chosen model file itself (as the best plain INT8, say) is "same" at any thread count: timing one file
+    # against itself only measures the noise
+    verdict = compare(chosen, t) if t.name != chosen.name else "same"
     return {"backend": row[0], "model": row[1], "threads": t.threads, "p50_ms": round(t.median_ms, 4),
             "spread_ms": [round(lo, 4), round(hi, 4)], "round_ms": [round(v, 4) for v in t.round_ms],
             "speedup_vs_chosen": round(t.median_ms / chosen.median_ms, 3),

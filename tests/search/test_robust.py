@@ -55,6 +55,18 @@ def test_overlapping_spreads_are_a_tie_won_by_the_more_accurate_and_clear_gaps_b
     assert "faster" not in verdict_line(cmp_b["best_plain_int8"], "plain INT8")
 
 
+def test_a_reference_that_is_the_chosen_file_itself_is_said_to_be_so_at_any_thread_count():
+    """Chosen on estimates at 1 thread, the same file is fastest at 2: never 'x0.77 the speed of' itself."""
+    rows, roles = timing_rows(job(), [A, B], [A, B, FP], 2.0)
+    a = "p0-int8-minmax-onnxruntime"
+    r = result({(a, 1): [0.50, 0.51], (a, 2): [0.38, 0.39], ("p0.25-int8-minmax-onnxruntime", 1): [0.6, 0.61],
+                ("onnxruntime_fp32", 1): [1.0, 1.1]})
+    cmp = comparison(r, rows, roles, A)
+    assert cmp["best_plain_int8"]["key"] == A["key"] and cmp["best_plain_int8"]["verdict"] == "same"
+    assert verdict_line(cmp["best_plain_int8"], "the best plain INT8 conversion") == \
+        "the best plain INT8 conversion is the chosen mapping's own model file"
+
+
 def test_the_timing_lines_name_the_cpu_and_its_vnni():
     assert "(AVX2, no VNNI)" in cpu_line({"cpu": "Some CPU", "cpu_flags": ["avx2"], "load_average": [3.2, 3, 3]})
     assert "(AVX-512, VNNI: avx512_vnni)" in cpu_line({"cpu": "X", "cpu_flags": ["avx2", "avx512f", "avx512_vnni"]})
