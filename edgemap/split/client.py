@@ -20,6 +20,7 @@ import numpy as np
 
 from edgemap.errors import EdgemapError
 from edgemap.split import codec
+from edgemap.split.planner import framing_bytes
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,7 @@ class SplitClient:
         prof = self.bundle / "plan_profile.json"
         self.profile = json.loads(prof.read_text()) if prof.is_file() else None
         self.fallback_local = fallback_local
+        self.request_header_bytes = framing_bytes(token)  # what each request's framing adds on the wire (the planner's)
         self.pad_ms = self._device_pads(device_slowdown)
         self.remote = Remote(server, timeout_s, token, ca_file) if server else None
         self.server_problem = self._check_server() if self.remote else "no server given"

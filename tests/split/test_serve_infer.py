@@ -192,21 +192,31 @@ def test_oversized_body_is_refused_before_reading(split_export, tail_app):
     assert r.status_code == 413
 
 
-def test_planner_framing_bytes_match_the_wire(split_export, tail_app, helpers):
-    """REQUEST/RESPONSE_HEADER_BYTES, which the planner adds to every request, are what HTTP really adds."""
-    from edgemap.split.planner import REQUEST_HEADER_BYTES, RESPONSE_HEADER_BYTES
+def test_planner_framing_bytes_match_the_wire(split_export, helpers):
+    """The framing the planner adds to every request is what HTTP really adds, with and without a bearer token: the
+    token's header crosses with every request, byte for byte, and the plan and the adaptive estimate count it."""
+    from edgemap.split.adaptive import AdaptiveRunner
+    from edgemap.split.planner import RESPONSE_HEADER_BYTES, Network, framing_bytes
+    from edgemap.split.server import TailConfig, TailServer, create_app
     from edgemap.split.shaping import ShapedLink
 
-    with helpers.running(tail_app) as url:
-        with ShapedLink("127.0.0.1", int(url.rsplit(":", 1)[1]), 10_000, 0) as link:
-            client = SplitClient(split_export["edge"], f"http://127.0.0.1:{link.port}", timeout_s=10)
+    token = "t0k3n-" + "x" * 58  # 64 characters: an 88-byte header, far outside the +-40 B slack
+    up_by = {}
+    for tok in (None, token):
+        app = create_app(TailServer(split_export["server"], threads=1), TailConfig(token=tok))
+        with helpers.running(app) as url, ShapedLink("127.0.0.1", int(url.rsplit(":", 1)[1]), 10_000, 0) as link:
+            client = SplitClient(split_export["edge"], f"http://127.0.0.1:{link.port}", timeout_s=10, token=tok)
             time.sleep(0.05)
             up0, down0 = link.bytes["up"], link.bytes["down"]
             r = client.run(split_export["images"].images[0], Choice("c3", "int8"))
             time.sleep(0.05)
-            up, down = link.bytes["up"] - up0 - r.bytes_up, link.bytes["down"] - down0 - r.bytes_down
+            up_by[tok], down = link.bytes["up"] - up0 - r.bytes_up, link.bytes["down"] - down0 - r.bytes_down
+            assert client.request_header_bytes == framing_bytes(tok)
+            assert abs(up_by[tok] - client.request_header_bytes) <= 40 and abs(down - RESPONSE_HEADER_BYTES) <= 40
+            runner = AdaptiveRunner(client, Network(10, 5))  # its probes pass the token check and measure the link
+            assert runner.link.network() is not None and runner.network().request_header_bytes == framing_bytes(tok)
             client.close()
-    assert abs(up - REQUEST_HEADER_BYTES) <= 40 and abs(down - RESPONSE_HEADER_BYTES) <= 40, (up, down)
+    assert up_by[token] - up_by[None] == framing_bytes(token) - framing_bytes(None) == len(f"Authorization: Bearer {token}\r\n")
 
 
 def _infer_request(split_export) -> tuple[bytes, dict]:
