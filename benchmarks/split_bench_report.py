@@ -8,6 +8,22 @@ def _evidence(ev: dict) -> str:
             f"ORT {ev.get('versions', {}).get('onnxruntime', '?')}")
 
 
+def _load_line(b: dict | None) -> list[str]:
+    if not b:
+        return []
+    pct = lambda v: "n/a" if v is None else f"{v:.1%}"  # noqa: E731
+    return [f"- load (1-minute average, before/after each case): median {b['median_load']:.1f}; choice = measured "
+            f"fastest in {pct(b['quiet']['choice_is_measured_fastest'])} of the {b['quiet']['cases']} cases below "
+            f"{b['quiet_below']:g} and {pct(b['busy']['choice_is_measured_fastest'])} of the {b['busy']['cases']} others"]
+
+
+def _contenders(st: dict) -> str:
+    if "extra" not in st:  # records from before the contenders and the idle gap
+        return "in a fixed order, "
+    return (f"the contenders (within {st['contend']:g}x the fastest median) {st['extra']} more; every request after "
+            f"{st['gap_s'] * 1e3:g} ms idle, rounds in random order; ")
+
+
 def markdown(rec: dict) -> str:
     """The tables of split_bench's JSON (one run's or several merged by split_bench_summary), for people."""
     s, st = rec["summary"], rec["settings"]
@@ -17,7 +33,8 @@ def markdown(rec: dict) -> str:
              "timings are noisy):", ""] + [f"- `{r['command']}` ({r['date']}): {_evidence(r['evidence'])}" for r in runs] + [
              "", f"ORT threads {st['threads']} per side. Every feasible option of every case run for real: {st['screen']} "
              f"screening request(s) each, then the finalists (screened within {st['final_within']:g}x the fastest, the "
-             f"planner's choice, the fastest screened device / input / split option) {st['final']} more, median of all. "
+             f"planner's choice, the fastest screened device / input / split option) {st['final']} more, "
+             f"{_contenders(st)}median of all. "
              f"HTTP overhead measured {rec['overhead_ms']} ms. Device emulated as this host slowed down (see the "
              f"script's docstring).", "", "## Planner vs measured", "",
              f"- cases: {s['cases']}; options run: {s['options_run']} ({s['requests']} timed requests); planner's choice is "
@@ -25,6 +42,7 @@ def markdown(rec: dict) -> str:
              f"{s['choice_within_10pct']:.1%}; fastest or a tie (the choice's median within the fastest's upper quartile) "
              f"in {s['choice_is_fastest_or_tie']:.1%}",
              f"- ties: {s['ties'] or 'none'}", f"- misses (not a tie): {s['misses'] or 'none'}",
+             *_load_line(s.get("by_load")),
              f"- choice slower than the better of all-on-device / all-on-server by > 5 %: "
              f"{s['cases_choice_slower_than_best_end_by_5pct'] or 'never'}",
              f"- predicted vs measured latency over {s['measured_options']} finalists: mean |error| "
