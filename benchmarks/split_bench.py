@@ -55,7 +55,7 @@ GAP_S = 0.05            # idle before every timed request, as in use and in the 
                         # after another is ~0.2-0.3 ms faster (split_overhead_probe.py), and a fixed order gave the
                         # option after the (100 ms) device option that penalty alone
 ADAPT_PHASE = 15        # requests per bandwidth phase in the adaptivity run
-ADAPT_JITTER = (2.0, 0.01)  # second adaptivity run: +-2 ms per chunk each way, 1 % of chunks lost (resent after 200 ms)
+ADAPT_JITTER = (2.0, 0.01)  # second adaptivity run: +-2 ms per chunk each way, 1 % of packets lost (resent after 200 ms)
 LIMIT = 1000            # evaluation images (the first 1,000 CIFAR-10 test images are the exact ones)
 THREADS = 1             # ONNX Runtime threads on both sides: 2 shared cores
 WORK = Path("runs/split_bench")
@@ -316,7 +316,7 @@ def adaptivity(prof: dict, bundles: dict, data, overhead_ms: float, port: int, j
                 return j - start + 1
         return None
 
-    return {"device_ms": ADAPT_DEVICE_MS, "slowdown": k, "jitter_ms": jitter_ms, "loss": loss, "lost_chunks": lost,
+    return {"device_ms": ADAPT_DEVICE_MS, "slowdown": k, "jitter_ms": jitter_ms, "loss": loss, "lost_packets": lost,
             "expected_choice": expected, "failures": failures,
             "requests_to_switch": {"100->5": settle(ADAPT_PHASE, expected[5]), "5->100": settle(2 * ADAPT_PHASE, expected[100])},
             "log": log}

@@ -83,8 +83,9 @@ def markdown(rec: dict) -> str:
 
 
 def _adaptivity(a: dict) -> list[str]:
-    link = (f", jitter +-{a['jitter_ms']:g} ms per chunk each way, {a['loss']:.0%} of chunks lost and resent after 200 ms "
-            f"(lost: {a['lost_chunks']})" if a.get("jitter_ms") or a.get("loss") else "")
+    unit = "packets" if "lost_packets" in a else "chunks"  # records before per-packet loss lost 4 KB chunks
+    link = (f", jitter +-{a['jitter_ms']:g} ms per chunk each way, {a['loss']:.0%} of {unit} lost and resent after 200 ms "
+            f"(lost: {a.get('lost_packets', a.get('lost_chunks'))})" if a.get("jitter_ms") or a.get("loss") else "")
     lines = ["", f"## Adaptivity: 100 -> 5 -> 100 Mbps at RTT 5 ms{link}", "",
              f"- expected choices {a['expected_choice']}; requests until the new choice held: {a['requests_to_switch']}; "
              f"failed requests: {a['failures']}", "", "| request | link Mbps | choice | ran | ms | estimated Mbps |",
