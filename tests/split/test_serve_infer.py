@@ -101,6 +101,47 @@ def test_garbage_answer_is_an_error(split_export, tail_app, helpers):
             client.run(split_export["images"].images[0], Choice("c3", "int8"))
 
 
+def test_bad_options_and_servers_that_are_not_split_servers(split_export, helpers):
+    """A mistake in the option is an error even with the local fallback; a server that answers /info with HTML or
+    stalls on /infer, or answers NaN logits, is an error, or the fallback when asked for - within the deadline."""
+    from fastapi import FastAPI, Response
+
+    from edgemap.split.server import TailServer
+
+    for bad, why in (("c3/bogus", "unknown encoding 'bogus' for an activation"), ("input/jpeg-qx", "number 1..100"),
+                     ("input/png-q50", "quality .* is for input/jpeg"), ("c3", "give point/encoding")):
+        with pytest.raises(EdgemapError, match=why):
+            Choice.parse(bad)
+    image = split_export["images"].images[0]
+    info = TailServer(split_export["server"], threads=1).info()
+    odd = FastAPI()
+    odd.get("/info")(lambda: Response(b"<html>a web page</html>", media_type="text/html"))
+    with helpers.running(odd) as url:
+        with pytest.raises(EdgemapError, match="no split-point list: not a split server"):
+            SplitClient(split_export["edge"], url, timeout_s=2)
+    state = {"stall_s": 1.5}
+    stall = FastAPI()
+    stall.get("/info")(lambda: info)
+    stall.post("/infer")(lambda: time.sleep(state["stall_s"]) or Response(
+        np.full(3, np.nan, np.float32).tobytes(), headers={"X-Model-Sha256": info["model_sha256"]}))
+    with helpers.running(stall) as url:
+        client = SplitClient(split_export["edge"], url, timeout_s=0.5)
+        fallback = SplitClient(split_export["edge"], url, timeout_s=0.5, fallback_local=True)
+        t0 = time.monotonic()
+        with pytest.raises(EdgemapError, match="did not answer within 0.5 s"):
+            client.run(image, Choice("c3", "int8"))
+        assert time.monotonic() - t0 < 1.4
+        r = fallback.run(image, Choice("input", "png"))
+        assert r.ran == "fallback" and "did not answer" in r.error
+        assert np.array_equal(r.logits[0], _whole(split_export, image[None])[0])
+        with pytest.raises(EdgemapError, match="unknown encoding 'int9'"):
+            fallback.run(image, Choice("c3", "int9"))  # not hidden by the fallback
+        state["stall_s"] = 0.0  # now it answers at once, with NaN logits
+        with pytest.raises(EdgemapError, match="NaN or Inf"):
+            client.run(image, Choice("c3", "int8"))
+        assert "NaN" in fallback.run(image, Choice("c3", "int8")).error
+
+
 def test_silent_server_times_out_and_down_server_falls_back(split_export, helpers):
     silent = socket.create_server(("127.0.0.1", 0))  # accepts connections, never answers
     port = silent.getsockname()[1]
