@@ -186,7 +186,10 @@ def test_adaptive_switches_when_the_link_changes(split_export, tail_app, helpers
     with helpers.running(tail_app) as url:
         port = int(url.rsplit(":", 1)[1])
         with ShapedLink("127.0.0.1", port, bandwidth_mbps=100, rtt_ms=2) as link:
-            k = 30.0 / split_export["profile"]["whole"]["device"]["ms"]  # an emulated device taking ~30 ms
+            # an emulated device taking ~80 ms: slower than a request at 100 Mbps even when a loaded machine adds tens
+            # of ms to it (at 30 ms, a load average of 8 on 2 cores sent 2 of 4 requests to the device), faster than any
+            # request at 20 kbit/s (~250 ms)
+            k = 80.0 / split_export["profile"]["whole"]["device"]["ms"]
             client = SplitClient(split_export["edge"], f"http://127.0.0.1:{link.port}", timeout_s=10, device_slowdown=k)
             client.profile = emulated_device(client.profile, k)
             runner = AdaptiveRunner(client, Network(100, 2), max_drop=100)
