@@ -17,9 +17,20 @@ def _load_line(b: dict | None) -> list[str]:
             f"{b['quiet_below']:g} and {pct(b['busy']['choice_is_measured_fastest'])} of the {b['busy']['cases']} others"]
 
 
+def _per_model(pm: dict | None) -> list[str]:
+    if not pm:
+        return []
+    load = lambda v: "" if v is None else f"{v:.1f}"  # noqa: E731
+    return ["| model | cases | choice = fastest | fastest or tie | within 10 % | > 5 % slower than the better end | "
+            "mean error (FLOPs baseline) | median load |", "|---|---|---|---|---|---|---|---|"] + [
+        f"| {m} | {v['cases']} | {v['choice_is_measured_fastest']:.1%} | {v['choice_is_fastest_or_tie']:.1%} | "
+        f"{v['choice_within_10pct']:.1%} | {v['slower_than_best_end_by_5pct']} | {v['prediction_mean_abs_error']:.1%} "
+        f"({v['flops_baseline_mean_abs_error']:.1%}) | {load(v['median_load'])} |" for m, v in pm.items()] + [""]
+
+
 def _contenders(st: dict) -> str:
     if "extra" not in st:  # records from before the contenders and the idle gap
-        return "in a fixed order, "
+        return "rounds in a fixed order, "
     return (f"the contenders (within {st['contend']:g}x the fastest median) {st['extra']} more; every request after "
             f"{st['gap_s'] * 1e3:g} ms idle, rounds in random order; ")
 
@@ -30,7 +41,8 @@ def markdown(rec: dict) -> str:
     runs = rec.get("runs") or [{"command": rec["command"], "date": rec["date"], "evidence": rec["evidence"]}]
     every = s["every_option_errors"]
     lines = [f"# split_bench ({rec['date']})", "", f"`{rec['command']}`", "", "Runs (other helpers share the 2 cores: "
-             "timings are noisy):", ""] + [f"- `{r['command']}` ({r['date']}): {_evidence(r['evidence'])}" for r in runs] + [
+             "timings are noisy):", ""] + [f"- `{r['command']}` ({r['date']}): {_evidence(r['evidence'])}; "
+                                    f"{_contenders(r.get('settings', st)).rstrip(', ')}" for r in runs] + [
              "", f"ORT threads {st['threads']} per side. Every feasible option of every case run for real: {st['screen']} "
              f"screening request(s) each, then the finalists (screened within {st['final_within']:g}x the fastest, the "
              f"planner's choice, the fastest screened device / input / split option) {st['final']} more, "
@@ -50,6 +62,7 @@ def markdown(rec: dict) -> str:
              f"baseline {s['flops_baseline_mean_abs_error']:.1%}; over all {every['options']} options run (most timed "
              f"once): {every['mean_abs_error']:.1%} (median {every['median_abs_error']:.1%}), baseline "
              f"{every['flops_baseline_mean_abs_error']:.1%}", "",
+             *_per_model(s.get("per_model")),
              "| model | Mbps | RTT ms | plan | measured fastest | plan ms | fastest ms | options run |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rec["cases"]:
