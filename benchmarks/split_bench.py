@@ -381,6 +381,7 @@ def main() -> None:
     ap.add_argument("--bandwidths", default=",".join(map(str, BANDWIDTHS)), help="Mbps, comma-separated")
     ap.add_argument("--rtts", default=",".join(map(str, RTTS)), help="ms, comma-separated")
     ap.add_argument("--no-adaptivity", action="store_true")
+    ap.add_argument("--adaptivity-only", action="store_true", help="resnet9s: only the two adaptivity runs (no grid)")
     ap.add_argument("--quiet-load", type=float, default=None, help="before each case wait until the 1-minute load "
                     "average is below this (at most --quiet-wait s)")
     ap.add_argument("--quiet-wait", type=float, default=60.0)
@@ -405,9 +406,10 @@ def main() -> None:
             k = DEVICE_MS / prof["whole"]["device"]["ms"]
             rec["profiles"][label] = {"slowdown": k, "whole": prof["whole"], "inputs": prof["inputs"],
                                       "cuts": len(prof["cuts"]), "evidence": prof["evidence"]}
-            if min_agreement is None:
+            if min_agreement is None and not args.adaptivity_only:
                 rec["bytes"][name] = wire_bytes(prof, bundles, data, port)
-            rec["cases"] += run_grid(label, prof, bundles, data, overhead, k, port, min_agreement)
+            if not args.adaptivity_only:
+                rec["cases"] += run_grid(label, prof, bundles, data, overhead, k, port, min_agreement)
             if name == "resnet9s" and not args.no_adaptivity:
                 rec["adaptivity"] = adaptivity(prof, bundles, data, overhead, port)
                 rec["adaptivity_jitter"] = adaptivity(prof, bundles, data, overhead, port, *ADAPT_JITTER)
@@ -415,6 +417,11 @@ def main() -> None:
             server.terminate()
             server.wait(timeout=30)
     rec["evidence"] = machine_evidence(THREADS)
+    if args.adaptivity_only:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        write_result_json(RESULTS / f"{args.out}.json", rec)
+        print(json.dumps({k: rec[k]["requests_to_switch"] for k in ("adaptivity", "adaptivity_jitter") if k in rec}))
+        return
     complete(rec)
     RESULTS.mkdir(parents=True, exist_ok=True)
     write_result_json(RESULTS / f"{args.out}.json", rec)
