@@ -263,6 +263,25 @@ def test_planner_framing_bytes_match_the_wire(split_export, helpers):
     assert up_by[token] - up_by[None] == framing_bytes(token) - framing_bytes(None) == len(f"Authorization: Bearer {token}\r\n")
 
 
+def test_server_time_excludes_the_body_upload(split_export, tail_app, helpers):
+    """X-Server-Ms is the server's own work: a body that arrives 0.4 s after its headers (a slow uplink; http.client
+    sends bodies >= 2920 B apart from their headers) is not counted, or the edge would credit the link's time to
+    the server and over-estimate the bandwidth."""
+    body, headers = _infer_request(split_export)
+    with helpers.running(tail_app) as url, socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1]))) as s:
+        head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        s.sendall(f"POST /infer HTTP/1.1\r\nHost: t\r\nContent-Length: {len(body)}\r\n{head}\r\n".encode())
+        time.sleep(0.4)
+        s.sendall(body)
+        s.settimeout(10)
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            answer += s.recv(4096)
+    status, *lines = answer.split(b"\r\n\r\n")[0].decode().split("\r\n")
+    server_ms = float(next(v for k, _, v in (line.partition(": ") for line in lines) if k.lower() == "x-server-ms"))
+    assert " 200 " in status and server_ms < 200, (status, server_ms)
+
+
 def _infer_request(split_export) -> tuple[bytes, dict]:
     body = np.zeros(4 * 8 * 8, np.float32).tobytes()
     return body, {"X-Model-Sha256": split_export["src"].sha256, "X-Split-Point": "c1", "X-Encoding": "fp32",
