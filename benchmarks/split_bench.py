@@ -4,16 +4,17 @@ loopback through an emulated link (edgemap.split.shaping) at bandwidths x RTTs.
     EDGEMAP_CIFAR10=/work/shared/data/cifar10 nice -n 5 .venv/bin/python benchmarks/split_bench.py
     # writes benchmarks/results/split_bench.{json,md}
 
-    # one model per run (each <= ~15 min), then one merged record:
-    flock /work/notes/s2/bench.lock nice -n 5 .venv/bin/python benchmarks/split_bench.py --models resnet9s --out split_bench_resnet9s
-    ... --models user / user99 / branch --out split_bench_<model>
-    .venv/bin/python benchmarks/split_bench_summary.py split_bench_resnet9s split_bench_user split_bench_user99 split_bench_branch
+    # one model per run (each <= ~15 min; --rtts 5 / 50,150 halves one), then one merged record:
+    flock /work/notes/s3/bench.lock nice -n 5 .venv/bin/python benchmarks/split_bench.py --models resnet9s --out split_bench_resnet9s
+    ... --models user / user99 / branch --out split_bench_<model>   [--quiet-load 2 --quiet-wait 60]
+    .venv/bin/python benchmarks/split_bench_summary.py split_bench_resnet9s split_bench_user split_bench_branch --out ...
 
 Models: resnet9s (shipped, residual), user (a plain 96x96 CNN given as .onnx, split_user_model.py) under the
 top-1 budget, user99 (the same under >= 99 % agreement with the whole model), branch (Inception/DenseNet-style
 blocks that fork and concatenate, split_branch_model.py). Per model and (bandwidth, RTT) case the planner
 predicts every option, and every feasible option is run for real (race(): one screening request each, then
-the finalists 8 more); the measured fastest is compared with the planner's choice, and every measured option's
+the finalists 8 more, then the close contenders 8 more; each request after an idle gap, rounds in random
+order; the 1-minute load average is recorded per case); the measured fastest is compared with the planner's choice, and every measured option's
 predicted latency with its measurement (beside a FLOPs-proportional baseline). Activation bytes are the
 HTTP request bodies the client sent (and the link's byte counter, framing included). Then (resnet9s) the
 adaptivity step: 100 -> 5 -> 100 Mbps during one run with --adaptive logic, no fallback (a failure would be
@@ -28,6 +29,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import random
 import statistics
 import subprocess
 import sys
@@ -46,8 +49,13 @@ SCREEN = 1              # requests per option per case for every feasible option
 FINAL = 8               # more requests for each finalist (median of 1 + FINAL), interleaved
 FINAL_WITHIN = 1.25     # finalists: screened within this factor of the fastest screened (+ the planner's choice
                         # and the fastest screened device / input / split option)
+CONTEND = 1.10          # contenders: finalists whose median after FINAL is within this factor of the fastest ...
+EXTRA = 8               # ... get this many more requests each (interleaved), so close ones are told apart
+GAP_S = 0.05            # idle before every timed request, as in use and in the overhead calibration: a request right
+                        # after another is ~0.2-0.3 ms faster (split_overhead_probe.py), and a fixed order gave the
+                        # option after the (100 ms) device option that penalty alone
 ADAPT_PHASE = 15        # requests per bandwidth phase in the adaptivity run
-ADAPT_JITTER = (2.0, 0.01)  # second adaptivity run: +-2 ms per chunk each way, 1 % of chunks lost (resent after 200 ms)
+ADAPT_JITTER = (2.0, 0.01)  # second adaptivity run: +-2 ms per chunk each way, 1 % of packets lost (resent after 200 ms)
 LIMIT = 1000            # evaluation images (the first 1,000 CIFAR-10 test images are the exact ones)
 THREADS = 1             # ONNX Runtime threads on both sides: 2 shared cores
 WORK = Path("runs/split_bench")
@@ -91,6 +99,7 @@ def start_server(bundle: Path, port: int) -> subprocess.Popen:
 
 def _one(client, link, image, choice) -> dict | None:  # noqa: ANN001
     """One timed request: its total and parts (ms), body and wire bytes; None when it failed."""
+    time.sleep(GAP_S)
     up0 = link.bytes["up"]
     try:
         r = client.run(image, choice)
@@ -122,30 +131,38 @@ def measure(client, link, image_iter, choices: list, n: int) -> list[dict]:  # n
     return [summarize_runs(r) for r in runs]
 
 
-def race(client, link, image_iter, opts: list, best) -> dict:  # noqa: ANN001 - planner Options
-    """Every feasible option run for real: SCREEN request(s) each, interleaved; then the finalists - every option
-    screened within FINAL_WITHIN x the fastest screened, the planner's choice, and the fastest screened
-    all-on-device, all-on-server and split option - FINAL more requests each, interleaved. A request is never
-    faster than its link (RTT + bytes / bandwidth) and its emulated device pad, only slower (load adds), so an
-    option screened at > FINAL_WITHIN x the fastest is not the fastest; the finalists decide on 1 + FINAL requests."""
+def _rounds(client, link, image_iter, choices: dict, labels: list, runs: dict, n: int, rng: random.Random) -> None:  # noqa: ANN001
+    """n rounds of one request per label, in a fresh random order each round (no option always follows another)."""
+    for _ in range(n):
+        for label in rng.sample(labels, len(labels)):
+            runs[label].append(_one(client, link, next(image_iter), choices[label]))
+
+
+def race(client, link, image_iter, opts: list, best, seed: int = 0) -> dict:  # noqa: ANN001 - planner Options
+    """Every feasible option run for real: SCREEN request(s) each; then the finalists - every option screened within
+    FINAL_WITHIN x the fastest screened, the planner's choice, and the fastest screened all-on-device, all-on-server
+    and split option - FINAL more requests each; then the contenders (finalists within CONTEND x the fastest median)
+    EXTRA more. Rounds are interleaved in random order, each request after GAP_S idle. A request is never faster than
+    its link (RTT + bytes / bandwidth) and its emulated device pad, only slower (load adds), so an option screened at
+    > FINAL_WITHIN x the fastest is not the fastest."""
     from edgemap.split.client import Choice
 
+    rng = random.Random(seed)
     choices = {o.label: Choice(o.point, o.encoding, o.quality) for o in opts if o.feasible}
     runs: dict[str, list] = {label: [] for label in choices}
-    for _ in range(SCREEN):
-        for label, c in choices.items():
-            runs[label].append(_one(client, link, next(image_iter), c))
+    _rounds(client, link, image_iter, choices, list(choices), runs, SCREEN, rng)
     screen = {k: min((r["total"] for r in v if r), default=float("inf")) for k, v in runs.items()}
     final = {k for k, t in screen.items() if t <= FINAL_WITHIN * min(screen.values())} | {best.label}
     for kind in ("device", "input", "c"):
         of_kind = [k for k in screen if choices[k].point.startswith(kind)]
         if of_kind:
             final.add(min(of_kind, key=screen.get))
-    order = [k for k in choices if k in final]
-    for _ in range(FINAL):
-        for label in order:
-            runs[label].append(_one(client, link, next(image_iter), choices[label]))
-    return {k: {**summarize_runs(v), "finalist": k in final} for k, v in runs.items()}
+    _rounds(client, link, image_iter, choices, [k for k in choices if k in final], runs, FINAL, rng)
+    med = {k: summarize_runs(runs[k])["median_ms"] or float("inf") for k in final}
+    contenders = [k for k in choices if k in final and med[k] <= CONTEND * min(med.values())]
+    if len(contenders) > 1:
+        _rounds(client, link, image_iter, choices, contenders, runs, EXTRA, rng)
+    return {k: {**summarize_runs(v), "finalist": k in final, "contender": k in contenders} for k, v in runs.items()}
 
 
 def warm_up(client, image_iter, opts: list) -> None:  # noqa: ANN001
@@ -177,6 +194,7 @@ def run_grid(name: str, prof: dict, bundles: dict, data, overhead_ms: float, k_s
         for rtt in RTTS:
             for bw in BANDWIDTHS:
                 link.set(bw, rtt)
+                load_before = wait_quiet()
                 net = Network(bw, rtt, overhead_ms)
                 opts, best = plan(dev_prof, net, "latency", MAX_DROP, min_agreement=min_agreement)
                 base = flops_baseline(dev_prof, net)
@@ -186,13 +204,27 @@ def run_grid(name: str, prof: dict, bundles: dict, data, overhead_ms: float, k_s
                                                        "decode": codec_ms[k][1], "network": by_label[k].network_ms,
                                                        "server": by_label[k].server_ms},
                                 "bytes_predicted": by_label[k].bytes_up, **m}
-                            for k, m in race(client, link, images, opts, best).items()}
+                            for k, m in race(client, link, images, opts, best, seed=int(bw * 1000 + rtt)).items()}
                 rows.append(case_row(name, bw, rtt, best.label, measured))
                 r = rows[-1]
+                r["load_average"] = {"before": load_before, "after": os.getloadavg()[0]}
                 print(f"{name} {bw:>5g} Mbps {rtt:>4g} ms: plan {best.label:<16} measured fastest {r['fastest']:<16} "
-                      f"{r['choice_ms'] or float('nan'):.2f} vs {r['fastest_ms']:.2f} ms ({len(measured)} options)", flush=True)
+                      f"{r['choice_ms'] or float('nan'):.2f} vs {r['fastest_ms']:.2f} ms ({len(measured)} options, load "
+                      f"{load_before:.1f} -> {r['load_average']['after']:.1f})", flush=True)
         client.close()
     return rows
+
+
+QUIET = {"load": None, "wait_s": 0.0}  # --quiet-load/--quiet-wait: before each case, wait for the machine to calm
+
+
+def wait_quiet() -> float:
+    """The 1-minute load average once it is below QUIET['load'] or after QUIET['wait_s'] (other work on the shared
+    machine adds to every timing; recorded with each case either way)."""
+    deadline = time.monotonic() + QUIET["wait_s"]
+    while QUIET["load"] is not None and os.getloadavg()[0] > QUIET["load"] and time.monotonic() < deadline:
+        time.sleep(2)
+    return os.getloadavg()[0]
 
 
 def codec_times(prof: dict) -> dict[str, tuple[float, float]]:
@@ -284,7 +316,7 @@ def adaptivity(prof: dict, bundles: dict, data, overhead_ms: float, port: int, j
                 return j - start + 1
         return None
 
-    return {"device_ms": ADAPT_DEVICE_MS, "slowdown": k, "jitter_ms": jitter_ms, "loss": loss, "lost_chunks": lost,
+    return {"device_ms": ADAPT_DEVICE_MS, "slowdown": k, "jitter_ms": jitter_ms, "loss": loss, "lost_packets": lost,
             "expected_choice": expected, "failures": failures,
             "requests_to_switch": {"100->5": settle(ADAPT_PHASE, expected[5]), "5->100": settle(2 * ADAPT_PHASE, expected[100])},
             "log": log}
@@ -349,13 +381,19 @@ def main() -> None:
     ap.add_argument("--bandwidths", default=",".join(map(str, BANDWIDTHS)), help="Mbps, comma-separated")
     ap.add_argument("--rtts", default=",".join(map(str, RTTS)), help="ms, comma-separated")
     ap.add_argument("--no-adaptivity", action="store_true")
+    ap.add_argument("--adaptivity-only", action="store_true", help="resnet9s: only the two adaptivity runs (no grid)")
+    ap.add_argument("--quiet-load", type=float, default=None, help="before each case wait until the 1-minute load "
+                    "average is below this (at most --quiet-wait s)")
+    ap.add_argument("--quiet-wait", type=float, default=60.0)
     args = ap.parse_args()
+    QUIET.update(load=args.quiet_load, wait_s=args.quiet_wait)
     BANDWIDTHS = tuple(float(v) for v in args.bandwidths.split(","))
     RTTS = tuple(float(v) for v in args.rtts.split(","))
     cifar = load_eval_data(None).subset(slice(0, args.limit))
     rec = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "command": " ".join(["python"] + sys.argv),
            "settings": {"bandwidths": BANDWIDTHS, "rtts": RTTS, "device_ms": DEVICE_MS, "max_drop": MAX_DROP, "screen": SCREEN,
-                        "final": FINAL, "final_within": FINAL_WITHIN, "threads": THREADS},
+                        "final": FINAL, "final_within": FINAL_WITHIN, "contend": CONTEND, "extra": EXTRA,
+                        "gap_s": GAP_S, "quiet_load": args.quiet_load, "quiet_wait_s": args.quiet_wait, "threads": THREADS},
            "data": cifar.source, "cases": [], "bytes": {}, "profiles": {}, "overhead_ms": {}}
     for i, name in enumerate(args.models.split(",")):
         model, pre, data, min_agreement = model_data(name, cifar)
@@ -368,9 +406,10 @@ def main() -> None:
             k = DEVICE_MS / prof["whole"]["device"]["ms"]
             rec["profiles"][label] = {"slowdown": k, "whole": prof["whole"], "inputs": prof["inputs"],
                                       "cuts": len(prof["cuts"]), "evidence": prof["evidence"]}
-            if min_agreement is None:
+            if min_agreement is None and not args.adaptivity_only:
                 rec["bytes"][name] = wire_bytes(prof, bundles, data, port)
-            rec["cases"] += run_grid(label, prof, bundles, data, overhead, k, port, min_agreement)
+            if not args.adaptivity_only:
+                rec["cases"] += run_grid(label, prof, bundles, data, overhead, k, port, min_agreement)
             if name == "resnet9s" and not args.no_adaptivity:
                 rec["adaptivity"] = adaptivity(prof, bundles, data, overhead, port)
                 rec["adaptivity_jitter"] = adaptivity(prof, bundles, data, overhead, port, *ADAPT_JITTER)
@@ -378,6 +417,11 @@ def main() -> None:
             server.terminate()
             server.wait(timeout=30)
     rec["evidence"] = machine_evidence(THREADS)
+    if args.adaptivity_only:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        write_result_json(RESULTS / f"{args.out}.json", rec)
+        print(json.dumps({k: rec[k]["requests_to_switch"] for k in ("adaptivity", "adaptivity_jitter") if k in rec}))
+        return
     complete(rec)
     RESULTS.mkdir(parents=True, exist_ok=True)
     write_result_json(RESULTS / f"{args.out}.json", rec)

@@ -58,7 +58,22 @@ def summarize(rows: list[dict]) -> dict:
             "cases_choice_slower_than_best_end_by_5pct": [_case(r) for r in worse],
             "measured_options": fin["options"], "prediction_mean_abs_error": fin["mean_abs_error"],
             "prediction_median_abs_error": fin["median_abs_error"],
-            "flops_baseline_mean_abs_error": fin["flops_baseline_mean_abs_error"], "every_option_errors": every}
+            "flops_baseline_mean_abs_error": fin["flops_baseline_mean_abs_error"], "every_option_errors": every,
+            "by_load": by_load(rows)}
+
+
+def by_load(rows: list[dict], quiet: float = 2.0) -> dict | None:
+    """The strict figure over the cases measured while the machine was quiet (1-minute load average below `quiet`
+    before and after the case) and over the others: how much the other work on the shared machine costs it."""
+    loads = [r["load_average"] for r in rows if "load_average" in r]
+    if not loads:
+        return None
+    out = {"quiet_below": quiet, "median_load": statistics.median(max(v.values()) for v in loads)}
+    for name, keep in (("quiet", True), ("busy", False)):
+        sel = [r for r in rows if "load_average" in r and (max(r["load_average"].values()) < quiet) == keep]
+        out[name] = {"cases": len(sel), "choice_is_measured_fastest":
+                     sum(r["choice"] == r["fastest"] for r in sel) / len(sel) if sel else None}
+    return out
 
 
 def residuals(rows: list[dict]) -> dict:
@@ -95,9 +110,22 @@ def split_vs_input(rows: list[dict]) -> list[dict]:
     return out
 
 
+def per_model(rows: list[dict]) -> dict:
+    """The main figures for each model's cases alone."""
+    out = {}
+    for model in dict.fromkeys(r["model"] for r in rows):
+        s = summarize([r for r in rows if r["model"] == model])
+        out[model] = {k: s[k] for k in ("cases", "choice_is_measured_fastest", "choice_is_fastest_or_tie",
+                                        "choice_within_10pct", "prediction_mean_abs_error", "flops_baseline_mean_abs_error")}
+        out[model]["slower_than_best_end_by_5pct"] = len(s["cases_choice_slower_than_best_end_by_5pct"])
+        out[model]["median_load"] = (s["by_load"] or {}).get("median_load")
+    return out
+
+
 def complete(rec: dict) -> dict:
     """The record with its summary, residuals and split-vs-input table (computed from its cases)."""
     rec["summary"] = summarize(rec["cases"])
+    rec["summary"]["per_model"] = per_model(rec["cases"])
     rec["residual_ms"] = residuals(rec["cases"])
     rec["split_vs_input"] = split_vs_input(rec["cases"])
     return rec
@@ -105,8 +133,9 @@ def complete(rec: dict) -> dict:
 
 def merge(records: list[dict], command: str) -> dict:
     """Several runs' records as one (cases, bytes, profiles and overheads side by side; each run's evidence kept)."""
-    out = {"date": max(r["date"] for r in records), "command": command, "runs": [
-        {"command": r["command"], "date": r["date"], "evidence": r["evidence"]} for r in records],
+    runs = [run for r in records for run in r.get("runs") or [  # a merged record brings its own runs
+        {"command": r["command"], "date": r["date"], "evidence": r["evidence"], "settings": r["settings"]}]]
+    out = {"date": max(r["date"] for r in records), "command": command, "runs": runs,
         "settings": records[0]["settings"], "data": records[0]["data"], "cases": [], "bytes": {}, "profiles": {},
         "overhead_ms": {}, "evidence": records[-1]["evidence"]}
     for r in records:

@@ -98,14 +98,17 @@ def _add_plan(group: typer.Typer) -> None:
         threads: int = typer.Option(0, help="ONNX Runtime threads for the measured parts"),
         work: Path = WORK_OPTION,
         json_out: Optional[Path] = typer.Option(None, "--json", help="also write every option as JSON"),
+        token_file: Optional[Path] = typer.Option(None, help="count the bearer header (sent with every request) of "
+                                                  "a server started with --token-file"),
     ) -> None:
         """Every option (all on device, all on server raw/PNG/JPEG/WebP, each split x encoding) and the best."""
         from edgemap.core.atomic import write_json
-        from edgemap.split.planner import Network, plan
+        from edgemap.deploy.http_gate import read_token
+        from edgemap.split.planner import Network, framing_bytes, plan
         from edgemap.split.profile import load_or_profile
         from edgemap.split.report import plot_latency, print_plan
 
-        net = Network(bandwidth_mbps, rtt_ms, overhead_ms)
+        net = Network(bandwidth_mbps, rtt_ms, overhead_ms, framing_bytes(read_token(token_file) if token_file else None))
         src, images = _inputs(model, preprocess, data, limit, work)
         prof = load_or_profile(src, images, device, server, work, _qualities(qualities), threads)
         opts, best = plan(prof, net, objective, max_accuracy_drop, min_agreement=min_agreement)

@@ -9,7 +9,7 @@ device no request measures the link, so a small probe is sent every few requests
 
 from __future__ import annotations
 
-import statistics
+import dataclasses
 import time
 from collections import deque
 from pathlib import Path
@@ -18,7 +18,7 @@ import numpy as np
 
 from edgemap.errors import EdgemapError
 from edgemap.split.client import Choice, Result, SplitClient
-from edgemap.split.planner import REQUEST_HEADER_BYTES, RESPONSE_HEADER_BYTES, Network, plan
+from edgemap.split.planner import RESPONSE_HEADER_BYTES, Network, plan
 
 WINDOW = 3             # samples in each median
 PING_EVERY = 10        # requests between pings while using the server
@@ -33,7 +33,8 @@ class LinkEstimator:
     since queueing and a busy CPU only ever add delay. A drop shows after WINDOW slow requests; a recovery
     after one fast one."""
 
-    def __init__(self) -> None:
+    def __init__(self, request_header_bytes: int) -> None:
+        self.request_header_bytes = request_header_bytes  # carried into the Network it reports (a token's header)
         self.pings: deque[float] = deque(maxlen=WINDOW)
         self.mbps: deque[float] = deque(maxlen=WINDOW)
 
@@ -51,7 +52,7 @@ class LinkEstimator:
         """The link as measured, or None before the first ping and transfer."""
         if not self.pings or not self.mbps:
             return None
-        return Network(max(self.mbps), min(self.pings), 0.0)
+        return Network(max(self.mbps), min(self.pings), 0.0, self.request_header_bytes)
 
 
 class AdaptiveRunner:
@@ -64,8 +65,8 @@ class AdaptiveRunner:
         if client.remote is None:
             raise EdgemapError("--adaptive needs --server")
         self.client, self.objective, self.max_drop, self.min_agreement = client, objective, max_drop, min_agreement
-        self.link = LinkEstimator()
-        self.initial = initial
+        self.link = LinkEstimator(client.request_header_bytes)
+        self.initial = dataclasses.replace(initial, request_header_bytes=client.request_header_bytes)
         self.count = 0
         self.since_ping = 0
         for _ in range(2):  # the first exchange also pays for the connection and the server's first request
@@ -85,8 +86,8 @@ class AdaptiveRunner:
         result.extra["network_estimate"] = vars(self.network()).copy()
         self.count += 1
         if result.ran in ("split", "server"):
-            self.link.add_transfer(result.bytes_up + result.bytes_down + REQUEST_HEADER_BYTES + RESPONSE_HEADER_BYTES,
-                                   result.network_ms)
+            self.link.add_transfer(result.bytes_up + result.bytes_down + self.client.request_header_bytes
+                                   + RESPONSE_HEADER_BYTES, result.network_ms)
             self.since_ping += 1
             if self.since_ping >= PING_EVERY:
                 result.extra["probe_ms"] = self.ping()
@@ -114,7 +115,7 @@ class AdaptiveRunner:
             status, _, _ = self.client.remote.request("POST", "/probe", bytes(size),
                                                       {"Content-Type": "application/octet-stream"})
             if status == 200:
-                self.link.add_transfer(size + REQUEST_HEADER_BYTES + RESPONSE_HEADER_BYTES,
+                self.link.add_transfer(size + self.client.request_header_bytes + RESPONSE_HEADER_BYTES,
                                        (time.perf_counter() - t1) * 1e3)
         except EdgemapError:
             pass
@@ -140,7 +141,8 @@ def run_files(bundle: Path, images: list[Path], server: str | None, option: str,
         if option == "plan":
             if client.profile is None:
                 raise EdgemapError(f"{bundle}: no plan_profile.json to plan with; give --option")
-            fixed = plan(client.profile, Network(bandwidth_mbps, rtt_ms), objective, max_drop, min_agreement=min_agreement)[1]
+            net = Network(bandwidth_mbps, rtt_ms, request_header_bytes=client.request_header_bytes)
+            fixed = plan(client.profile, net, objective, max_drop, min_agreement=min_agreement)[1]
             fixed = Choice(fixed.point, fixed.encoding, fixed.quality)
         else:
             fixed = Choice.parse(option)

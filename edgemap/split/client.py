@@ -20,6 +20,7 @@ import numpy as np
 
 from edgemap.errors import EdgemapError
 from edgemap.split import codec
+from edgemap.split.planner import framing_bytes
 
 
 @dataclass(frozen=True)
@@ -41,10 +42,24 @@ class Choice:
         quality = None
         if "-q" in enc:
             enc, _, q = enc.partition("-q")
-            quality = int(q) if q.isdigit() else None
+            if not q.isdigit():
+                raise EdgemapError(f"option {text!r}: the quality after -q is a number 1..100, e.g. input/jpeg-q75")
+            quality = int(q)
         if point != "device" and not enc:
             raise EdgemapError(f"option {text!r}: give point/encoding, e.g. c5/int8, input/jpeg-q75, or device")
-        return cls(point, enc, quality)
+        return cls(point, enc, quality).checked()
+
+    def checked(self) -> "Choice":
+        """Itself, when its encoding (and quality) exist for its kind of point; else an EdgemapError (a mistake in the
+        option, never a server problem: the local fallback does not hide it)."""
+        lossy = self.point == "input" and self.encoding in ("jpeg", "webp")
+        kinds = () if self.point == "device" else codec.IMAGE_KINDS if self.point == "input" else codec.ACTIVATION_ENCODINGS
+        if kinds and self.encoding not in kinds:
+            raise EdgemapError(f"option {self.label}: unknown encoding {self.encoding!r} for "
+                               f"{'the input' if self.point == 'input' else 'an activation'}; choose from {', '.join(kinds)}")
+        if self.quality is not None and not (lossy and 1 <= self.quality <= 100):
+            raise EdgemapError(f"option {self.label}: a quality (1..100) is for input/jpeg and input/webp only")
+        return self
 
 
 @dataclass
@@ -144,6 +159,7 @@ class SplitClient:
         prof = self.bundle / "plan_profile.json"
         self.profile = json.loads(prof.read_text()) if prof.is_file() else None
         self.fallback_local = fallback_local
+        self.request_header_bytes = framing_bytes(token)  # what each request's framing adds on the wire (the planner's)
         self.pad_ms = self._device_pads(device_slowdown)
         self.remote = Remote(server, timeout_s, token, ca_file) if server else None
         self.server_problem = self._check_server() if self.remote else "no server given"
@@ -152,18 +168,22 @@ class SplitClient:
         """'' when the server serves this very model and our points; else why not (raised unless falling back)."""
         try:
             status, _, body = self.remote.request("GET", "/info")
-            info = json.loads(body) if status == 200 else None
             if status == 401:
                 raise EdgemapError("the server wants a bearer token: give the one it serves with (--token-file)")
-            if not isinstance(info, dict):
-                raise EdgemapError(f"server answered /info with status {status}, not a split server")
+            try:
+                info = json.loads(body) if status == 200 else None
+            except ValueError:
+                info = None
+            if not isinstance(info, dict) or not isinstance(info.get("points"), dict) or not all(
+                    isinstance(v, dict) for v in info["points"].values()):
+                raise EdgemapError(f"server answered /info with status {status} and no split-point list: not a split server")
             if info.get("model_sha256") != self.split["model_sha256"]:
                 raise EdgemapError(f"mismatched split: the server runs model {str(info.get('model_sha256'))[:12]}, this "
                                    f"edge bundle is for {self.split['model_sha256'][:12]}; export both halves together")
-            bad = [p for p, r in self.split["points"].items() if (info.get("points") or {}).get(p, {}).get("tensor") != r["tensor"]]
+            bad = [p for p, r in self.split["points"].items() if info["points"].get(p, {}).get("tensor") != r["tensor"]]
             if bad:
                 raise EdgemapError(f"mismatched split: the server lacks split point(s) {', '.join(bad)} of this edge bundle")
-        except (EdgemapError, ValueError) as exc:
+        except EdgemapError as exc:
             if not self.fallback_local:
                 raise EdgemapError(str(exc)) from None
             return str(exc)
@@ -178,6 +198,7 @@ class SplitClient:
             return Result(logits, choice.label, "device", ms, device_ms=ms)
         if choice.point != "input" and choice.point not in self.heads:
             raise EdgemapError(f"unknown split point {choice.point!r}; this bundle has input, device, {', '.join(self.heads)}")
+        choice.checked()
         try:
             if self.server_problem:
                 raise EdgemapError(self.server_problem)

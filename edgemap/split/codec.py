@@ -134,4 +134,4 @@ def decode_image(body: bytes, headers: dict[str, str], channels: int = 3) -> np.
 
 def option_label(point: str, encoding: str, quality: int | None = None) -> str:
     """Human label of an option: 'device', 'input/jpeg-q75', 'c5/int8-zstd'."""
-    return point if point == "device" else f"{point}/{encoding}" + (f"-q{quality}" if quality else "")
+    return point if point == "device" else f"{point}/{encoding}" + (f"-q{quality}" if quality is not None else "")

@@ -20,6 +20,7 @@ OBJECTIVES = ("latency", "energy")
 # content-*/X-* headers): 319 and 236 B counted on the wire (tests/split/test_serve_infer.py checks +-40 B).
 REQUEST_HEADER_BYTES = 320
 RESPONSE_HEADER_BYTES = 235
+BEARER_HEADER = "Authorization: Bearer {}\r\n"  # sent with every request when the server wants a token
 DEFAULT_OVERHEAD_MS = 1.5  # client + server HTTP handling per request on this host (the benchmark measures it)
 RADIO_W = 1.0  # assumed Wi-Fi radio power while sending (phones measure ~0.7-1.3 W uplink); labelled assumed
 
@@ -31,15 +32,24 @@ class Network:
     bandwidth_mbps: float
     rtt_ms: float
     overhead_ms: float = DEFAULT_OVERHEAD_MS
+    request_header_bytes: int = REQUEST_HEADER_BYTES  # HTTP framing of each request: framing_bytes(token)
 
     def __post_init__(self) -> None:
         if not self.bandwidth_mbps > 0 or self.rtt_ms < 0 or self.overhead_ms < 0:
             raise EdgemapError(f"bandwidth must be > 0 Mbps and RTT/overhead >= 0 ms; got {self.bandwidth_mbps} Mbps, "
                                f"{self.rtt_ms} ms RTT, {self.overhead_ms} ms overhead")
+        if self.request_header_bytes < 0:
+            raise EdgemapError(f"request header bytes must be >= 0, got {self.request_header_bytes}")
 
     def transfer_ms(self, payload_bytes: float) -> float:
         """Time to push `payload_bytes` of body through the link."""
         return payload_bytes * 8 / (self.bandwidth_mbps * 1e3)
+
+
+def framing_bytes(token: str | None = None) -> int:
+    """HTTP framing of each request the split client sends: the usual headers, plus the bearer header when a token
+    is used (it crosses the link with every request, so the plan counts it in bytes and latency)."""
+    return REQUEST_HEADER_BYTES + (len(BEARER_HEADER.format(token).encode()) if token else 0)
 
 
 @dataclass
@@ -50,7 +60,7 @@ class Option:
     point: str               # "device", "input", or a cut name c<k>
     encoding: str            # activation or input encoding ("" for device)
     quality: int | None
-    bytes_up: float          # request body
+    bytes_up: float          # request body (the framing, net.request_header_bytes, is in network_ms)
     device_ms: float
     server_ms: float
     codec_ms: float
@@ -78,7 +88,7 @@ def _energy_mj(profile: dict, device_ms: float, codec_ms: float, tx_ms: float, t
 def _remote(profile: dict, net: Network, label: str, point: str, enc: str, q: int | None, stats: dict,
             device_ms: float, server_ms: float) -> Option:
     n_classes = profile["num_classes"]
-    up = stats["bytes"] + REQUEST_HEADER_BYTES
+    up = stats["bytes"] + net.request_header_bytes
     down = 4 * n_classes + RESPONSE_HEADER_BYTES
     codec_ms = stats["encode_ms"] + stats["decode_ms"]
     network_ms = net.overhead_ms + net.rtt_ms + net.transfer_ms(up + down)

@@ -49,8 +49,9 @@ def print_plan(opts: list[Option], best: Option, net: Network, objective: str, s
 
     key = (lambda o: o.latency_ms) if objective == "latency" else (lambda o: o.energy_mj)
     rows = sorted(opts, key=lambda o: (not o.feasible, key(o)))
-    t = Table(title=f"options at {net.bandwidth_mbps:g} Mbps, RTT {net.rtt_ms:g} ms, HTTP overhead {net.overhead_ms:g} ms "
-                    f"(predicted; energy is the device's, radio {RADIO_W:g} W assumed)")
+    t = Table(title=f"options at {net.bandwidth_mbps:g} Mbps, RTT {net.rtt_ms:g} ms, HTTP overhead {net.overhead_ms:g} ms, "
+                    f"{net.request_header_bytes} B of request headers (predicted; energy is the device's, radio "
+                    f"{RADIO_W:g} W assumed)")
     for col in ("", "option", "bytes sent", "device ms", "network ms", "server ms", "latency ms", "energy mJ", "top-1",
                 "drop pts", "agree", "note"):
         t.add_column(col, overflow="fold")
@@ -77,7 +78,7 @@ def plot_latency(profile: dict, net: Network, path: Path, bandwidths: tuple[floa
     points = ["input"] + [c["name"] for c in profile["cuts"]] + ["device"]
     fig, ax = plt.subplots(figsize=(max(6.0, 0.45 * len(points)), 4.5))
     for bw in sorted(set(bandwidths) | {net.bandwidth_mbps}):
-        opts = options(profile, Network(bw, net.rtt_ms, net.overhead_ms))
+        opts = options(profile, Network(bw, net.rtt_ms, net.overhead_ms, net.request_header_bytes))
         best = {p: min((o.latency_ms for o in opts if o.point == p
                         and (max_drop is None or o.drop_points <= max_drop)), default=float("nan")) for p in points}
         ax.plot(range(len(points)), [best[p] for p in points], marker="o", label=f"{bw:g} Mbps")

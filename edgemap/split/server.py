@@ -188,11 +188,11 @@ async def _infer(server: TailServer, request, config: TailConfig, metrics):  # n
     rid = request_id(request.headers, generate=False)
     echo = {"X-Request-ID": rid} if rid else {}
     headers = {k.lower(): v for k, v in request.headers.items()}
-    t0 = time.perf_counter()
     stage = "reading the body"
     try:
         async with asyncio.timeout(config.request_timeout_s):
             body = await _read_limited(request)
+            t0 = time.perf_counter()  # X-Server-Ms from here: the body's upload is the network's time, not the server's
             stage = "waiting for the model"
             if isinstance(body, Response):
                 server.stats["refused"] += 1

@@ -6,11 +6,12 @@ have, plus its size / bandwidth, and arrives RTT/2 later.
 
 Jitter: each chunk's one-way delay varies uniformly by +- jitter_ms (never below zero); chunks keep their
 order, as a TCP stream (and netem with a rate) does, so a late chunk holds back the ones behind it.
-Loss with retry: a chunk is lost with probability `loss` and, as TCP would, sent again after a
-retransmission timeout (`retransmit_ms`, Linux's minimum RTO of 200 ms by default) - its bytes cross the
-link twice and it arrives that much later. The relay carries a TCP stream, so loss is per chunk (<= CHUNK
-bytes, about 3 packets), not per packet. Bandwidth, RTT, jitter and loss can change while it runs (the
-adaptivity benchmark steps them). Counts the bytes that cross, HTTP framing included. Standard library only.
+Loss with retry, per packet: each PACKET-byte piece of a chunk (the TCP payload of a 1500-byte Ethernet
+frame) is lost with probability `loss` and, as TCP would, sent again after a retransmission timeout
+(`retransmit_ms`, Linux's minimum RTO of 200 ms by default; doubled each time the resent packet is lost
+too). Its bytes cross the link again, and the chunk (with the ones behind it, in order) arrives when its
+slowest packet does. Bandwidth, RTT, jitter and loss can change while it runs (the adaptivity benchmark
+steps them). Counts the bytes that cross, HTTP framing and resent packets included. Standard library only.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import threading
 import time
 
 CHUNK = 4096  # bytes paced at a time: 33 us at 1 Gbps, 33 ms at 1 Mbps
+PACKET = 1448  # TCP payload of a 1500-byte frame (MTU - 40 B of IP/TCP headers - 12 B of timestamps): the unit of loss
 RETRANSMIT_MS = 200.0  # Linux's TCP_RTO_MIN: a lost segment of a short exchange is resent after at least this
 
 
@@ -56,7 +58,7 @@ class ShapedLink:
         self.free_at = {"up": 0.0, "down": 0.0}
         self.last_arrival = {"up": 0.0, "down": 0.0}
         self.bytes = {"up": 0, "down": 0}
-        self.lost = {"up": 0, "down": 0}  # chunks lost and sent again
+        self.lost = {"up": 0, "down": 0}  # packets lost (and sent again; a packet lost twice counts twice)
         self.sock = socket.create_server((listen_host, listen_port))
         self.sock.settimeout(0.2)
         self.port = self.sock.getsockname()[1]
@@ -111,16 +113,27 @@ class ShapedLink:
             delay = self.rtt_ms / 2e3
             if self.jitter_ms:
                 delay = max(delay + self.rng.uniform(-self.jitter_ms, self.jitter_ms) / 1e3, 0.0)
-            self.free_at[direction] = done
-            if self.loss and self.rng.random() < self.loss:
-                # lost: resent after the timeout (its bytes use the link twice; the ones behind it wait, in order)
-                self.lost[direction] += 1
-                self.bytes[direction] += n
-                self.free_at[direction] = done + send_s
-                done += self.retransmit_ms / 1e3 + send_s
+            resent, wait_s = self._losses(n, direction) if self.loss else (0, 0.0)
+            self.bytes[direction] += resent
+            self.free_at[direction] = done + resent * 8 / (self.bandwidth_mbps * 1e6)  # resent bytes use the link
+            done = self.free_at[direction] + wait_s
             arrival = max(done + delay, self.last_arrival[direction])
             self.last_arrival[direction] = arrival
             return arrival
+
+    def _losses(self, n: int, direction: str) -> tuple[int, float]:
+        """The packets of an n-byte chunk lost (called under the lock): bytes resent, and how long the chunk waits for
+        its slowest packet (one timeout per loss of the same packet, doubling; different packets' timeouts overlap)."""
+        resent, wait_s = 0, 0.0
+        for start in range(0, n, PACKET):
+            size, rto, waited = min(PACKET, n - start), self.retransmit_ms / 1e3, 0.0
+            while self.rng.random() < self.loss:
+                self.lost[direction] += 1
+                resent += size
+                waited += rto
+                rto *= 2
+            wait_s = max(wait_s, waited)
+        return resent, wait_s
 
     def _read(self, src: socket.socket, q: queue.Queue, direction: str) -> None:
         try:

@@ -45,6 +45,20 @@ def test_latency_adds_up():
     assert o.latency_ms == pytest.approx(2.0 + 0.02 + 1 + 10 + wire + 0.9)
 
 
+def test_a_bearer_token_is_counted_in_every_remote_option():
+    from edgemap.split.planner import REQUEST_HEADER_BYTES, framing_bytes
+
+    token = "a" * 40
+    assert framing_bytes() == REQUEST_HEADER_BYTES and framing_bytes(token) == REQUEST_HEADER_BYTES + 64
+    plain = {o.label: o for o in options(synthetic_profile(), Network(8, 10))}
+    with_token = {o.label: o for o in options(synthetic_profile(), Network(8, 10, request_header_bytes=framing_bytes(token)))}
+    for label, o in with_token.items():  # 64 more bytes at 8 Mbps: 0.064 ms on every request, none on the device
+        assert o.latency_ms - plain[label].latency_ms == pytest.approx(0 if label == "device" else 0.064)
+        assert o.energy_mj >= plain[label].energy_mj and o.bytes_up == plain[label].bytes_up
+    with pytest.raises(EdgemapError, match="header bytes must be >= 0"):
+        Network(8, 10, request_header_bytes=-1)
+
+
 def test_accuracy_budget_and_objective():
     prof = synthetic_profile()
     opts, best = plan(prof, Network(1, 5), max_drop=0.05)

@@ -101,6 +101,47 @@ def test_garbage_answer_is_an_error(split_export, tail_app, helpers):
             client.run(split_export["images"].images[0], Choice("c3", "int8"))
 
 
+def test_bad_options_and_servers_that_are_not_split_servers(split_export, helpers):
+    """A mistake in the option is an error even with the local fallback; a server that answers /info with HTML or
+    stalls on /infer, or answers NaN logits, is an error, or the fallback when asked for - within the deadline."""
+    from fastapi import FastAPI, Response
+
+    from edgemap.split.server import TailServer
+
+    for bad, why in (("c3/bogus", "unknown encoding 'bogus' for an activation"), ("input/jpeg-qx", "number 1..100"),
+                     ("input/png-q50", "quality .* is for input/jpeg"), ("c3", "give point/encoding")):
+        with pytest.raises(EdgemapError, match=why):
+            Choice.parse(bad)
+    image = split_export["images"].images[0]
+    info = TailServer(split_export["server"], threads=1).info()
+    odd = FastAPI()
+    odd.get("/info")(lambda: Response(b"<html>a web page</html>", media_type="text/html"))
+    with helpers.running(odd) as url:
+        with pytest.raises(EdgemapError, match="no split-point list: not a split server"):
+            SplitClient(split_export["edge"], url, timeout_s=2)
+    state = {"stall_s": 1.5}
+    stall = FastAPI()
+    stall.get("/info")(lambda: info)
+    stall.post("/infer")(lambda: time.sleep(state["stall_s"]) or Response(
+        np.full(3, np.nan, np.float32).tobytes(), headers={"X-Model-Sha256": info["model_sha256"]}))
+    with helpers.running(stall) as url:
+        client = SplitClient(split_export["edge"], url, timeout_s=0.5)
+        fallback = SplitClient(split_export["edge"], url, timeout_s=0.5, fallback_local=True)
+        t0 = time.monotonic()
+        with pytest.raises(EdgemapError, match="did not answer within 0.5 s"):
+            client.run(image, Choice("c3", "int8"))
+        assert time.monotonic() - t0 < 1.4
+        r = fallback.run(image, Choice("input", "png"))
+        assert r.ran == "fallback" and "did not answer" in r.error
+        assert np.array_equal(r.logits[0], _whole(split_export, image[None])[0])
+        with pytest.raises(EdgemapError, match="unknown encoding 'int9'"):
+            fallback.run(image, Choice("c3", "int9"))  # not hidden by the fallback
+        state["stall_s"] = 0.0  # now it answers at once, with NaN logits
+        with pytest.raises(EdgemapError, match="NaN or Inf"):
+            client.run(image, Choice("c3", "int8"))
+        assert "NaN" in fallback.run(image, Choice("c3", "int8")).error
+
+
 def test_silent_server_times_out_and_down_server_falls_back(split_export, helpers):
     silent = socket.create_server(("127.0.0.1", 0))  # accepts connections, never answers
     port = silent.getsockname()[1]
@@ -145,7 +186,10 @@ def test_adaptive_switches_when_the_link_changes(split_export, tail_app, helpers
     with helpers.running(tail_app) as url:
         port = int(url.rsplit(":", 1)[1])
         with ShapedLink("127.0.0.1", port, bandwidth_mbps=100, rtt_ms=2) as link:
-            k = 30.0 / split_export["profile"]["whole"]["device"]["ms"]  # an emulated device taking ~30 ms
+            # an emulated device taking ~80 ms: slower than a request at 100 Mbps even when a loaded machine adds tens
+            # of ms to it (at 30 ms, a load average of 8 on 2 cores sent 2 of 4 requests to the device), faster than any
+            # request at 20 kbit/s (~250 ms)
+            k = 80.0 / split_export["profile"]["whole"]["device"]["ms"]
             client = SplitClient(split_export["edge"], f"http://127.0.0.1:{link.port}", timeout_s=10, device_slowdown=k)
             client.profile = emulated_device(client.profile, k)
             runner = AdaptiveRunner(client, Network(100, 2), max_drop=100)
@@ -192,21 +236,50 @@ def test_oversized_body_is_refused_before_reading(split_export, tail_app):
     assert r.status_code == 413
 
 
-def test_planner_framing_bytes_match_the_wire(split_export, tail_app, helpers):
-    """REQUEST/RESPONSE_HEADER_BYTES, which the planner adds to every request, are what HTTP really adds."""
-    from edgemap.split.planner import REQUEST_HEADER_BYTES, RESPONSE_HEADER_BYTES
+def test_planner_framing_bytes_match_the_wire(split_export, helpers):
+    """The framing the planner adds to every request is what HTTP really adds, with and without a bearer token: the
+    token's header crosses with every request, byte for byte, and the plan and the adaptive estimate count it."""
+    from edgemap.split.adaptive import AdaptiveRunner
+    from edgemap.split.planner import RESPONSE_HEADER_BYTES, Network, framing_bytes
+    from edgemap.split.server import TailConfig, TailServer, create_app
     from edgemap.split.shaping import ShapedLink
 
-    with helpers.running(tail_app) as url:
-        with ShapedLink("127.0.0.1", int(url.rsplit(":", 1)[1]), 10_000, 0) as link:
-            client = SplitClient(split_export["edge"], f"http://127.0.0.1:{link.port}", timeout_s=10)
+    token = "t0k3n-" + "x" * 58  # 64 characters: an 88-byte header, far outside the +-40 B slack
+    up_by = {}
+    for tok in (None, token):
+        app = create_app(TailServer(split_export["server"], threads=1), TailConfig(token=tok))
+        with helpers.running(app) as url, ShapedLink("127.0.0.1", int(url.rsplit(":", 1)[1]), 10_000, 0) as link:
+            client = SplitClient(split_export["edge"], f"http://127.0.0.1:{link.port}", timeout_s=10, token=tok)
             time.sleep(0.05)
             up0, down0 = link.bytes["up"], link.bytes["down"]
             r = client.run(split_export["images"].images[0], Choice("c3", "int8"))
             time.sleep(0.05)
-            up, down = link.bytes["up"] - up0 - r.bytes_up, link.bytes["down"] - down0 - r.bytes_down
+            up_by[tok], down = link.bytes["up"] - up0 - r.bytes_up, link.bytes["down"] - down0 - r.bytes_down
+            assert client.request_header_bytes == framing_bytes(tok)
+            assert abs(up_by[tok] - client.request_header_bytes) <= 40 and abs(down - RESPONSE_HEADER_BYTES) <= 40
+            runner = AdaptiveRunner(client, Network(10, 5))  # its probes pass the token check and measure the link
+            assert runner.link.network() is not None and runner.network().request_header_bytes == framing_bytes(tok)
             client.close()
-    assert abs(up - REQUEST_HEADER_BYTES) <= 40 and abs(down - RESPONSE_HEADER_BYTES) <= 40, (up, down)
+    assert up_by[token] - up_by[None] == framing_bytes(token) - framing_bytes(None) == len(f"Authorization: Bearer {token}\r\n")
+
+
+def test_server_time_excludes_the_body_upload(split_export, tail_app, helpers):
+    """X-Server-Ms is the server's own work: a body that arrives 0.4 s after its headers (a slow uplink; http.client
+    sends bodies >= 2920 B apart from their headers) is not counted, or the edge would credit the link's time to
+    the server and over-estimate the bandwidth."""
+    body, headers = _infer_request(split_export)
+    with helpers.running(tail_app) as url, socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1]))) as s:
+        head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        s.sendall(f"POST /infer HTTP/1.1\r\nHost: t\r\nContent-Length: {len(body)}\r\n{head}\r\n".encode())
+        time.sleep(0.4)
+        s.sendall(body)
+        s.settimeout(10)
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            answer += s.recv(4096)
+    status, *lines = answer.split(b"\r\n\r\n")[0].decode().split("\r\n")
+    server_ms = float(next(v for k, _, v in (line.partition(": ") for line in lines) if k.lower() == "x-server-ms"))
+    assert " 200 " in status and server_ms < 200, (status, server_ms)
 
 
 def _infer_request(split_export) -> tuple[bytes, dict]:
@@ -282,6 +355,9 @@ def test_split_serve_over_tls_with_a_token_times_out_a_stalled_body_and_stops_on
             for point in ("input", next(iter(client.heads))):
                 assert client.run(image, Choice(point, "raw" if point == "input" else "int8")).ran == (
                     "server" if point == "input" else "split")
+            # back-to-back requests answer in ~1 ms: without TCP_NODELAY on the served connections, each answer's
+            # second segment waited for the client's delayed ACK, >= 40 ms every time
+            assert min(client.run(image, Choice("input", "raw")).total_ms for _ in range(5)) < 30
         finally:
             client.close()
         with context.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname="127.0.0.1") as s:

@@ -1,5 +1,5 @@
 """The emulated link's network conditions: jitter (delays vary, order and bytes kept), loss with retry (a lost
-chunk arrives after the retransmission timeout, intact), and the adaptive edge still switching under both."""
+packet arrives after the retransmission timeout, intact), and the adaptive edge still switching under both."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def test_jitter_varies_the_delay_and_keeps_order(echo_port):
     assert 14 < float(np.median(rtts)) < 60             # about 20 ms (upper bound: a busy CI)
 
 
-def test_lost_chunks_are_resent_after_the_timeout(echo_port):
+def test_lost_packets_are_resent_after_the_timeout(echo_port):
     with ShapedLink("127.0.0.1", echo_port, 1000, rtt_ms=2, loss=0.3, retransmit_ms=60, seed=2) as link:
         with socket.create_connection(("127.0.0.1", link.port), timeout=10) as sock:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -62,9 +62,23 @@ def test_lost_chunks_are_resent_after_the_timeout(echo_port):
         sent = link.bytes["up"] + link.bytes["down"]
     assert all(back == bytes([i]) * 1000 for i, (_, back) in enumerate(results))
     slow = sum(ms >= 60 for ms, _ in results)
-    assert lost > 0 and 1 <= slow <= lost               # each lost chunk costs one timeout (two may share a trip)
-    assert sent == 2 * 20 * 1000 + 1000 * lost          # a resent chunk crosses the link twice
+    assert lost > 0 and 1 <= slow <= lost               # each lost packet costs one timeout (two may share a trip)
+    assert sent == 2 * 20 * 1000 + 1000 * lost          # a resent packet crosses the link twice
     assert sum(ms < 40 for ms, _ in results) >= 5       # the others do not wait
+
+
+def test_loss_is_per_packet_not_per_chunk(echo_port):
+    """8 KB messages are read in 4 KB chunks, but what is lost and resent is one packet (<= PACKET bytes) each time."""
+    from edgemap.split.shaping import PACKET
+
+    payload = bytes(range(256)) * 32  # 8192 B: 6 packets
+    with ShapedLink("127.0.0.1", echo_port, 1000, rtt_ms=2, loss=0.1, retransmit_ms=20, seed=5) as link:
+        with socket.create_connection(("127.0.0.1", link.port), timeout=10) as sock:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            backs = [_echo(sock, payload)[1] for _ in range(10)]
+        lost, resent = link.lost["up"] + link.lost["down"], link.bytes["up"] + link.bytes["down"] - 2 * 10 * len(payload)
+    assert all(b == payload for b in backs)
+    assert lost > 0 and 0 < resent <= PACKET * lost     # per chunk, each loss would resend up to 4096 B
 
 
 def test_link_settings_are_checked():

@@ -24,12 +24,15 @@ def test_plan_export_infer_and_bad_points(tmp_path, helpers):
         for i in range(6):
             Image.fromarray(rng.integers(0, 256, (12, 12), dtype=np.uint8)).save(data / cls / f"{i}.png")
     common = ["--model", str(model), "--data", str(data), "--preprocess", "unit,channels=gray", "--work", str(tmp_path / "w")]
+    (tmp_path / "token").write_text("user-token-" + "z" * 29 + "\n")  # 40 characters: the plan counts its header
     r = edgemap("plan", *common, "--bandwidth-mbps", "5", "--rtt-ms", "20", "--max-accuracy-drop", "0.5",
-                "--plot", str(tmp_path / "plot.png"), "--json", str(tmp_path / "plan.json"), "--qualities", "60")
+                "--plot", str(tmp_path / "plot.png"), "--json", str(tmp_path / "plan.json"), "--qualities", "60",
+                "--token-file", str(tmp_path / "token"))
     assert r.returncode == 0, r.stderr
     assert "best (latency):" in r.stdout and (tmp_path / "plot.png").stat().st_size > 1000
     plan = json.loads((tmp_path / "plan.json").read_text())
     labels = {o["label"] for o in plan["options"]}
+    assert plan["network"]["request_header_bytes"] == 320 + len("Authorization: Bearer \r\n") + 40
     assert {"device", "input/raw", "input/png", "input/jpeg-q60", "input/webp-q60", "c3/int8"} <= labels
 
     r = edgemap("export", *common, "--out", str(tmp_path / "b"), "--points", "c3,c5", "--qualities", "60")
