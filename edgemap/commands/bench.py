@@ -29,9 +29,8 @@ def register(app: typer.Typer) -> None:
 def run_bench(models: list[Path], backend: str | None, threads: int, runs: int, warmup: int,
               batches: tuple[int, ...], cold: bool, json_out: Path | None) -> dict:
     """The body of `edgemap bench`; returns the results dict."""
-    from rich.console import Console
-
     from edgemap.core.atomic import write_json
+    from edgemap.core.console import table_console
     from edgemap.errors import EdgemapError
     from edgemap.runtime.bench import Candidate, benchmark
 
@@ -40,9 +39,7 @@ def run_bench(models: list[Path], backend: str | None, threads: int, runs: int, 
     result = benchmark([Candidate.of(m, backend) for m in models], threads, runs, warmup, batches, cold)
     if json_out:
         write_json(json_out, result)
-    import sys
-
-    Console(width=None if sys.stdout.isatty() else 220).print(results_table(result))
+    table_console().print(results_table(result))
     from edgemap.results.builders import bench_runs
     from edgemap.results.record import record_run
 

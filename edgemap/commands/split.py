@@ -7,20 +7,31 @@ from typing import Optional
 
 import typer
 
+from edgemap.commands.options import CLASSES_OPTION, LABELS_OPTION
+
 WORK = Path("out/split/work")
 
 
-def _inputs(model: Optional[str], preprocess: Optional[str], data: Optional[Path], limit: int, work: Path):  # noqa: ANN202
-    """The model as ONNX and the evaluation images (first `limit`; 0: all)."""
+def _inputs(model: Optional[str], preprocess: Optional[str], data: Optional[Path], limit: int, work: Path,
+            classes: Optional[str] = None, labels: Optional[Path] = None):  # noqa: ANN202
+    """The model as ONNX and the evaluation images (first `limit`; 0: all), labelled in the model's class order:
+    --classes/--labels, else a checkpoint's record or an .onnx file's metadata, else the data's own order."""
+    import dataclasses
+
     from edgemap.commands.evaluate import load_user_data
+    from edgemap.data.classes import align_to_model, class_names_option, onnx_class_names
+    from edgemap.errors import EdgemapError
     from edgemap.split.source import resolve_source
 
     src = resolve_source(model, preprocess, work)
     images = load_user_data(data, "test", src.spec)
-    if src.class_names is not None and len(images.class_names) != len(src.class_names):
-        from edgemap.errors import EdgemapError
-
-        raise EdgemapError(f"{images.source}: {len(images.class_names)} classes, the model has {len(src.class_names)}")
+    given = class_names_option(classes, labels)
+    names = given or src.class_names or onnx_class_names(src.onnx_path)
+    if names is not None:
+        if given and src.class_names is not None and len(given) != len(src.class_names):
+            raise EdgemapError(f"--classes names {len(given)} classes, the model outputs {len(src.class_names)} scores")
+        images = align_to_model(images, tuple(names), "--classes" if given else src.name)
+        src = dataclasses.replace(src, class_names=tuple(names))
     return src, (images.subset(slice(0, limit)) if limit else images)
 
 
@@ -58,6 +69,8 @@ def _add_profile(group: typer.Typer) -> None:
         server: str = SERVER_OPTION,
         data: Optional[Path] = DATA_OPTION,
         preprocess: Optional[str] = PREPROCESS_OPTION,
+        classes: Optional[str] = CLASSES_OPTION,
+        labels: Optional[Path] = LABELS_OPTION,
         limit: int = LIMIT_OPTION,
         qualities: str = QUALITIES_OPTION,
         threads: int = typer.Option(0, help="ONNX Runtime threads for the measured parts (0: default)"),
@@ -70,7 +83,7 @@ def _add_profile(group: typer.Typer) -> None:
         from edgemap.split.profile import load_or_profile
         from edgemap.split.report import print_profile
 
-        src, images = _inputs(model, preprocess, data, limit, work)
+        src, images = _inputs(model, preprocess, data, limit, work, classes, labels)
         prof = load_or_profile(src, images, device, server, work, _qualities(qualities), threads, fresh)
         print_profile(prof)
         if json_out:
@@ -93,6 +106,8 @@ def _add_plan(group: typer.Typer) -> None:
         show: int = typer.Option(0, help="print only the N best options (0: all)"),
         data: Optional[Path] = DATA_OPTION,
         preprocess: Optional[str] = PREPROCESS_OPTION,
+        classes: Optional[str] = CLASSES_OPTION,
+        labels: Optional[Path] = LABELS_OPTION,
         limit: int = LIMIT_OPTION,
         qualities: str = QUALITIES_OPTION,
         threads: int = typer.Option(0, help="ONNX Runtime threads for the measured parts"),
@@ -109,7 +124,7 @@ def _add_plan(group: typer.Typer) -> None:
         from edgemap.split.report import plot_latency, print_plan
 
         net = Network(bandwidth_mbps, rtt_ms, overhead_ms, framing_bytes(read_token(token_file) if token_file else None))
-        src, images = _inputs(model, preprocess, data, limit, work)
+        src, images = _inputs(model, preprocess, data, limit, work, classes, labels)
         prof = load_or_profile(src, images, device, server, work, _qualities(qualities), threads)
         opts, best = plan(prof, net, objective, max_accuracy_drop, min_agreement=min_agreement)
         print_plan(opts, best, net, objective, show)
@@ -131,6 +146,8 @@ def _add_export(group: typer.Typer) -> None:
         server: str = typer.Option("host", help="server profile the edge plans with"),
         data: Optional[Path] = typer.Option(None, help="evaluation images for the plan's profile"),
         preprocess: Optional[str] = PREPROCESS_OPTION,
+        classes: Optional[str] = CLASSES_OPTION,
+        labels: Optional[Path] = LABELS_OPTION,
         limit: int = typer.Option(1000, help="profile on the first N images (0: all)"),
         qualities: str = typer.Option("50,75,90", help="JPEG/WebP qualities the plan considers"),
         work: Path = WORK_OPTION,
@@ -140,7 +157,7 @@ def _add_export(group: typer.Typer) -> None:
         from edgemap.split.graph import cut_by_name
         from edgemap.split.profile import load_or_profile, write_parts
 
-        src, images = _inputs(model, preprocess, data, limit, work)
+        src, images = _inputs(model, preprocess, data, limit, work, classes, labels)
         cuts, parts = write_parts(src, work)
         chosen = cuts if points == "all" else [cut_by_name(cuts, p.strip()) for p in points.split(",") if p.strip()]
         prof = load_or_profile(src, images, device, server, work, _qualities(qualities))

@@ -146,3 +146,11 @@ def progress(items: Iterable[T], total: int | None = None, description: str = "w
             print(f"{description}: {done}/{total if total is not None else '?'} ({now - start:.0f} s)", file=sys.stderr, flush=True)
     print(f"{description}: {done}/{total if total is not None else done} done ({time.monotonic() - start:.0f} s)",
           file=sys.stderr, flush=True)
+
+
+def table_console(piped_width: int = 220):  # noqa: ANN201 - rich.console.Console
+    """A console for wide tables: the terminal's width on a terminal; `piped_width` columns when stdout is a pipe or
+    file, where rich would otherwise wrap every cell at 80 columns."""
+    from rich.console import Console
+
+    return Console(width=None if sys.stdout.isatty() else piped_width)

@@ -207,7 +207,8 @@ def load_or_profile(src: SplitSource, data: ImageSet, device: str, server: str, 
     from edgemap.core.atomic import write_json
 
     key = hashlib.sha256(json.dumps([PROFILE_VERSION, src.sha256, src.spec.to_dict(), device, server, data.source, len(data),
-                                     hashlib.sha256(data.images.tobytes()).hexdigest(), list(qualities), threads]).encode())
+                                     hashlib.sha256(data.images.tobytes()).hexdigest(),
+                                     hashlib.sha256(data.labels.tobytes()).hexdigest(), list(qualities), threads]).encode())
     path = work / f"profile-{key.hexdigest()[:16]}.json"
     if path.is_file() and not fresh:
         return json.loads(path.read_text())

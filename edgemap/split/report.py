@@ -15,11 +15,12 @@ def _basis(fig: dict) -> str:
 
 def print_profile(profile: dict) -> None:
     """One row per split point: latency of each half, bytes per encoding, INT8 accuracy; then the input encodings."""
-    from rich.console import Console
     from rich.table import Table
 
+    from edgemap.core.console import table_console
+
     whole = profile["whole"]
-    console = Console()
+    console = table_console()
     t = Table(title=f"{profile['model']}: split points (head on {profile['device']}, tail on {profile['server']}; "
                     f"ms, (m)easured here / (e)stimated); top-1 on {profile['data']['images']} images of {profile['data']['source']}")
     for col in ("point", "tensor", "op", "shape", "head ms", "tail ms", "FP32 B", "FP16 B", "INT8 B", "INT8+zstd B",
@@ -44,8 +45,9 @@ def print_profile(profile: dict) -> None:
 
 def print_plan(opts: list[Option], best: Option, net: Network, objective: str, show: int = 0) -> None:
     """Every option sorted by the objective (or the first `show`), the best marked."""
-    from rich.console import Console
     from rich.table import Table
+
+    from edgemap.core.console import table_console
 
     key = (lambda o: o.latency_ms) if objective == "latency" else (lambda o: o.energy_mj)
     rows = sorted(opts, key=lambda o: (not o.feasible, key(o)))
@@ -59,7 +61,7 @@ def print_plan(opts: list[Option], best: Option, net: Network, objective: str, s
         t.add_row("*" if o is best else "", o.label, f"{o.bytes_up:.0f}", f"{o.device_ms + o.codec_ms:.3f}",
                   f"{o.network_ms:.2f}", f"{o.server_ms:.3f}", f"{o.latency_ms:.2f}", f"{o.energy_mj:.3f}", f"{o.top1:.2%}",
                   f"{o.drop_points:+.2f}", f"{o.agreement:.1%}", o.why)
-    console = Console()
+    console = table_console()
     console.print(t)
     console.print(f"best ({objective}): {best.label}: {best.latency_ms:.2f} ms, {best.energy_mj:.3f} mJ, "
                   f"{best.bytes_up:.0f} B sent, top-1 {best.top1:.2%}")
