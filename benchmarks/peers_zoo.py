@@ -35,9 +35,15 @@ TARGET = 1.5  # the issue's speed-up over the best peer
 # -------------------------------------------------------------------------------------------------
 
 
-def run_map(out: Path) -> dict:
+def map_args(ratios: str, steps: int | None) -> list[str]:
+    """MAP_ARGS with other pruning ratios and, if given, another fine-tuning step budget."""
+    args = [ratios if a == "0,0.25,0.5" else a for a in MAP_ARGS]
+    return args + (["--finetune-steps", str(steps)] if steps else [])
+
+
+def run_map(out: Path, args_: list[str]) -> dict:
     """`edgemap map` on the shipped model in its own process: wall time and console tail."""
-    args = ["map", *MAP_ARGS, "--out", str(out)]
+    args = ["map", *args_, "--out", str(out)]
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "edgemap.cli", *args], capture_output=True, text=True, cwd=ROOT)
     wall = time.perf_counter() - t0
@@ -55,7 +61,7 @@ def map_digest(summary: dict) -> dict:
         if t.get("error"):
             continue
         r = f"{t['candidate']['prune_ratio']:g}"
-        row = {"key": t["key"], "accuracy": round(t["accuracy"], 2), "accuracy_exact": t.get("accuracy_exact"),
+        row = {"key": t["key"], "accuracy": _r(t["accuracy"]), "accuracy_exact": _r(t.get("accuracy_exact")),
                "drop": round(t["accuracy_drop"], 2), "latency_ms": t.get("latency_ms")}
         if r not in best or t["accuracy"] > best[r]["accuracy"]:
             best[r] = row
@@ -65,10 +71,26 @@ def map_digest(summary: dict) -> dict:
     comparison = {k: {f: v.get(f) for f in ("backend", "threads", "p50_ms", "spread_ms", "speedup_vs_chosen",
                                             "speedup_range", "verdict")}
                   for k, v in (summary.get("comparison") or {}).items() if isinstance(v, dict)}
-    return {"baseline_accuracy": summary.get("baseline_accuracy"), "chosen": chosen.get("key"),
-            "chosen_accuracy": chosen.get("accuracy"), "chosen_accuracy_exact": chosen.get("accuracy_exact"),
+    return {"baseline_accuracy": _r(summary.get("baseline_accuracy")), "chosen": chosen.get("key"),
+            "chosen_accuracy": _r(chosen.get("accuracy")), "chosen_accuracy_exact": _r(chosen.get("accuracy_exact")),
             "chosen_drop": None if chosen.get("accuracy_drop") is None else round(chosen["accuracy_drop"], 2),
             "best_per_ratio": best, "finetune": finetune, "comparison": comparison, "map_wall_s": summary.get("wall_s")}
+
+
+def _r(v: float | None) -> float | None:
+    return None if v is None else round(v, 2)
+
+
+def in_map_lines(comparison: dict) -> list[str]:
+    """The map's own --compare-peers timing (5 alternating rounds, fresh processes), one table row per reference."""
+    lines = ["The map's own timing (`comparison` in its results.json; x = reference time / chosen time):", "",
+             "| row | backend | threads | p50 ms (range) | chosen is x (range) | verdict |", "|---|---|---|---|---|---|"]
+    for k, v in comparison.items():
+        lo, hi = v["spread_ms"]
+        s = v.get("speedup_range") or [0, 0]
+        lines.append(f"| {k} | {v['backend']} | {v['threads']} | {v['p50_ms']:.3f} ({lo:.3f}-{hi:.3f}) | "
+                     f"x{v['speedup_vs_chosen']:.2f} (x{s[0]:.2f}-{s[1]:.2f}) | {v['verdict']} |")
+    return lines + [""]
 
 
 def verdict(report: dict) -> dict:
@@ -100,6 +122,7 @@ def markdown(record: dict) -> str:
         lines.append(f"| {r} | {b['key']} | {b['accuracy']:.2f} | {b['drop']:.2f} | {b['accuracy_exact']} | "
                      f"{ft.get('budget_used') or ''}{'; given up: ' + ft['given_up'] if ft.get('given_up') else ''} | "
                      f"{ft.get('judged_on') or ''}{': ' + str(d.get('text', '')) if d else ''} |")
+    lines += ["", *in_map_lines(m["comparison"])]
     body = peers_markdown([record["report"]], record["evidence"], record["command"]).split("\n", 3)[-1]
     lines += ["", body, "", f"**Figure: {'met' if v['met'] else 'not met'}.** " + (v.get("line") or v.get("reason", ""))]
     return "\n".join(lines) + "\n"
@@ -117,15 +140,27 @@ def main() -> None:
     ap.add_argument("--reuse-map", action="store_true", help="read WORK/resnet9s/results.json instead of mapping")
     ap.add_argument("--out", type=Path, default=ROOT / "out" / "unseen", help="peers_unseen's folder")
     ap.add_argument("--tag", default="")
+    ap.add_argument("--prune-ratios", default="0,0.25,0.5")
+    ap.add_argument("--finetune-steps", type=int, default=None, help="default: the map's own budget")
+    ap.add_argument("--render-only", action="store_true",
+                    help="rewrite the .md (and the map digest) from the stored .json and WORK's results.json, no measuring")
     args = ap.parse_args()
-    map_run = {} if args.reuse_map else run_map(args.work / "resnet9s")
+    stem = ROOT / "benchmarks" / "results" / f"peers_zoo{args.tag}"
+    if args.render_only:
+        record = json.loads(stem.with_suffix(".json").read_text())
+        record["map"] = {**record["map"], **map_digest(json.loads((args.work / "resnet9s" / "results.json").read_text()))}
+        write_result_json(stem.with_suffix(".json"), record)
+        write_text(stem.with_suffix(".md"), markdown(record))
+        return
+    map_run = {} if args.reuse_map else run_map(args.work / "resnet9s", map_args(args.prune_ratios, args.finetune_steps))
     digest = {**map_run, **map_digest(json.loads((args.work / "resnet9s" / "results.json").read_text()))}
     report = run_model("resnet9s", args.out, (), map_dir=args.work)
     command = (f"flock /work/notes/s3/bench.lock nice -n 5 .venv/bin/python benchmarks/peers_zoo.py --work {args.work}"
-               + (" --reuse-map" if args.reuse_map else "") + (f" --tag {args.tag}" if args.tag else ""))
+               + (" --reuse-map" if args.reuse_map else "") + (f" --tag {args.tag}" if args.tag else "")
+               + (f" --prune-ratios {args.prune_ratios}" if args.prune_ratios != "0,0.25,0.5" else "")
+               + (f" --finetune-steps {args.finetune_steps}" if args.finetune_steps else ""))
     record = {"command": command, "map": digest, "report": report, "verdict": verdict(report),
               "evidence": machine_evidence()}
-    stem = ROOT / "benchmarks" / "results" / f"peers_zoo{args.tag}"
     write_result_json(stem.with_suffix(".json"), record)
     write_text(stem.with_suffix(".md"), markdown(record))
     print(markdown(record))
