@@ -11,7 +11,8 @@ INT8 on ORT, NNCF INT8 on OpenVINO). All are scored on the whole CIFAR-10 test s
 exact images) and timed by edgemap.runtime.isolated (one fresh process per model, thread count and
 round; 1 and 2 threads; median of ROUNDS round medians, range; best thread count per model).
 With --map-dir D (the --work folder of benchmarks/unseen_map.py): the map's own choice for each model
-(D/<model>/results.json "chosen") and, per pruning ratio, its most accurate INT8 candidate join the candidates,
+(D/<model>/results.json "chosen") and, per pruning ratio, its most accurate INT8 candidate and its fastest trial
+within MAX_DROP of FP32 (by the search's latency, any precision or backend) join the candidates,
 so the figure is the mapped model against the best peer. --prune '' then skips this script's own pruning.
 Needs out/unseen/ from benchmarks/unseen_make.py. Result: benchmarks/results/peers_unseen.{json,md}.
 """
@@ -154,6 +155,23 @@ def map_candidates(map_dir: Path | None, name: str) -> dict[str, tuple[Path, str
             best[c["prune_ratio"]] = t
     for r, t in sorted(best.items()):
         out[f"map_p{r:g}_int8"] = (Path(t["model_path"]), t["candidate"]["backend"])
+    listed = {str(p) for p, _ in out.values()}
+    for r, t in sorted(fastest_within(summary["trials"], MAX_DROP).items()):  # the issue's bound, any precision
+        if t["model_path"] not in listed:
+            c = t["candidate"]
+            out[f"map_p{r:g}_fastest_{c['precision']}_{c['backend']}"] = (Path(t["model_path"]), c["backend"])
+    return out
+
+
+def fastest_within(trials: list[dict], max_drop: float) -> dict[float, dict]:
+    """Per pruning ratio, the map's trial with the lowest search latency among those within max_drop of FP32."""
+    out: dict[float, dict] = {}
+    for t in trials:
+        if t.get("error") or t.get("latency_ms") is None or t["accuracy_drop"] > max_drop:
+            continue
+        r = t["candidate"]["prune_ratio"]
+        if r not in out or t["latency_ms"] < out[r]["latency_ms"]:
+            out[r] = t
     return out
 
 
