@@ -26,11 +26,11 @@ def test_models_lists_the_zoo_with_params_and_macs():
     (["map", "--bogus"], "No such option: --bogus"),
     (["eval", "--limit", "abc"], "Invalid value for '--limit'"),
 ])
-def test_bad_input_is_one_line_and_exit_2(args, message):
-    r = edgemap(*args)
-    assert r.returncode == 2
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and message in lines[0] and "Traceback" not in r.stderr
+def test_bad_input_is_one_line_and_exit_2(args, message, run_cli):
+    status, _, err = run_cli(*args)
+    assert status == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in err
 
 
 def test_eval_rejects_labels_out_of_range(tmp_path):

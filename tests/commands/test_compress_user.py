@@ -71,12 +71,12 @@ def test_prune_a_user_onnx_model_fine_tunes_on_the_budget_and_reports_before_aft
     (["--data", "{folder}", "--ratio", "1"], "ratio must lie in (0, 1)"),
 ])
 def test_prune_a_user_model_refuses_bad_input_in_one_line(user_model, tmp_path: Path, extra: list[str],
-                                                          message: str) -> None:
+                                                          message: str, run_cli) -> None:  # noqa: ANN001
     onnx_path, folder = user_model
-    r = _edgemap("compress", "prune", str(onnx_path), "--out", str(tmp_path / "p.onnx"), "--preprocess",
-                 "unit,channels=gray", *[a.format(tmp=tmp_path, folder=folder) for a in extra])
-    lines = r.stderr.strip().splitlines()
-    assert r.returncode == 2 and len(lines) == 1 and message in lines[0], r.stderr
+    status, _, err = run_cli("compress", "prune", str(onnx_path), "--out", str(tmp_path / "p.onnx"), "--preprocess",
+                             "unit,channels=gray", *[a.format(tmp=tmp_path, folder=folder) for a in extra])
+    lines = err.strip().splitlines()
+    assert status == 2 and len(lines) == 1 and message in lines[0], err
     assert list(tmp_path.iterdir()) == []
 
 

@@ -1,4 +1,5 @@
-"""`edgemap compress ...` as a user meets it: real subprocesses, exit codes, one-line errors, no partial files."""
+"""`edgemap compress ...` as a user meets it: real subprocesses (bad input through the same entry point in-process),
+exit codes, one-line errors, no partial files."""
 
 from __future__ import annotations
 
@@ -34,12 +35,13 @@ def edgemap(*args: str) -> subprocess.CompletedProcess:
     (["quantize", "{onnx}", "--out", "{out}", "--mode", "int4"], "unknown quantization mode 'int4'"),
 ])
 def test_bad_input_is_one_line_exit_2_and_no_file(args: list[str], message: str, tiny_ckpt: Path, tiny_onnx: Path,
-                                                  tmp_path: Path) -> None:
+                                                  tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_cli) -> None:  # noqa: ANN001
+    monkeypatch.delenv("EDGEMAP_CIFAR10", raising=False)  # tiny data only: the shipped sample
     out = tmp_path / "result.bin"
-    r = edgemap("compress", *[a.format(ckpt=tiny_ckpt, onnx=tiny_onnx, out=out) for a in args])
-    lines = r.stderr.strip().splitlines()
-    assert r.returncode == 2, r.stderr
-    assert len(lines) == 1 and message in lines[0] and "Traceback" not in r.stderr
+    status, _, err = run_cli("compress", *[a.format(ckpt=tiny_ckpt, onnx=tiny_onnx, out=out) for a in args])
+    lines = err.strip().splitlines()
+    assert status == 2, err
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in err
     assert list(tmp_path.glob("result*")) == [] and list(tmp_path.glob(".result*")) == []
 
 

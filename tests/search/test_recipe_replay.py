@@ -176,14 +176,11 @@ def test_map_writes_the_recipe_it_built_and_edgemap_run_rebuilds_it(kind, backen
     ({"schema": 2, "model": {"path": "TINY"}, "passes": [{"type": "convert", "to": "openvino"}]}, "{type: convert}"),
     ({"schema": 2, "model": {"path": "TINY"}, "passes": [{"type": "convert_openvino"}]}, "takes onnx, but gets checkpoint"),
 ])
-def test_bad_recipes_fail_with_one_line_before_running(recipe, words, tiny_ckpt, tmp_path):
-    import subprocess
-    import sys
-
+def test_bad_recipes_fail_with_one_line_before_running(recipe, words, tiny_ckpt, tmp_path, monkeypatch, run_cli):
     recipe = yaml.safe_load(yaml.safe_dump(recipe).replace("TINY", str(tiny_ckpt)))
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(recipe))
-    proc = subprocess.run([sys.executable, "-m", "edgemap.cli", "run", str(path), "--out", str(tmp_path / "o")],
-                          capture_output=True, text=True, cwd=tmp_path)
-    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
-    assert words in proc.stderr and "Traceback" not in proc.stderr
+    monkeypatch.chdir(tmp_path)  # the recipe's relative paths
+    status, _, err = run_cli("run", str(path), "--out", str(tmp_path / "o"))
+    assert status == 2 and err.count("\n") == 1, err
+    assert words in err and "Traceback" not in err

@@ -15,7 +15,7 @@ def edgemap(*args: str, cwd=None) -> subprocess.CompletedProcess:  # noqa: ANN00
                           timeout=300, cwd=cwd)
 
 
-def test_plan_export_infer_and_bad_points(tmp_path, helpers):
+def test_plan_export_infer_and_bad_points(tmp_path, helpers, run_cli):
     model = helpers.chain_model(tmp_path / "user.onnx")
     data = tmp_path / "images"
     rng = np.random.default_rng(0)
@@ -43,12 +43,13 @@ def test_plan_export_infer_and_bad_points(tmp_path, helpers):
     line = json.loads(r.stdout.strip().splitlines()[-1])
     assert line["ran"] == "fallback" and line["option"] == "c3/int8"
 
-    r = edgemap("plan", *common, "--bandwidth-mbps", "5", "--rtt-ms", "20", "--classes", "cat,dog,zebra", "--show", "3")
-    lines = r.stderr.strip().splitlines()  # the folders are relabelled by name to the model's order: apple is unknown
-    assert r.returncode == 2 and len(lines) == 1 and "the data has 'apple' that --classes does not know" in lines[0]
-    r = edgemap("plan", *common, "--bandwidth-mbps", "5", "--rtt-ms", "20", "--classes", "zebra,apple,cat", "--show", "3")
-    assert r.returncode == 0 and "best (latency):" in r.stdout, r.stderr
-    assert max(len(line) for line in r.stdout.splitlines()) > 100  # piped, the table is not wrapped at 80 columns
+    plan_args = ("split", "plan", *common, "--bandwidth-mbps", "5", "--rtt-ms", "20", "--show", "3", "--classes")
+    status, _, err = run_cli(*plan_args, "cat,dog,zebra")
+    lines = err.strip().splitlines()  # the folders are relabelled by name to the model's order: apple is unknown
+    assert status == 2 and len(lines) == 1 and "the data has 'apple' that --classes does not know" in lines[0]
+    status, out, err = run_cli(*plan_args, "zebra,apple,cat")
+    assert status == 0 and "best (latency):" in out, err
+    assert max(len(line) for line in out.splitlines()) > 100  # not a terminal: the table is not wrapped at 80 columns
 
     r = edgemap("export", *common, "--out", str(tmp_path / "x"), "--points", "c99")
     lines = r.stderr.strip().splitlines()
