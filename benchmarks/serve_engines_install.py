@@ -91,12 +91,14 @@ def edge_run(py: Path, bundle: Path, pngs: list[bytes], folder: Path) -> dict:
     out = {"verify_ok": verify.returncode == 0, "verify": (verify.stdout + verify.stderr).strip()[-300:],
            "infer_top1": [json.loads(line)["top1"] for line in infer.stdout.splitlines() if line.startswith("{")],
            "infer_stderr": infer.stderr.strip()[-300:]}
+    from serve_load import wait_ready
+
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen([*cli, "serve", str(bundle), "--port", str(port)], stderr=subprocess.PIPE, text=True, env=env)
     try:
-        _wait_ready(port, proc)
+        wait_ready(port, proc, 180)
         out["serve_top1"] = [_post(port, data)["predictions"][0]["top1"] for data in pngs]
         proc.send_signal(signal.SIGTERM)
         out["serve_exit"] = proc.wait(60)
@@ -105,20 +107,6 @@ def edge_run(py: Path, bundle: Path, pngs: list[bytes], folder: Path) -> dict:
             proc.kill()
         out["serve_stderr"] = proc.stderr.read().strip()[-300:]
     return out
-
-
-def _wait_ready(port: int, proc: subprocess.Popen) -> None:
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"serve exited: {proc.stderr.read()[-1000:]}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise SystemExit("serve did not become ready")
 
 
 def _post(port: int, data: bytes) -> dict:

@@ -130,6 +130,22 @@ def bare_runtime_p50(bundle: Path, image: np.ndarray) -> dict:
     return {"run_p50_ms": 1000 * float(np.median(run)), "decode_preprocess_run_p50_ms": 1000 * float(np.median(full))}
 
 
+
+def wait_ready(port: int, proc: subprocess.Popen, timeout_s: float) -> None:
+    """Poll /readyz until 200 (the port is bound before the model, or the workers, are loaded); raise if the server
+    exits or is not ready within timeout_s."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"serve exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError("server did not become ready")
+
 class Server:
     """`edgemap serve` in its own process, with its peak RSS sampled."""
 
@@ -143,16 +159,7 @@ class Server:
         import psutil
 
         self.ps = psutil.Process(self.proc.pid)
-        deadline = time.time() + 120
-        while time.time() < deadline:  # /readyz: the port is bound before the model (or the workers) are loaded
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.2)
-        else:
-            raise RuntimeError("server did not start")
+        wait_ready(self.port, self.proc, 120)
         self.procs = [self.ps, *self.ps.children(recursive=True)]  # with --workers N: the supervisor and its workers
 
     def cpu_s(self) -> float:
