@@ -18,6 +18,8 @@ EVAL_HELP = "accuracy data: CIFAR-10 location, .npz or image folder (default: $E
 PRECISION_HELP = ("training precision: fp32, or bf16 (CPU autocast; faster only where the CPU runs bf16 fast: "
                   "benchmarks/train_precision.py measures it)")
 
+WEIGHT_DECAY = 5e-4  # prune's fixed-epoch fine-tuning default (a user's model has no such option: given, it is refused)
+
 # options several `compress` commands take, declared once
 DATA_OPTION = typer.Option(None, help=DATA_HELP)
 EVAL_DATA_OPTION = typer.Option(None, help=EVAL_HELP)
@@ -84,7 +86,7 @@ def _add_prune(group: typer.Typer) -> None:
                                                                  "way; 0: no fine-tuning)"),
         lr: Optional[float] = typer.Option(None, help="fine-tuning peak learning rate (default: a range test on the "
                                                       "budget, 0.05 by epochs)"),
-        weight_decay: float = typer.Option(5e-4, help="fine-tuning weight decay (by epochs)"),
+        weight_decay: float = typer.Option(WEIGHT_DECAY, help="fine-tuning weight decay (by epochs)"),
         norm_bias_decay: bool = typer.Option(True, help="also weight-decay BatchNorm parameters and biases "
                                              "(--no-norm-bias-decay exempts them)"),
         distill: Optional[bool] = typer.Option(None, "--distill/--no-distill", help="fine-tune with the unpruned model "
@@ -122,11 +124,12 @@ def _add_prune(group: typer.Typer) -> None:
                                        "--layer-ratio": bool(layer_ratio), "--teacher-mirror": teacher_mirror,
                                        "--jpeg-augment": jpeg_augment is not None, "--mixup": mixup != 0,
                                        "--temperature/--alpha": temperature is not None or alpha is not None,
-                                       "--weight-decay": weight_decay != 5e-4, "--no-norm-bias-decay": not norm_bias_decay,
-                                       "--limit": limit != 0, "--run-dir": run_dir is not None})
-            settings = {"ratio": 0.5 if ratio is None else ratio, "round_to": 8 if round_to is None else round_to,
-                        "finetune_steps": finetune_steps, "finetune_minutes": finetune_minutes, "optimizer": optimizer,
-                        "max_drop": max_drop, "finetune_epochs": finetune_epochs, "distill": distill is not False,
+                                       "--weight-decay": weight_decay != WEIGHT_DECAY,
+                                       "--no-norm-bias-decay": not norm_bias_decay, "--limit": limit != 0,
+                                       "--run-dir": run_dir is not None})
+            given = {k: v for k, v in (("ratio", ratio), ("round_to", round_to)) if v is not None}  # else the pass's
+            settings = {**given, "finetune_steps": finetune_steps, "finetune_minutes": finetune_minutes,
+                        "optimizer": optimizer, "max_drop": max_drop, "finetune_epochs": finetune_epochs, "distill": distill is not False,
                         "lr": lr, "precision": precision, "importance": importance, "probe_steps": probe_steps,
                         "held_out": held_out}
             show(prune_user(checkpoint, weights, out, settings, data, eval_data, preprocess, latency_runs,

@@ -109,4 +109,5 @@ def _onnx_context(model: Path, data: Path | None, eval_data: Path | None, prepro
         raise EdgemapError("--preprocess says how --data / --eval-data images become inputs; give at least one of them")
     return PassContext(train_set=load_user_data(data, "train", spec) if data else None,
                        eval_set=load_user_data(eval_data, "test", spec) if eval_data else None,
-                       val_set=load_user_data(val_data, "val", spec) if val_data else None, latency_runs=latency_runs, progress=True, norm=spec, input_shape=shape)
+                       val_set=load_user_data(val_data, "val", spec) if val_data else None, latency_runs=latency_runs,
+                       progress=True, norm=spec, input_shape=shape)
